@@ -1,0 +1,238 @@
+"""The cost model: FLOPs, bytes, parameters and roofline time per op; totals per model.
+
+Conventions (kunlun-model.md, "Counting FLOPs"):
+- useful work only: a jagged sequence counts `avg_len` tokens, a window counts in-window pairs;
+- a matmul of [M, K] x [K, N] is 2·M·N·K; elementwise ops, norms, softmax are 0 FLOPs
+  (they move bytes), exactly as torch.utils.flop_counter counts;
+- backward is 2x forward for matmuls, 2.5x for attention ops (recomputed scores);
+- embedding lookups are 0 FLOPs, their rows are bytes.
+`flops` is the useful count (what MFU divides by); `flops_exec` is what the chosen
+implementation executes: the torch path runs padded sequences (max_len) and an unfused
+window attention runs the dense T x T scores. The two agree when avg_len == max_len and
+every window op is fused.
+
+All per-op numbers are per example; per-step numbers multiply by the batch size.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import hardware
+from .ir import Graph, Op
+from .passes.fuse import FUSED_KINDS
+
+ATTENTION_KINDS = FUSED_KINDS | {"attn_scores", "attn_values"}
+MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
+NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})
+TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# AdamW over dense parameters: read param, grad, m, v and write param, m, v in fp32.
+OPTIMIZER_BYTES_PER_PARAM = 7 * 4
+
+
+@dataclass(frozen=True)
+class OpCost:
+    id: str
+    kind: str
+    block: str
+    group: str
+    flops: float        # useful forward FLOPs per example
+    flops_exec: float   # executed forward FLOPs per example
+    bytes: float        # forward bytes moved per example
+    params: int
+    train_factor: float  # forward + backward FLOPs = train_factor x forward
+    time_s: float       # estimated forward + backward time per step
+    kernel: str = ""
+
+
+def pairs_in_window(t: float, window: int, causal: bool) -> float:
+    """Count of (i, j), 0 <= i, j < t, with |i-j| <= window (or 0 <= i-j <= window if causal).
+
+    Closed form with w = min(window, t-1): bidirectional t(2w+1) - w(w+1); causal t(w+1) - w(w+1)/2.
+    Exact on integers; on a fractional avg_len it interpolates smoothly.
+    """
+    if t <= 0:
+        return 0
+    w = min(window, t - 1)
+    if causal:
+        return t * (w + 1) - w * (w + 1) / 2
+    return t * (2 * w + 1) - w * (w + 1)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+class CostModel:
+    def __init__(self, graph: Graph, target: str, batch_size: int) -> None:
+        self.graph = graph
+        self.hw = hardware.get(target)
+        self.batch_size = batch_size
+        plan = graph.meta["plan"]
+        self.dtype = "fp32" if target == "cpu" else plan.dtype
+        self.elt = DTYPE_BYTES[self.dtype]
+
+    # ---- token counts ----------------------------------------------------------------------
+    def _tokens(self, seq: str | None, useful: bool) -> float:
+        max_len, avg_len = self.graph.seq_lens[seq]
+        return avg_len if useful else max_len
+
+    def _scale(self, op: Op, useful: bool) -> float:
+        """Fraction of a padded value that is useful: avg_len / max_len on a jagged axis."""
+        if op.seq is None or not useful:
+            return 1.0
+        max_len, avg_len = self.graph.seq_lens[op.seq]
+        return avg_len / max_len
+
+    def _pairs(self, op: Op, useful: bool, fused: bool) -> float:
+        tq, tk = op.attr("tq"), op.attr("tk")
+        if tq is not None and tq == tk:
+            t = self._tokens(tq, useful)
+            if not useful and not fused:   # dense scores with a band mask
+                return t * t
+            return pairs_in_window(t, op.attrs["window"], op.attrs["causal"])
+        lq = self._tokens(tq, useful) if tq else self._q_len(op)
+        lk = self._tokens(tk, useful) if tk else self._k_len(op)
+        return lq * lk
+
+    def _q_len(self, op: Op) -> int:
+        return self.graph.op(op.inputs[0]).shape[1]
+
+    def _k_len(self, op: Op) -> int:
+        src = self.graph.op(op.inputs[1])
+        return src.shape[1] if op.kind != "attn_values" else src.shape[1]
+
+    # ---- per-op formulas ---------------------------------------------------------------------
+    def flops(self, op: Op, useful: bool = True) -> float:
+        ins = [self.graph.op(i) for i in op.inputs]
+        if op.kind == "linear":      # 2 · rows · in · out
+            rows = _numel(ins[0].shape[:-1]) * self._scale(ins[0], useful)
+            return 2 * rows * op.attrs["in_features"] * op.attrs["out_features"]
+        if op.kind == "token_linear":  # [n_out, n_in] @ [n_in, d]
+            return 2 * op.attrs["n_out"] * op.attrs["n_in"] * _numel(ins[0].shape[1:])
+        if op.kind == "bmm":         # [M, K] @ [K, N]
+            a = ins[0].shape[::-1] if op.attr("transpose_a") else ins[0].shape
+            return 2 * a[0] * a[1] * ins[1].shape[1]
+        if op.kind in ("attn_scores", "attn_values"):  # 2 · H · D · pairs
+            heads, dh = ins[0].shape[0], ins[1].shape[2]
+            return 2 * heads * dh * self._pairs(op, useful, fused=False)
+        if op.kind in FUSED_KINDS:   # both matmuls of attention: 4 · H · D · pairs
+            heads, _, dh = ins[0].shape
+            return 4 * heads * dh * self._pairs(op, useful, fused=True)
+        return 0
+
+    def bytes(self, op: Op) -> float:
+        """Bytes an unfused implementation reads and writes in the forward (useful rows)."""
+        if op.kind in ("reshape", "input", "param", "output", "slice"):
+            return 0
+        if op.kind == "embedding":   # one row per lookup
+            return _numel(op.shape) * self._scale(op, True) * self.elt
+        moved = sum(_numel(self.graph.op(i).shape) * self._scale(self.graph.op(i), True) for i in op.inputs)
+        moved += _numel(op.shape) * self._scale(op, True) + self.params(op)
+        return moved * self.elt
+
+    def params(self, op: Op) -> int:
+        a = op.attrs
+        if op.kind == "linear":
+            return a["in_features"] * a["out_features"] + (a["out_features"] if a.get("bias", True) else 0)
+        if op.kind == "token_linear":
+            return a["n_in"] * a["n_out"]
+        if op.kind == "param":
+            return _numel(a["shape"])
+        if op.kind == "embedding" and a.get("table") is None:   # a private time-gap table
+            return TIME_GAP_BUCKETS * a["dim"]
+        if op.kind == "elementwise" and a.get("fn") in ("layer_norm", "add_layer_norm"):
+            return 2 * op.shape[-1]
+        if op.kind == "elementwise" and a.get("fn") == "rms_norm":
+            return op.shape[-1]
+        return 0
+
+    def time_s(self, op: Op, train_factor: float) -> float:
+        """Roofline per step, forward + backward: compute at `efficiency` of peak vs bytes at bandwidth."""
+        if op.kind in NO_LAUNCH:
+            return 0.0
+        kind = "attention" if op.kind in ATTENTION_KINDS else "matmul"
+        flops = self.flops(op, useful=False) * self.batch_size * train_factor
+        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[kind])
+        memory = self.bytes(op) * self.batch_size * 3 / (self.hw.mem_bw * self.hw.efficiency["memory"])
+        return max(compute, memory) + 2 * self.hw.launch_s
+
+    def op_cost(self, op: Op) -> OpCost:
+        factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0
+        group = self.graph.blocks[op.block].group
+        if group == "rest" and op.kind == "embedding":
+            group = "embeddings"
+        return OpCost(op.id, op.kind, op.block, group, self.flops(op), self.flops(op, useful=False),
+                      self.bytes(op), self.params(op), factor, self.time_s(op, factor), op.attr("kernel", ""))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    name: str
+    target: str
+    dtype: str
+    batch_size: int
+    params: int
+    params_dense: int
+    flops_fwd_per_example: float
+    flops_fwd_per_step: float
+    flops_fwd_exec_per_step: float
+    flops_train_per_step: float
+    est_step_time_s: float
+    est_mfu: float
+    peak_flops: float
+    ops: tuple[OpCost, ...]
+
+    def groups(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for c in self.ops:
+            g = out.setdefault(c.group, {"flops_fwd": 0, "time_s": 0, "params": 0})
+            g["flops_fwd"] += c.flops * self.batch_size
+            g["time_s"] += c.time_s
+            g["params"] += c.params
+        return out
+
+    def blocks(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for c in self.ops:
+            b = out.setdefault(c.block, {"flops_fwd": 0, "time_s": 0, "params": 0, "group": c.group})
+            b["flops_fwd"] += c.flops * self.batch_size
+            b["time_s"] += c.time_s
+            b["params"] += c.params
+        return out
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["ops"] = [asdict(c) for c in self.ops]
+        d["groups"] = self.groups()
+        return d
+
+
+def estimate(graph: Graph, target: str | None = None, batch_size: int | None = None) -> Estimate:
+    plan = graph.meta["plan"]
+    target = target or plan.target
+    batch = batch_size or plan.batch_size
+    model = CostModel(graph, target, batch)
+    ops = tuple(model.op_cost(op) for op in graph.ops())
+    table_params = sum(t.vocab * t.dim for t in plan.tables)
+    dense_params = sum(c.params for c in ops)
+    fwd = sum(c.flops for c in ops)
+    train = sum(c.flops * c.train_factor for c in ops) * batch
+    optimizer_s = dense_params * OPTIMIZER_BYTES_PER_PARAM / (model.hw.mem_bw * model.hw.efficiency["memory"])
+    step = sum(c.time_s for c in ops) + optimizer_s
+    return Estimate(
+        name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
+        params=dense_params + table_params, params_dense=dense_params,
+        flops_fwd_per_example=_int(fwd), flops_fwd_per_step=_int(fwd * batch),
+        flops_fwd_exec_per_step=_int(sum(c.flops_exec for c in ops) * batch),
+        flops_train_per_step=_int(train), est_step_time_s=step,
+        est_mfu=train / (step * model.hw.peak_bf16), peak_flops=model.hw.peak_bf16, ops=ops,
+    )
+
+
+def _int(x: float) -> float:
+    """Exact integers stay integers (avg_len integral); fractional avg_len rounds."""
+    return int(round(x))
