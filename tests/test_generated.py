@@ -1,0 +1,149 @@
+"""Generated packages: forward/backward, jagged semantics, FLOPs against FlopCounterMode, params,
+torch.compile and torch.export."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genutil import build_and_import, estimate, full_length, load_spec, spec_paths, SPECS
+
+TINY = SPECS / "kunlun_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_and_import(load_spec(TINY), tmp_path_factory.mktemp("tiny"))
+
+
+def _to(tree, device):
+    if isinstance(tree, dict):
+        return {k: _to(v, device) for k, v in tree.items()}
+    return tree.to(device)
+
+
+def test_forward_backward(tiny):
+    pkg, _ = tiny
+    torch.manual_seed(0)
+    model = pkg.Model()
+    batch = pkg.example_batch(16, seed=1)
+    logits = model(batch)
+    assert logits.shape == (16, 2) and torch.isfinite(logits).all()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"])
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    # every parameter is reached by the loss: no dead block in the compiled graph
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, dead
+
+
+def test_example_batch_contract(tiny):
+    pkg, _ = tiny
+    b = pkg.example_batch(200, seed=3)
+    lengths = b["events"]["click"]["lengths"]
+    assert lengths.min() == 0 and lengths.max() == 24          # 0 … max_len
+    full = pkg.example_batch(5, full=True)
+    assert (full["events"]["impression"]["lengths"] == 32).all()
+    assert b["labels"].shape == (200, 2) and set(b["labels"].unique().tolist()) <= {0.0, 1.0}
+    again = pkg.example_batch(200, seed=3)
+    assert torch.equal(again["events"]["click"]["items"]["click_item"], b["events"]["click"]["items"]["click_item"])
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_backends(tiny, backend):
+    pkg, _ = tiny
+    assert pkg.Model(backend=backend).backend == "torch"
+    with pytest.raises(ValueError):
+        pkg.Model(backend="cuda")
+
+
+def test_padding_changes_nothing(tiny):
+    """Tokens at or beyond an example's length influence neither the logits nor any gradient."""
+    pkg, _ = tiny
+    torch.manual_seed(0)
+    model = pkg.Model()
+    batch = pkg.example_batch(12, seed=5)
+    for ev in batch["events"].values():       # include empty and length-1 sequences
+        ev["lengths"][:3] = torch.tensor([0, 1, 2])
+    other = copy.deepcopy(batch)
+    for name, ev in other["events"].items():
+        t = ev["lengths"]
+        for item, ids in ev["items"].items():
+            pad = torch.arange(ids.shape[1])[None, :] >= t[:, None]
+            ids[pad] = (ids[pad] + 7) % 50
+        if "time_gaps" in ev:
+            ev["time_gaps"][torch.arange(ev["time_gaps"].shape[1])[None, :] >= t[:, None]] += 12345
+    out_a, out_b = model(batch), model(other)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-6)
+    grads = []
+    for b in (batch, other):
+        model.zero_grad()
+        model(b).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if "tables" not in n})
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_length_zero_and_one(tiny):
+    pkg, _ = tiny
+    model = pkg.Model()
+    batch = pkg.example_batch(4, seed=2)
+    for ev in batch["events"].values():
+        ev["lengths"][:] = torch.tensor([0, 1, 0, 1])
+    out = model(batch)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_params_match_estimate(tiny):
+    pkg, c = tiny
+    model = pkg.Model()
+    assert sum(p.numel() for p in model.parameters()) == estimate(c.graph).params
+
+
+def _flops_of(pkg, batch_size: int, device: str) -> int:
+    with torch.device(device):
+        model = pkg.Model()
+    batch = _to(pkg.example_batch(batch_size, full=True), device)
+    with FlopCounterMode(display=False) as counter:
+        model(batch)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("path", spec_paths(), ids=lambda p: p.stem)
+def test_flop_counter_matches_cost_model(path, tmp_path):
+    """FlopCounterMode over one full-length forward == the cost model's forward FLOPs per step."""
+    spec = full_length(load_spec(path))
+    pkg, c = build_and_import(spec, tmp_path)
+    batch_size = 3
+    est = estimate(c.graph, batch_size=batch_size)
+    device = "cpu" if path.stem == "kunlun_tiny" else "meta"   # big presets: shapes only
+    counted = _flops_of(pkg, batch_size, device)
+    assert counted == est.flops_fwd_exec_per_step
+    banded_unfused = any(o.kind == "attn_scores" and o.attr("tq") == o.attr("tk") is not None
+                         and o.attr("window", 0) < c.graph.seq_lens[o.attr("tq")][0] - 1
+                         for o in c.graph.ops())
+    if not banded_unfused:      # useful == executed: the MFU numerator is what torch counts
+        assert abs(counted - est.flops_fwd_per_step) <= 0.01 * est.flops_fwd_per_step
+
+
+def test_torch_compile(tiny):
+    pkg, _ = tiny
+    torch.manual_seed(0)
+    model = pkg.Model()
+    batch = pkg.example_batch(6, seed=4)
+    eager = model(batch)
+    compiled = torch.compile(model, fullgraph=True)
+    torch.testing.assert_close(compiled(batch), eager, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_export(tiny):
+    pkg, _ = tiny
+    model = pkg.Model().eval()
+    batch = pkg.example_batch(6, seed=4)
+    program = torch.export.export(model, (batch,))
+    torch.testing.assert_close(program.module()(batch), model(batch), rtol=1e-5, atol=1e-6)
