@@ -38,7 +38,7 @@ class OpCost:
     group: str
     flops: float        # useful forward FLOPs per example
     flops_exec: float   # executed forward FLOPs per example
-    bytes: float        # forward bytes moved per example
+    bytes: float        # forward activation bytes moved per example (weights: params x dtype, per step)
     params: int
     train_factor: float  # forward + backward FLOPs = train_factor x forward
     time_s: float       # estimated forward + backward time per step
@@ -125,13 +125,15 @@ class CostModel:
         return 0
 
     def bytes(self, op: Op) -> float:
-        """Bytes an unfused implementation reads and writes in the forward (useful rows)."""
+        """Activation bytes an unfused implementation reads and writes per example (useful rows).
+
+        Weights are read once per step, not once per example: see `weight_bytes`."""
         if op.kind in ("reshape", "input", "param", "output", "slice"):
             return 0
         if op.kind == "embedding":   # one row per lookup
             return _numel(op.shape) * self._scale(op, True) * self.elt
         moved = sum(_numel(self.graph.op(i).shape) * self._scale(self.graph.op(i), True) for i in op.inputs)
-        moved += _numel(op.shape) * self._scale(op, True) + self.params(op)
+        moved += _numel(op.shape) * self._scale(op, True)
         return moved * self.elt
 
     def params(self, op: Op) -> int:
@@ -157,7 +159,8 @@ class CostModel:
         kind = "attention" if op.kind in ATTENTION_KINDS else "matmul"
         flops = self.flops(op, useful=False) * self.batch_size * train_factor
         compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[kind])
-        memory = self.bytes(op) * self.batch_size * 3 / (self.hw.mem_bw * self.hw.efficiency["memory"])
+        moved = self.bytes(op) * self.batch_size + self.params(op) * self.elt
+        memory = moved * 3 / (self.hw.mem_bw * self.hw.efficiency["memory"])   # fwd + 2x bwd
         return max(compute, memory) + 2 * self.hw.launch_s
 
     def op_cost(self, op: Op) -> OpCost:

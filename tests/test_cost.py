@@ -1,0 +1,132 @@
+"""Exact FLOP / byte / parameter integers per op type, and whole-model invariants."""
+from __future__ import annotations
+
+import pytest
+
+from genutil import SPECS, compiled, estimate, load_spec, spec_text
+from kunlun_compiler.cost import CostModel, pairs_in_window
+
+TINY_TEXT = (SPECS / "kunlun_tiny.yaml").read_text()
+
+
+def _spec(**replace):
+    text = TINY_TEXT
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return spec_text(text)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    c = compiled(_spec())
+    return c, CostModel(c.graph, "cpu", 1)
+
+
+def brute_pairs(t, w, causal):
+    return sum(1 for i in range(t) for j in range(t) if (0 <= i - j <= w if causal else abs(i - j) <= w))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_pairs_in_window(causal):
+    for t in range(0, 30):
+        for w in range(1, 35):
+            assert pairs_in_window(t, w, causal) == brute_pairs(t, w, causal), (t, w)
+
+
+# click: avg_len 12 of max_len 24, d_e 16, 2 heads of 8; n_sum 4, m 8; seeds 8, k 2, rank 2
+@pytest.mark.parametrize("op_id, kind, useful, executed", [
+    ("l0_click_pffn.q_proj", "linear", 2 * 12 * 16 * 16, 2 * 24 * 16 * 16),
+    ("l0_click_pffn.kv_tokens", "token_linear", 2 * 8 * 4 * 16, 2 * 8 * 4 * 16),
+    ("l0_click_pffn.k_proj", "linear", 2 * 8 * 16 * 16, 2 * 8 * 16 * 16),
+    ("l0_click_pffn.gdpa", "gdpa", 4 * 2 * 8 * 12 * 8, 4 * 2 * 8 * 24 * 8),
+    ("l1_click_swa.window_attention", "window_attention", 4 * 2 * 8 * (12 * 9 - 20), 4 * 2 * 8 * (24 * 9 - 20)),
+    ("l0_click_hsp.seed_pooling", "seed_pooling", 4 * 2 * 8 * 12 * 8, 4 * 2 * 8 * 24 * 8),
+    ("l0_click_hsp.kron_u", "bmm", 2 * (2 * 2) * 8 * 16, 2 * (2 * 2) * 8 * 16),
+    ("l0_click_hsp.kron_w", "linear", 2 * 2 * (2 * 16) * 16, 2 * 2 * (2 * 16) * 16),
+    ("l0_click_hsp.out_proj", "linear", 2 * 2 * 16 * 16, 2 * 2 * 16 * 16),
+    ("l0_weight_gen.lce", "token_linear", 2 * 4 * 4 * 16, 2 * 4 * 4 * 16),
+    ("l0_weight_gen.gate", "linear", 2 * 4 * 16 * 16, 2 * 4 * 16 * 16),
+    ("l0_interaction.expert0.layer0.fm_aty", "bmm", 2 * 6 * 16 * 4, 2 * 6 * 16 * 4),
+    ("l0_interaction.expert0.layer0.fm", "bmm", 2 * 6 * 16 * 4, 2 * 6 * 16 * 4),
+    ("l0_interaction.expert0.layer0.lcb", "token_linear", 2 * 4 * 6 * 16, 2 * 4 * 6 * 16),
+    ("l0_interaction.expert0.layer0.skip", "token_linear", 2 * 8 * 6 * 16, 2 * 8 * 6 * 16),
+    ("l0_interaction.project", "token_linear", 2 * 4 * 16 * 16, 2 * 4 * 16 * 16),
+    ("features.ad_category.proj", "linear", 2 * 8 * 16, 2 * 8 * 16),
+    ("embed_click.click_category.proj", "linear", 2 * 12 * 8 * 16, 2 * 24 * 8 * 16),
+    ("embed_click.click_item.embed", "embedding", 0, 0),
+    ("head.mlp0", "linear", 2 * (8 * 16) * 32, 2 * (8 * 16) * 32),
+])
+def test_op_flops(tiny, op_id, kind, useful, executed):
+    c, model = tiny
+    op = c.graph.op(op_id)
+    assert op.kind == kind
+    assert model.flops(op) == useful
+    assert model.flops(op, useful=False) == executed
+
+
+def test_op_params_and_bytes(tiny):
+    c, model = tiny
+    g = c.graph
+    assert model.params(g.op("l0_click_pffn.q_proj")) == 16 * 16 + 16
+    assert model.params(g.op("l0_click_hsp.kron_w")) == 32 * 16                 # no bias
+    assert model.params(g.op("l0_click_hsp.seeds")) == 8 * 16
+    assert model.params(g.op("embed_click.time_gap_embed")) == 32 * 16         # private table
+    assert model.params(g.op("embed_click.click_item.embed")) == 0             # shared table, counted once
+    assert model.bytes(g.op("embed_click.click_item.embed")) == 12 * 16 * 4    # avg_len rows, fp32 on cpu
+    assert model.flops(g.op("l0_interaction.residual")) == 0                   # elementwise: bytes only
+
+
+def test_unfused_window_counts_useful_but_executes_dense():
+    c = compiled(_spec(**{"fuse: true": "fuse: false"}))
+    model = CostModel(c.graph, "cpu", 1)
+    scores = c.graph.op("l1_click_swa.scores")
+    assert model.flops(scores) == 2 * 2 * 8 * (12 * 9 - 20)
+    assert model.flops(scores, useful=False) == 2 * 2 * 8 * 24 * 24
+
+
+def test_fusion_preserves_useful_flops():
+    fused = estimate(compiled(_spec()).graph)
+    unfused = estimate(compiled(_spec(**{"fuse: true": "fuse: false"})).graph)
+    assert fused.flops_fwd_per_step == unfused.flops_fwd_per_step
+    assert fused.params == unfused.params
+    assert fused.flops_fwd_exec_per_step < unfused.flops_fwd_exec_per_step   # no dense T x T scores
+
+
+def test_window_changes_flops_exactly():
+    base = estimate(compiled(_spec()).graph, batch_size=1)
+    wide = estimate(compiled(_spec(**{"window: 4,": "window: 9,"})).graph, batch_size=1)
+    # one local layer of the click tower: 4·H·D·Δpairs at avg_len 12
+    delta = 4 * 16 * (pairs_in_window(12, 9, False) - pairs_in_window(12, 4, False))
+    assert wide.flops_fwd_per_example - base.flops_fwd_per_example == delta
+
+
+def test_compskip_removes_exactly_the_skipped_halves():
+    alt = estimate(compiled(_spec()).graph, batch_size=1)
+    none = estimate(compiled(_spec(**{"compskip: alternate": "compskip: none"})).graph, batch_size=1)
+    L, d, win = 12, 16, 4
+    swa = 2 * L * d * 3 * d + 2 * L * d * d + 4 * d * pairs_in_window(L, win, False)
+    # impression: T 32 (avg = max), d_e 8, heads 2, window 8; one layer
+    swa_imp = 2 * 32 * 8 * 24 + 2 * 32 * 8 * 8 + 4 * 8 * pairs_in_window(32, 8, False)
+    pffn = 2 * L * d * d * 2 + 2 * 8 * 4 * 16 + 2 * 2 * 8 * 16 * d + 4 * L * 8 * d
+    hsp = 4 * 8 * L * d + 2 * 4 * 8 * 16 + 2 * 2 * 32 * 16 + 2 * 2 * 16 * 16
+    # none adds: layer 0 window attention for both towers, layer 1 click PFFN + HSP;
+    # with a fresh HSP on the last layer, the click readout goes (one HSP fewer).
+    assert none.flops_fwd_per_example - alt.flops_fwd_per_example == swa + swa_imp + pffn + hsp - hsp
+
+
+def test_train_flops_and_mfu_are_consistent(tiny):
+    c, _ = tiny
+    est = estimate(c.graph, "h200", 64)
+    attn = sum(o.flops for o in est.ops if o.train_factor == 3.5)
+    other = sum(o.flops for o in est.ops if o.train_factor == 3.0)
+    assert est.flops_train_per_step == round((3.5 * attn + 3 * other) * 64)
+    assert est.est_mfu == pytest.approx(est.flops_train_per_step / (est.est_step_time_s * 989e12))
+    assert 0 < est.est_mfu < 1
+
+
+def test_jagged_scaling(tiny):
+    full = estimate(compiled(_spec(**{"avg_len: 12": "avg_len: 24"})).graph, batch_size=1)
+    half = estimate(compiled(_spec()).graph, batch_size=1)
+    assert half.flops_fwd_per_example < full.flops_fwd_per_example
+    assert half.flops_fwd_exec_per_step == full.flops_fwd_exec_per_step    # torch runs padded
