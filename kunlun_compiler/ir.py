@@ -82,6 +82,7 @@ class Graph:
         self.blocks: dict[str, Block] = {}
         self.seq_lens: dict[str, tuple[int, float]] = {}  # event -> (max_len, avg_len)
         self.meta: dict[str, Any] = {}
+        self._topo: list[str] | None = None
 
     # ---- construction -------------------------------------------------------------------
     def add(self, op: Op) -> Op:
@@ -92,6 +93,7 @@ class Graph:
                 raise IRError(f"op {op.id!r} reads {src!r}, which is not defined")
         op = op.with_(shape=infer_shape(op, [self.op(i).shape for i in op.inputs]))
         self._order[op.id] = len(self._order)
+        self._topo = None
         self._g.add_node(op.id, op=op)
         for src in op.inputs:
             self._g.add_edge(src, op.id)
@@ -125,6 +127,7 @@ class Graph:
         for op_id in ops:
             self._g.remove_node(op_id)
             del self._order[op_id]
+        self._topo = None
         for other in list(self.blocks.values()):  # a later block whose predecessor this was
             pt = {var: block.passthrough[var] if var in block.outs and prev == block.outs[var] else prev
                   for var, prev in other.passthrough.items()}
@@ -141,6 +144,7 @@ class Graph:
             self._g.nodes[dst]["op"] = dst_op.with_(inputs=tuple(new if i == old else i for i in dst_op.inputs))
             self._g.remove_edge(old, dst)
             self._g.add_edge(new, dst)
+        self._topo = None
 
     def replace_chain(self, chain: list[str], new: Op) -> Op:
         """Replace a chain of ops with one op; consumers of the chain's last op read the new one."""
@@ -152,11 +156,13 @@ class Graph:
             del self._order[op_id]
         new_op = self.add(new)
         self._order[new_op.id] = position  # the fused op sorts where the chain ended
+        self._topo = None
         for dst in consumers:
             dst_op = self.op(dst)
             inputs = tuple(new_op.id if i == last else i for i in dst_op.inputs)
             self._g.nodes[dst]["op"] = dst_op.with_(inputs=inputs)
             self._g.add_edge(new_op.id, dst)
+        self._topo = None
         return new_op
 
     # ---- queries ------------------------------------------------------------------------
@@ -173,14 +179,17 @@ class Graph:
         return self._g.number_of_nodes()
 
     def ops(self) -> list[Op]:
-        order = nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__)
-        return [self._g.nodes[n]["op"] for n in order]
+        if self._topo is None:   # cached until the graph's structure changes
+            self._topo = list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
+        return [self._g.nodes[n]["op"] for n in self._topo]
 
     def consumers(self, op_id: str) -> list[Op]:
         return sorted((self.op(n) for n in self._g.successors(op_id)), key=lambda o: self._order[o.id])
 
     def ops_in(self, block: str) -> list[Op]:
-        return [op for op in self.ops() if op.block == block]
+        """The block's ops in insertion order (a block is a straight chain of construction)."""
+        ops = [op for _, op in self._g.nodes(data="op") if op.block == block]
+        return sorted(ops, key=lambda op: self._order[op.id])
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}
