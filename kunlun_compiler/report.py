@@ -24,16 +24,16 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> st
     lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}", ""]
     if verbose:
         lines += ["passes:"] + [f"  {r.line()}" for r in compiled.reports] + [""]
-    lines += [_row("block", "group", "kernel", "GFLOP/ex", "share", "params", "est time")]
+    lines += [_row("block", "group", "kernel", "fwd/example", "share", "params", "est time")]
     total_flops = est.flops_fwd_per_step or 1
     kernels = _kernels(est)
     for name, b in est.blocks().items():
         share = b["flops_fwd"] / total_flops
-        lines.append(_row(name, b["group"], kernels.get(name, "-"), f"{b['flops_fwd'] / est.batch_size / 1e9:.4f}",
+        lines.append(_row(name, b["group"], kernels.get(name, "-"), si(b['flops_fwd'] / est.batch_size, "FLOP"),
                           f"{share:6.1%}", si(b["params"]), seconds(b["time_s"])))
-    lines += ["", _row("group", "", "", "GFLOP/ex", "share", "params", "est time")]
+    lines += ["", _row("group", "", "", "fwd/example", "share", "params", "est time")]
     for name, g in sorted(est.groups().items(), key=lambda kv: -kv[1]["flops_fwd"]):
-        lines.append(_row(name, "", "", f"{g['flops_fwd'] / est.batch_size / 1e9:.4f}",
+        lines.append(_row(name, "", "", si(g['flops_fwd'] / est.batch_size, "FLOP"),
                           f"{g['flops_fwd'] / total_flops:6.1%}", si(g["params"]), seconds(g["time_s"])))
     lines += ["", *_totals(est)]
     return "\n".join(lines)
@@ -48,14 +48,14 @@ def _kernels(est: Estimate) -> dict[str, str]:
 
 
 def _row(*cells: str) -> str:
-    widths = (26, 16, 24, 10, 7, 10, 10)
+    widths = (24, 16, 24, 12, 7, 10, 10)
     return "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
 
 def _totals(est: Estimate) -> list[str]:
     return [
         f"parameters            {si(est.params)} ({si(est.params_dense)} dense, the rest embedding tables)",
-        f"forward FLOPs         {est.flops_fwd_per_example / 1e9:.4f} GFLOP/example, {si(est.flops_fwd_per_step, 'FLOP')}/step",
+        f"forward FLOPs         {si(est.flops_fwd_per_example, 'FLOP')}/example, {si(est.flops_fwd_per_step, 'FLOP')}/step",
         f"training FLOPs        {si(est.flops_train_per_step, 'FLOP')}/step (fwd + bwd)",
         f"executed fwd FLOPs    {si(est.flops_fwd_exec_per_step, 'FLOP')}/step (padding and dense masks included)",
         f"estimated step time   {seconds(est.est_step_time_s)}",
