@@ -85,6 +85,26 @@ def test_unfused_window_counts_useful_but_executes_dense():
     assert model.flops(scores, useful=False) == 2 * 2 * 8 * 24 * 24
 
 
+def test_unfused_attention_ops():
+    c = compiled(_spec(**{"fuse: true": "fuse: false", "causal: false": "causal: true"}))
+    model = CostModel(c.graph, "cpu", 1)
+    g = c.graph
+    causal = 12 * 5 - 10                                      # pairs(12, 4, causal)
+    assert model.flops(g.op("l1_click_swa.values")) == 2 * 2 * 8 * causal
+    assert model.flops(g.op("l1_click_swa.values"), useful=False) == 2 * 2 * 8 * 24 * 24
+    assert model.flops(g.op("l0_click_pffn.scores")) == 2 * 2 * 8 * 12 * 8      # T x m, no band
+    assert model.flops(g.op("l0_click_hsp.values")) == 2 * 2 * 8 * 8 * 12       # seeds x L
+    assert model.flops(g.op("l0_click_hsp.softmax")) == 0
+    assert model.flops(g.op("l0_impression_pffn.values"), useful=False) == 2 * 2 * 4 * 32 * 8
+
+
+def test_full_window_is_full_attention():
+    c = compiled(_spec(**{"window: 4,": "window: 100,"}))
+    op = c.graph.op("l1_click_swa.window_attention")
+    assert op.attrs["window"] == 23                                  # clipped to max_len - 1
+    assert CostModel(c.graph, "cpu", 1).flops(op) == 4 * 2 * 8 * 12 * 12
+
+
 def test_fusion_preserves_useful_flops():
     fused = estimate(compiled(_spec()).graph)
     unfused = estimate(compiled(_spec(**{"fuse: true": "fuse: false"})).graph)

@@ -147,3 +147,30 @@ def test_torch_export(tiny):
     batch = pkg.example_batch(6, seed=4)
     program = torch.export.export(model, (batch,))
     torch.testing.assert_close(program.module()(batch), model(batch), rtol=1e-5, atol=1e-6)
+
+
+def _counted(spec_text_, tmp_path, batch_size=2):
+    from genutil import spec_text
+    pkg, c = build_and_import(spec_text(spec_text_), tmp_path)
+    return _flops_of(pkg, batch_size, "cpu")
+
+
+@pytest.mark.parametrize("change, delta", [
+    # the click tower's one local layer: 4·H·D·Δpairs at T = 24, batch 2
+    (("window: 4,", "window: 9,"), 2 * 4 * 16 * ((24 * 19 - 90) - (24 * 9 - 20))),
+    (("causal: false", "causal: true"), 2 * 4 * 16 * ((24 * 5 - 10) - (24 * 9 - 20))),
+])
+def test_measured_flops_change_as_the_cost_model_says(tmp_path, change, delta):
+    text = TINY.read_text()
+    base = _counted(text, tmp_path / "a")
+    changed = _counted(text.replace(*change), tmp_path / "b")
+    assert changed - base == delta
+
+
+def test_measured_compskip_saving(tmp_path):
+    from genutil import compiled as compile_path, spec_text
+    text = TINY.read_text().replace("avg_len: 12", "avg_len: 24")
+    none_text = text.replace("compskip: alternate", "compskip: none")
+    saving = _counted(none_text, tmp_path / "n") - _counted(text, tmp_path / "a")
+    est = [estimate(compile_path(spec_text(t)).graph, batch_size=2).flops_fwd_per_step for t in (none_text, text)]
+    assert saving == est[0] - est[1] > 0
