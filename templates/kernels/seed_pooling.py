@@ -1,0 +1,495 @@
+"""Seed pooling (the pooling step of Hierarchical Seed Pooling) in Triton: forward and backward.
+
+Math. Learned seeds Q [H, S, D] are shared by the batch; k, v [B, H, T, D]; key j of example b
+exists iff j < lengths[b]. Per (b, h), over existing keys only:
+    s   = (Q · Kᵀ) · scale                         [S, T]
+    lse = log Σ_j exp(s)                            [S]   (-inf for an empty sequence)
+    P   = exp(s - lse),  O = P · V                  [S, D] (0 for an empty sequence, never NaN)
+Backward, with Δ = rowsum(dO ⊙ O):
+    dV = Pᵀ dO,  dS = P ⊙ (dO Vᵀ - Δ) · scale,  dK = dSᵀ Q,  dQ = Σ_b dS K.
+
+Why a kernel. S seeds over T keys is S·T·D multiply-adds per (b, h) against T·D elements read:
+with S = 64 about 128 FLOP per byte in bf16, so the cost is reading K and V, and the job is to
+read them exactly once. Each program takes one (b, h) (and one block of seeds, normally all of
+them), streams K/V in tiles of BLOCK_T keys, and runs every seed against the tile while it is on
+chip (online softmax, exp2 with log2(e) folded into the scale). In the model K and V are the
+same tensor (K = V = the sequence): then one load feeds both matmuls and HBM traffic halves.
+Tiles at or past an example's length are never loaded.
+
+Split T. With few (b, h) pairs the grid cannot fill 132 SMs, so T is cut into chunks, each program
+writes a partial (max, sum, unnormalized acc) in fp32, and a tiny kernel combines them. Chunks are
+multiples of _CHUNK_MULTIPLE so every autotuned BLOCK_T tiles them exactly.
+
+Backward. One program per (group of examples, head, T chunk) recomputes P from the saved lse and
+writes dK, dV tiles (zeros past the length, without reading anything there). dQ is a sum over the
+batch: each program accumulates it in registers over its group of examples and writes one fp32
+partial, summed by torch afterwards. Deterministic (no atomics, so autotuning's repeated launches
+are harmless too), and grouping examples keeps the partials to a few percent of the traffic.
+
+Seed blocks. All seeds of a head sit in one block of BLOCK_S = next_pow2(max(S, 16)) rows (tl.dot
+needs 16) while BLOCK_S·BLOCK_D <= _SEED_TILE; beyond that the forward gives each seed block its
+own program (K/V re-read, mostly from L2) and the backward loops over seed blocks, adding into dK/dV.
+
+Precision: fp32 accumulation always; fp32 inputs use input_precision="ieee" (no tf32) so fp32
+reaches ~1e-6; fp16/bf16 round P and dS to the input dtype for the tensor cores, as FlashAttention.
+"""
+import functools
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = [
+    "seed_pooling_backward",
+    "seed_pooling_backward_shared_kv",
+    "seed_pooling_forward",
+    "unsupported",
+]
+
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+_LOG2E = math.log2(math.e)
+_LN2_C = tl.constexpr(math.log(2.0))
+_LOG2E_C = tl.constexpr(_LOG2E)
+_CHUNK_MULTIPLE = 256  # every BLOCK_T below divides it, so T chunks tile exactly
+_SEED_TILE = 256 * 64  # largest BLOCK_S·BLOCK_D kept in registers (fp32 accumulators)
+_MAX_HEAD_DIM = 256
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------- autotuning
+
+def _prune(budget: int, tiles):
+    """An early_config_prune: drops configs whose fp32 tiles need more than `budget` registers
+    per thread (they would spill) or whose K/V pipeline overflows shared memory."""
+    def prune(configs, named_args, **kwargs):
+        args = {**named_args, **kwargs}
+        bs, bd = args["BLOCK_S"], args["BLOCK_D"]
+        kv_tiles = 1 if args["KV_SHARED"] else 2
+        elt = 4 if args["IEEE"] else 2
+        kept = [
+            c for c in configs
+            if tiles(bs, bd, c.kwargs["BLOCK_T"]) <= budget * 32 * c.num_warps
+            and c.num_stages * kv_tiles * c.kwargs["BLOCK_T"] * bd * elt <= 160 * 1024
+        ]
+        return kept or [min(configs, key=lambda c: c.kwargs["BLOCK_T"] * 8 // c.num_warps)]
+    return prune
+
+
+def _configs(triples):
+    if _INTERPRET:  # one small config: the interpreter runs numpy per op, nothing to tune
+        return [triton.Config({"BLOCK_T": 32}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in triples]
+
+
+def _autotune(triples, key, budget, tiles):
+    prune = None if _INTERPRET else {"early_config_prune": _prune(budget, tiles)}
+    return triton.autotune(configs=_configs(triples), key=key, prune_configs_by=prune)
+
+
+# (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
+# Few on purpose: each config of each key costs a compile of a few seconds on the first call.
+_FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
+_BWD_TRIPLES = [(32, 4, 2), (64, 4, 2), (64, 8, 2)]
+# chunk (T rounded up to 256 when not split) buckets T, so a new length rarely retunes.
+_KEY = ["chunk", "NUM_SEEDS", "HEAD_D", "KV_SHARED"]
+
+
+# ----------------------------------------------------------------------------- kernel helpers
+
+@triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    """tl.dot with fp32 accumulation; IEEE (fp32 inputs) avoids tf32's 1e-3 error."""
+    if IEEE:
+        out = tl.dot(a, b, input_precision="ieee")
+    else:
+        out = tl.dot(a, b)
+    return out
+
+
+@triton.jit
+def _tile_mask(rows_ok, offs_d, HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr):
+    """[R, BLOCK_D] mask; no column test when D is a power of two (keeps loads vectorized)."""
+    if BLOCK_D == HEAD_D:
+        mask = rows_ok[:, None] & (offs_d < BLOCK_D)[None, :]
+    else:
+        mask = rows_ok[:, None] & (offs_d < HEAD_D)[None, :]
+    return mask
+
+
+@triton.jit
+def _store_result(O, LSE, bh, offs_s, s_ok, offs_d, m, l, acc,
+                  NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Normalizes acc by l and writes O [B·H, S, D] and lse (natural log); an empty row
+    (l == 0, acc == 0) gives O = 0 and lse = -inf instead of 0/0."""
+    row = bh.to(tl.int64) * NUM_SEEDS + offs_s
+    nonempty = l > 0
+    l_safe = tl.where(nonempty, l, 1.0)
+    o = acc / l_safe[:, None]
+    lse = tl.where(nonempty, (m + tl.log2(l_safe)) * _LN2_C, float("-inf"))
+    mask = _tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D)
+    tl.store(O + row[:, None] * HEAD_D + offs_d[None, :], o.to(O.dtype.element_ty), mask=mask)
+    tl.store(LSE + row, lse, mask=s_ok)
+
+
+@triton.jit
+def _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d,
+                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr):
+    ptrs = Q + h * sq_h + offs_s[:, None] * sq_s + offs_d[None, :] * sq_d
+    return tl.load(ptrs, mask=_tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D), other=0.0)
+
+
+# ----------------------------------------------------------------------------- forward kernels
+
+@_autotune(_FWD_TRIPLES, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
+@triton.jit
+def _fwd_kernel(
+    Q, K, V, LENGTHS, O, LSE, M_PART, L_PART, ACC_PART,
+    H, T, chunk,
+    sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
+    qk_scale,
+    NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SPLIT: tl.constexpr,
+    IEEE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk."""
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
+    offs_s = tl.program_id(2) * BLOCK_S + tl.arange(0, BLOCK_S)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_t = tl.arange(0, BLOCK_T)
+    s_ok = offs_s < NUM_SEEDS
+    q = _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d, HEAD_D, BLOCK_D)
+
+    length = tl.minimum(tl.maximum(tl.load(LENGTHS + b).to(tl.int32), 0), T)
+    t_lo = tl.program_id(1) * chunk
+    t_hi = tl.minimum(t_lo + chunk, length)  # tiles past the length are never touched
+    k_base = K + b.to(tl.int64) * sk_b + h * sk_h
+    v_base = V + b.to(tl.int64) * sv_b + h * sv_h
+
+    m = tl.full([BLOCK_S], float("-inf"), tl.float32)  # running max, log2 domain
+    l = tl.zeros([BLOCK_S], tl.float32)  # running sum of exp2(s - m)
+    acc = tl.zeros([BLOCK_S, BLOCK_D], tl.float32)
+    for t0 in range(t_lo, t_hi, BLOCK_T):
+        t = t0 + offs_t
+        t_ok = t < t_hi
+        mask = _tile_mask(t_ok, offs_d, HEAD_D, BLOCK_D)
+        kt = tl.load(k_base + t[:, None] * sk_t + offs_d[None, :] * sk_d, mask=mask, other=0.0)
+        if KV_SHARED:
+            vt = kt  # K = V: one read feeds both matmuls
+        else:
+            vt = tl.load(v_base + t[:, None] * sv_t + offs_d[None, :] * sv_d, mask=mask, other=0.0)
+        s = _dot(q, tl.trans(kt), IEEE) * qk_scale
+        s = tl.where(t_ok[None, :], s, float("-inf"))
+        # The first tile always holds a valid key, so m_new is finite and no inf - inf occurs.
+        m_new = tl.maximum(m, tl.max(s, 1))
+        alpha = tl.exp2(m - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l = l * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + _dot(p.to(vt.dtype), vt, IEEE)
+        m = m_new
+
+    if SPLIT:
+        row = (tl.program_id(1) * tl.num_programs(0) + bh).to(tl.int64) * NUM_SEEDS + offs_s
+        tl.store(M_PART + row, m, mask=s_ok)
+        tl.store(L_PART + row, l, mask=s_ok)
+        mask = _tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D)
+        tl.store(ACC_PART + row[:, None] * HEAD_D + offs_d[None, :], acc, mask=mask)
+    else:
+        _store_result(O, LSE, bh, offs_s, s_ok, offs_d, m, l, acc, NUM_SEEDS, HEAD_D, BLOCK_D)
+
+
+@triton.jit
+def _combine_kernel(
+    M_PART, L_PART, ACC_PART, O, LSE, n_split,
+    NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """Grid (B·H, seed blocks): merges the per-chunk (max, sum, acc) partials of split T."""
+    bh = tl.program_id(0)
+    n_bh = tl.num_programs(0)
+    offs_s = tl.program_id(1) * BLOCK_S + tl.arange(0, BLOCK_S)
+    offs_d = tl.arange(0, BLOCK_D)
+    s_ok = offs_s < NUM_SEEDS
+    mask = _tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D)
+
+    m_max = tl.full([BLOCK_S], float("-inf"), tl.float32)
+    for i in range(n_split):
+        row = (i * n_bh + bh).to(tl.int64) * NUM_SEEDS + offs_s
+        m_max = tl.maximum(m_max, tl.load(M_PART + row, mask=s_ok, other=float("-inf")))
+    m_ref = tl.where(m_max == float("-inf"), 0.0, m_max)  # all chunks empty: weights exp2(-inf) = 0
+
+    l = tl.zeros([BLOCK_S], tl.float32)
+    acc = tl.zeros([BLOCK_S, BLOCK_D], tl.float32)
+    for i in range(n_split):
+        row = (i * n_bh + bh).to(tl.int64) * NUM_SEEDS + offs_s
+        w = tl.exp2(tl.load(M_PART + row, mask=s_ok, other=float("-inf")) - m_ref)
+        l += w * tl.load(L_PART + row, mask=s_ok, other=0.0)
+        part = tl.load(ACC_PART + row[:, None] * HEAD_D + offs_d[None, :], mask=mask, other=0.0)
+        acc += w[:, None] * part
+    _store_result(O, LSE, bh, offs_s, s_ok, offs_d, m_ref, l, acc, NUM_SEEDS, HEAD_D, BLOCK_D)
+
+
+# ----------------------------------------------------------------------------- backward kernel
+
+@triton.jit
+def _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE: tl.constexpr):
+    """One K/V tile: (dQ contribution, dK tile, dV tile), dS without its factor `scale`."""
+    s = _dot(q, tl.trans(kt), IEEE) * qk_scale
+    p = tl.where(t_ok[None, :], tl.exp2(s - lse2[:, None]), 0.0)  # padded seeds: lse2 = +inf
+    dv = _dot(tl.trans(p.to(do.dtype)), do, IEEE)
+    dp = _dot(do, tl.trans(vt), IEEE)
+    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    return _dot(ds, kt, IEEE), _dot(tl.trans(ds), q, IEEE), dv
+
+
+@_autotune(_BWD_TRIPLES, _KEY + ["SUM_KV"], budget=160,
+           tiles=lambda bs, bd, bt: 2 * bs * bt + 2 * bt * bd + bs * bd)
+@triton.jit
+def _bwd_kernel(
+    Q, K, V, LENGTHS, DO, O, LSE, DQ_PART, DK, DV,
+    B, H, T, chunk, n_split, per_prog,
+    sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
+    sdo_b, sdo_h, sdo_s, sdo_d, so_b, so_h, so_s, so_d,
+    sdk_b, sdk_h, sdk_t, sdk_d, sdv_b, sdv_h, sdv_t, sdv_d,
+    scale, qk_scale,
+    NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SUM_KV: tl.constexpr,
+    IEEE: tl.constexpr, N_SBLK: tl.constexpr,
+    BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    """Grid (example groups · T chunks, H). Seed blocks outermost (normally one), so dQ of a block
+    stays in registers over all examples of the group; later blocks add into dK/dV."""
+    pid = tl.program_id(0)
+    h = tl.program_id(1)
+    t_lo = (pid % n_split) * chunk
+    t_end = tl.minimum(t_lo + chunk, T)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_t = tl.arange(0, BLOCK_T)
+    for sb in range(N_SBLK):
+        offs_s = sb * BLOCK_S + tl.arange(0, BLOCK_S)
+        s_ok = offs_s < NUM_SEEDS
+        q = _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d, HEAD_D, BLOCK_D)
+        dq = tl.zeros([BLOCK_S, BLOCK_D], tl.float32)
+        for i in range(per_prog):
+            b = (pid // n_split) * per_prog + i
+            # A group's tail past B: clamp the index for the loads, and length 0 skips all work.
+            b_ok = b < B
+            b64 = tl.minimum(b, B - 1).to(tl.int64)
+            length = tl.where(b_ok, tl.load(LENGTHS + b64).to(tl.int32), 0)
+            t_hi = tl.minimum(tl.maximum(length, 0), t_end)
+            rows_mask = _tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D)
+            do = tl.load(DO + b64 * sdo_b + h * sdo_h + offs_s[:, None] * sdo_s
+                         + offs_d[None, :] * sdo_d, mask=rows_mask, other=0.0)
+            o = tl.load(O + b64 * so_b + h * so_h + offs_s[:, None] * so_s
+                        + offs_d[None, :] * so_d, mask=rows_mask, other=0.0)
+            delta = tl.sum(do.to(tl.float32) * o.to(tl.float32), 1)
+            lse_ptrs = LSE + (b64 * H + h) * NUM_SEEDS + offs_s
+            lse2 = tl.load(lse_ptrs, mask=s_ok, other=float("inf")) * _LOG2E_C
+
+            k_base = K + b64 * sk_b + h * sk_h
+            v_base = V + b64 * sv_b + h * sv_h
+            dk_base = DK + b64 * sdk_b + h * sdk_h
+            dv_base = DV + b64 * sdv_b + h * sdv_h
+            for t0 in range(t_lo, t_hi, BLOCK_T):
+                t = t0 + offs_t
+                t_ok = t < t_hi
+                mask = _tile_mask(t_ok, offs_d, HEAD_D, BLOCK_D)
+                kt = tl.load(k_base + t[:, None] * sk_t + offs_d[None, :] * sk_d,
+                             mask=mask, other=0.0)
+                if KV_SHARED:
+                    vt = kt
+                else:
+                    vt = tl.load(v_base + t[:, None] * sv_t + offs_d[None, :] * sv_d,
+                                 mask=mask, other=0.0)
+                dq_t, dk, dv = _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE)
+                dq += dq_t
+                dk = dk * scale
+                # Stores cover the whole tile below T: rows past the length get their zeros here.
+                out_mask = _tile_mask(t < t_end, offs_d, HEAD_D, BLOCK_D)
+                dk_ptrs = dk_base + t[:, None] * sdk_t + offs_d[None, :] * sdk_d
+                dv_ptrs = dv_base + t[:, None] * sdv_t + offs_d[None, :] * sdv_d
+                if SUM_KV:
+                    dk += dv
+                if N_SBLK > 1:
+                    if sb > 0:
+                        dk += tl.load(dk_ptrs, mask=out_mask, other=0.0).to(tl.float32)
+                        if not SUM_KV:
+                            dv += tl.load(dv_ptrs, mask=out_mask, other=0.0).to(tl.float32)
+                tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=out_mask)
+                if not SUM_KV:
+                    tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=out_mask)
+
+            # Whole tiles past the length: write zeros, read nothing (first seed block only).
+            z_lo = t_lo + tl.cdiv(tl.maximum(t_hi - t_lo, 0), BLOCK_T) * BLOCK_T
+            z_hi = tl.where(b_ok & (sb == 0), t_end, 0)
+            zeros = tl.zeros([BLOCK_T, BLOCK_D], tl.float32)
+            for t0 in range(z_lo, z_hi, BLOCK_T):
+                t = t0 + offs_t
+                out_mask = _tile_mask(t < t_end, offs_d, HEAD_D, BLOCK_D)
+                tl.store(dk_base + t[:, None] * sdk_t + offs_d[None, :] * sdk_d,
+                         zeros.to(DK.dtype.element_ty), mask=out_mask)
+                if not SUM_KV:
+                    tl.store(dv_base + t[:, None] * sdv_t + offs_d[None, :] * sdv_d,
+                             zeros.to(DV.dtype.element_ty), mask=out_mask)
+
+        row = (pid * H + h).to(tl.int64) * NUM_SEEDS + offs_s
+        tl.store(DQ_PART + row[:, None] * HEAD_D + offs_d[None, :], dq * scale,
+                 mask=_tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D))
+        if N_SBLK > 1:
+            tl.debug_barrier()  # the next seed block reads back the dK/dV tiles stored above
+
+
+# ----------------------------------------------------------------------------- host side
+
+def unsupported(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """None when the kernels handle these inputs, else a one-line reason."""
+    if seeds.dim() != 3 or k.dim() != 4 or v.dim() != 4:
+        return (f"expected seeds [H, S, D] and k, v [B, H, T, D], "
+                f"got {seeds.dim()}, {k.dim()}, {v.dim()} dims")
+    if k.shape != v.shape:
+        return f"k and v must have one shape, got {tuple(k.shape)} and {tuple(v.shape)}"
+    H, S, D = seeds.shape
+    if k.shape[1] != H or k.shape[3] != D:
+        return f"seeds {tuple(seeds.shape)} do not match k {tuple(k.shape)} in heads or head dim"
+    if not seeds.dtype == k.dtype == v.dtype or k.dtype not in _DTYPES:
+        return (f"seeds, k, v must share one of float32/float16/bfloat16, "
+                f"got {seeds.dtype}, {k.dtype}, {v.dtype}")
+    if D > _MAX_HEAD_DIM:
+        return f"head dim {D} > {_MAX_HEAD_DIM}"
+    if not seeds.device == k.device == v.device:
+        return "seeds, k, v are on different devices"
+    if k.device.type != "cuda" and not (_INTERPRET and k.device.type == "cpu"):
+        return f"needs CUDA tensors (or CPU with TRITON_INTERPRET=1), got {k.device.type}"
+    return None
+
+
+def _check(seeds, k, v, lengths) -> None:
+    reason = unsupported(seeds, k, v)
+    if reason is not None:
+        raise ValueError(f"seed_pooling: {reason}")
+    if lengths.shape != (k.shape[0],) or lengths.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"seed_pooling: lengths must be int32/int64 [B], "
+                         f"got {lengths.dtype} {tuple(lengths.shape)}")
+
+
+def _same_tensor(k: torch.Tensor, v: torch.Tensor) -> bool:
+    """k and v view the same memory the same way (then K/V is read once)."""
+    if k is v:
+        return True
+    try:
+        return k.data_ptr() == v.data_ptr() and k.stride() == v.stride() and k.shape == v.shape
+    except RuntimeError:  # fake tensors while tracing have no data
+        return False
+
+
+@functools.cache
+def _num_sms(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 132  # interpreter: pretend to be an H200 so tests take the same paths
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _seed_blocks(S: int, D: int) -> tuple[int, int, int]:
+    """(BLOCK_S, BLOCK_D, number of seed blocks). tl.dot needs every dim >= 16."""
+    block_d = max(16, triton.next_power_of_2(D))
+    block_s = min(max(16, triton.next_power_of_2(S)), max(16, _SEED_TILE // block_d))
+    return block_s, block_d, triton.cdiv(S, block_s)
+
+
+def _chunk(T: int, programs: int, n_sm: int) -> int:
+    """T chunk per program: all of T, unless `programs` cannot fill the GPU twice over."""
+    whole = max(_CHUNK_MULTIPLE, triton.cdiv(T, _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE)
+    if programs >= 2 * n_sm:
+        return whole
+    want = triton.cdiv(2 * n_sm, programs)  # splits per program to reach ~2 waves
+    chunk = triton.cdiv(triton.cdiv(T, want), _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE
+    return max(_CHUNK_MULTIPLE, chunk)
+
+
+def _strides(x: torch.Tensor) -> tuple[int, ...]:
+    return tuple(x.stride())
+
+
+def _meta(seeds, k, v, scale) -> tuple[dict, int]:
+    """Kernel constexprs shared by forward and backward, and the number of seed blocks."""
+    H, S, D = seeds.shape
+    block_s, block_d, n_sblk = _seed_blocks(S, D)
+    return dict(NUM_SEEDS=S, HEAD_D=D, KV_SHARED=_same_tensor(k, v),
+                IEEE=k.dtype == torch.float32, BLOCK_S=block_s, BLOCK_D=block_d), n_sblk
+
+
+def seed_pooling_forward(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         lengths: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """o [B, H, S, D] (input dtype) and lse [B, H, S] (float32, natural log, -inf if empty)."""
+    return _forward(seeds, k, v, lengths, scale)
+
+
+def _forward(seeds, k, v, lengths, scale, chunk: int | None = None):
+    """seed_pooling_forward; `chunk` (a multiple of 256) overrides the split-T heuristic."""
+    _check(seeds, k, v, lengths)
+    B, H, T, D = k.shape
+    S = seeds.shape[1]
+    o = k.new_empty(B, H, S, D)
+    lse = torch.empty(B, H, S, dtype=torch.float32, device=k.device)
+    if o.numel() == 0:
+        return o, lse
+    meta, n_sblk = _meta(seeds, k, v, scale)
+    chunk = chunk or _chunk(T, B * H * n_sblk, _num_sms(k.device))
+    n_split = triton.cdiv(max(T, 1), chunk)
+    args = (H, T, chunk, *_strides(seeds), *_strides(k), *_strides(v), scale * _LOG2E)
+    fwd = torch.library.wrap_triton(_fwd_kernel)
+    if n_split == 1:
+        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, o, lse, lse, lse, lse, *args,
+                                SPLIT=False, **meta)
+        return o, lse
+    m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
+    l_part = torch.empty_like(m_part)
+    acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
+    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, o, lse, m_part, l_part, acc_part, *args,
+                                  SPLIT=True, **meta)
+    torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
+        m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
+        BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"], num_warps=4)
+    return o, lse
+
+
+def seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale: float):
+    """(dseeds [H, S, D], dk, dv [B, H, T, D]), zero past each length. When k is v the caller's
+    gradient for the shared tensor is dk + dv (autograd adds them); see the _shared_kv variant."""
+    return _backward(grad_out, seeds, k, v, o, lse, lengths, scale)
+
+
+def seed_pooling_backward_shared_kv(grad_out, seeds, kv, o, lse, lengths, scale: float):
+    """For K = V = kv: (dseeds, dkv) with dkv = dk + dv summed in the kernel, written once
+    (half the gradient writes of the pair, and no separate add)."""
+    dseeds, dkv, _ = _backward(grad_out, seeds, kv, kv, o, lse, lengths, scale, sum_kv=True)
+    return dseeds, dkv
+
+
+def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
+              chunk: int | None = None, per_prog: int | None = None):
+    """`chunk` and `per_prog` (examples per program) override the partition heuristic."""
+    _check(seeds, k, v, lengths)
+    B, H, T, D = k.shape
+    S = seeds.shape[1]
+    if B * H * T * S == 0:
+        dk = torch.zeros_like(k)
+        return torch.zeros_like(seeds), dk, dk if sum_kv else torch.zeros_like(v)
+    meta, n_sblk = _meta(seeds, k, v, scale)
+    dk = torch.empty_like(k)  # keeps k's layout (e.g. a transposed [B, T, H·D] view)
+    dv = dk if sum_kv else torch.empty_like(v)
+    n_sm = _num_sms(k.device)
+    if per_prog is None:
+        # Enough programs left for 4 per SM; the rest of the batch is folded into dQ partials.
+        per_prog = max(1, min(8, (B * H) // (4 * n_sm)))
+    n_groups = triton.cdiv(B, per_prog)
+    chunk = chunk or _chunk(T, n_groups * H, n_sm)
+    n_split = triton.cdiv(T, chunk)
+    dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
+    torch.library.wrap_triton(_bwd_kernel)[(n_groups * n_split, H)](
+        seeds, k, v, lengths, grad_out, o, lse, dq_part, dk, dv,
+        B, H, T, chunk, n_split, per_prog,
+        *_strides(seeds), *_strides(k), *_strides(v), *_strides(grad_out), *_strides(o),
+        *_strides(dk), *_strides(dv), scale, scale * _LOG2E,
+        SUM_KV=sum_kv, N_SBLK=n_sblk, **meta)
+    return dq_part.sum(0).to(seeds.dtype), dk, dv

@@ -1,0 +1,564 @@
+"""Sliding-window softmax self-attention in Triton: FlashAttention-style forward and backward.
+
+Semantics (those of `window_attention_reference(..., kind="softmax")` in the ops module):
+q, k, v are [B, H, T, D] (any strides); lengths [B] says how many positions of example b exist.
+Query i may attend key j when both exist (i, j < lengths[b]) and j lies in the band
+
+    i - window <= j <= i + window      (bidirectional)
+    i - window <= j <= i               (causal)
+
+written below as  -LEFT <= j - i <= RIGHT  (LEFT = window; RIGHT = window, or 0 when causal;
+window >= T is full attention). With s_ij = scale * q_i·k_j over the allowed keys,
+
+    lse_i = log Σ_j exp(s_ij),   P_ij = exp(s_ij - lse_i),   O_i = Σ_j P_ij v_j.
+
+Rows that do not exist output 0 and have lse = -inf (the logsumexp of no key); a valid row always
+sees at least itself, so it is never empty. The backward, with dO given and
+delta_i = Σ_d dO_id O_id = Σ_j P_ij (dO_i·v_j), is
+
+    dV_j = Σ_i P_ij dO_i,   dS_ij = P_ij (dO_i·v_j - delta_i),
+    dQ_i = scale Σ_j dS_ij k_j,   dK_j = scale Σ_i dS_ij q_i,
+
+and every gradient of a position that does not exist is 0.
+
+Tiling. Each program owns one tile of positions of one (b, h) and loops over tiles of the other
+axis, keeping its own tile and fp32 accumulators on chip:
+  forward   own BLOCK_M queries,  loop over BLOCK_N keys    (online softmax, exp2 domain)
+  dQ        own BLOCK_M queries,  loop over BLOCK_N keys    (recomputes P from the saved lse)
+  dK/dV     own BLOCK_N keys,     loop over BLOCK_M queries (recomputes P^T, no atomics)
+plus a small row-wise kernel for delta. Grids are 1-D, tile index fastest, so neighbouring
+programs share K/V (or Q/dO) tiles in L2.
+
+Band and length skipping. For own positions [start, end) (end = min(start + BLOCK, length)) and
+the other axis allowed at offsets [-before, after] from an own position, `_tile_ranges` gives
+    [lo, mid_lo)      left edge tiles    (masked)
+    [mid_lo, mid_hi)  interior tiles     (every pair allowed, every load in bounds: no mask)
+    [mid_hi, hi)      right edge tiles   (masked)
+with lo = max(start - before, 0) and hi = min(end + after, length): tiles outside the band or
+past the length are never visited, and a program whose own tile starts past the length only
+writes zeros and returns. Each kernel runs two pipelined loops: one over both edges (the tile
+index jumps over the interior) and one over the interior. The head dim D is padded to BLOCK_D
+(a power of two >= 16) with masked loads. fp32 inputs use IEEE-precision dots (no TF32).
+
+Eagerly, the first call at a new (T, window, causal, D, dtype) autotunes over a few Hopper
+configs (BLOCK_M, BLOCK_N, warps, stages); under TRITON_INTERPRET=1 one small config is used.
+
+Kernels are launched through `torch.library.wrap_triton` so that torch.compile can trace them.
+This file depends on torch and triton only; it is copied as-is into generated packages.
+"""
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["unsupported", "window_attention_backward", "window_attention_forward"]
+
+_LOG2E = 1.4426950408889634  # log2(e): the kernels work in base 2 (exp2 is the fast path)
+_MAX_HEAD_DIM = 256
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+# ----------------------------------------------------------------------------- device helpers
+
+@triton.jit
+def _tile_ranges(start, length, before, after, OWN: tl.constexpr, STEP: tl.constexpr):
+    """Tiles of the other axis (step STEP) seen by own positions [start, start + OWN).
+
+    Other position o may pair with own position p when -before <= o - p <= after and o < length.
+    Returns lo, mid_lo, mid_hi, hi: [lo, mid_lo) and [mid_hi, hi) need a mask, [mid_lo, mid_hi)
+    holds whole tiles where every pair is allowed for every valid own row (and o < length).
+    """
+    end = tl.minimum(start + OWN, length)  # own rows past the length are discarded later
+    lo = tl.maximum(start - before, 0) // STEP * STEP
+    hi = tl.minimum(end + after, length)
+    hi_tiles = (hi + STEP - 1) // STEP * STEP
+    # Interior: o >= (last own row) - before, and o + STEP - 1 <= (first own row) + after.
+    mid_lo = (tl.maximum(end - 1 - before, 0) + STEP - 1) // STEP * STEP
+    mid_lo = tl.minimum(tl.maximum(mid_lo, lo), hi_tiles)
+    mid_hi = tl.minimum(start + after + 1, length) // STEP * STEP
+    mid_hi = tl.maximum(mid_hi, mid_lo)
+    return lo, mid_lo, mid_hi, hi
+
+
+@triton.jit
+def _tile_count(lo, mid_lo, mid_hi, hi, STEP: tl.constexpr, EDGES: tl.constexpr):
+    """Tiles one loop visits: the edge tiles [lo, mid_lo) + [mid_hi, hi), or the interior."""
+    if EDGES:
+        n = (mid_lo - lo) // STEP + (hi - mid_hi + STEP - 1) // STEP  # (never negative)
+    else:
+        n = (mid_hi - mid_lo) // STEP
+    return n
+
+
+@triton.jit
+def _tile_start(i, lo, mid_lo, mid_hi, STEP: tl.constexpr, EDGES: tl.constexpr):
+    """First position of the i-th tile of that loop; the edge loop jumps over the interior, so
+    both edges share one pipelined loop (one copy of the loop body, not two)."""
+    if EDGES:
+        start = lo + i * STEP
+        start = tl.where(start >= mid_lo, start + (mid_hi - mid_lo), start)
+    else:
+        start = mid_lo + i * STEP
+    return start
+
+
+@triton.jit
+def _band_mask(own, other, length, before, after):
+    """[len(own), len(other)] bool: the pair is in the band and the other position exists."""
+    rel = other[None, :] - own[:, None]
+    return (rel >= -before) & (rel <= after) & (other[None, :] < length)
+
+
+@triton.jit
+def _load_rows(base, rows, cols, stride_r, stride_c, limit,
+               HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, CHECK_ROWS: tl.constexpr):
+    """Tile [len(rows), BLOCK_D]; rows >= limit and padded columns read as 0 (never garbage)."""
+    ptrs = base + rows[:, None] * stride_r + cols[None, :] * stride_c
+    if CHECK_ROWS:
+        mask = rows[:, None] < limit
+        if HEAD_D != BLOCK_D:
+            mask = mask & (cols[None, :] < HEAD_D)
+        x = tl.load(ptrs, mask=mask, other=0.0)
+    elif HEAD_D != BLOCK_D:
+        x = tl.load(ptrs, mask=cols[None, :] < HEAD_D, other=0.0)
+    else:
+        x = tl.load(ptrs)
+    return x
+
+
+@triton.jit
+def _store_rows(base, rows, cols, stride_r, stride_c, value, limit,
+                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr):
+    ptrs = base + rows[:, None] * stride_r + cols[None, :] * stride_c
+    mask = rows[:, None] < limit
+    if HEAD_D != BLOCK_D:
+        mask = mask & (cols[None, :] < HEAD_D)
+    tl.store(ptrs, value.to(base.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _program_tile(T, LENGTHS, H, BLOCK: tl.constexpr):
+    """(tile start, b, h, bh, length) of this program; the tile index varies fastest."""
+    pid = tl.program_id(0)
+    n_tiles = tl.cdiv(T, BLOCK)
+    bh = pid // n_tiles
+    start = (pid % n_tiles) * BLOCK
+    b = bh // H
+    length = tl.load(LENGTHS + b).to(tl.int32)
+    length = tl.minimum(tl.maximum(length, 0), T)
+    return start, b, bh - b * H, bh, length
+
+
+# ----------------------------------------------------------------------------- forward
+
+@triton.jit
+def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_kd, stride_vt, stride_vd,
+               offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT, scale_log2,
+               HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+               MASKED: tl.constexpr, PRECISION: tl.constexpr):
+    """Online-softmax update of (acc, l, m) over the edge key tiles (MASKED) or the interior
+    ones; m is in log2 units."""
+    for i in tl.range(0, _tile_count(lo, mid_lo, mid_hi, hi, BLOCK_N, MASKED)):
+        offs_n = _tile_start(i, lo, mid_lo, mid_hi, BLOCK_N, MASKED) + tl.arange(0, BLOCK_N)
+        k = _load_rows(k_base, offs_n, offs_d, stride_kt, stride_kd, length, HEAD_D, BLOCK_D, MASKED)
+        qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        if MASKED:
+            s = tl.where(_band_mask(offs_m, offs_n, length, LEFT, RIGHT), qk * scale_log2,
+                         float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            # A row with no allowed key yet keeps m = -inf; subtract 0 there, not -inf (NaN).
+            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+            p = tl.exp2(s - m_sub[:, None])
+        else:
+            m_new = tl.maximum(m_i, tl.max(qk, 1) * scale_log2)
+            m_sub = m_new
+            p = tl.exp2(qk * scale_log2 - m_sub[:, None])
+        alpha = tl.exp2(m_i - m_sub)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = _load_rows(v_base, offs_n, offs_d, stride_vt, stride_vd, length, HEAD_D, BLOCK_D, MASKED)
+        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
+def _fwd_kernel(Q, K, V, O, LSE, LENGTHS,
+                stride_qb, stride_qh, stride_qt, stride_qd,
+                stride_kb, stride_kh, stride_kt, stride_kd,
+                stride_vb, stride_vh, stride_vt, stride_vd,
+                stride_ob, stride_oh, stride_ot, stride_od,
+                H, T, LEFT, RIGHT, scale_log2,
+                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
+    lse_ptrs = LSE + bh.to(tl.int64) * T + offs_m
+    if start_m >= length:  # the whole tile is padding: zeros out, nothing computed
+        zeros = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+        _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, zeros, T, HEAD_D, BLOCK_D)
+        tl.store(lse_ptrs, tl.full([BLOCK_M], float("-inf"), tl.float32), mask=offs_m < T)
+        return
+
+    q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
+    k_base = K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh
+    v_base = V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh
+    q = _load_rows(q_base, offs_m, offs_d, stride_qt, stride_qd, length, HEAD_D, BLOCK_D, True)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    lo, mid_lo, mid_hi, hi = _tile_ranges(start_m, length, LEFT, RIGHT, BLOCK_M, BLOCK_N)
+    # Edge tiles (masked), then interior tiles (no mask).
+    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_kd, stride_vt,
+                               stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT,
+                               RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_N, True, PRECISION)
+    acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_kd, stride_vt,
+                               stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT,
+                               RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_N, False, PRECISION)
+
+    # Rows past the length were computed on zero queries: discard them (0 out, lse -inf).
+    keep = (offs_m < length) & (l_i > 0)
+    inv_l = tl.where(keep, 1.0 / tl.where(keep, l_i, 1.0), 0.0)
+    _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, acc * inv_l[:, None], T,
+                HEAD_D, BLOCK_D)
+    lse = tl.where(keep, (m_i + tl.log2(tl.where(keep, l_i, 1.0))) * 0.6931471805599453,
+                   float("-inf"))
+    tl.store(lse_ptrs, lse, mask=offs_m < T)
+
+
+# ----------------------------------------------------------------------------- backward
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_delta_kernel(O, DO, DELTA, LENGTHS,
+                      stride_ob, stride_oh, stride_ot, stride_od,
+                      stride_gb, stride_gh, stride_gt, stride_gd,
+                      H, T,
+                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr):
+    """delta_i = rowsum(dO_i ⊙ O_i) in fp32; 0 past the length (dO there may be garbage)."""
+    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    o = _load_rows(O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh, offs_m, offs_d,
+                   stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
+    do = _load_rows(DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh, offs_m, offs_d,
+                    stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
+
+
+@triton.jit
+def _load_row_stats(LSE, DELTA, rows, length, CHECK_ROWS: tl.constexpr):
+    """lse (in log2 units) and delta of query rows; a missing row gets lse = +inf, so P = 0."""
+    if CHECK_ROWS:
+        lse = tl.load(LSE + rows, mask=rows < length, other=float("inf"))
+        delta = tl.load(DELTA + rows, mask=rows < length, other=0.0)
+    else:
+        lse = tl.load(LSE + rows)
+        delta = tl.load(DELTA + rows)
+    return lse * 1.4426950408889634, delta
+
+
+@triton.jit
+def _dkdv_tiles(dk, dv, k, v, q_base, do_base, LSE, DELTA,
+                stride_qt, stride_qd, stride_gt, stride_gd,
+                offs_n, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT, scale_log2,
+                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+                MASKED: tl.constexpr, PRECISION: tl.constexpr):
+    """Accumulates dK (unscaled) and dV of one key tile over the edge query tiles (MASKED) or
+    the interior ones. Works on transposed tiles [BLOCK_N, BLOCK_M] so that no P is transposed."""
+    for i in tl.range(0, _tile_count(lo, mid_lo, mid_hi, hi, BLOCK_M, MASKED)):
+        offs_m = _tile_start(i, lo, mid_lo, mid_hi, BLOCK_M, MASKED) + tl.arange(0, BLOCK_M)
+        q = _load_rows(q_base, offs_m, offs_d, stride_qt, stride_qd, length, HEAD_D, BLOCK_D, MASKED)
+        do = _load_rows(do_base, offs_m, offs_d, stride_gt, stride_gd, length, HEAD_D, BLOCK_D,
+                        MASKED)
+        lse, delta = _load_row_stats(LSE, DELTA, offs_m, length, MASKED)
+        qk_t = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BLOCK_N, BLOCK_M]
+        p_t = tl.exp2(qk_t * scale_log2 - lse[None, :])
+        if MASKED:  # own = keys, other = queries: i - j in [-RIGHT, LEFT]
+            p_t = tl.where(_band_mask(offs_n, offs_m, length, RIGHT, LEFT), p_t, 0.0)
+        dv = tl.dot(p_t.to(do.dtype), do, dv, input_precision=PRECISION)
+        dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision=PRECISION)
+    return dk, dv
+
+
+@triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
+def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS,
+                     stride_qb, stride_qh, stride_qt, stride_qd,
+                     stride_kb, stride_kh, stride_kt, stride_kd,
+                     stride_vb, stride_vh, stride_vt, stride_vd,
+                     stride_gb, stride_gh, stride_gt, stride_gd,
+                     stride_dkb, stride_dkh, stride_dkt, stride_dkd,
+                     stride_dvb, stride_dvh, stride_dvt, stride_dvd,
+                     H, T, LEFT, RIGHT, scale, scale_log2,
+                     HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_n, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_N)
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    dk_base = DK + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh
+    dv_base = DV + b.to(tl.int64) * stride_dvb + h.to(tl.int64) * stride_dvh
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    if start_n >= length:  # the whole key tile is padding: zero gradients, nothing computed
+        _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, dk, T, HEAD_D, BLOCK_D)
+        _store_rows(dv_base, offs_n, offs_d, stride_dvt, stride_dvd, dv, T, HEAD_D, BLOCK_D)
+        return
+
+    k = _load_rows(K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh, offs_n, offs_d,
+                   stride_kt, stride_kd, length, HEAD_D, BLOCK_D, True)
+    v = _load_rows(V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh, offs_n, offs_d,
+                   stride_vt, stride_vd, length, HEAD_D, BLOCK_D, True)
+    q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
+    do_base = DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh
+    lse_base = LSE + bh.to(tl.int64) * T
+    delta_base = DELTA + bh.to(tl.int64) * T
+    # Queries that see key j satisfy j - RIGHT <= i <= j + LEFT.
+    lo, mid_lo, mid_hi, hi = _tile_ranges(start_n, length, RIGHT, LEFT, BLOCK_N, BLOCK_M)
+    dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt,
+                         stride_qd, stride_gt, stride_gd, offs_n, offs_d, lo, mid_lo, mid_hi, hi,
+                         length, LEFT, RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_M, True,
+                         PRECISION)
+    dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt,
+                         stride_qd, stride_gt, stride_gd, offs_n, offs_d, lo, mid_lo, mid_hi, hi,
+                         length, LEFT, RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_M, False,
+                         PRECISION)
+    # Keys past the length were never masked out of P^T: drop their rows here.
+    keep = (offs_n < length)[:, None]
+    _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, tl.where(keep, dk * scale, 0.0),
+                T, HEAD_D, BLOCK_D)
+    _store_rows(dv_base, offs_n, offs_d, stride_dvt, stride_dvd, tl.where(keep, dv, 0.0),
+                T, HEAD_D, BLOCK_D)
+
+
+@triton.jit
+def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, stride_vt, stride_vd,
+              offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT, scale_log2,
+              HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+              MASKED: tl.constexpr, PRECISION: tl.constexpr):
+    """Accumulates dQ (unscaled) of one query tile over the edge key tiles (MASKED) or the
+    interior ones."""
+    for i in tl.range(0, _tile_count(lo, mid_lo, mid_hi, hi, BLOCK_N, MASKED)):
+        offs_n = _tile_start(i, lo, mid_lo, mid_hi, BLOCK_N, MASKED) + tl.arange(0, BLOCK_N)
+        k = _load_rows(k_base, offs_n, offs_d, stride_kt, stride_kd, length, HEAD_D, BLOCK_D, MASKED)
+        v = _load_rows(v_base, offs_n, offs_d, stride_vt, stride_vd, length, HEAD_D, BLOCK_D, MASKED)
+        qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        p = tl.exp2(qk * scale_log2 - lse[:, None])
+        if MASKED:
+            p = tl.where(_band_mask(offs_m, offs_n, length, LEFT, RIGHT), p, 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=PRECISION)
+    return dq
+
+
+@triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
+def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS,
+                   stride_qb, stride_qh, stride_qt, stride_qd,
+                   stride_kb, stride_kh, stride_kt, stride_kd,
+                   stride_vb, stride_vh, stride_vt, stride_vd,
+                   stride_gb, stride_gh, stride_gt, stride_gd,
+                   stride_dqb, stride_dqh, stride_dqt, stride_dqd,
+                   H, T, LEFT, RIGHT, scale, scale_log2,
+                   HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    dq_base = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    if start_m >= length:  # the whole query tile is padding: zero gradient, nothing computed
+        _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, T, HEAD_D, BLOCK_D)
+        return
+
+    q = _load_rows(Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh, offs_m, offs_d,
+                   stride_qt, stride_qd, length, HEAD_D, BLOCK_D, True)
+    do = _load_rows(DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh, offs_m, offs_d,
+                    stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
+    lse, delta = _load_row_stats(LSE + bh.to(tl.int64) * T, DELTA + bh.to(tl.int64) * T,
+                                 offs_m, length, True)
+    k_base = K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh
+    v_base = V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh
+    lo, mid_lo, mid_hi, hi = _tile_ranges(start_m, length, LEFT, RIGHT, BLOCK_M, BLOCK_N)
+    dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, stride_vt,
+                   stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT,
+                   scale_log2, HEAD_D, BLOCK_D, BLOCK_N, True, PRECISION)
+    dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, stride_vt,
+                   stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT,
+                   scale_log2, HEAD_D, BLOCK_D, BLOCK_N, False, PRECISION)
+    # Rows past the length were computed on zero queries (lse = +inf gives P = 0): drop them.
+    dq = tl.where((offs_m < length)[:, None], dq * scale, 0.0)
+    _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, T, HEAD_D, BLOCK_D)
+
+
+# ----------------------------------------------------------------------------- autotuning
+
+def _configs(shapes, large_d: bool):
+    """triton.Configs from (BLOCK_M, BLOCK_N, num_warps, num_stages); one small one when
+    interpreting. For BLOCK_D = 256 the fp32 accumulators and the K/V pipeline buffers only fit
+    with 64-wide tiles and two stages."""
+    shapes = shapes[:1] if _interpreting() else shapes[1:]
+    if large_d:
+        shapes = [(min(m, 64), min(n, 64), w, min(s, 2)) for m, n, w, s in shapes]
+        shapes = list(dict.fromkeys(shapes))
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
+            for m, n, w, s in shapes]
+
+
+# First entry: the interpreter's config (small tiles with BLOCK_M != BLOCK_N, so CPU tests
+# cross several tiles and the edge/interior split). The rest: Hopper candidates.
+_FWD_SHAPES = [(32, 16, 4, 1), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3),
+               (128, 32, 4, 4), (64, 64, 4, 3), (64, 32, 4, 3), (64, 64, 8, 3), (64, 32, 4, 4)]
+_DQ_SHAPES = [(32, 16, 4, 1), (128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 3),
+              (128, 32, 8, 2), (64, 64, 8, 3), (64, 32, 8, 3)]
+# dK/dV: BLOCK_N is the key tile a program owns, BLOCK_M the query tiles it loops over.
+_DKDV_SHAPES = [(16, 32, 4, 1), (32, 128, 4, 3), (64, 128, 8, 3), (64, 64, 4, 3),
+                (32, 64, 4, 3), (32, 128, 8, 2), (32, 64, 8, 3), (64, 64, 8, 3)]
+_KEY = ["T", "LEFT", "RIGHT", "HEAD_D"]  # (dtype is added by the autotuner)
+
+
+def _tuned(kernel, shapes):
+    """{large_d: autotuned kernel}: a config list for BLOCK_D <= 128 and one for 256."""
+    return {large: triton.autotune(configs=_configs(shapes, large), key=_KEY)(kernel)
+            for large in (False, True)}
+
+
+_FWD = _tuned(_fwd_kernel, _FWD_SHAPES)
+_DQ = _tuned(_bwd_dq_kernel, _DQ_SHAPES)
+_DKDV = _tuned(_bwd_dkdv_kernel, _DKDV_SHAPES)
+
+
+def _plain_eager(args) -> bool:
+    """True when running eagerly on plain tensors (no torch.compile, no dispatch-mode tracer)."""
+    return (not torch.compiler.is_compiling() and torch._C._len_torch_dispatch_stack() == 0
+            and all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor)))
+
+
+def _launch(kernel, grid, *args, **kwargs):
+    """Launches kernel[grid](*args, **kwargs) through torch.library.wrap_triton, so that
+    torch.compile / make_fx / export trace it as a kernel call. Eagerly on plain tensors the
+    wrapper's dispatch costs about a millisecond of Python per launch and buys nothing, so
+    there the kernel is launched directly (as torch.library.triton_op does)."""
+    if not _plain_eager(args):
+        try:
+            kernel = torch.library.wrap_triton(kernel)
+        except RuntimeError:  # older torch refuses interpreted kernels: plain launch
+            pass
+    kernel[grid](*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- public API
+
+def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """None when these kernels can run on (q, k, v); otherwise a one-line reason."""
+    tensors = {"q": q, "k": k, "v": v}
+    for name, x in tensors.items():
+        if x.dim() != 4:
+            return f"{name} must be [B, H, T, D], got {x.dim()} dims"
+    if not (q.shape == k.shape == v.shape):
+        return f"q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
+        return f"dtypes must match and be fp16, bf16 or fp32, got {q.dtype}, {k.dtype}, {v.dtype}"
+    if not (q.device == k.device == v.device):
+        return "q, k, v are on different devices"
+    if q.device.type != "cuda" and not (q.device.type == "cpu" and _interpreting()):
+        return f"needs a CUDA device (or TRITON_INTERPRET=1 on CPU), got {q.device.type}"
+    D = q.shape[-1]
+    if not 1 <= D <= _MAX_HEAD_DIM:
+        return f"head dim {D} is outside 1..{_MAX_HEAD_DIM}"
+    for name, x in tensors.items():
+        # Offsets within one (b, h) are int32 in the kernels (b, h offsets are int64).
+        span = sum((n - 1) * abs(s) for n, s in zip(x.shape[2:], x.stride()[2:]))
+        if span >= 2**31:
+            return f"{name} spans {span} elements within one head; at most 2**31 - 1"
+    return None
+
+
+def _band(window: int, causal: bool, T: int) -> tuple[int, int]:
+    """(LEFT, RIGHT) with -LEFT <= j - i <= RIGHT; clamped to T (window >= T is full)."""
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    left = min(int(window), T)
+    return left, 0 if causal else left
+
+
+def _head_meta(q: torch.Tensor) -> dict:
+    D = q.shape[-1]
+    return {"HEAD_D": D, "BLOCK_D": max(16, triton.next_power_of_2(D)),
+            "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32"}
+
+
+def _check(q, k, v, lengths):
+    reason = unsupported(q, k, v)
+    if reason is not None:
+        raise ValueError(f"window attention kernel: {reason}")
+    if lengths.shape != (q.shape[0],) or lengths.device != q.device:
+        raise ValueError(f"lengths must be [B] = [{q.shape[0]}] on {q.device}, "
+                         f"got {tuple(lengths.shape)} on {lengths.device}")
+
+
+def _grid(B: int, H: int, T: int, block: str):
+    return lambda meta: (triton.cdiv(T, meta[block]) * B * H,)
+
+
+def window_attention_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
+    window: int, causal: bool, scale: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sliding-window softmax attention: returns (o [B, H, T, D] in q's dtype, lse float32 [B, H, T]).
+
+    o has q's memory layout (torch.empty_like): transposed views of [B, T, H*D] give one too.
+    lse is the natural-log logsumexp of the allowed scaled scores; -inf for rows past the length.
+    """
+    _check(q, k, v, lengths)
+    B, H, T, D = q.shape
+    o = torch.empty_like(q)
+    lse = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
+    if o.numel() == 0:
+        return o, lse
+    left, right = _band(window, causal, T)
+    meta = _head_meta(q)
+    _launch(_FWD[meta["BLOCK_D"] > 128], _grid(B, H, T, "BLOCK_M"),
+            q, k, v, o, lse, lengths, *q.stride(), *k.stride(), *v.stride(), *o.stride(),
+            H, T, left, right, float(scale) * _LOG2E, **meta)
+    return o, lse
+
+
+def window_attention_backward(
+    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    o: torch.Tensor, lse: torch.Tensor, lengths: torch.Tensor,
+    window: int, causal: bool, scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dq, dk, dv) in the inputs' dtypes and layouts, from the forward's o and lse."""
+    _check(q, k, v, lengths)
+    B, H, T, D = q.shape
+    if grad_out.shape != q.shape or o.shape != q.shape or lse.shape != (B, H, T):
+        raise ValueError("grad_out and o must be [B, H, T, D] and lse [B, H, T] like q")
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    if q.numel() == 0:
+        return dq, dk, dv
+    lse = lse.to(torch.float32).contiguous()
+    left, right = _band(window, causal, T)
+    meta = _head_meta(q)
+    delta = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
+    _launch(_bwd_delta_kernel, _grid(B, H, T, "BLOCK_M"),
+            o, grad_out, delta, lengths, *o.stride(), *grad_out.stride(), H, T,
+            HEAD_D=D, BLOCK_D=meta["BLOCK_D"], BLOCK_M=16 if _interpreting() else 64)
+    scales = (float(scale), float(scale) * _LOG2E)
+    common = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride())
+    large = meta["BLOCK_D"] > 128
+    _launch(_DKDV[large], _grid(B, H, T, "BLOCK_N"),
+            q, k, v, grad_out, lse, delta, dk, dv, lengths, *common, *dk.stride(), *dv.stride(),
+            H, T, left, right, *scales, **meta)
+    _launch(_DQ[large], _grid(B, H, T, "BLOCK_M"),
+            q, k, v, grad_out, lse, delta, dq, lengths, *common, *dq.stride(),
+            H, T, left, right, *scales, **meta)
+    return dq, dk, dv

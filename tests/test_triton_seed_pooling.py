@@ -1,0 +1,223 @@
+"""The Triton seed-pooling kernels (templates/kernels/seed_pooling.py) against the plain-torch
+reference of the ops module, in float64.
+
+On CPU the kernels run in Triton's interpreter (conftest sets TRITON_INTERPRET=1), in fp32 and fp16
+(the interpreter's bf16 is wrong on the CI machine); bf16 is checked by the `gpu` tests. Errors are
+norm-wise, ||x - ref|| / ||ref||, with per-dtype bounds that real bugs exceed by orders of magnitude.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from opsload import load_ops
+
+KERNEL = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "seed_pooling.py"
+
+
+def _load_kernels():
+    spec = importlib.util.spec_from_file_location("_kunlunc_kernels_seed_pooling", KERNEL)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sp = _load_kernels()
+ops = load_ops("kunlunc_test_triton_seed")
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+BOUND = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor, floor: float = 1e-30) -> float:
+    """||x - ref|| / max(||ref||, floor); NaN anywhere gives NaN, which fails every bound."""
+    x, ref = x.detach().double().cpu(), ref.detach().double().cpu()
+    return ((x - ref).norm() / max(ref.norm().item(), floor)).item()
+
+
+def make_lengths(B: int, T: int, gen: torch.Generator) -> torch.Tensor:
+    """Full, empty, one key, then random lengths (one past T, which counts as full)."""
+    pattern = [T, 0, min(1, T)]
+    rand = torch.randint(0, T + 1, (max(B - 3, 0),), generator=gen).tolist()
+    if B >= 5:
+        rand[-1] = T + 3
+    return torch.tensor((pattern + rand)[:B], dtype=torch.int64, device=DEVICE)
+
+
+def make_inputs(B, H, T, D, S, dtype, shared, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    seeds = torch.randn(H, S, D, generator=gen).to(DEVICE, dtype)
+    # The model's layout: a [B, T, H·D] sequence viewed as [B, H, T, D] (not contiguous).
+    k = torch.randn(B, T, H * D, generator=gen).to(DEVICE, dtype).view(B, T, H, D).transpose(1, 2)
+    v = k if shared else torch.randn(B, H, T, D, generator=gen).to(DEVICE, dtype)
+    return seeds, k, v, make_lengths(B, T, gen), gen
+
+
+def reference(seeds, k, v, lengths, scale, grad_out, shared):
+    """float64 output and gradients; for k is v the one gradient of the shared tensor."""
+    s64 = seeds.detach().double().cpu().requires_grad_()
+    k64 = k.detach().double().cpu().requires_grad_()
+    v64 = k64 if shared else v.detach().double().cpu().requires_grad_()
+    out = ops.seed_pooling_reference(s64, k64, v64, lengths.cpu(), scale)
+    out.backward(grad_out.double().cpu())
+    grads = [x.grad if x.grad is not None else torch.zeros_like(x) for x in (s64, k64, v64)]
+    return out, grads[0], grads[1], (None if shared else grads[2])  # T = 0: no graph, zeros
+
+
+def check(seeds, k, v, lengths, gen, dtype, shared, forward=sp._forward, backward=sp._backward):
+    scale = seeds.shape[-1] ** -0.5
+    o, lse = forward(seeds, k, v, lengths, scale)
+    assert o.dtype == dtype and lse.dtype == torch.float32
+    assert o.shape == (k.shape[0], k.shape[1], seeds.shape[1], k.shape[3])
+    grad_out = torch.randn(o.shape, generator=gen).to(DEVICE, dtype)
+    dseeds, dk, dv = backward(grad_out, seeds, k, v, o, lse, lengths, scale)
+    ref_o, ref_ds, ref_dk, ref_dv = reference(seeds, k, v, lengths, scale, grad_out, shared)
+
+    # Softmax over one key is constant: with every length <= 1 the exact dseeds and dk are 0 and
+    # only rounding is left, so measure them against the size of the gradient that is not 0.
+    trivial = lengths.numel() == 0 or int(lengths.clamp(max=k.shape[2]).max()) <= 1
+    floor = max((ref_dk if shared else ref_dv).norm().item(), 1e-30) if trivial else 1e-30
+    errors = {"o": rel_err(o, ref_o), "dseeds": rel_err(dseeds, ref_ds, floor)}
+    if shared:
+        errors["dk+dv"] = rel_err(dk.double() + dv.double(), ref_dk)
+    else:
+        errors["dk"], errors["dv"] = rel_err(dk, ref_dk, floor), rel_err(dv, ref_dv)
+    bad = {name: err for name, err in errors.items() if not err <= BOUND[dtype]}
+    assert not bad, f"relative errors over {BOUND[dtype]:g}: {bad}"
+    return o, lse, dk, dv
+
+
+# (B, H, T, D, S, shared): T = 0, 1, 37 (one or two tiles), 300 (several tiles, and two T chunks
+# because B·H is small); D and S off powers of two; B = 0.
+CASES = [
+    (3, 3, 0, 16, 5, True),
+    (3, 1, 1, 16, 1, False),
+    (4, 3, 37, 48, 5, True),
+    (3, 1, 37, 64, 16, False),
+    (4, 3, 300, 64, 40, True),
+    (3, 1, 300, 48, 16, False),
+    (5, 1, 300, 16, 5, True),
+    (0, 3, 37, 16, 5, True),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("B,H,T,D,S,shared", CASES, ids=lambda x: str(x))
+def test_forward_and_gradients(B, H, T, D, S, shared, dtype):
+    seeds, k, v, lengths, gen = make_inputs(B, H, T, D, S, dtype, shared)
+    check(seeds, k, v, lengths, gen, dtype, shared)
+
+
+def test_head_dim_128():
+    seeds, k, v, lengths, gen = make_inputs(4, 1, 37, 128, 5, torch.float32, False)
+    check(seeds, k, v, lengths, gen, torch.float32, False)
+
+
+def test_split_and_unsplit_agree():
+    """At T = 300 both the one-pass forward (chunk 512) and split T (two chunks + combine), and
+    the backward with examples grouped per program (5 examples in groups of 2, tail past B)."""
+    seeds, k, v, lengths, gen = make_inputs(5, 2, 300, 16, 5, torch.float32, True)
+    unsplit = lambda *a: sp._forward(*a, chunk=512)
+    grouped = lambda *a: sp._backward(*a, chunk=256, per_prog=2)
+    o1, lse1, dk1, _ = check(seeds, k, v, lengths, gen, torch.float32, True, unsplit, grouped)
+    o2, lse2 = sp._forward(seeds, k, v, lengths, seeds.shape[-1] ** -0.5, chunk=256)
+    assert rel_err(o1, o2) <= 1e-6
+    torch.testing.assert_close(lse1, lse2)
+
+
+def test_several_seed_blocks(monkeypatch):
+    """S beyond one register tile: forward programs per seed block, backward adding into dK/dV."""
+    monkeypatch.setattr(sp, "_SEED_TILE", 16 * 16)  # D 16 -> blocks of 16 seeds: 40 = 3 blocks
+    for shared in (True, False):
+        seeds, k, v, lengths, gen = make_inputs(3, 2, 70, 16, 40, torch.float32, shared)
+        check(seeds, k, v, lengths, gen, torch.float32, shared)
+
+
+def test_non_contiguous_inputs():
+    """Strided seeds, k, v and grad_out (slices and transposes), D not a power of two."""
+    gen = torch.Generator().manual_seed(1)
+    B, H, T, D, S = 4, 2, 45, 24, 7
+    seeds = torch.randn(S, H, 2 * D, generator=gen)[:, :, ::2].transpose(0, 1)
+    k = torch.randn(B, T, H, D + 3, generator=gen)[..., 3:].transpose(1, 2)
+    v = torch.randn(H, B, T, D, generator=gen).transpose(0, 1)
+    lengths = make_lengths(B, T, gen)
+    assert not (seeds.is_contiguous() or k.is_contiguous() or v.is_contiguous())
+    seeds, k, v = (x.to(DEVICE) for x in (seeds, k, v))
+
+    def backward(grad_out, *args):
+        return sp._backward(grad_out.transpose(2, 3).contiguous().transpose(2, 3), *args)
+
+    check(seeds, k, v, lengths, gen, torch.float32, False, backward=backward)
+
+
+def test_padding_is_ignored():
+    """NaN and garbage past each length change no output and no gradient; gradients there are 0;
+    an empty sequence gives o = 0 and lse = -inf."""
+    seeds, k, v, lengths, gen = make_inputs(4, 2, 80, 16, 5, torch.float32, False)
+    scale = 0.25
+    valid = torch.arange(80, device=DEVICE) < lengths[:, None]  # [B, T]
+    pad = ~valid[:, None, :, None]
+    k_bad = k.masked_fill(pad, float("nan"))
+    v_bad = v.masked_fill(pad, 1e30)
+    o, lse = sp.seed_pooling_forward(seeds, k, v, lengths, scale)
+    o_bad, lse_bad = sp.seed_pooling_forward(seeds, k_bad, v_bad, lengths, scale)
+    assert torch.equal(o, o_bad) and torch.equal(lse, lse_bad)
+    assert torch.equal(o[1], torch.zeros_like(o[1])) and bool((lse[1] == float("-inf")).all())
+
+    grad_out = torch.randn(o.shape, generator=gen).to(DEVICE)
+    grads = sp.seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale)
+    grads_bad = sp.seed_pooling_backward(
+        grad_out, seeds, k_bad, v_bad, o_bad, lse_bad, lengths, scale)
+    for g, g_bad in zip(grads, grads_bad):
+        assert torch.equal(g, g_bad)
+    for g in grads[1:]:
+        assert bool((g.masked_select(pad) == 0).all())
+
+
+def test_shared_kv_backward_sums_in_kernel():
+    seeds, k, _, lengths, gen = make_inputs(4, 3, 100, 32, 9, torch.float32, True)
+    scale = 32 ** -0.5
+    o, lse = sp.seed_pooling_forward(seeds, k, k, lengths, scale)
+    grad_out = torch.randn(o.shape, generator=gen).to(DEVICE)
+    dseeds, dk, dv = sp.seed_pooling_backward(grad_out, seeds, k, k, o, lse, lengths, scale)
+    dseeds2, dkv = sp.seed_pooling_backward_shared_kv(grad_out, seeds, k, o, lse, lengths, scale)
+    assert dkv.stride() == k.stride()  # the gradient keeps the sequence's layout
+    assert rel_err(dseeds2, dseeds) <= 1e-6 and rel_err(dkv, dk + dv) <= 1e-6
+
+
+def test_unsupported_reasons():
+    seeds = torch.zeros(2, 4, 16, device=DEVICE)
+    k = torch.zeros(3, 2, 10, 16, device=DEVICE)
+    assert sp.unsupported(seeds, k, k) is None
+    assert "float16" in sp.unsupported(seeds.double(), k.double(), k.double())
+    assert "heads" in sp.unsupported(seeds[:1], k, k)
+    assert "shape" in sp.unsupported(seeds, k, k[:, :, :5])
+    big = torch.zeros(2, 4, 300, device=DEVICE)
+    assert "head dim" in sp.unsupported(big, k.new_zeros(3, 2, 10, 300), k.new_zeros(3, 2, 10, 300))
+    with pytest.raises(ValueError, match="lengths"):
+        sp.seed_pooling_forward(seeds, k, k, torch.zeros(3, device=DEVICE), 1.0)
+
+
+# ----------------------------------------------------------------------------- GPU only
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("T", [0, 1, 37, 300])
+@pytest.mark.parametrize("D", [16, 48, 64, 128])
+def test_bf16_on_gpu(T, D):
+    seeds, k, v, lengths, gen = make_inputs(6, 2, T, D, 40, torch.bfloat16, True)
+    check(seeds, k, v, lengths, gen, torch.bfloat16, True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_gpu_large_batch(dtype, shared):
+    """Many (b, h): one pass per example, examples grouped in the backward; S = 64 as in HSP."""
+    seeds, k, v, lengths, gen = make_inputs(600, 2, 200, 64, 64, dtype, shared)
+    lengths = torch.randint(0, 201, (600,), generator=gen).to(DEVICE)
+    lengths[:3] = torch.tensor([0, 1, 200])
+    check(seeds, k, v, lengths, gen, dtype, shared)
