@@ -72,10 +72,10 @@ def _positive(text: str) -> int:
     return n
 
 
-def _compile(path: str):
+def _compile(path: str, target: str | None = None):
     from .compiler import compile_spec
     from .loader import load_spec
-    return compile_spec(load_spec(path))
+    return compile_spec(load_spec(path), target)
 
 
 def _validate(args) -> int:
@@ -93,7 +93,7 @@ def _schema(args) -> int:
 def _inspect(args) -> int:
     from .cost import estimate
     from .report import inspect_text
-    compiled = _compile(args.spec)
+    compiled = _compile(args.spec, args.target)
     est = estimate(compiled.graph, args.target, args.batch_size)
     if args.json:
         out = est.to_json()

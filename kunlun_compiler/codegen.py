@@ -57,12 +57,23 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     header = _header(compiled, spec_file)
     ctx = _context(compiled, header)
     files = {f: env.get_template(f"package/{f}.j2").render(**ctx) for f in PACKAGE_FILES if f != "ops.py"}
-    files["ops.py"] = header + "\n" + env.get_template("ops.py.j2").render(namespace=f"kunlunc_{plan.name}")
+    namespace = f"kunlunc_{plan.name}"
+    files["ops.py"] = header + "\n" + env.get_template("ops.py.j2").render(namespace=namespace)
+    files["triton_ops.py"] = header + "\n" + env.get_template("triton_ops.py.j2").render(namespace=namespace)
+    files.update(_kernel_files(header))
     files["estimate.json"] = json.dumps(_estimates(compiled), indent=1, sort_keys=True) + "\n"
     files[MANIFEST] = json.dumps({"generator": "kunlunc", "version": __version__, "spec": Path(spec_file).name,
                                   "spec_sha256": spec_digest(compiled), "files": sorted(files)},
                                  indent=1, sort_keys=True) + "\n"
     del graph
+    return files
+
+
+def _kernel_files(header: str) -> dict[str, str]:
+    """The Triton kernel modules, copied verbatim (they specialize through constexprs at JIT time)."""
+    kernels = _templates_dir() / "kernels"
+    files = {f"kernels/{p.name}": header + "\n" + p.read_text(encoding="utf-8") for p in sorted(kernels.glob("*.py"))}
+    files["kernels/__init__.py"] = header + '\n"""Triton kernels: GDPA, sliding-window attention, seed pooling."""\n'
     return files
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from .ir import Graph
 from .lower import lower
 from .passes import PIPELINE, PassManager, PassReport
+from .passes.select import for_target
 from .plan import Plan, canonicalize
 from .spec import Spec
 
@@ -19,8 +20,10 @@ class Compiled:
     reports: tuple[PassReport, ...]
 
 
-def compile_spec(spec: Spec, verify: bool = True) -> Compiled:
+def compile_spec(spec: Spec, target: str | None = None, verify: bool = True) -> Compiled:
+    """`target` overrides the spec's compile.target (it decides kernel selection)."""
     plan, notes = canonicalize(spec)                 # defaults resolved, nothing implicit left
     graph = lower(plan)                              # uniform graph: every half of every layer
-    graph, reports = PassManager(PIPELINE, verify=verify).run(graph)  # compskip ... select_kernels
+    passes = PIPELINE[:-1] + (for_target(target or plan.target),)
+    graph, reports = PassManager(passes, verify=verify).run(graph)  # compskip ... select_kernels
     return Compiled(spec, plan, graph, tuple(notes), tuple(reports))

@@ -121,7 +121,8 @@ class CostModel:
             return 2 * heads * dh * self._pairs(op, useful, fused=False)
         if op.kind in FUSED_KINDS:   # both matmuls of attention: 4 · H · D · pairs
             heads, _, dh = ins[0].shape
-            return 4 * heads * dh * self._pairs(op, useful, fused=True)
+            skips_padding = op.attr("kernel") == "triton"   # jagged kernels do no work past a length
+            return 4 * heads * dh * self._pairs(op, useful or skips_padding, fused=True)
         return 0
 
     def bytes(self, op: Op) -> float:

@@ -23,7 +23,10 @@ def seconds(t: float) -> str:
 def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> str:
     lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}", ""]
     if verbose:
-        lines += ["passes:"] + [f"  {r.line()}" for r in compiled.reports] + [""]
+        lines += ["canonicalize:"] + [f"  {n}" for n in compiled.canonical_notes] + ["", "passes:"]
+        for r in compiled.reports:
+            lines += [f"  {r.line()}"] + [f"      {n}" for n in r.notes]
+        lines.append("")
     lines += [_row("block", "group", "kernel", "fwd/example", "share", "params", "est time")]
     total_flops = est.flops_fwd_per_step or 1
     kernels = _kernels(est)

@@ -30,6 +30,7 @@ def write_package(files: dict[str, str], out: Path, name: str, force: bool = Fal
     try:
         for rel, text in sorted(files.items()):
             path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
                 f.flush()

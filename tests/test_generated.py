@@ -52,10 +52,11 @@ def test_example_batch_contract(tiny):
     assert torch.equal(again["events"]["click"]["items"]["click_item"], b["events"]["click"]["items"]["click_item"])
 
 
-@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "triton"])
 def test_backends(tiny, backend):
     pkg, _ = tiny
-    assert pkg.Model(backend=backend).backend == "torch"
+    model = pkg.Model(backend=backend)
+    assert model.backend == backend and model.l0_click_pffn.backend == backend
     with pytest.raises(ValueError):
         pkg.Model(backend="cuda")
 

@@ -19,7 +19,8 @@ def test_generated_is_current(path):
     target = GENERATED / c.plan.name
     fix = f"regenerate with: kunlunc build {path.relative_to(ROOT)}"
     assert target.is_dir(), f"{target} is missing; {fix}"
-    on_disk = sorted(p.name for p in target.iterdir() if p.name != "__pycache__")
+    on_disk = sorted(p.relative_to(target).as_posix() for p in target.rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts)
     assert on_disk == sorted(files), f"{target}: files differ; {fix}"
     for name, text in files.items():
         old = (target / name).read_text(encoding="utf-8")

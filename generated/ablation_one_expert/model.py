@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import ops
 from .config import Config
 from .layers import (
     EmbeddingTables,
@@ -28,13 +29,13 @@ BACKENDS = ("auto", "torch", "triton")
 
 
 def resolve_backend(backend: str) -> str:
-    """"auto" picks what this build has; this build runs every op on its torch reference."""
+    """"auto": Triton kernels on CUDA tensors they support, the torch reference elsewhere;
+    "triton": always the kernels (CPU tensors only under TRITON_INTERPRET=1); "torch": never."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    if backend == "triton":
-        raise NotImplementedError("this package was built without Triton kernels: kernel selection chose "
-                                  "the torch reference for every op; use backend='torch' or 'auto'")
-    return "torch"
+    if backend == "triton" and not ops.triton_available():
+        raise RuntimeError("backend='triton' needs the triton package")
+    return backend
 
 
 class Model(nn.Module):
@@ -95,6 +96,9 @@ class Model(nn.Module):
         self.readout_purchase_hsp = HierarchicalSeedPooling(seq_dim=256, heads=2, seeds=32, summary_tokens=4, kron_rank=4, out_dim=384, fused=True)
         self.readout_search_hsp = HierarchicalSeedPooling(seq_dim=192, heads=3, seeds=32, summary_tokens=4, kron_rank=4, out_dim=384, fused=True)
         self.head = Head(tokens=40, dim=384, mlp=(1024, 256), tasks=('click', 'conversion'))
+        for module in self.modules():
+            if hasattr(module, "backend"):
+                module.backend = self.backend
 
     def forward(self, batch: dict) -> torch.Tensor:
         dtype = _AUTOCAST.get(self.config.dtype)

@@ -118,6 +118,7 @@ class PersonalizedFFN(nn.Module):
                  activations: str, scale: float, qk_norm: bool, fused: bool) -> None:
         super().__init__()
         self.heads, self.activations, self.scale, self.fused = heads, activations, scale, fused
+        self.backend = "torch"   # set by Model: torch | triton | auto
         self.norm = nn.LayerNorm(seq_dim)
         self.q_proj = nn.Linear(seq_dim, seq_dim)
         self.kv_tokens = token_mixer(kv_tokens, summary_tokens)
@@ -134,8 +135,10 @@ class PersonalizedFFN(nn.Module):
         v = split_heads(self.v_proj(kv), self.heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        gdpa = ops.gdpa if self.fused else ops.gdpa_reference
-        o = gdpa(q, k, v, lengths, self.activations, self.scale)     # [B, H, T, D]
+        if self.fused:
+            o = ops.gdpa(q, k, v, lengths, self.activations, self.scale, backend=self.backend)
+        else:
+            o = ops.gdpa_reference(q, k, v, lengths, self.activations, self.scale)  # [B, H, T, D]
         return s + self.o_proj(merge_heads(o))
 
 
@@ -146,14 +149,15 @@ class WindowSelfAttention(nn.Module):
                  fused: bool) -> None:
         super().__init__()
         self.heads, self.window, self.causal, self.kind, self.scale, self.fused = heads, window, causal, kind, scale, fused
+        self.backend = "torch"   # set by Model: torch | triton | auto
         self.qkv = nn.Linear(dim, 3 * dim)
         self.o_proj = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, s: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         q, k, v = (split_heads(t, self.heads) for t in self.qkv(s).chunk(3, dim=-1))  # [B, H, T, D]
-        attend = ops.window_attention if self.fused else ops.window_attention_reference
-        o = attend(q, k, v, lengths, self.window, self.causal, self.kind, self.scale)
+        args = (q, k, v, lengths, self.window, self.causal, self.kind, self.scale)
+        o = ops.window_attention(*args, backend=self.backend) if self.fused else ops.window_attention_reference(*args)
         return self.norm(s + self.o_proj(merge_heads(o)))
 
 
@@ -168,6 +172,7 @@ class HierarchicalSeedPooling(nn.Module):
                  out_dim: int, fused: bool) -> None:
         super().__init__()
         self.heads, self.rank, self.summary_tokens, self.fused = heads, kron_rank, summary_tokens, fused
+        self.backend = "torch"   # set by Model: torch | triton | auto
         self.scale = (seq_dim // heads) ** -0.5
         self.seeds = nn.Parameter(torch.randn(seeds, seq_dim))
         self.seed_norm = nn.LayerNorm(seq_dim)
@@ -179,8 +184,11 @@ class HierarchicalSeedPooling(nn.Module):
     def forward(self, s: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         seeds = split_heads(self.seed_norm(self.seeds), self.heads)  # [H, n_seeds, D]
         kv = split_heads(s, self.heads)                              # [B, H, T, D]
-        pool = ops.seed_pooling if self.fused else ops.seed_pooling_reference
-        pooled = merge_heads(pool(seeds, kv, kv, lengths, self.scale))  # [B, n_seeds, d_e]
+        if self.fused:
+            pooled = ops.seed_pooling(seeds, kv, kv, lengths, self.scale, backend=self.backend)
+        else:
+            pooled = ops.seed_pooling_reference(seeds, kv, kv, lengths, self.scale)
+        pooled = merge_heads(pooled)                                 # [B, n_seeds, d_e]
         if self.rank:
             b, _, width = pooled.shape
             u = torch.matmul(self.kron_z.t(), pooled)                # [B, r*k, d_e]

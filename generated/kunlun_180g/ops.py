@@ -394,26 +394,56 @@ if not hasattr(torch.ops.kunlunc_kunlun_180g, "gdpa"):
 
 
 # ----------------------------------------------------------------------------- public entry points
+# backend: "torch" runs the reference op above; "triton" the Triton kernel (triton_ops.py; on CPU
+# tensors only under TRITON_INTERPRET=1); "auto" the kernel on CUDA tensors it supports, else torch.
+
+try:
+    from . import triton_ops as _triton
+    _TRITON_MISSING = None
+except ImportError as exc:   # no triton installed, or this file loaded outside its package
+    _triton, _TRITON_MISSING = None, exc
+
+
+def triton_available() -> bool:
+    return _triton is not None
+
+
+def _use_triton(backend: str, name: str, *tensors: torch.Tensor) -> bool:
+    if backend == "torch":
+        return False
+    if backend == "triton":
+        if _triton is None:
+            raise RuntimeError(f"backend='triton' needs triton: {_TRITON_MISSING}")
+        return True
+    return _triton is not None and tensors[0].is_cuda and _triton.supports(name, *tensors) is None
+
 
 def gdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
-    activations: str, scale: float,
+    activations: str, scale: float, backend: str = "torch",
 ) -> torch.Tensor:
     """O = act_h(q·kᵀ) · scale · v per head, rows beyond lengths zero (see gdpa_reference)."""
+    if _use_triton(backend, "gdpa", q, k, v):
+        return _triton.gdpa(q, k, v, lengths, activations, scale)
     return torch.ops.kunlunc_kunlun_180g.gdpa.default(q, k, v, lengths, activations, scale)
 
 
 def window_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
-    window: int, causal: bool, kind: str, scale: float,
+    window: int, causal: bool, kind: str, scale: float, backend: str = "torch",
 ) -> torch.Tensor:
     """Sliding-window self-attention, softmax or GDPA (see window_attention_reference)."""
+    if _use_triton(backend, "window_attention" if kind == "softmax" else "gdpa", q, k, v):
+        return _triton.window_attention(q, k, v, lengths, window, causal, kind, scale)
     op = torch.ops.kunlunc_kunlun_180g.window_attention.default
     return op(q, k, v, lengths, window, causal, kind, scale)
 
 
 def seed_pooling(
     seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, scale: float,
+    backend: str = "torch",
 ) -> torch.Tensor:
     """Seeds [H, S, D] attend over each example's valid keys -> [B, H, S, D]."""
+    if _use_triton(backend, "seed_pooling", seeds, k, v):
+        return _triton.seed_pooling(seeds, k, v, lengths, scale)
     return torch.ops.kunlunc_kunlun_180g.seed_pooling.default(seeds, k, v, lengths, scale)

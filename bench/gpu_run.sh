@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
+# Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
+#   bash bench/gpu_run.sh [tests|bench|all]
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+what=${1:-all}
+OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site:$PWD || exit 1
+{ date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
+if [ "$what" != bench ]; then
+  timeout 300 python3 -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
+fi
+if [ "$what" != tests ]; then
+  for b in gdpa window seed_pooling; do
+    timeout 240 python3 "bench/bench_$b.py" --json "$OUT/bench_$b.json" 2>&1 | tee "$OUT/bench_$b.log" | tail -30
+  done
+fi
