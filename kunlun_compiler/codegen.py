@@ -63,7 +63,7 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     files.update(_kernel_files(header))
     files["estimate.json"] = json.dumps(_estimates(compiled), indent=1, sort_keys=True) + "\n"
     files[MANIFEST] = json.dumps({"generator": "kunlunc", "version": __version__, "spec": Path(spec_file).name,
-                                  "spec_sha256": spec_digest(compiled), "files": sorted(files)},
+                                  "spec_sha256": spec_digest(compiled), "files": sorted([*files, MANIFEST])},
                                  indent=1, sort_keys=True) + "\n"
     del graph
     return files
