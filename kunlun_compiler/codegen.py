@@ -18,7 +18,7 @@ from .cost import TIME_GAP_BUCKETS, Estimate, estimate
 from .hardware import HARDWARE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-PACKAGE_FILES = ("__init__.py", "config.py", "data.py", "layers.py", "model.py", "ops.py")
+PACKAGE_FILES = ("__init__.py", "__main__.py", "bench.py", "config.py", "data.py", "layers.py", "model.py", "ops.py")
 MANIFEST = "kunlunc.json"
 
 
@@ -96,7 +96,7 @@ def _context(compiled: Compiled, header: str) -> dict:
         "tasks": plan.tasks, "n_tasks": len(plan.tasks), "time_gap_buckets": TIME_GAP_BUCKETS,
         "summary": _summary(plan), "schedule": ", ".join(plan.layer_kinds),
         "classes": sorted({b.cls for b in blocks}),
-        "blocks": [{"attr": b.name, "cls": b.cls, "kwargs": _kwargs(b.kwargs)} for b in blocks],
+        "blocks": [{"attr": b.name, "cls": b.cls, "kwargs": _kwargs(b.kwargs), "group": b.group} for b in blocks],
         "forward": _forward_lines(compiled, blocks),
     }
 

@@ -193,8 +193,9 @@ class Estimate:
     def groups(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
-            g = out.setdefault(c.group, {"flops_fwd": 0, "time_s": 0, "params": 0})
+            g = out.setdefault(c.group, {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0})
             g["flops_fwd"] += c.flops * self.batch_size
+            g["flops_train"] += c.flops * c.train_factor * self.batch_size
             g["time_s"] += c.time_s
             g["params"] += c.params
         return out
@@ -202,8 +203,9 @@ class Estimate:
     def blocks(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
-            b = out.setdefault(c.block, {"flops_fwd": 0, "time_s": 0, "params": 0, "group": c.group})
+            b = out.setdefault(c.block, {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0, "group": c.group})
             b["flops_fwd"] += c.flops * self.batch_size
+            b["flops_train"] += c.flops * c.train_factor * self.batch_size
             b["time_s"] += c.time_s
             b["params"] += c.params
         return out

@@ -25,6 +25,35 @@ from .layers import (
 )
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Each block's report group (what `python -m ablation_one_tower bench` and the estimate sum over).
+BLOCK_GROUPS = {
+    'features': 'embeddings',
+    'embed_event': 'embeddings',
+    'l0_weight_gen': 'rest',
+    'l0_event_pffn': 'gdpa',
+    'l0_event_hsp': 'seed_pooling',
+    'l0_interaction': 'wukong',
+    'l1_weight_gen': 'rest',
+    'l1_event_swa': 'window_attention',
+    'l1_interaction': 'wukong',
+    'l2_weight_gen': 'rest',
+    'l2_event_pffn': 'gdpa',
+    'l2_event_hsp': 'seed_pooling',
+    'l2_interaction': 'wukong',
+    'l3_weight_gen': 'rest',
+    'l3_event_swa': 'window_attention',
+    'l3_interaction': 'wukong',
+    'l4_weight_gen': 'rest',
+    'l4_event_pffn': 'gdpa',
+    'l4_event_hsp': 'seed_pooling',
+    'l4_interaction': 'wukong',
+    'l5_weight_gen': 'rest',
+    'l5_event_swa': 'window_attention',
+    'l5_interaction': 'wukong',
+    'readout_weight_gen': 'rest',
+    'readout_event_hsp': 'seed_pooling',
+    'head': 'rest',
+}
 BACKENDS = ("auto", "torch", "triton")
 
 

@@ -11,8 +11,9 @@ MAX_TIME_GAP = 2**20   # seconds; gaps are drawn log-uniformly in [0, MAX_TIME_G
 
 
 def example_batch(batch_size: int, device="cpu", seed: int = 0, full: bool = False,
-                  config: Config = Config()) -> dict:
-    """A dict of inputs with labels. Lengths vary from 0 to max_len (full=True: all at max_len).
+                  config: Config = Config(), at_avg_len: bool = False) -> dict:
+    """A dict of inputs with labels. Lengths vary from 0 to max_len (full=True: all at max_len;
+    at_avg_len=True: uniform around each event's avg_len, so the batch does the estimate's work).
 
     Layout: {"dense": [B, dense] float, "sparse": {feature: [B] int64},
              "events": {event: {"lengths": [B], "items": {feature: [B, T]}, "time_gaps": [B, T]}},
@@ -28,6 +29,8 @@ def example_batch(batch_size: int, device="cpu", seed: int = 0, full: bool = Fal
     for ev in config.events:
         if full:
             lengths = torch.full((batch_size,), ev.max_len, dtype=torch.int64)
+        elif at_avg_len:
+            lengths = _around(ev.avg_len, ev.max_len, batch_size, g)
         else:
             lengths = torch.randint(ev.max_len + 1, (batch_size,), generator=g)
         inputs = {"lengths": lengths, "items": {n: ids(t, batch_size, ev.max_len) for n, t in ev.items}}
@@ -37,6 +40,13 @@ def example_batch(batch_size: int, device="cpu", seed: int = 0, full: bool = Fal
         batch["events"][ev.name] = inputs
     batch["labels"] = torch.randint(2, (batch_size, len(config.tasks)), generator=g).float()
     return _to(batch, torch.device(device))
+
+
+def _around(avg: float, max_len: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """Lengths uniform on [lo, hi] ⊆ [0, max_len] with mean avg (the cost model's avg_len)."""
+    half = min(avg, max_len - avg)
+    lo, hi = avg - half, avg + half
+    return (lo + torch.rand(n, generator=g) * (hi - lo)).round().long().clamp(0, max_len)
 
 
 def _to(tree, device):

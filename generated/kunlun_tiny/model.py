@@ -25,6 +25,24 @@ from .layers import (
 )
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Each block's report group (what `python -m kunlun_tiny bench` and the estimate sum over).
+BLOCK_GROUPS = {
+    'features': 'embeddings',
+    'embed_click': 'embeddings',
+    'embed_impression': 'embeddings',
+    'l0_weight_gen': 'rest',
+    'l0_click_pffn': 'gdpa',
+    'l0_click_hsp': 'seed_pooling',
+    'l0_impression_pffn': 'gdpa',
+    'l0_impression_hsp': 'seed_pooling',
+    'l0_interaction': 'wukong',
+    'l1_weight_gen': 'rest',
+    'l1_click_swa': 'window_attention',
+    'l1_interaction': 'wukong',
+    'readout_weight_gen': 'rest',
+    'readout_click_hsp': 'seed_pooling',
+    'head': 'rest',
+}
 BACKENDS = ("auto", "torch", "triton")
 
 

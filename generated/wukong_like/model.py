@@ -21,6 +21,24 @@ from .layers import (
 )
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Each block's report group (what `python -m wukong_like bench` and the estimate sum over).
+BLOCK_GROUPS = {
+    'features': 'embeddings',
+    'l0_weight_gen': 'rest',
+    'l0_interaction': 'wukong',
+    'l1_weight_gen': 'rest',
+    'l1_interaction': 'wukong',
+    'l2_weight_gen': 'rest',
+    'l2_interaction': 'wukong',
+    'l3_weight_gen': 'rest',
+    'l3_interaction': 'wukong',
+    'l4_weight_gen': 'rest',
+    'l4_interaction': 'wukong',
+    'l5_weight_gen': 'rest',
+    'l5_interaction': 'wukong',
+    'readout_weight_gen': 'rest',
+    'head': 'rest',
+}
 BACKENDS = ("auto", "torch", "triton")
 
 
