@@ -53,7 +53,7 @@ def spec_digest(compiled: Compiled) -> str:
 def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     """All files of the package, as text. Deterministic: same spec, same bytes."""
     env = environment()
-    plan, graph = compiled.plan, compiled.graph
+    plan = compiled.plan
     header = _header(compiled, spec_file)
     ctx = _context(compiled, header)
     files = {f: env.get_template(f"package/{f}.j2").render(**ctx) for f in PACKAGE_FILES if f != "ops.py"}
@@ -65,7 +65,6 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     files[MANIFEST] = json.dumps({"generator": "kunlunc", "version": __version__, "spec": Path(spec_file).name,
                                   "spec_sha256": spec_digest(compiled), "files": sorted([*files, MANIFEST])},
                                  indent=1, sort_keys=True) + "\n"
-    del graph
     return files
 
 

@@ -102,8 +102,7 @@ class CostModel:
         return self.graph.op(op.inputs[0]).shape[1]
 
     def _k_len(self, op: Op) -> int:
-        src = self.graph.op(op.inputs[1])
-        return src.shape[1] if op.kind != "attn_values" else src.shape[1]
+        return self.graph.op(op.inputs[1]).shape[1]   # k [H, S, D] or, for attn_values, v [H, S, D]
 
     # ---- per-op formulas ---------------------------------------------------------------------
     def flops(self, op: Op, useful: bool = True) -> float:
