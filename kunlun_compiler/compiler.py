@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import rules
+from .errors import SpecError
 from .ir import Graph
 from .lower import lower
 from .passes import PIPELINE, PassManager, PassReport
@@ -21,7 +23,14 @@ class Compiled:
 
 
 def compile_spec(spec: Spec, target: str | None = None, verify: bool = True) -> Compiled:
-    """`target` overrides the spec's compile.target (it decides kernel selection)."""
+    """`target` overrides the spec's compile.target (it decides kernel selection).
+
+    The cross-field rules run here too, not only in the loader: a Spec built in Python
+    (Spec.model_validate) must not reach codegen with a name that is not an identifier.
+    """
+    issues = rules.check(spec)
+    if issues:
+        raise SpecError("<spec>", issues)
     plan, notes = canonicalize(spec)                 # defaults resolved, nothing implicit left
     graph = lower(plan)                              # uniform graph: every half of every layer
     passes = PIPELINE[:-1] + (for_target(target or plan.target),)

@@ -232,6 +232,11 @@ class _Builder:
 
     def key(self, node: Node, path: Path) -> str:
         if isinstance(node, ScalarNode) and node.tag in _AS_TEXT:
+            try:
+                node.value.encode("utf-8")
+            except UnicodeEncodeError:   # a lone surrogate from a "\uDCFF" escape: not text
+                self.error(node, f"expected a key of text, found {show(node.value)} (not valid Unicode)",
+                           path=path + (node.value,))
             return node.value
         if not isinstance(node, ScalarNode):
             self.error(node, "expected a string key, found a list or mapping as a key", path=path)

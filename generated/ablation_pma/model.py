@@ -92,7 +92,7 @@ def resolve_backend(backend: str) -> str:
 
 
 class Model(nn.Module):
-    """forward(batch) -> logits [B, 2] (tasks: ('click', 'conversion'))."""
+    """forward(batch) -> logits [B, 2], one column per task of Config.tasks."""
 
     def __init__(self, config: Config = Config(), backend: str = "auto") -> None:
         super().__init__()
