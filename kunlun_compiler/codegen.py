@@ -154,8 +154,7 @@ def _estimates(compiled: Compiled) -> dict:
     out = {"default_target": compiled.plan.target, "targets": {}}
     for target in HARDWARE:
         est: Estimate = estimate(compiled.graph, target)
-        j = est.to_json()
-        j.pop("ops")
+        j = est.to_json(ops=False)
         j["blocks"] = est.blocks()
         out["targets"][target] = j
     return out

@@ -15,7 +15,7 @@ All per-op numbers are per example; per-step numbers multiply by the batch size.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from . import hardware
 from .ir import Graph, Op
@@ -209,9 +209,10 @@ class Estimate:
             b["params"] += c.params
         return out
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["ops"] = [asdict(c) for c in self.ops]
+    def to_json(self, ops: bool = True) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ops"}
+        if ops:
+            d["ops"] = [asdict(c) for c in self.ops]
         d["groups"] = self.groups()
         return d
 

@@ -83,6 +83,8 @@ class Graph:
         self.seq_lens: dict[str, tuple[int, float]] = {}  # event -> (max_len, avg_len)
         self.meta: dict[str, Any] = {}
         self._topo: list[str] | None = None
+        self._by_block: dict[str, set[str]] = {}
+        self._stand_ins: dict[str, set[str]] = {}   # op id -> blocks whose passthrough names it
 
     # ---- construction -------------------------------------------------------------------
     def add(self, op: Op) -> Op:
@@ -94,6 +96,7 @@ class Graph:
         op = op.with_(shape=infer_shape(op, [self.op(i).shape for i in op.inputs]))
         self._order[op.id] = len(self._order)
         self._topo = None
+        self._by_block.setdefault(op.block, set()).add(op.id)
         self._g.add_node(op.id, op=op)
         for src in op.inputs:
             self._g.add_edge(src, op.id)
@@ -102,6 +105,15 @@ class Graph:
     def add_block(self, block: Block) -> None:
         if block.name in self.blocks:
             raise IRError(f"block {block.name!r} defined twice")
+        self._set_block(block)
+
+    def _set_block(self, block: Block) -> None:
+        old = self.blocks.get(block.name)
+        for prev in (old.passthrough.values() if old else ()):
+            self._stand_ins.get(prev, set()).discard(block.name)
+        for prev in block.passthrough.values():
+            if prev is not None:
+                self._stand_ins.setdefault(prev, set()).add(block.name)
         self.blocks[block.name] = block
 
     def update(self, op: Op) -> None:
@@ -114,7 +126,7 @@ class Graph:
     def replace_block(self, block: Block) -> None:
         if block.name not in self.blocks:
             raise IRError(f"no block {block.name!r}")
-        self.blocks[block.name] = block
+        self._set_block(block)
 
     def remove_block(self, name: str) -> int:
         """Remove a block and its ops; consumers elsewhere read the block's passthrough values."""
@@ -125,16 +137,21 @@ class Graph:
         for var, out in block.outs.items():
             self._rewire(out, block.passthrough[var], skip=set(ops))
         for op_id in ops:
-            self._g.remove_node(op_id)
-            del self._order[op_id]
-        self._topo = None
-        for other in list(self.blocks.values()):  # a later block whose predecessor this was
-            pt = {var: block.passthrough[var] if var in block.outs and prev == block.outs[var] else prev
-                  for var, prev in other.passthrough.items()}
-            if pt != other.passthrough:
-                self.blocks[other.name] = other.with_(passthrough=pt)
+            self._forget(op_id)
+        for var, out in block.outs.items():      # later blocks whose predecessor this was
+            for user in sorted(self._stand_ins.pop(out, ())):
+                other = self.blocks[user]
+                pt = {v: block.passthrough[var] if prev == out else prev for v, prev in other.passthrough.items()}
+                self._set_block(other.with_(passthrough=pt))
+        self._set_block(block.with_(passthrough={}))
         del self.blocks[name]
         return len(ops)
+
+    def _forget(self, op_id: str) -> None:
+        self._by_block[self.op(op_id).block].discard(op_id)
+        self._g.remove_node(op_id)
+        del self._order[op_id]
+        self._topo = None
 
     def _rewire(self, old: str, new: str, skip: set[str]) -> None:
         for dst in list(self._g.successors(old)):
@@ -152,8 +169,7 @@ class Graph:
         position = self._order[last]
         consumers = list(self._g.successors(last))
         for op_id in chain:
-            self._g.remove_node(op_id)
-            del self._order[op_id]
+            self._forget(op_id)
         new_op = self.add(new)
         self._order[new_op.id] = position  # the fused op sorts where the chain ended
         self._topo = None
@@ -188,8 +204,7 @@ class Graph:
 
     def ops_in(self, block: str) -> list[Op]:
         """The block's ops in insertion order (a block is a straight chain of construction)."""
-        ops = [op for _, op in self._g.nodes(data="op") if op.block == block]
-        return sorted(ops, key=lambda op: self._order[op.id])
+        return [self.op(i) for i in sorted(self._by_block.get(block, ()), key=self._order.__getitem__)]
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -205,17 +205,24 @@ def _phrases(schema: dict) -> list[str]:
 
 def _number(kind: str, s: dict) -> str:
     noun = "integer" if kind == "integer" else "number"
+    low = s.get("minimum")
     if s.get("exclusiveMinimum") == 0:
         text = f"a positive {noun}"
-    elif s.get("minimum") == 0:
+    elif low == 0:
         text = f"a non-negative {noun}"
+    elif low is not None:
+        return f"a {noun} from {_bound(low)} to {_bound(s.get('maximum'))}"
     else:
         text = f"an {noun}" if noun == "integer" else f"a {noun}"
     if "maximum" in s:
-        top = s["maximum"]
-        big_power = isinstance(top, int) and top >= 2**20 and top & (top - 1) == 0
-        text += f" at most {f'2^{top.bit_length() - 1}' if big_power else top}"
+        text += f" at most {_bound(s['maximum'])}"
     return text
+
+
+def _bound(top) -> str:
+    if isinstance(top, int) and top >= 2**20 and top & (top - 1) == 0:
+        return f"2^{top.bit_length() - 1}"
+    return f"{top:g}" if isinstance(top, float) else str(top)
 
 
 def _plural(items: dict) -> str:

@@ -19,10 +19,19 @@ MAX_VOCAB = 2**40
 
 Activation = Literal["gelu_tanh", "gelu", "silu", "relu", "relu2", "identity"]
 # Strict: `true` is not an integer and `32.5` is not a dim.
-PosInt = Annotated[int, Field(strict=True, gt=0)]
-NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+# Every number has a range. The upper bounds are far above any real model and keep the compiler
+# (whose graph grows with layers and list lengths) and its cost arithmetic finite and fast.
+MAX_SIZE = 2**24        # dims, lengths, widths, token counts, batch size
+MAX_LAYERS = 128        # model, tower and Wukong depth
+MAX_EVENTS = 64         # event types (towers)
+MAX_ITEMS = 1024        # entries of a list (features, items, tasks, MLP layers)
+PosInt = Annotated[int, Field(strict=True, gt=0, le=MAX_SIZE)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0, le=MAX_SIZE)]
+Depth = Annotated[int, Field(strict=True, gt=0, le=MAX_LAYERS)]
 # A positive finite number; integers are accepted, booleans are not.
-PosNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+PosNumber = Annotated[float, Field(strict=True, gt=0, le=MAX_SIZE, allow_inf_nan=False)]
+# 1/τ scales GDPA's output: below 1e-3 it overflows fp16/bf16 activations for ordinary scores.
+Temperature = Annotated[float, Field(strict=True, ge=1e-3, le=1e9, allow_inf_nan=False)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
 
 
@@ -52,7 +61,7 @@ class Feature(_Closed):
 class Tower(_Closed):
     dim: PosInt
     heads: PosInt
-    layers: PosInt
+    layers: Depth
     window: PosInt
     seeds: PosInt
     summary_tokens: PosInt
@@ -62,7 +71,7 @@ class Event(_Closed):
     max_len: PosInt
     avg_len: PosNumber | None = None
     time_gaps: bool = False
-    items: Annotated[list[Feature], Field(min_length=1)]
+    items: Annotated[list[Feature], Field(min_length=1, max_length=MAX_ITEMS)]
     tower: Tower
 
 
@@ -70,8 +79,8 @@ class Features(_Closed):
     dense: NonNegInt = 0
     # kunlunc extension: how many tokens the dense Linear produces (k_dense).
     dense_tokens: PosInt = 1
-    sparse: list[Feature] = []
-    events: dict[Name, Event] = {}
+    sparse: Annotated[list[Feature], Field(max_length=MAX_ITEMS)] = []
+    events: Annotated[dict[Name, Event], Field(max_length=MAX_EVENTS)] = {}
 
 
 class WeightGeneration(_Closed):
@@ -80,8 +89,8 @@ class WeightGeneration(_Closed):
 
 class PFFN(_Closed):
     kv_tokens: PosInt
-    activation: Union[Activation, Annotated[list[Activation], Field(min_length=1)]] = "gelu_tanh"
-    temperature: Union[Literal["max_len", "sqrt_d"], PosNumber] = "max_len"
+    activation: Union[Activation, Annotated[list[Activation], Field(min_length=1, max_length=MAX_SIZE)]] = "gelu_tanh"
+    temperature: Union[Literal["max_len", "sqrt_d"], Temperature] = "max_len"
     qk_norm: bool = False
 
 
@@ -91,15 +100,15 @@ class Attention(_Closed):
 
 
 class HSP(_Closed):
-    kron_rank: NonNegInt = 4
+    kron_rank: Annotated[int, Field(strict=True, ge=0, le=64)] = 4
 
 
 class Wukong(_Closed):
-    layers: PosInt = 1
+    layers: Depth = 1
     fmb_tokens: PosInt
     lcb_tokens: PosInt
     rank: PosInt
-    mlp: list[PosInt] = []
+    mlp: Annotated[list[PosInt], Field(max_length=64)] = []
 
 
 class Interaction(_Closed):
@@ -108,8 +117,8 @@ class Interaction(_Closed):
 
 
 class Head(_Closed):
-    tasks: Annotated[list[Name], Field(min_length=1)]
-    mlp: list[PosInt] = []
+    tasks: Annotated[list[Name], Field(min_length=1, max_length=MAX_ITEMS)]
+    mlp: Annotated[list[PosInt], Field(max_length=64)] = []
 
 
 LayerKind = Literal["global", "local"]
@@ -117,7 +126,7 @@ LayerKind = Literal["global", "local"]
 
 class Model(_Closed):
     dim: PosInt
-    layers: PosInt
+    layers: Depth
     compskip: Union[Literal["alternate", "none"], Annotated[list[LayerKind], Field(min_length=1)]] = "alternate"
     weight_generation: WeightGeneration
     pffn: PFFN

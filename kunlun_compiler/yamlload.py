@@ -63,7 +63,7 @@ def load_text(text: str | bytes, filename: str) -> Loaded:
     text = _decode(text, filename)
     root = _compose(text, filename)
     if root is None or (isinstance(root, ScalarNode) and root.tag == _T + "null"):
-        _fail(filename, "the file is empty; a spec is a mapping starting with `kunlun: 1`")
+        _fail(filename, "the file is empty; a spec is a mapping starting with `kunlun: 1`", (1, 1))
     builder = _Builder(filename)
     data = builder.build(root, (), 0)
     if not isinstance(data, dict):

@@ -23,7 +23,7 @@ def spec_paths() -> list[Path]:
 
 def compiled(path_or_spec):
     spec = load_spec(path_or_spec) if isinstance(path_or_spec, (str, Path)) else path_or_spec
-    return compile_spec(spec)
+    return compile_spec(spec, verify="each")      # the IR is checked after every pass
 
 
 def build_and_import(spec, out_dir: Path, spec_file: str = "spec.yaml"):

@@ -101,12 +101,12 @@ def test_valid_example_loads_from_file(tmp_path):
 
 def test_boolean_is_not_an_integer():
     assert error(edit("batch_size: 256", "batch_size: true")) == (
-        "s.yaml:4:13: batch_size: expected a positive integer, found true (a boolean)")
+        "s.yaml:4:13: batch_size: expected a positive integer at most 2^24, found true (a boolean)")
 
 
 def test_float_is_not_a_dim():
     assert error(edit(CLICK_TOWER, CLICK_TOWER.replace("dim: 64", "dim: 32.5"))) == (
-        "s.yaml:20:20: features.events.click.tower.dim: expected a positive integer, found 32.5")
+        "s.yaml:20:20: features.events.click.tower.dim: expected a positive integer at most 2^24, found 32.5")
 
 
 def test_negative_vocab():
@@ -132,7 +132,7 @@ def test_unknown_key_with_did_you_mean():
             "found unknown key 'hedas' (did you mean 'heads'?)") in out.splitlines()
     # the misspelt key also leaves `heads` missing, reported at the tower mapping
     assert ("s.yaml:20:14: features.events.click.tower.heads: missing required key 'heads': "
-            "expected a positive integer") in out.splitlines()
+            "expected a positive integer at most 2^24") in out.splitlines()
 
 
 def test_unknown_top_level_key_lists_known_keys_when_nothing_is_close():
@@ -144,7 +144,7 @@ def test_unknown_top_level_key_lists_known_keys_when_nothing_is_close():
 def test_missing_required_key_points_at_parent_mapping():
     assert error(edit("    kv_tokens: 32\n", "")) == (
         "s.yaml:33:5: model.pffn.kv_tokens: missing required key 'kv_tokens': "
-        "expected a positive integer")
+        "expected a positive integer at most 2^24")
 
 
 def test_union_errors_collapse_into_one_issue():
@@ -152,7 +152,7 @@ def test_union_errors_collapse_into_one_issue():
         "s.yaml:30:13: model.compskip: expected 'alternate', 'none' or a non-empty list of "
         "'global'/'local', found 'alterante' (did you mean 'alternate'?)")
     assert error(edit("temperature: max_len", "temperature: true")) == (
-        "s.yaml:35:18: model.pffn.temperature: expected 'max_len', 'sqrt_d' or a positive number, "
+        "s.yaml:35:18: model.pffn.temperature: expected 'max_len', 'sqrt_d' or a number from 0.001 to 1e+09, "
         "found true (a boolean)")
 
 
@@ -365,7 +365,7 @@ def test_deep_nesting():
 
 def test_empty_file():
     for text in ("", "\n\n# only a comment\n", b""):
-        assert error(text) == ("s.yaml: the file is empty; a spec is a mapping starting with "
+        assert error(text) == ("s.yaml:1:1: the file is empty; a spec is a mapping starting with "
                                "`kunlun: 1`")
 
 

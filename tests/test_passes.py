@@ -1,0 +1,63 @@
+"""The pass pipeline: what each pass reports, IR verification naming the pass, determinism."""
+from __future__ import annotations
+
+import pytest
+
+from genutil import SPECS, compiled, load_spec
+from kunlun_compiler.compiler import compile_spec
+from kunlun_compiler.ir import IRError
+from kunlun_compiler.lower import lower
+from kunlun_compiler.passes import PIPELINE, PassManager, PassResult
+from kunlun_compiler.plan import canonicalize
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+
+
+def test_reports_say_what_changed(tiny):
+    by_name = {r.name: r for r in tiny.reports}
+    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "select_kernels"]
+    assert by_name["compskip"].stats == {"removed_blocks": 6, "global": 1, "local": 1, "both": 0}
+    assert "removed l1_click_hsp (layer 1 is local)" in by_name["compskip"].notes
+    assert by_name["tower_depth"].notes == ("removed l1_impression_swa (tower impression has 1 of 2 layers)",)
+    assert by_name["fuse"].stats == {"gdpa": 2, "seed_pooling": 3, "window_attention": 1}
+    assert by_name["select_kernels"].stats == {"gdpa:torch": 2, "seed_pooling:torch": 3, "window_attention:torch": 1}
+    for r in tiny.reports:
+        assert r.ops_after <= r.ops_before
+
+
+def test_kernel_selection_follows_the_target():
+    spec = load_spec(SPECS / "kunlun_tiny.yaml")
+    gpu = compile_spec(spec, "h200")
+    kernels = {op.attr("kernel") for op in gpu.graph.ops() if op.attr("kernel")}
+    assert kernels == {"triton"}
+    assert {op.attr("kernel") for op in compile_spec(spec, "cpu").graph.ops() if op.attr("kernel")} == {"torch"}
+
+
+def test_unfused_families_stay_chains():
+    spec = load_spec(SPECS / "ablation_no_gdpa_fusion.yaml")
+    c = compile_spec(spec, verify="each")
+    kinds = c.graph.kinds()
+    assert "gdpa" not in kinds and kinds["window_attention"] > 0 and kinds["seed_pooling"] > 0
+    fuse = next(r for r in c.reports if r.name == "fuse")
+    assert any("compile.fuse leaves it unfused" in n for n in fuse.notes)
+
+
+def test_a_pass_that_breaks_the_ir_is_named(tiny):
+    def broken(graph):
+        op = next(o for o in graph.ops() if o.kind == "linear")
+        graph.update(op.with_(shape=(999,)))
+        return PassResult(graph, True)
+
+    plan, _ = canonicalize(load_spec(SPECS / "kunlun_tiny.yaml"))
+    with pytest.raises(IRError, match="after pass broken"):
+        PassManager((PIPELINE[0], broken)).run(lower(plan))
+
+
+def test_compilation_is_deterministic():
+    spec = load_spec(SPECS / "kunlun_6g.yaml")
+    a, b = compile_spec(spec), compile_spec(spec)
+    assert [op.id for op in a.graph.ops()] == [op.id for op in b.graph.ops()]
+    assert [o.shape for o in a.graph.ops()] == [o.shape for o in b.graph.ops()]
