@@ -74,6 +74,9 @@ class CostModel:
         plan = graph.meta["plan"]
         self.dtype = "fp32" if target == "cpu" else plan.dtype
         self.elt = DTYPE_BYTES[self.dtype]
+        # FLOPs and element counts do not depend on the target: computed once per compiled graph
+        # (codegen estimates every target), keyed by op id. Passes never run after costing.
+        self._memo = graph.meta.setdefault("cost_memo", {})
 
     # ---- token counts ----------------------------------------------------------------------
     def _tokens(self, seq: str | None, useful: bool) -> float:
@@ -106,6 +109,12 @@ class CostModel:
 
     # ---- per-op formulas ---------------------------------------------------------------------
     def flops(self, op: Op, useful: bool = True) -> float:
+        key = ("flops", op.id, useful)
+        if key not in self._memo:
+            self._memo[key] = self._flops(op, useful)
+        return self._memo[key]
+
+    def _flops(self, op: Op, useful: bool) -> float:
         ins = [self.graph.op(i) for i in op.inputs]
         if op.kind == "linear":      # 2 · rows · in · out
             rows = _numel(ins[0].shape[:-1]) * self._scale(ins[0], useful)
@@ -127,14 +136,19 @@ class CostModel:
     def bytes(self, op: Op) -> float:
         """Activation bytes an unfused implementation reads and writes per example (useful rows).
 
-        Weights are read once per step, not once per example: see `weight_bytes`."""
+        Weights are read once per step, not once per example: see `time_s`."""
+        key = ("elements", op.id)
+        if key not in self._memo:
+            self._memo[key] = self._elements(op)
+        return self._memo[key] * self.elt
+
+    def _elements(self, op: Op) -> float:
         if op.kind in ("reshape", "input", "param", "output", "slice"):
             return 0
         if op.kind == "embedding":   # one row per lookup
-            return _numel(op.shape) * self._scale(op, True) * self.elt
+            return _numel(op.shape) * self._scale(op, True)
         moved = sum(_numel(self.graph.op(i).shape) * self._scale(self.graph.op(i), True) for i in op.inputs)
-        moved += _numel(op.shape) * self._scale(op, True)
-        return moved * self.elt
+        return moved + _numel(op.shape) * self._scale(op, True)
 
     def params(self, op: Op) -> int:
         a = op.attrs

@@ -25,7 +25,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def check(spec: Spec) -> list[Issue]:
     issues: list[Issue] = []
     for rule in (_identifiers, _unique_names, _package_name, _tables, _towers, _lengths,
-                 _layer_lists, _tokens):
+                 _layer_lists, _tokens, _size):
         issues += rule(spec)
     return issues
 
@@ -209,3 +209,20 @@ def _tokens(spec: Spec) -> list[Issue]:
         f"each expert needs a group of tokens; there are {dense} dense + {len(f.sparse)} sparse + "
         f"{model.weight_generation.summary_tokens} weight-generation + {towers} tower summary "
         "tokens")]
+
+
+# The compiled graph grows with layers x (three blocks per tower + a Wukong stack per expert).
+# 180 GFLOP/example needs 288 of these units; 768 keeps any build under about two seconds.
+MAX_BLOCK_UNITS = 768
+
+
+def _size(spec: Spec) -> list[Issue]:
+    m = spec.model
+    units = m.layers * (3 * len(spec.features.events) + m.interaction.experts * m.interaction.wukong.layers)
+    if units <= MAX_BLOCK_UNITS:
+        return []
+    return [Issue.mismatch(
+        ("model", "layers"), f"a model of at most {MAX_BLOCK_UNITS} layer blocks",
+        f"{units} (model.layers {m.layers} x (3 x {len(spec.features.events)} towers + "
+        f"{m.interaction.experts} experts x {m.interaction.wukong.layers} Wukong layers))",
+        "use fewer layers, towers, experts or Wukong layers")]

@@ -444,3 +444,10 @@ def test_no_other_exception_escapes_for_mangled_input():
             load_spec_text(bytes(mangled), "s.yaml")
         except SpecError as exc:
             assert all("\n" not in issue.render("s.yaml") for issue in exc.issues)
+
+
+def test_model_too_large_to_compile_quickly():
+    text = VALID.replace("  layers: 2\n", "  layers: 100\n", 1) if "  layers: 2\n" in VALID else None
+    assert text is not None
+    out = error(text)
+    assert "model.layers: expected a model of at most 768 layer blocks" in out
