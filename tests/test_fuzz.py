@@ -490,42 +490,15 @@ def error_problems(call: Call, path: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Known compiler bugs (reported, not fixed here). Each predicate sees the mutant, the problem
-# found and, when validate accepted it, the Spec; each has an xfail(strict=True) test below.
+# Known compiler bugs (reported, not fixed here). A mutant that one of them explains is counted
+# under its label instead of failing; each has a reproduction at the end of this file marked
+# xfail(strict=True), so a fix makes that test XPASS: then drop the entry and the mark.
 # ---------------------------------------------------------------------------------------------
 
-def _layers_too_many(spec) -> bool:
-    # Build time is superlinear in the layer count (ir.remove_block scans every op per block,
-    # and estimate.json serializes every op for every target): model.layers 80 takes > 2 s, 2000
-    # does not finish, 2**64 is killed for memory. Such specs are not built (they could hang or
-    # kill the test process), only counted.
-    return spec.model.layers > 16 or spec.model.interaction.wukong.layers > 16
-
-
-def _tiny_temperature(spec) -> bool:
-    # 1/temperature is pasted into model.py: `inf` for 5e-324 (a NameError on import), and a
-    # huge scale makes the forward pass NaN (1e-30 already).
-    t = spec.model.pffn.temperature
-    return not isinstance(t, str) and t < 1e-2
-
-
-def _huge_int(spec) -> bool:
-    # Integers are unbounded (except vocab); once a product of them passes float range, the cost
-    # model's float arithmetic raises OverflowError out of `build` (a traceback; exit 1 from the
-    # interpreter, not from kunlunc): e.g. batch_size 10**400, model.dim 10**200.
-    def walk(v):
-        if isinstance(v, dict):
-            return any(walk(x) for x in v.values())
-        if isinstance(v, (list, tuple)):
-            return any(walk(x) for x in v)
-        return isinstance(v, int) and not isinstance(v, bool) and v > 10**100
-    return walk(spec.model_dump())
-
-
-KNOWN_SKIP_BUILD = {"build time superlinear in layers": _layers_too_many}
-KNOWN_BUILD_CRASH = {"OverflowError from the cost model on a huge integer": ("EXC OverflowError", _huge_int)}
-KNOWN_BAD_RUN = {"tiny pffn.temperature: inf/NaN in the model": _tiny_temperature}
-KNOWN_WHOLE_FILE = re.compile(r": the file is empty; ")  # no line:col on an empty file
+KNOWN_SKIP_BUILD: dict = {}     # label -> predicate on the spec: accepted but not built
+KNOWN_BUILD_CRASH: dict = {}     # label -> (return-code prefix, predicate on the spec)
+KNOWN_BAD_RUN: dict = {}         # label -> predicate on the spec
+KNOWN_UNLOCATED: re.Pattern | None = None   # an error message allowed without line:col
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,7 +524,7 @@ class Tally:
     def summary(self) -> str:
         c = self.counts
         v, b, i = self.slowest["validate"], self.slowest["build"], self.slowest["inspect"]
-        known = ", ".join(f"{k}: {n}" for k, n in sorted(c.items()) if k.startswith("known ")) or "none"
+        known = ", ".join(f"{k[6:]}: {n}" for k, n in sorted(c.items()) if k.startswith("known ")) or "none"
         return (f"fuzz: {len(self.bases)} base specs, {c['mutants']} mutants tried: "
                 f"{c['rejected']} rejected, {c['accepted']} accepted "
                 f"({c['ran']} built and ran a forward pass, {c['built only']} built but too big "
@@ -566,7 +539,22 @@ class Tally:
 _unique = itertools.count()
 
 
-def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = True) -> None:
+def _call_problems(call: Call, spath: str, kind: str, tally: Tally, known: bool) -> list[str]:
+    problems = error_problems(call, spath)
+    if known and problems and KNOWN_UNLOCATED is not None and KNOWN_UNLOCATED.search(call.err) \
+            and all("without" in p for p in problems):
+        tally.counts[f"known {kind}: error without line:col"] += 1
+        problems = []
+    if call.seconds > CALL_LIMIT_S:
+        problems.append(f"took {call.seconds:.2f} s")
+    return problems
+
+
+def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = True,
+                 known: bool = True) -> None:
+    """Validate, build and inspect one mutant through cli.main; record what went wrong in tally.
+
+    known=False turns the KNOWN_* tables off (for the reproductions of the known bugs)."""
     tally.counts["mutants"] += 1
     tally.bases.add(mutant.base)
     i = next(_unique)
@@ -577,15 +565,9 @@ def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = Tru
 
     val = run_cli(["validate", spath])
     tally.time("validate", val.seconds, mutant)
-    problems = error_problems(val, spath)
-    if problems and val.rc == 1 and all("without" in p for p in problems) \
-            and KNOWN_WHOLE_FILE.search(val.err):
-        tally.counts["known empty file without line:col"] += 1
-        problems = []
-    if val.seconds > CALL_LIMIT_S:
-        problems.append(f"validate took {val.seconds:.2f} s")
+    problems = _call_problems(val, spath, "validate", tally, known)
     if val.rc == 0 and val.err:
-        problems.append(f"validate printed to stderr on success: {val.err[:200]!r}")
+        problems.append(f"printed to stderr on success: {val.err[:200]!r}")
     if problems:
         return tally.fail(mutant, ["validate: " + p for p in problems])
 
@@ -593,8 +575,8 @@ def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = Tru
     if val.rc == 0:
         tally.counts["accepted"] += 1
         spec = load_spec(spath)
-        for label, known in KNOWN_SKIP_BUILD.items():
-            if known(spec):
+        for label, bug in KNOWN_SKIP_BUILD.items() if known else ():
+            if bug(spec):
                 tally.counts["skipped build"] += 1
                 tally.counts[f"known {label}"] += 1
                 return
@@ -604,31 +586,25 @@ def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = Tru
     out = work / f"out{i}"
     build = run_cli(["build", spath, "-o", str(out)])
     tally.time("build", build.seconds, mutant)
-    problems = error_problems(build, spath)
-    if problems and KNOWN_WHOLE_FILE.search(build.err) and all("without" in p for p in problems):
-        problems = []
-    if build.seconds > CALL_LIMIT_S:
-        problems.append(f"build took {build.seconds:.2f} s")
+    problems = _call_problems(build, spath, "build", tally, known)
     if build.rc != val.rc and build.rc in (0, 1):
         problems.append(f"validate said {val.rc}, build said {build.rc}: {build.err.strip()[:300]}")
     if build.rc == 1 and out.exists() and [p for p in out.iterdir() if not p.name.endswith(".lock")]:
         problems.append(f"a failed build left files: {sorted(p.name for p in out.iterdir())}")
     if build.rc == 0 and not (out / spec.name / "kunlunc.json").is_file():
-        problems.append("build said 0 but wrote no package")
-    if problems and spec is not None and isinstance(build.rc, str):
-        known = [label for label, (rc, k) in KNOWN_BUILD_CRASH.items() if build.rc.startswith(rc) and k(spec)]
-        if known:
-            tally.counts[f"known {known[0]}"] += 1
+        problems.append("exit 0 but no package written")
+    if known and problems and spec is not None and isinstance(build.rc, str):
+        hit = [label for label, (rc, bug) in KNOWN_BUILD_CRASH.items()
+               if build.rc.startswith(rc) and bug(spec)]
+        if hit:
+            tally.counts[f"known {hit[0]}"] += 1
             return
     if problems:
         return tally.fail(mutant, ["build: " + p for p in problems])
+
     insp = run_cli(["inspect", spath, "--json", "--target", "cpu"])
     tally.time("inspect", insp.seconds, mutant)
-    problems = error_problems(insp, spath)
-    if problems and KNOWN_WHOLE_FILE.search(insp.err) and all("without" in p for p in problems):
-        problems = []
-    if insp.seconds > CALL_LIMIT_S:
-        problems.append(f"inspect took {insp.seconds:.2f} s")
+    problems = _call_problems(insp, spath, "inspect", tally, known)
     if insp.rc != val.rc and insp.rc in (0, 1):
         problems.append(f"validate said {val.rc}, inspect said {insp.rc}: {insp.err.strip()[:300]}")
     if insp.rc == 0:
@@ -636,17 +612,18 @@ def check_mutant(mutant: Mutant, work: Path, tally: Tally, run_model: bool = Tru
             report = json.loads(insp.out)
             assert report["params"] >= 0 and report["flops_fwd_per_step"] >= 0
         except Exception as exc:
-            problems.append(f"inspect --json printed no valid report: {type(exc).__name__}: {exc}")
+            problems.append(f"--json printed no valid report: {type(exc).__name__}: {exc}")
     if problems:
         return tally.fail(mutant, ["inspect: " + p for p in problems])
+
     if build.rc == 0 and run_model:
         problem = _run_package(out / spec.name, spec)
         if problem == "too big":
             tally.counts["built only"] += 1
         elif problem:
-            known = [label for label, k in KNOWN_BAD_RUN.items() if k(spec)]
-            if known:
-                tally.counts[f"known {known[0]}"] += 1
+            hit = [label for label, bug in KNOWN_BAD_RUN.items() if bug(spec)] if known else []
+            if hit:
+                tally.counts[f"known {hit[0]}"] += 1
             else:
                 tally.fail(mutant, ["run: " + problem])
         else:
@@ -788,75 +765,87 @@ def test_cli_subprocess_exit_status(label, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The known bugs, one minimal reproduction each (strict xfail: a fix makes them fail as XPASS)
+# Reproductions of the bugs this fuzzer found, each a minimal spec through the full check with
+# the known-bug tables off. Those fixed since are plain regression tests; the open ones are
+# xfail(strict=True), so a fix makes them XPASS: then drop the mark and the KNOWN_* entry.
 # ---------------------------------------------------------------------------------------------
 
-def _tiny_with(old: bytes, new: bytes) -> bytes:
-    assert old in TINY
-    return TINY.replace(old, new)
+def _tiny_with(*edits: tuple[bytes, bytes]) -> bytes:
+    text = TINY
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc bug: build time is superlinear in model.layers "
-                   "(ir.remove_block scans all ops per removed block; estimate.json asdict()s "
-                   "every op for 5 targets): model.layers 100 takes ~3 s, 2000 never finishes")
-def test_known_bug_many_layers_build_fast(tmp_path):
-    spec = tmp_path / "layers.yaml"
-    spec.write_bytes(_tiny_with(b"  layers: 2\n  compskip", b"  layers: 100\n  compskip"))
-    call = run_cli(["build", str(spec), "-o", str(tmp_path / "out")], watchdog_s=10)
-    assert call.rc == 0 and call.seconds < CALL_LIMIT_S, (call.rc, call.seconds)
+def _assert_handled(data: bytes, tmp_path: Path, label: str) -> Tally:
+    tally = Tally()
+    check_mutant(Mutant(label, [label], data), tmp_path, tally, known=False)
+    assert not tally.failures, tally.failures[0]
+    return tally
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc bug: validate accepts model.layers 2**64 and "
-                   "build then builds a 2**64-entry layer list until it runs out of memory "
-                   "(the CLI process is OOM-killed)")
-def test_known_bug_huge_layers_is_rejected_or_builds(tmp_path):
-    spec = tmp_path / "layers.yaml"
-    spec.write_bytes(_tiny_with(b"  layers: 2\n  compskip", b"  layers: 18446744073709551616\n  compskip"))
-    for argv in (["validate", str(spec)], ["build", str(spec), "-o", str(tmp_path / "out")]):
-        call = run_cli(argv, watchdog_s=CALL_LIMIT_S + 1, memory=2**30)
-        assert call.rc in (0, 1) and call.seconds < CALL_LIMIT_S, (argv[0], call.rc, call.seconds)
+LAYERS = b"  layers: 2\n  compskip"
+REGRESSIONS = {
+    # validate accepted model.layers 2**64; build then built a 2**64-entry layer list until the
+    # process was killed for memory
+    "layers_2_64": _tiny_with((LAYERS, b"  layers: 18446744073709551616\n  compskip")),
+    # build time was quadratic in the layer count (ir.remove_block scanned every op per removed
+    # block, estimate.json asdict()ed every op for every target): 100 layers took ~3.5 s
+    "layers_100": _tiny_with((LAYERS, b"  layers: 100\n  compskip")),
+    # integers were unbounded: once a product passed float range the cost model raised
+    # OverflowError out of build and inspect (a traceback, exit 1 from the interpreter)
+    "batch_size_1e400": _tiny_with((b"batch_size: 64", b"batch_size: 1" + b"0" * 400)),
+    "model_dim_1e200": _tiny_with((b"  dim: 16\n  layers: 2", b"  dim: 1" + b"0" * 200 + b"\n  layers: 2")),
+    "max_len_1e400": _tiny_with((b"max_len: 24", b"max_len: 1" + b"0" * 400)),
+    # 1/temperature was pasted into model.py: `scale=inf` (a NameError when the package runs)
+    "temperature_5e-324": _tiny_with((b"temperature: max_len", b"temperature: 5.0e-324")),
+    # a valid temperature of 1e-30 scaled GDPA by 1e30: the forward pass was NaN
+    "temperature_1e-30": _tiny_with((b"temperature: max_len", b"temperature: 1.0e-30")),
+    # the only error without line:col: `x.yaml: the file is empty; ...`
+    "empty_file": b"",
+}
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc bug: validate accepts any integer size, and "
-                   "build then dies with OverflowError (int too large to convert to float) in "
-                   "cost.py / plan.py: a traceback instead of a located error")
-@pytest.mark.parametrize("old,new", [
-    (b"batch_size: 64", b"batch_size: 1" + b"0" * 400),
-    (b"  dim: 16\n  layers: 2", b"  dim: 1" + b"0" * 200 + b"\n  layers: 2"),
-    (b"max_len: 24", b"max_len: 1" + b"0" * 400),
-], ids=["batch_size", "model.dim", "max_len"])
-def test_known_bug_huge_integer_build(old, new, tmp_path):
-    spec = tmp_path / "huge.yaml"
-    spec.write_bytes(_tiny_with(old, new))
-    for argv in (["validate", str(spec)], ["build", str(spec), "-o", str(tmp_path / "out")]):
-        call = run_cli(argv)
-        assert call.rc in (0, 1) and not error_problems(call, str(spec)), (argv[0], call.rc, call.err)
+@pytest.mark.parametrize("label", sorted(REGRESSIONS))
+def test_found_bug_regressions(label, tmp_path):
+    _assert_handled(REGRESSIONS[label], tmp_path, label)
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc bug: pffn.temperature 5e-324 makes 1/tau inf, "
-                   "pasted into model.py as `scale=inf`: the package fails with NameError")
-def test_known_bug_denormal_temperature_runs(tmp_path):
-    spec = tmp_path / "temp.yaml"
-    spec.write_bytes(_tiny_with(b"temperature: max_len", b"temperature: 5.0e-324"))
-    assert run_cli(["build", str(spec), "-o", str(tmp_path / "out")]).rc == 0
-    problem = _run_package(tmp_path / "out" / "kunlun_tiny", load_spec(spec))
-    assert problem is None, problem
+def _deep(model_layers: int, wukong_layers: int, events: int = 2) -> bytes:
+    """kunlun_tiny at the given depth (towers as deep as the model) and number of towers."""
+    spec = yaml.safe_load(TINY)
+    spec["model"]["layers"] = model_layers
+    spec["model"]["interaction"]["wukong"]["layers"] = wukong_layers
+    click = spec["features"]["events"]["click"]
+    spec["features"]["events"] = {}
+    for e in range(events):
+        ev = copy.deepcopy(click)
+        ev["tower"]["layers"] = model_layers
+        ev["items"] = [{"name": f"item{e}", "share": "ad_id"}]
+        spec["features"]["events"][f"ev{e}"] = ev
+    return yaml.safe_dump(spec, sort_keys=False).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc bug (or missing range): pffn.temperature 1e-30 "
-                   "is valid but scales GDPA by 1e30 and the forward pass is NaN")
-def test_known_bug_tiny_temperature_finite(tmp_path):
-    spec = tmp_path / "temp.yaml"
-    spec.write_bytes(_tiny_with(b"temperature: max_len", b"temperature: 1.0e-30"))
-    assert run_cli(["build", str(spec), "-o", str(tmp_path / "out")]).rc == 0
-    problem = _run_package(tmp_path / "out" / "kunlun_tiny", load_spec(spec))
-    assert problem is None, problem
+def _build_time_ok(data: bytes, tmp_path: Path) -> None:
+    spec = tmp_path / "deep.yaml"
+    spec.write_bytes(data)
+    assert run_cli(["validate", str(spec)]).rc == 0, "the bounds changed; update the test"
+    call = run_cli(["build", str(spec), "-o", str(tmp_path / "out")], watchdog_s=CALL_LIMIT_S + 1)
+    assert call.rc == 0 and call.seconds < CALL_LIMIT_S, (call.rc, round(call.seconds, 2))
 
 
-@pytest.mark.xfail(strict=True, reason="kunlunc: the empty-file error has no line:col "
-                   "(`x.yaml: the file is empty; ...`), unlike every other error")
-def test_known_bug_empty_file_error_is_located(tmp_path):
-    spec = tmp_path / "empty.yaml"
-    spec.write_bytes(b"")
-    call = run_cli(["validate", str(spec)])
-    assert call.rc == 1 and not error_problems(call, str(spec)), call.err
+@pytest.mark.parametrize("layers,wukong,events", [(32, 9, 2), (16, 1, 15), (128, 1, 0)],
+                         ids=["deep_wukong", "many_towers", "deepest"])
+def test_largest_valid_specs_build_in_time(tmp_path, layers, wukong, events):
+    """At the size budget (model.layers x (3 x towers + experts x Wukong layers) <= 768)."""
+    _build_time_ok(_deep(layers, wukong, events), tmp_path)
+
+
+@pytest.mark.parametrize("layers,wukong,events", [(128, 128, 2), (128, 1, 64), (33, 9, 2)])
+def test_specs_over_the_size_budget_are_rejected_fast(tmp_path, layers, wukong, events):
+    spec = tmp_path / "big.yaml"
+    spec.write_bytes(_deep(layers, wukong, events))
+    call = run_cli(["build", str(spec), "-o", str(tmp_path / "out")])
+    assert call.rc == 1 and call.seconds < CALL_LIMIT_S and "layer blocks" in call.err, call.err
+    assert not (tmp_path / "out").exists()
