@@ -7,7 +7,7 @@ from . import rules
 from .errors import SpecError
 from .ir import Graph
 from .lower import lower
-from .passes import PIPELINE, PassManager, PassReport
+from .passes import GRAPH_PASSES, PassManager, PassReport
 from .passes.select import for_target
 from .plan import Plan, canonicalize
 from .spec import Spec
@@ -36,7 +36,7 @@ def compile_spec(spec: Spec, target: str | None = None, verify: str = "end") -> 
         raise SpecError("<spec>", issues)
     plan, notes = canonicalize(spec)                 # defaults resolved, nothing implicit left
     graph = lower(plan)                              # uniform graph: every half of every layer
-    passes = PIPELINE[:-1] + (for_target(target or plan.target),)
+    passes = GRAPH_PASSES + (for_target(target or plan.target),)
     graph, reports = PassManager(passes, verify=verify == "each").run(graph)  # compskip ... select_kernels
     if verify == "end":
         graph.verify()

@@ -204,23 +204,23 @@ class Estimate:
     ops: tuple[OpCost, ...]
 
     def groups(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for c in self.ops:
-            g = out.setdefault(c.group, {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0})
-            g["flops_fwd"] += c.flops * self.batch_size
-            g["flops_train"] += c.flops * c.train_factor * self.batch_size
-            g["time_s"] += c.time_s
-            g["params"] += c.params
-        return out
+        return self._totals_by(lambda c: c.group)
 
     def blocks(self) -> dict[str, dict[str, float]]:
+        totals = self._totals_by(lambda c: c.block)
+        for c in self.ops:
+            totals[c.block]["group"] = c.group
+        return totals
+
+    def _totals_by(self, key) -> dict[str, dict[str, float]]:
+        """Per-step forward and training FLOPs, time and params, summed over ops by key(op)."""
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
-            b = out.setdefault(c.block, {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0, "group": c.group})
-            b["flops_fwd"] += c.flops * self.batch_size
-            b["flops_train"] += c.flops * c.train_factor * self.batch_size
-            b["time_s"] += c.time_s
-            b["params"] += c.params
+            t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0})
+            t["flops_fwd"] += c.flops * self.batch_size
+            t["flops_train"] += c.flops * c.train_factor * self.batch_size
+            t["time_s"] += c.time_s
+            t["params"] += c.params
         return out
 
     def to_json(self, ops: bool = True) -> dict:

@@ -4,7 +4,8 @@ from .compskip import compskip, tower_depth, prune_readouts
 from .fuse import FUSION_RULES, FusionRule, fuse
 from .select import select_kernels
 
-PIPELINE = (compskip, tower_depth, prune_readouts, fuse, select_kernels)
+GRAPH_PASSES = (compskip, tower_depth, prune_readouts, fuse)   # target-independent
+PIPELINE = GRAPH_PASSES + (select_kernels,)                      # kernels for the spec's target
 
-__all__ = ["PassManager", "PassResult", "PassReport", "PIPELINE", "FUSION_RULES", "FusionRule",
+__all__ = ["PassManager", "PassResult", "PassReport", "GRAPH_PASSES", "PIPELINE", "FUSION_RULES", "FusionRule",
            "compskip", "tower_depth", "prune_readouts", "fuse", "select_kernels"]
