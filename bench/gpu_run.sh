@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|all]
+#   bash bench/gpu_run.sh [tests|bench|models|all]
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 what=${1:-all}
@@ -10,6 +10,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
+if [ "$what" = models ]; then
+  timeout ${MODELS_TIMEOUT:-420} python3 bench/bench_models.py --json "$OUT/models.json" --timeout ${RUN_TIMEOUT:-200} \
+    --work /tmp/kunlunc-bench ${RUNS:+--runs $RUNS} 2>&1 | tee "$OUT/models.log" | tail -60
+  exit 0
+fi
 if [ "$what" != bench ]; then
   timeout 300 python3 -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
 fi

@@ -100,10 +100,19 @@ def _inspect(args) -> int:
         out["passes"] = [{"name": r.name, "changed": r.changed, "stats": r.stats, "notes": list(r.notes)}
                          for r in compiled.reports]
         out["canonical"] = list(compiled.canonical_notes)
+        out["hardware"] = _hardware_json(est.target)
         print(json.dumps(out, indent=1, sort_keys=True))
     else:
         print(inspect_text(compiled, est, verbose=args.verbose))
     return 0
+
+
+def _hardware_json(target: str) -> dict:
+    """The factors the estimate used and where they come from (a calibration file or guesses)."""
+    from .hardware import get
+    hw = get(target)
+    return {"source": hw.source, "efficiency": dict(hw.efficiency), "launch_s": hw.launch_s,
+            "calibration": None if hw.calibration is None else vars(hw.calibration)}
 
 
 def _build(args) -> int:

@@ -22,11 +22,13 @@ from .ir import Graph, Op
 from .passes.fuse import FUSED_KINDS
 
 ATTENTION_KINDS = FUSED_KINDS | {"attn_scores", "attn_values"}
+assert FUSED_KINDS <= set(hardware.KERNEL_KEYS), "every fused kind needs its efficiency factor"
 MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
 NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})
 TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
-# AdamW over dense parameters: read param, grad, m, v and write param, m, v in fp32.
+# AdamW over every parameter, embedding tables included (as the generated training bench runs
+# it): read param, grad, m, v and write param, m, v in fp32.
 OPTIMIZER_BYTES_PER_PARAM = 7 * 4
 
 
@@ -57,6 +59,14 @@ def pairs_in_window(t: float, window: int, causal: bool) -> float:
     if causal:
         return t * (w + 1) - w * (w + 1) / 2
     return t * (2 * w + 1) - w * (w + 1)
+
+
+def efficiency_key(op: Op) -> str:
+    """Which of hardware.EFFICIENCY_KEYS sets an op's compute rate: a fused op run by its Triton
+    kernel has its own measured factor; attention run as plain torch shares one; the rest are GEMMs."""
+    if op.kind in FUSED_KINDS and op.attr("kernel") == "triton":
+        return op.kind
+    return "attention" if op.kind in ATTENTION_KINDS else "matmul"
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -167,12 +177,12 @@ class CostModel:
         return 0
 
     def time_s(self, op: Op, train_factor: float) -> float:
-        """Roofline per step, forward + backward: compute at `efficiency` of peak vs bytes at bandwidth."""
+        """Roofline per step, forward + backward: compute at the op's efficiency factor of peak
+        (`efficiency_key`) vs bytes at bandwidth, plus a launch per direction."""
         if op.kind in NO_LAUNCH:
             return 0.0
-        kind = "attention" if op.kind in ATTENTION_KINDS else "matmul"
         flops = self.flops(op, useful=False) * self.batch_size * train_factor
-        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[kind])
+        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[efficiency_key(op)])
         moved = self.bytes(op) * self.batch_size + self.params(op) * self.elt
         memory = moved * 3 / (self.hw.mem_bw * self.hw.efficiency["memory"])   # fwd + 2x bwd
         return max(compute, memory) + 2 * self.hw.launch_s
@@ -241,7 +251,8 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     dense_params = sum(c.params for c in ops)
     fwd = sum(c.flops for c in ops)
     train = sum(c.flops * c.train_factor for c in ops) * batch
-    optimizer_s = dense_params * OPTIMIZER_BYTES_PER_PARAM / (model.hw.mem_bw * model.hw.efficiency["memory"])
+    optimizer_bytes = (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM
+    optimizer_s = optimizer_bytes / (model.hw.mem_bw * model.hw.efficiency["memory"])
     step = sum(c.time_s for c in ops) + optimizer_s
     return Estimate(
         name=plan.name, target=target, dtype=model.dtype, batch_size=batch,

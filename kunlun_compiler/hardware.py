@@ -1,14 +1,38 @@
-"""Hardware peaks for estimates, from vendor datasheets (dense, no sparsity).
+"""Hardware peaks for estimates, from vendor datasheets (dense, no sparsity), and measured factors.
 
 MFU is always quoted against `peak_bf16` (the datasheet's dense bf16 tensor rate), whatever the
-spec's dtype, as kunlun-model.md says. `efficiency` is the fraction of peak a well-written kernel
-reaches on this part; it starts at a conservative guess and is meant to be calibrated from
-measurements (bench/).
+spec's dtype, as kunlun-model.md says. `efficiency` is the fraction of peak an op reaches on this
+part, one factor per kind of work (EFFICIENCY_KEYS); `launch_s` is the per-op overhead. Both start
+as conservative guesses; `bench/calibrate.py` measures them on a GPU and writes
+`calibration/<target>.json`, which overrides the guesses of that target when this module loads.
+A bad calibration file stops the import with a CalibrationError that names the file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
+
+# matmul: GEMM-like ops; attention: unfused attention and kernels run as plain torch; memory: the
+# fraction of HBM bandwidth; one key per Triton kernel (the fused kinds of passes/fuse.py).
+KERNEL_KEYS = ("gdpa", "window_attention", "seed_pooling")
+EFFICIENCY_KEYS = ("matmul", "attention", "memory") + KERNEL_KEYS
+MAX_LAUNCH_S = 1e-3
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+
+
+class CalibrationError(ValueError):
+    """A calibration file that cannot be used; the message starts with the file's path."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where a target's efficiency factors and launch_s came from: one bench/calibrate.py run."""
+    file: str
+    gpu: str
+    date: str
 
 
 @dataclass(frozen=True)
@@ -17,9 +41,9 @@ class Hardware:
     description: str
     peak_flops: dict = field(repr=False)  # dtype -> FLOP/s (dense)
     mem_bw: float                         # bytes/s, HBM datasheet
-    # fraction of peak reached by a GEMM-like op / by an attention kernel / of HBM bandwidth
-    efficiency: dict = field(repr=False)
+    efficiency: dict = field(repr=False)  # EFFICIENCY_KEYS -> fraction of peak, in (0, 1]
     launch_s: float = 4e-6                # per-op overhead floor (kernel launch)
+    calibration: Calibration | None = None  # None: the guesses below
 
     @property
     def peak_bf16(self) -> float:
@@ -28,14 +52,28 @@ class Hardware:
     def peak(self, dtype: str) -> float:
         return self.peak_flops[dtype]
 
+    @property
+    def source(self) -> str:
+        """One line on where the efficiency factors come from, for `kunlunc inspect`."""
+        if self.calibration is None:
+            return f"{self.name} datasheet guesses (not calibrated)"
+        c = self.calibration
+        return f"{self.name} calibrated on {c.gpu} {c.date} ({Path(c.file).name})"
 
-_DEFAULT_EFF = MappingProxyType({"matmul": 0.70, "attention": 0.45, "memory": 0.80})
+
+def _efficiency(matmul: float, attention: float, memory: float) -> MappingProxyType:
+    """All six factors; the Triton kernels start at the attention guess until calibrated."""
+    return MappingProxyType({"matmul": matmul, "attention": attention, "memory": memory,
+                             **{k: attention for k in KERNEL_KEYS}})
+
+
+_DEFAULT_EFF = _efficiency(matmul=0.70, attention=0.45, memory=0.80)
 
 # H100/H200 SXM: 989.4 TFLOP/s bf16/fp16 dense, 66.9 fp32 (non tensor core) — NVIDIA datasheets.
 # H100 SXM 3.35 TB/s HBM3, H200 4.8 TB/s HBM3e. B200: 2.25 PFLOP/s dense bf16, 8 TB/s.
 # A100 SXM 80GB: 312 TFLOP/s bf16, 19.5 fp32, 2.039 TB/s. "cpu" is a nominal 2-core host so
 # that `--target cpu` gives an order of magnitude, not a datasheet figure.
-HARDWARE: MappingProxyType = MappingProxyType({
+DATASHEET: MappingProxyType = MappingProxyType({
     "h100": Hardware("h100", "NVIDIA H100 SXM", {"bf16": 989e12, "fp16": 989e12, "fp32": 66.9e12},
                      3.35e12, _DEFAULT_EFF),
     "h200": Hardware("h200", "NVIDIA H200 SXM", {"bf16": 989e12, "fp16": 989e12, "fp32": 66.9e12},
@@ -46,19 +84,93 @@ HARDWARE: MappingProxyType = MappingProxyType({
                      2.039e12, _DEFAULT_EFF),
     "cpu": Hardware("cpu", "nominal 2-core CPU (fp32 everywhere)",
                     {"bf16": 0.1e12, "fp16": 0.1e12, "fp32": 0.1e12}, 20e9,
-                    MappingProxyType({"matmul": 0.5, "attention": 0.3, "memory": 0.5}), 2e-6),
+                    _efficiency(matmul=0.5, attention=0.3, memory=0.5), 2e-6),
 })
 
 
-def _validate() -> None:
-    for key, hw in HARDWARE.items():
+# ---- calibration files ------------------------------------------------------------------------
+
+def _number(value, where: str, what: str, low: float, high: float) -> float:
+    """A real number in (low, high]; bools, strings, NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CalibrationError(f"{where}: {what} must be a number in ({low:g}, {high:g}], found {value!r}")
+    if not (math.isfinite(value) and low < value <= high):
+        raise CalibrationError(f"{where}: {what} must be in ({low:g}, {high:g}], found {value!r}")
+    return float(value)
+
+
+def _text(data: dict, key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CalibrationError(f"{where}: '{key}' must be a non-empty string, found {value!r}")
+    return value
+
+
+def parse_calibration(data, where: str) -> tuple[str, dict, float, Calibration]:
+    """Checks a calibration object (bench/calibrate.py's JSON) -> (target, efficiency, launch_s, info).
+
+    `where` names the file in every error. Keys beyond these (torch, samples, ...) are records
+    for people and are not read."""
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    target = data.get("target")
+    if target not in DATASHEET:
+        raise CalibrationError(f"{where}: unknown target {target!r}; known: {', '.join(DATASHEET)}")
+    eff = data.get("efficiency")
+    if not isinstance(eff, dict):
+        raise CalibrationError(f"{where}: 'efficiency' must be an object with keys {', '.join(EFFICIENCY_KEYS)}")
+    missing = [k for k in EFFICIENCY_KEYS if k not in eff]
+    unknown = sorted(set(eff) - set(EFFICIENCY_KEYS))
+    if missing or unknown:
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                   ([f"unknown {', '.join(unknown)}"] if unknown else [])
+        raise CalibrationError(f"{where}: efficiency keys: {'; '.join(problems)} "
+                               f"(expected exactly {', '.join(EFFICIENCY_KEYS)})")
+    factors = {k: _number(eff[k], where, f"efficiency.{k}", 0, 1) for k in EFFICIENCY_KEYS}
+    launch_s = _number(data.get("launch_s"), where, "launch_s", 0, MAX_LAUNCH_S)
+    info = Calibration(where, _text(data, "gpu", where), _text(data, "date", where))
+    return target, factors, launch_s, info
+
+
+def read_calibration(path: Path) -> tuple[str, dict, float, Calibration]:
+    """parse_calibration of a file, which must be named after its target (`h200.json`)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CalibrationError(f"{path}: cannot read calibration JSON: {exc}") from None
+    target, factors, launch_s, info = parse_calibration(data, str(path))
+    if path.stem != target:
+        raise CalibrationError(f"{path}: holds target {target!r}, so it must be named {target}.json")
+    return target, factors, launch_s, info
+
+
+def calibrated(hw: Hardware, factors: dict, launch_s: float, info: Calibration) -> Hardware:
+    return replace(hw, efficiency=MappingProxyType(dict(factors)), launch_s=launch_s, calibration=info)
+
+
+def load_table(directory: Path | None = CALIBRATION_DIR) -> MappingProxyType:
+    """The datasheet table with every `<target>.json` of `directory` applied (none, if it is absent)."""
+    table = dict(DATASHEET)
+    files = sorted(Path(directory).glob("*.json")) if directory is not None and Path(directory).is_dir() else []
+    for path in files:
+        target, factors, launch_s, info = read_calibration(path)
+        table[target] = calibrated(table[target], factors, launch_s, info)
+    return MappingProxyType(table)
+
+
+def _validate(table) -> None:
+    for key, hw in table.items():
         assert key == hw.name, key
         assert set(hw.peak_flops) == {"bf16", "fp16", "fp32"}, key
-        assert set(hw.efficiency) == {"matmul", "attention", "memory"}, key
+        assert set(hw.efficiency) == set(EFFICIENCY_KEYS), key
         assert all(0 < v <= 1 for v in hw.efficiency.values()), key
+        assert 0 < hw.launch_s <= MAX_LAUNCH_S, key
 
 
-_validate()
+_validate(DATASHEET)
+HARDWARE: MappingProxyType = load_table()
+_validate(HARDWARE)
 
 
 def get(name: str) -> Hardware:

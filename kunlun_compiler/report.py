@@ -1,6 +1,7 @@
 """Human-readable tables for `kunlunc inspect`."""
 from __future__ import annotations
 
+from . import hardware
 from .compiler import Compiled
 from .cost import Estimate
 
@@ -21,7 +22,8 @@ def seconds(t: float) -> str:
 
 
 def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> str:
-    lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}", ""]
+    lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}",
+             f"cost model: {hardware.get(est.target).source}", ""]
     if verbose:
         lines += ["canonicalize:"] + [f"  {n}" for n in compiled.canonical_notes] + ["", "passes:"]
         for r in compiled.reports:

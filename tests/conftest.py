@@ -1,8 +1,17 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# A fresh inductor cache per test session: its FX-graph cache key does not cover a custom op's
+# fake implementation, so a cache left by an older ops.py can replay stale strides.
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="kunlunc-inductor-")
+    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 # Without a GPU, Triton kernels run in Triton's interpreter on CPU tensors. It must be set before
 # any kernel is decorated, so here, before tests import anything.

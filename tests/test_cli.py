@@ -120,6 +120,7 @@ def test_wheel_ships_templates(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "kunlun_compiler/templates/ops.py.j2" in names
     assert "kunlun_compiler/templates/package/model.py.j2" in names
+    assert "kunlun_compiler/calibration/README.md" in names            # the calibration folder ships
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}

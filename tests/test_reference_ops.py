@@ -230,6 +230,46 @@ def test_opcheck(name):
     torch.library.opcheck(packet.default, args)
 
 
+def _model_layout(t):
+    """The same values with the strides the model passes: [B, T, H·D] viewed as [B, H, T, D]."""
+    if t.dim() != 4:
+        return t
+    view = t.detach().transpose(1, 2).contiguous().transpose(1, 2)
+    return view.requires_grad_(t.requires_grad)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_opcheck_model_layout(name):
+    """Transposed-view inputs: the fake backward must give the real backward's strides (a
+    contiguous fake for contiguous matmul results), or inductor's stride asserts fail."""
+    make, op, _ = OPS[name]
+    extra = {"gdpa": ("relu2",), "window_attention": (2, True, "gelu")}.get(name, ())
+    args = [_model_layout(a) if isinstance(a, torch.Tensor) else a for a in make(3, 2, 5, 4, *extra, grad=True)]
+    assert not args[1].is_contiguous()
+    packet = getattr(getattr(torch.ops, NAMESPACE), name)
+    torch.library.opcheck(packet.default, args)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_autocast_runs_the_op_in_the_autocast_dtype(name):
+    """Custom ops are not autocast-aware; the entry points cast float inputs themselves, so an
+    fp32 LayerNorm output under autocast does not run the kernel in fp32."""
+    make, op, reference = OPS[name]
+    extra = {"gdpa": ("gelu_tanh",), "window_attention": (3, False, "softmax")}.get(name, ())
+    args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+            for a in make(3, 2, 9, 8, *extra)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = op(*args)
+    assert out.dtype == torch.bfloat16
+    expected = reference(*args)
+    assert ((out.float() - expected).norm() / expected.norm()).item() < 2e-2
+    k = args[1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = ops._autocast(k, k)
+    assert a is b and a.dtype == torch.bfloat16   # K = V stays one tensor (read once)
+    assert ops._autocast(k, k)[0] is k              # no autocast: untouched
+
+
 @pytest.mark.parametrize("name", OPS)
 def test_float32_forward(name):
     make, op, reference = OPS[name]
@@ -361,11 +401,14 @@ def three_ops_inputs(grad=False):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("layout", ["contiguous", "model"])
+def test_torch_compile_fullgraph(layout):
     torch._dynamo.reset()
     model = ThreeOps()
     compiled = torch.compile(model, fullgraph=True)
     inputs = three_ops_inputs(grad=True)
+    if layout == "model":
+        inputs = tuple(_model_layout(t) for t in inputs)
     grad_inputs = [inputs[i] for i in (0, 1, 2, 4)]
     expected = model(*inputs)
     expected_grads = torch.autograd.grad(expected.sum(), grad_inputs)

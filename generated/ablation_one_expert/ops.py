@@ -306,7 +306,8 @@ def _seed_pooling_fake(seeds, k, v, lengths, scale):
 
 
 def _grads_fake(grad_out, a, b, c, *args):
-    return torch.empty_like(a), torch.empty_like(b), torch.empty_like(c)
+    # the reference backwards return fresh matmul results: contiguous, whatever the inputs' layout
+    return a.new_empty(a.shape), b.new_empty(b.shape), c.new_empty(c.shape)
 
 
 def _save_tensors_and_args(ctx, inputs, output):
@@ -418,11 +419,25 @@ def _use_triton(backend: str, name: str, *tensors: torch.Tensor) -> bool:
     return _triton is not None and tensors[0].is_cuda and _triton.supports(name, *tensors) is None
 
 
+def _autocast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Under torch.autocast, the float inputs in the autocast dtype; a tensor passed twice
+    (k is v) stays one tensor. Custom ops are not autocast-aware: without this an fp32 input (a
+    LayerNorm output under autocast) ran the kernels in fp32: on the H200 seed pooling's
+    fp32 backward took 416 ms of a 620 ms kunlun_60g step (batch 64, 2026-11-29)."""
+    device = tensors[0].device.type
+    if device not in ("cuda", "cpu") or not torch.is_autocast_enabled(device):  # meta: no autocast
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    cast: dict[int, torch.Tensor] = {}
+    return tuple(cast.setdefault(id(t), t.to(dtype)) for t in tensors)
+
+
 def gdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     activations: str, scale: float, backend: str = "torch",
 ) -> torch.Tensor:
     """O = act_h(q·kᵀ) · scale · v per head, rows beyond lengths zero (see gdpa_reference)."""
+    q, k, v = _autocast(q, k, v)
     if _use_triton(backend, "gdpa", q, k, v):
         return _triton.gdpa(q, k, v, lengths, activations, scale)
     return torch.ops.kunlunc_ablation_one_expert.gdpa.default(q, k, v, lengths, activations, scale)
@@ -433,6 +448,7 @@ def window_attention(
     window: int, causal: bool, kind: str, scale: float, backend: str = "torch",
 ) -> torch.Tensor:
     """Sliding-window self-attention, softmax or GDPA (see window_attention_reference)."""
+    q, k, v = _autocast(q, k, v)
     if _use_triton(backend, "window_attention" if kind == "softmax" else "gdpa", q, k, v):
         return _triton.window_attention(q, k, v, lengths, window, causal, kind, scale)
     op = torch.ops.kunlunc_ablation_one_expert.window_attention.default
@@ -444,6 +460,7 @@ def seed_pooling(
     backend: str = "torch",
 ) -> torch.Tensor:
     """Seeds [H, S, D] attend over each example's valid keys -> [B, H, S, D]."""
+    seeds, k, v = _autocast(seeds, k, v)
     if _use_triton(backend, "seed_pooling", seeds, k, v):
         return _triton.seed_pooling(seeds, k, v, lengths, scale)
     return torch.ops.kunlunc_ablation_one_expert.seed_pooling.default(seeds, k, v, lengths, scale)

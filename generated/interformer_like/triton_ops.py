@@ -64,10 +64,6 @@ def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Tensor, o: 
 
 # ----------------------------------------------------------------------------- registration
 
-def _three_like(grad_out, a, b, c, *rest):
-    return torch.empty_like(a), torch.empty_like(b), torch.empty_like(c)
-
-
 def _register() -> None:
     ns = getattr(torch.ops, NAMESPACE)
 

@@ -75,6 +75,8 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     clock.time(lambda: step(next(counter)), warmup)
     measured = statistics.median(clock.time(lambda: step(next(counter)), steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
+    if device == "cuda":
+        report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
     if blocks:
         _add_block_times(report, model, batches[0], clock, device)
     return report

@@ -1,0 +1,235 @@
+"""Train the presets and the ablation specs on this GPU; write the measured table into BENCHMARKS.md.
+
+Every run is one `python -m <package> bench --json` in its own process (an OOM or a hang costs one
+row, not the sweep), on packages built from specs/ by kunlunc into --work. A run that does not fit
+in memory is retried at half the batch. Variants of a spec:
+
+  fused      the spec as written (Triton kernels where kernel selection picked them), eager
+  compiled   the same, under torch.compile
+  unfused    the spec with `compile: {fuse: false}` (plain torch ops), eager
+  unfused_compiled   the same, under torch.compile
+
+Usage (GPU host, repo root; kunlunc importable):
+  python3 bench/bench_models.py --json $OUT/models.json                  # default sweep
+  python3 bench/bench_models.py --runs kunlun_60g:fused@64 kunlun_6g:unfused --json $OUT/m.json
+  python3 bench/bench_models.py --report $OUT/models.json --markdown BENCHMARKS.md   # table only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {  # name: (fuse the spec's way?, torch.compile?)
+    "fused": (True, False), "compiled": (True, True),
+    "unfused": (False, False), "unfused_compiled": (False, True),
+}
+# Default sweep: batch sizes that fit an H200 (141 GB) with room; halved on OOM.
+DEFAULT_RUNS = (
+    "kunlun_6g:fused@256", "kunlun_6g:unfused@256", "kunlun_6g:compiled@256", "kunlun_6g:unfused_compiled@256",
+    "kunlun_60g:fused@64", "kunlun_60g:unfused@64", "kunlun_60g:compiled@64", "kunlun_60g:unfused_compiled@64",
+    "kunlun_180g:fused@32",
+    "ablation_no_compskip:fused@256", "ablation_no_swa:fused@256", "ablation_one_tower:fused@256",
+    "ablation_no_gdpa_fusion:fused@256", "ablation_pma:fused@256", "ablation_one_expert:fused@256",
+)
+MARK_BEGIN, MARK_END = "<!-- bench_models:begin -->", "<!-- bench_models:end -->"
+# The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
+# full model against the ablated one.
+PAPER = {
+    "ablation_no_compskip": ("CompSkip on vs off", "-43%", "+35%"),
+    "ablation_no_swa": ("sliding window vs full attention", "-29.5%", "+31%"),
+    "ablation_one_tower": ("event towers vs one shared tower", "-11%", "+13%"),
+    "ablation_no_gdpa_fusion": ("GDPA fused vs unfused", "0%", "n/a"),
+    "ablation_pma": ("HSP vs PMA", "n/a", "n/a"),
+    "ablation_one_expert": ("2 Wukong experts vs 1", "n/a", "n/a"),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    spec: str
+    variant: str
+    batch: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Run":
+        head, _, batch = text.partition("@")
+        spec, _, variant = head.partition(":")
+        variant = variant or "fused"
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r} in {text!r}; known: {', '.join(VARIANTS)}")
+        return cls(spec, variant, int(batch) if batch else None)
+
+
+def build(spec: str, fused: bool, work: Path) -> str:
+    """Build specs/<spec>.yaml (or its fuse: false twin) into work/; return the package name."""
+    data = yaml.safe_load((ROOT / "specs" / f"{spec}.yaml").read_text())
+    name = data["name"] if fused else f"{data['name']}_unfused"
+    if not (work / name / "__init__.py").exists():
+        path = work / f"{name}.yaml"
+        data["name"] = name
+        if not fused:
+            data.setdefault("compile", {})["fuse"] = False
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        subprocess.run([sys.executable, "-m", "kunlun_compiler.cli", "build", str(path), "-o", str(work), "-q"],
+                       check=True, cwd=ROOT)
+    return name
+
+
+def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
+            blocks: bool = True) -> dict:
+    fused, compiled = VARIANTS[run.variant]
+    name = build(run.spec, fused, work)
+    batch = run.batch
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
+    while True:
+        cmd = [sys.executable, "-m", name, "bench", "--device", device, "--json", "--steps", str(steps)]
+        cmd += ["--batch-size", str(batch)] if batch else []
+        cmd += ["--compile"] if compiled else []
+        cmd += [] if blocks else ["--no-blocks"]
+        t0 = time.time()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"spec": run.spec, "variant": run.variant, "batch_size": batch, "error": f"timeout {timeout:.0f}s"}
+        if proc.returncode == 0:
+            out = json.loads(proc.stdout)
+            out.update(spec=run.spec, variant=run.variant, wall_s=round(time.time() - t0, 1))
+            return out
+        if "OutOfMemoryError" in proc.stderr and batch and batch > 1:
+            batch //= 2
+            continue
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return {"spec": run.spec, "variant": run.variant, "batch_size": batch, "error": " | ".join(tail)}
+
+
+# ---- the table ---------------------------------------------------------------------------------
+def _by(results: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(r["spec"], r["variant"]): r for r in results}
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1e3:.1f}"
+
+
+def markdown(results: list[dict], header: str) -> str:
+    ok = [r for r in results if "error" not in r]
+    lines = [MARK_BEGIN, header, "",
+             "| spec | variant | batch | step ms (measured) | step ms (estimated) | est ÷ meas | TFLOP/s | MFU | est. MFU | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ok:
+        lines.append(
+            f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | "
+            f"{_ms(r['estimated_step_s'])} | {r['estimated_step_s'] / r['measured_step_s']:.2f} | "
+            f"{r['measured_tflops']:.0f} | {r['measured_mfu']:.1%} | {r['estimated_mfu']:.1%} | "
+            f"{r.get('max_memory_gb', float('nan')):.0f} |")
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['spec']} | {r['variant']} | {r.get('batch_size')} | failed: {r['error'][:120]} |||||||")
+    by = _by(ok)
+    speed = []
+    for spec in dict.fromkeys(r["spec"] for r in ok):
+        base = by.get((spec, "unfused"))
+        for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled")):
+            a, b = by.get((spec, variant)), by.get((spec, other))
+            if a and b and a["batch_size"] == b["batch_size"]:
+                speed.append(f"| {spec} | {variant} ÷ {other} | {b['measured_step_s'] / a['measured_step_s']:.2f}x |")
+        del base
+    if speed:
+        lines += ["", "Steps per second, fused against unfused (same spec, same batch, same run):", "",
+                  "| spec | ratio | steps/s ratio |", "|---|---|---|", *speed]
+    blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled")]
+    if blocks:
+        lines += ["", "Per group (each block timed alone, forward + backward; estimate from the same build):", "",
+                  "| spec | variant | group | measured ms | estimated ms | est ÷ meas | TFLOP/s |", "|---|---|---|---|---|---|---|"]
+        for r in blocks:
+            for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
+                if v.get("measured_s"):
+                    lines.append(f"| {r['spec']} | {r['variant']} | {g} | {_ms(v['measured_s'])} | {_ms(v['estimated_s'])} | "
+                                 f"{v['estimated_s'] / v['measured_s']:.2f} | {v.get('measured_tflops', 0):.0f} |")
+            rest = r["measured_step_s"] - r["blocks_total_s"]
+            lines.append(f"| {r['spec']} | {r['variant']} | optimizer + glue (step − blocks) | {_ms(rest)} | | | |")
+    abl = _ablations(by)
+    if abl:
+        lines += ["", "Ablations: the full kunlun_6g against each ablated spec (fused, eager, same batch):", "",
+                  "| ablation | FLOPs/example (full vs ablated) | FLOP delta | paper | steps/s delta | paper |",
+                  "|---|---|---|---|---|---|", *abl]
+    lines.append(MARK_END)
+    return "\n".join(lines)
+
+
+def _ablations(by: dict) -> list[str]:
+    full = by.get(("kunlun_6g", "fused"))
+    if not full:
+        return []
+    rows = []
+    for spec, (what, p_flops, p_qps) in PAPER.items():
+        r = by.get((spec, "fused"))
+        if not r:
+            continue
+        f_full = full["model_flops_per_step"] / full["batch_size"]
+        f_abl = r["model_flops_per_step"] / r["batch_size"]
+        qps_full = full["batch_size"] / full["measured_step_s"]
+        qps_abl = r["batch_size"] / r["measured_step_s"]
+        rows.append(f"| {what} ({spec}) | {f_full / 1e9:.2f} vs {f_abl / 1e9:.2f} GFLOP | "
+                    f"{f_full / f_abl - 1:+.1%} | {p_flops} | {qps_full / qps_abl - 1:+.1%} | {p_qps} |")
+    return rows
+
+
+def write_markdown(path: Path, table: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = head + table + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Model training steps\n\n" + table + "\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", nargs="*", default=list(DEFAULT_RUNS), help="spec[:variant][@batch] ...")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=420, help="seconds per run")
+    p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "kunlunc-bench")
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("--no-blocks", action="store_true", help="skip the per-block timing")
+    p.add_argument("--json", type=Path, help="write (and extend) the results here")
+    p.add_argument("--report", type=Path, help="do not run; read results from this JSON")
+    p.add_argument("--markdown", type=Path, help="write the table between the markers in this file")
+    args = p.parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        results = []
+        for text in args.runs:
+            r = measure(Run.parse(text), args.work, args.steps, args.timeout, args.device,
+                        not args.no_blocks)
+            results.append(r)
+            print(json.dumps({k: r.get(k) for k in ("spec", "variant", "batch_size", "measured_step_s",
+                                                    "estimated_step_s", "measured_mfu", "error", "wall_s")}),
+                  flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+    header = (f"Measured on {results[0].get('device', '?')} by `python3 bench/bench_models.py`; "
+              f"median of the timed steps; MFU against {results[0].get('peak_flops', 0) / 1e12:.0f} TFLOP/s.") if results else ""
+    table = markdown(results, header)
+    if args.markdown:
+        write_markdown(args.markdown, table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Where a training step of a generated model spends its time: torch.profiler over real steps.
+
+    python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
+
+PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
+as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
+time and the most CPU time over the profiled steps, and the share of the step the GPU was busy.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("package")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--top", type=int, default=25)
+    args = p.parse_args()
+    model_mod = importlib.import_module(f"{args.package}.model")
+    data = importlib.import_module(f"{args.package}.data")
+    torch.manual_seed(0)
+    model = model_mod.Model(backend=args.backend).cuda()
+    batch_size = args.batch_size or model.config.batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    batch = data.example_batch(batch_size, "cuda", seed=0, at_avg_len=True)
+
+    def step() -> None:
+        loss = F.binary_cross_entropy_with_logits(model(batch), batch["labels"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(args.warmup):
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        print(f"warm-up step {i}: {time.perf_counter() - t0:.3f} s", flush=True)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - t0) / args.steps
+    events = prof.key_averages()
+    gpu_busy = sum(e.self_device_time_total for e in events) / 1e6 / args.steps
+    n_ops = sum(e.count for e in events if e.key.startswith("aten::")) / args.steps
+    print(f"\n{args.package} batch {batch_size}: step {wall * 1e3:.1f} ms wall, GPU kernels {gpu_busy * 1e3:.1f} ms "
+          f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")
+    print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=60))
+    print(events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()

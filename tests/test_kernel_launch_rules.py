@@ -1,0 +1,25 @@
+"""Launch rules for the Triton kernels under torch.library.wrap_triton (a lint over their source).
+
+torch's wrap_triton (torch 2.11-2.13) rebuilds an autotuner on *every eager call* when the kernel
+is an autotuner with `prune_configs_by` or `@triton.heuristics`, or when a launch passes
+num_warps/num_stages/num_ctas: the rebuilt autotuner has an empty cache, so every call re-benchmarks
+every config. On the H200 that made seed pooling 490 ms per call instead of ~0.2 ms (2026-11-29).
+These rules keep any kernel from doing it again; CPU tests cannot see the cost (one config there).
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+KERNELS = sorted((Path(__file__).resolve().parent.parent / "templates" / "kernels").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", [p for p in KERNELS if p.name != "__init__.py"], ids=lambda p: p.name)
+def test_no_per_call_autotuner_rebuild(path):
+    code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())  # drop comments
+    assert not re.search(r"prune_configs_by\s*=", code), "filter configs before triton.autotune instead"
+    assert not re.search(r"@triton\.heuristics", code), "@triton.heuristics under wrap_triton rebuilds per call"
+    launch_options = [m.group(0) for m in re.finditer(r"\bnum_(?:warps|stages|ctas)\s*=", code)]
+    in_configs = len(re.findall(r"triton\.Config\(", code))
+    assert len(launch_options) <= 2 * in_configs, (
+        f"{path.name}: num_warps/num_stages passed at a launch; put them in a triton.Config")
