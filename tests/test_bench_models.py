@@ -1,0 +1,80 @@
+"""bench/bench_models.py: run parsing, the spec variants it builds, and the table it writes."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("_bench_models", ROOT / "bench" / "bench_models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bm = _load()
+
+
+def result(spec, variant, batch, step_s, flops_per_example=1e9, **extra):
+    return {"spec": spec, "variant": variant, "batch_size": batch, "measured_step_s": step_s,
+            "estimated_step_s": step_s / 2, "model_flops_per_step": flops_per_example * batch,
+            "measured_tflops": 1.0, "measured_mfu": 0.1, "estimated_mfu": 0.2, "peak_flops": 989e12,
+            "device": "NVIDIA H200", **extra}
+
+
+def test_run_parse():
+    assert bm.Run.parse("kunlun_60g:unfused@16") == bm.Run("kunlun_60g", "unfused", 16)
+    assert bm.Run.parse("kunlun_6g") == bm.Run("kunlun_6g", "fused", None)
+    with pytest.raises(SystemExit, match="unknown variant"):
+        bm.Run.parse("kunlun_6g:fast")
+
+
+def test_every_default_run_names_a_spec_and_variant():
+    for text in bm.DEFAULT_RUNS:
+        run = bm.Run.parse(text)
+        assert (ROOT / "specs" / f"{run.spec}.yaml").exists(), text
+    assert set(bm.PAPER) <= {bm.Run.parse(t).spec for t in bm.DEFAULT_RUNS}
+
+
+def test_unfused_build_turns_fusion_off(tmp_path):
+    name = bm.build("kunlun_tiny", fused=False, work=tmp_path)
+    assert name == "kunlun_tiny_unfused"
+    written = yaml.safe_load((tmp_path / "kunlun_tiny_unfused.yaml").read_text())
+    assert written["compile"]["fuse"] is False
+    model = (tmp_path / name / "model.py").read_text()
+    assert "fused=False" in model and "fused=True" not in model
+    assert "fused=True" in (ROOT / "generated" / "kunlun_tiny" / "model.py").read_text()
+
+
+def test_ratio_is_examples_per_second_across_batches():
+    table = bm.markdown([result("m", "fused", 64, 0.5), result("m", "unfused", 16, 0.5)], "hdr")
+    # fused: 128 examples/s; unfused: 32 examples/s
+    assert "| m | fused ÷ unfused | 64 vs 16 | 4.00x |" in table
+
+
+def test_ablation_deltas():
+    rows = bm.markdown([result("kunlun_6g", "fused", 8, 1.0, flops_per_example=6e9),
+                        result("ablation_no_compskip", "fused", 8, 1.25, flops_per_example=10e9)], "")
+    line = next(r for r in rows.splitlines() if "ablation_no_compskip" in r and "GFLOP" in r)
+    assert "6.00 vs 10.00 GFLOP" in line and "-40.0%" in line and "+25.0%" in line and "-43%" in line
+
+
+def test_failed_runs_are_listed():
+    table = bm.markdown([result("a", "fused", 4, 1.0), {"spec": "b", "variant": "fused", "batch_size": 4,
+                                                        "error": "timeout 150s"}], "")
+    assert "| b | fused | 4 | failed: timeout 150s" in table
+
+
+def test_write_markdown_replaces_only_between_markers(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Kernels\n\nkeep me\n")
+    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 1.0)], "first"))
+    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 2.0)], "second"))
+    text = path.read_text()
+    assert text.startswith("# Kernels\n\nkeep me\n")
+    assert text.count(bm.MARK_BEGIN) == 1 and "second" in text and "first" not in text
