@@ -3,7 +3,7 @@
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|all]
 set -uo pipefail
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
 OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \

@@ -23,3 +23,33 @@ def test_no_per_call_autotuner_rebuild(path):
     in_configs = len(re.findall(r"triton\.Config\(", code))
     assert len(launch_options) <= 2 * in_configs, (
         f"{path.name}: num_warps/num_stages passed at a launch; put them in a triton.Config")
+
+
+_COUNT_CONFIGS = """
+import importlib.util, json, sys
+def load(name):
+    spec = importlib.util.spec_from_file_location("_k_" + name, sys.argv[1] + "/" + name + ".py")
+    m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
+    return m
+g, w, s = load("gdpa"), load("window_attention"), load("seed_pooling")
+print(json.dumps({"gdpa": len(g._tuned("fwd", "", g.AUTOTUNE).configs),
+                  "window": len(w._FWD[False].configs),
+                  "seed": len(s._fwd_tuned(16, 64, True, False).configs)}))
+"""
+
+
+@pytest.mark.parametrize("knob, many", [(None, True), ("0", False)])
+def test_kunlunc_autotune_knob(knob, many):
+    """KUNLUNC_AUTOTUNE=0 leaves one config per kernel (no tuning); unset, several (the GPU configs:
+    the interpreter is off in this subprocess, nothing is launched)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KUNLUNC_AUTOTUNE")}
+    if knob is not None:
+        env["KUNLUNC_AUTOTUNE"] = knob
+    out = subprocess.run([sys.executable, "-c", _COUNT_CONFIGS, str(KERNELS[0].parent)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    counts = json.loads(out)
+    assert all((n > 1) == many and n >= 1 for n in counts.values()), counts

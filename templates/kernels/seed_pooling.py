@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+# KUNLUNC_AUTOTUNE=0: launch each kernel's first (default) config untuned. Autotuning compiles
+# every config for every new shape (kunlun_60g's first training step: 31 s on the H200); tests
+# and quick runs can skip it at some cost in kernel speed.
+_AUTOTUNE = os.environ.get("KUNLUNC_AUTOTUNE", "1") != "0"
 _LOG2E = math.log2(math.e)
 _LN2_C = tl.constexpr(math.log(2.0))
 _LOG2E_C = tl.constexpr(_LOG2E)
@@ -90,6 +94,7 @@ def _tuned(kernel, triples, key, budget: int, tiles):
         if not _INTERPRET:
             fit = [c for c in configs if _fits(c, budget, tiles, bs, bd, kv_shared, ieee)]
             configs = fit or [min(configs, key=lambda c: c.kwargs["BLOCK_T"] * 8 // c.num_warps)]
+            configs = configs if _AUTOTUNE else configs[:1]
         return triton.autotune(configs=configs, key=key)(kernel)
     return get
 

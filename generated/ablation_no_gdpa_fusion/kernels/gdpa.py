@@ -405,8 +405,8 @@ _INTERPRETER_CONFIG = {"fwd": (32, 16, 4, 1), "dkdv": (16, 32, 4, 1), "dq": (32,
 _TUNE_KEY = ["T", "S", "HEAD_DIM", "ACT", "MODE", "HAS_KV_LEN"]
 
 # False: launch the first config of each list untuned (tests with many shapes set it, since
-# autotuning compiles every config for every new specialization).
-AUTOTUNE = True
+# autotuning compiles every config for every new specialization). Default from KUNLUNC_AUTOTUNE.
+AUTOTUNE = os.environ.get("KUNLUNC_AUTOTUNE", "1") != "0"
 
 
 @functools.cache

@@ -61,6 +61,12 @@ _MAX_HEAD_DIM = 256
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+# KUNLUNC_AUTOTUNE=0: launch each kernel's first (default) config untuned. Autotuning compiles
+# every config for every new shape (kunlun_60g's first training step: 31 s on the H200); tests
+# and quick runs can skip it at some cost in kernel speed.
+_AUTOTUNE = os.environ.get("KUNLUNC_AUTOTUNE", "1") != "0"
+
+
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
@@ -407,7 +413,7 @@ def _configs(shapes, large_d: bool):
     """triton.Configs from (BLOCK_M, BLOCK_N, num_warps, num_stages); one small one when
     interpreting. For BLOCK_D = 256 the fp32 accumulators and the K/V pipeline buffers only fit
     with 64-wide tiles and two stages."""
-    shapes = shapes[:1] if _interpreting() else shapes[1:]
+    shapes = shapes[:1] if _interpreting() else shapes[1:] if _AUTOTUNE else shapes[1:2]
     if large_d:
         shapes = [(min(m, 64), min(n, 64), w, min(s, 2)) for m, n, w, s in shapes]
         shapes = list(dict.fromkeys(shapes))
