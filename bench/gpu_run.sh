@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
+# models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
@@ -10,6 +11,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
+if [ "$what" = calibrate ]; then
+  timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
+    | tee "$OUT/calibrate.log" | tail -30
+  exit 0
+fi
 if [ "$what" = models ]; then
   timeout ${MODELS_TIMEOUT:-420} python3 bench/bench_models.py --json "$OUT/models.json" --timeout ${RUN_TIMEOUT:-200} \
     --work /tmp/kunlunc-bench ${RUNS:+--runs $RUNS} 2>&1 | tee "$OUT/models.log" | tail -60
