@@ -15,7 +15,6 @@ Path = tuple[PathElem, ...]
 
 MAX_SHOWN = 60
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -112,4 +111,9 @@ def clip(text: str, limit: int = MAX_SHOWN) -> str:
 
 
 def one_line(text: str) -> str:
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """text with every character that is not printable (controls, line separators, bidi overrides,
+    zero-width and other format characters, surrogates, unassigned) written as an escape, so an
+    error stays one line and reads as what it is, whatever the file name or value held."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -886,3 +886,21 @@ def test_values_are_rendered_once(monkeypatch):
             else:
                 assert _normal(text) == _normal(expected), f"{name}: {payload!r} was not pasted once, as a literal"
         assert repr(values["task"]) in files["config.py"]
+
+
+@pytest.mark.parametrize("name", ["\u202egnp.yaml", "a\u200bb.yaml", "a\u2066b\u2069.yaml", "x\x7fy.yaml",
+                                  "x\ty.yaml", "x\u00a0y.yaml"], ids=ascii)
+def test_hostile_spec_file_name_is_escaped_in_errors(tmp_path, name):
+    """A bidi override or zero-width character in the spec's *file name* is escaped in error lines
+    too, not only in values (it could reorder or hide what the line says)."""
+    path = tmp_path / name
+    path.write_text("kunlun: 1\nname: 3\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    escaped = str(path).encode("unicode_escape").decode("ascii") if not str(path).isprintable() else str(path)
+    for line in info.value.render().split("\n"):
+        assert not {c for c in line if unicodedata.category(c) in _UNSAFE_CATEGORIES}, ascii(line)
+        assert line.startswith(escaped + ":"), ascii(line)
+    result = subprocess.run([sys.executable, "-m", "kunlun_compiler.cli", "validate", str(path)],
+                            capture_output=True, text=True, errors="surrogateescape")
+    assert result.returncode == 1 and result.stderr.startswith(escaped + ":"), ascii(result.stderr)
