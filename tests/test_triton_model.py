@@ -63,6 +63,38 @@ def test_triton_backend_matches_torch_on_cpu_interpreter(tiny):
         assert _rel(g_tri[name], g_ref[name]) <= 1e-4, name
 
 
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_kernels_get_the_autocast_dtype_from_every_layer(tiny, monkeypatch):
+    """Under autocast the layers hand fp32 tensors (LayerNorm outputs, the fp32 residual stream) to
+    the ops; every Triton kernel must still receive the autocast dtype (fp16 here: the interpreter's
+    bf16 is unreliable). On the H200 an fp32 HSP input ran seed pooling's fp32 path, 416 ms of a
+    620 ms kunlun_60g step."""
+    import sys
+    triton_ops = sys.modules[tiny.__name__ + ".triton_ops"]
+    seen = {}
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            seen.setdefault(name, set()).update(
+                a.dtype for a in args[:3] if isinstance(a, torch.Tensor) and a.is_floating_point())
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+
+    spy(triton_ops.seed_kernels, "seed_pooling_forward")
+    spy(triton_ops.gdpa_kernels, "gdpa_forward")
+    spy(triton_ops.window_kernels, "window_attention_forward")
+    torch.manual_seed(0)
+    model = tiny.Model(backend="triton")
+    batch = tiny.example_batch(3, seed=5)
+    with torch.autocast("cpu", dtype=torch.float16):
+        model._forward(batch).float().sum().backward()
+    assert seen.keys() == {"seed_pooling_forward", "gdpa_forward", "window_attention_forward"}, seen
+    assert all(dtypes == {torch.float16} for dtypes in seen.values()), seen
+
+
 def _deep_cuda(tree):
     if isinstance(tree, dict):
         return {k: _deep_cuda(v) for k, v in tree.items()}
