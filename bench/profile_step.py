@@ -13,7 +13,6 @@ import importlib
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -26,19 +25,10 @@ def main() -> None:
     p.add_argument("--backend", default="auto")
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args()
-    model_mod = importlib.import_module(f"{args.package}.model")
-    data = importlib.import_module(f"{args.package}.data")
-    torch.manual_seed(0)
-    model = model_mod.Model(backend=args.backend).cuda()
-    batch_size = args.batch_size or model.config.batch_size
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    batch = data.example_batch(batch_size, "cuda", seed=0, at_avg_len=True)
-
-    def step() -> None:
-        loss = F.binary_cross_entropy_with_logits(model(batch), batch["labels"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    package = importlib.import_module(args.package)
+    batch_size = args.batch_size or package.Config().batch_size
+    # the package's own training step: what `python -m <package> bench` times
+    _, _, step = importlib.import_module(f"{args.package}.bench").training("cuda", batch_size, args.backend)
 
     for i in range(args.warmup):
         t0 = time.perf_counter()

@@ -221,15 +221,6 @@ def test_finite_differences(name):
     assert torch.autograd.gradcheck(fn, [args[i] for i in positions])
 
 
-@pytest.mark.parametrize("name", OPS)
-def test_opcheck(name):
-    make, op, _ = OPS[name]
-    extra = {"gdpa": ("relu2",), "window_attention": (2, True, "gelu")}.get(name, ())
-    args = make(3, 2, 5, 4, *extra, grad=True)
-    packet = getattr(getattr(torch.ops, NAMESPACE), name)
-    torch.library.opcheck(packet.default, args)
-
-
 def _model_layout(t):
     """The same values with the strides the model passes: [B, T, H·D] viewed as [B, H, T, D]."""
     if t.dim() != 4:
@@ -238,14 +229,17 @@ def _model_layout(t):
     return view.requires_grad_(t.requires_grad)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "model"])
 @pytest.mark.parametrize("name", OPS)
-def test_opcheck_model_layout(name):
-    """Transposed-view inputs: the fake backward must give the real backward's strides (a
-    contiguous fake for contiguous matmul results), or inductor's stride asserts fail."""
+def test_opcheck(name, layout):
+    """"model": transposed-view inputs; the fake backward must give the real backward's strides
+    (a contiguous fake for contiguous matmul results), or inductor's stride asserts fail."""
     make, op, _ = OPS[name]
     extra = {"gdpa": ("relu2",), "window_attention": (2, True, "gelu")}.get(name, ())
-    args = [_model_layout(a) if isinstance(a, torch.Tensor) else a for a in make(3, 2, 5, 4, *extra, grad=True)]
-    assert not args[1].is_contiguous()
+    args = make(3, 2, 5, 4, *extra, grad=True)
+    if layout == "model":
+        args = [_model_layout(a) if isinstance(a, torch.Tensor) else a for a in args]
+        assert not args[1].is_contiguous()
     packet = getattr(getattr(torch.ops, NAMESPACE), name)
     torch.library.opcheck(packet.default, args)
 

@@ -11,6 +11,7 @@ MFU divides the model's useful training FLOPs by step time x the device's bf16 d
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils._pytree import tree_map
 
 from . import ESTIMATE
+from .config import Config
 from .data import example_batch
 from .model import _AUTOCAST, BLOCK_GROUPS, Model
 
@@ -54,26 +56,33 @@ class _Clock:
         return out
 
 
-def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
-              backend: str = "auto", compile: bool = False, blocks: bool = True) -> dict:
+def training(device: str, batch_size: int, backend: str = "auto", compile: bool = False):
+    """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
+    backward, AdamW) on the next of four example batches. What `bench` times and what
+    bench/profile_step.py in the kunlunc repository profiles."""
     torch.manual_seed(0)
     model = Model(backend=backend).to(device)
-    batch_size = batch_size or model.config.batch_size
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     forward = torch.compile(model) if compile else model
     batches = [example_batch(batch_size, device, seed=i, at_avg_len=True) for i in range(4)]
+    counter = itertools.count()
 
-    def step(i: int) -> None:
-        batch = batches[i % len(batches)]
+    def step() -> None:
+        batch = batches[next(counter) % len(batches)]
         loss = F.binary_cross_entropy_with_logits(forward(batch), batch["labels"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return model, batches, step
 
+
+def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
+              backend: str = "auto", compile: bool = False, blocks: bool = True) -> dict:
+    batch_size = batch_size or Config().batch_size
+    model, batches, step = training(device, batch_size, backend, compile)
     clock = _Clock(device)
-    counter = iter(range(10**9))
-    clock.time(lambda: step(next(counter)), warmup)
-    measured = statistics.median(clock.time(lambda: step(next(counter)), steps))
+    clock.time(step, warmup)
+    measured = statistics.median(clock.time(step, steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
     if device == "cuda":
         report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
