@@ -3,6 +3,7 @@
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
+# profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
@@ -14,6 +15,13 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
+  exit 0
+fi
+if [ "$what" = profile ]; then
+  for run in ${PROFILE:-kunlun_60g@64}; do
+    timeout ${PROFILE_TIMEOUT:-150} env PYTHONPATH="$PYTHONPATH:$PWD/generated" python3 bench/profile_step.py \
+      "${run%@*}" --batch-size "${run#*@}" 2>&1 | tee "$OUT/profile_${run%@*}_b${run#*@}.txt" | head -45
+  done
   exit 0
 fi
 if [ "$what" = models ]; then

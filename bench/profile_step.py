@@ -42,7 +42,9 @@ def main() -> None:
         torch.cuda.synchronize()
         wall = (time.perf_counter() - t0) / args.steps
     events = prof.key_averages()
-    gpu_busy = sum(e.self_device_time_total for e in events) / 1e6 / args.steps
+    # kernels only: an op's row repeats the device time of the kernels it launched
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    gpu_busy = sum(e.self_device_time_total for e in kernels) / 1e6 / args.steps
     n_ops = sum(e.count for e in events if e.key.startswith("aten::")) / args.steps
     print(f"\n{args.package} batch {batch_size}: step {wall * 1e3:.1f} ms wall, GPU kernels {gpu_busy * 1e3:.1f} ms "
           f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")
