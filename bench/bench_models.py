@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,7 +86,8 @@ def build(spec: str, fused: bool, work: Path) -> str:
 
 
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
-            blocks: bool = True) -> dict:
+            blocks: bool = True, logs: Path | None = None) -> dict:
+    """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
     fused, compiled = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
@@ -107,8 +109,22 @@ def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cud
         if "OutOfMemoryError" in proc.stderr and batch and batch > 1:
             batch //= 2
             continue
-        tail = proc.stderr.strip().splitlines()[-3:]
-        return {"spec": run.spec, "variant": run.variant, "batch_size": batch, "error": " | ".join(tail)}
+        failed = {"spec": run.spec, "variant": run.variant, "batch_size": batch, "error": error_line(proc.stderr)}
+        if logs:
+            log = logs / f"{run.spec}-{run.variant}-{batch}.stderr.txt"
+            log.write_text(proc.stderr)
+            failed["log"] = log.name
+        return failed
+
+
+_EXCEPTION = re.compile(r"^(\w+\.)*\w*(Error|Exception|Unsupported)\b.*")
+
+
+def error_line(stderr: str) -> str:
+    """The line that names the exception (its last occurrence), not the traceback's closing advice."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    named = [line for line in lines if _EXCEPTION.match(line)]
+    return (named or lines or ["no output"])[-1]
 
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -220,15 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for text in args.runs:
             r = measure(Run.parse(text), args.work, args.steps, args.timeout, args.device,
-                        not args.no_blocks)
+                        not args.no_blocks, args.json.parent if args.json else None)
             results.append(r)
             print(json.dumps({k: r.get(k) for k in ("spec", "variant", "batch_size", "measured_step_s",
                                                     "estimated_step_s", "measured_mfu", "error", "wall_s")}),
                   flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))
-    header = (f"Measured on {results[0].get('device', '?')} by `python3 bench/bench_models.py`; "
-              f"median of the timed steps; MFU against {results[0].get('peak_flops', 0) / 1e12:.0f} TFLOP/s.") if results else ""
+    ok = [r for r in results if "error" not in r]
+    header = (f"Measured on {ok[0]['device']} by `python3 bench/bench_models.py`; "
+              f"median of the timed steps; MFU against {ok[0]['peak_flops'] / 1e12:.0f} TFLOP/s.") if ok else ""
     table = markdown(results, header)
     if args.markdown:
         write_markdown(args.markdown, table)

@@ -78,3 +78,25 @@ def test_write_markdown_replaces_only_between_markers(tmp_path):
     text = path.read_text()
     assert text.startswith("# Kernels\n\nkeep me\n")
     assert text.count(bm.MARK_BEGIN) == 1 and "second" in text and "first" not in text
+
+
+def test_error_line_is_the_exception_not_the_closing_advice():
+    stderr = ("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+              "torch._dynamo.exc.Unsupported: call_function UserDefinedObjectVariable(Autotuner)\n"
+              "  Explanation: Dynamo does not know how to trace it.\n\n"
+              "Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace\n")
+    assert bm.error_line(stderr).startswith("torch._dynamo.exc.Unsupported: call_function")
+    assert bm.error_line("RuntimeError: CUDA error\n") == "RuntimeError: CUDA error"
+    assert bm.error_line("just a message\n") == "just a message"
+    assert bm.error_line("") == "no output"
+
+
+def test_a_failed_run_keeps_its_stderr_beside_the_json(tmp_path, monkeypatch):
+    class Proc:
+        returncode, stdout = 1, ""
+        stderr = "Traceback\nValueError: bad shape\nSet TORCHDYNAMO_VERBOSE=1\n"
+    monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
+    monkeypatch.setattr(bm.subprocess, "run", lambda *a, **k: Proc())
+    r = bm.measure(bm.Run.parse("kunlun_6g:compiled@8"), tmp_path, 1, 10.0, logs=tmp_path)
+    assert r["error"] == "ValueError: bad shape"
+    assert (tmp_path / r["log"]).read_text() == Proc.stderr
