@@ -3,6 +3,7 @@
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
+#   NO_BLOCKS=1 skips the per-block timing.
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
@@ -26,7 +27,7 @@ if [ "$what" = profile ]; then
 fi
 if [ "$what" = models ]; then
   timeout ${MODELS_TIMEOUT:-420} python3 bench/bench_models.py --json "$OUT/models.json" --timeout ${RUN_TIMEOUT:-200} \
-    --work /tmp/kunlunc-bench ${RUNS:+--runs $RUNS} 2>&1 | tee "$OUT/models.log" | tail -60
+    --work /tmp/kunlunc-bench ${RUNS:+--runs $RUNS} ${NO_BLOCKS:+--no-blocks} 2>&1 | tee "$OUT/models.log" | tail -60
   exit 0
 fi
 if [ "$what" != bench ]; then

@@ -53,3 +53,25 @@ def test_kunlunc_autotune_knob(knob, many):
                          capture_output=True, text=True, check=True).stdout
     counts = json.loads(out)
     assert all((n > 1) == many and n >= 1 for n in counts.values()), counts
+
+
+def _kernels_and_float_params(code: str):
+    """(kernel name, body, its float scalar parameters) of each @triton.jit kernel (a function
+    named *_kernel); float scalars are the parameters named after a scale."""
+    kernel = r"@triton\.jit(?:\(.*?\))?\s*\ndef (\w+_kernel)\((.*?)\):\n(.*?)(?=\n@|\n\S|\Z)"
+    for m in re.finditer(kernel, code, re.S):
+        params = [p.split(":")[0].strip() for p in m.group(2).split(",")]
+        yield m.group(1), m.group(3), [p for p in params if re.fullmatch(r"\w*scale\w*", p)]
+
+
+@pytest.mark.parametrize("path", [p for p in KERNELS if p.name != "__init__.py"], ids=lambda p: p.name)
+def test_float_scalars_are_cast_to_fp32(path):
+    """torch.compile (inductor) passes a Python float to a user kernel as fp64, where an eager
+    launch passes fp32: fp64 then spreads into the accumulators and tl.dot rejects them (the
+    window kernel failed to compile so on the H200, 2026-11-29). Each kernel casts them first."""
+    kernels = list(_kernels_and_float_params(path.read_text()))
+    assert kernels, f"no @triton.jit kernels found in {path.name}"
+    for name, body, floats in kernels:
+        for p in floats:
+            assert re.search(rf"\b{p}\b[^\n]*=[^\n]*tl\.cast\({p}, tl\.float32\)", body), (
+                f"{path.name}:{name}: cast float parameter {p!r} with tl.cast({p}, tl.float32) first")

@@ -264,6 +264,25 @@ def test_autocast_runs_the_op_in_the_autocast_dtype(name):
     assert ops._autocast(k, k)[0] is k              # no autocast: untouched
 
 
+def test_autocast_cast_compiles_fullgraph():
+    """The entry points' autocast cast traces under torch.compile(fullgraph=True): id() did not
+    (dynamo: "call_id() not supported"), which broke every compiled model on the H200."""
+    torch._dynamo.reset()
+    k = torch.randn(2, 3, 5, 4)
+
+    def cast_twice(a, b):
+        a, b = a * 1, b * 1   # intermediates, as in a model (a graph input's id() traces)
+        x, y = ops._autocast(a, b)
+        z, w = ops._autocast(a, a)
+        return x, y, z, w
+
+    compiled = torch.compile(cast_twice, fullgraph=True, backend="eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x, y, z, w = compiled(k, k + 1)
+    assert x.dtype == y.dtype == z.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), (k + 1).bfloat16().float())
+
+
 @pytest.mark.parametrize("name", OPS)
 def test_float32_forward(name):
     make, op, reference = OPS[name]

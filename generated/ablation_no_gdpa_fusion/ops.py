@@ -428,8 +428,11 @@ def _autocast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     if device not in ("cuda", "cpu") or not torch.is_autocast_enabled(device):  # meta: no autocast
         return tensors
     dtype = torch.get_autocast_dtype(device)
-    cast: dict[int, torch.Tensor] = {}
-    return tuple(cast.setdefault(id(t), t.to(dtype)) for t in tensors)
+    out: list[torch.Tensor] = []
+    for i, t in enumerate(tensors):  # `is`, not id(): torch.compile traces identity, not id()
+        same = [j for j in range(i) if tensors[j] is t]
+        out.append(out[same[0]] if same else t.to(dtype))
+    return tuple(out)
 
 
 def gdpa(

@@ -244,6 +244,7 @@ def _gdpa_fwd_kernel(
     HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
+    scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
     b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
     rows = m0 + tl.arange(0, BLOCK_M)
     o_base = _head_base(O, b, h, stride_ob, stride_oh)
@@ -287,6 +288,7 @@ def _gdpa_bwd_dkdv_kernel(
     HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
+    scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
     b, h, n0 = _tile_of_program(HEADS, S, n_heads, HEAD_TABLE, BLOCK_N)
     cols = n0 + tl.arange(0, BLOCK_N)  # this program's keys, as rows of dK and dV
     dk_base = _head_base(DK, b, h, stride_dkb, stride_dkh)
@@ -342,6 +344,7 @@ def _gdpa_bwd_dq_kernel(
     HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
+    scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
     b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
     rows = m0 + tl.arange(0, BLOCK_M)
     dq_base = _head_base(DQ, b, h, stride_dqb, stride_dqh)

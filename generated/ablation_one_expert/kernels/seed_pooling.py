@@ -165,6 +165,7 @@ def _fwd_kernel(
     IEEE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk."""
+    qk_scale = tl.cast(qk_scale, tl.float32)  # torch.compile passes Python floats as fp64
     bh = tl.program_id(0)
     b = bh // H
     h = bh % H
@@ -269,6 +270,8 @@ def _bwd_kernel(
 ):
     """Grid (example groups · T chunks, H). Seed blocks outermost (normally one), so dQ of a block
     stays in registers over all examples of the group; later blocks add into dK/dV."""
+    # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
+    scale, qk_scale = tl.cast(scale, tl.float32), tl.cast(qk_scale, tl.float32)
     pid = tl.program_id(0)
     h = tl.program_id(1)
     t_lo = (pid % n_split) * chunk

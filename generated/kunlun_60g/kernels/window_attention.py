@@ -203,6 +203,7 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS,
                 H, T, LEFT, RIGHT, scale_log2,
                 HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    scale_log2 = tl.cast(scale_log2, tl.float32)  # torch.compile passes Python floats as fp64
     start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
@@ -309,6 +310,8 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS,
                      H, T, LEFT, RIGHT, scale, scale_log2,
                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
+    scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
     start_n, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_N)
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
@@ -378,6 +381,8 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS,
                    H, T, LEFT, RIGHT, scale, scale_log2,
                    HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
+    scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
     start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
