@@ -169,15 +169,18 @@ def markdown(results: list[dict], header: str) -> str:
     blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled")]
     if blocks:
         lines += ["", "Per group (each block timed alone, forward + backward; estimate from the same build):", "",
-                  "| spec | variant | group | measured ms | estimated ms | est ÷ meas | TFLOP/s |", "|---|---|---|---|---|---|---|"]
+                  "| spec | variant | batch | group | measured ms | estimated ms | est ÷ meas | TFLOP/s |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in blocks:
             for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
                 if v.get("measured_s"):
-                    lines.append(f"| {r['spec']} | {r['variant']} | {g} | {_ms(v['measured_s'])} | {_ms(v['estimated_s'])} | "
+                    lines.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {g} | {_ms(v['measured_s'])} | "
+                                 f"{_ms(v['estimated_s'])} | "
                                  f"{v['estimated_s'] / v['measured_s']:.2f} | {v.get('measured_tflops', 0):.0f} |")
             rest = r["measured_step_s"] - r["blocks_total_s"]
             note = _ms(rest) if rest >= 0 else "n/a: the blocks alone sum to more than the step (host-bound)"
-            lines.append(f"| {r['spec']} | {r['variant']} | optimizer + glue (step − blocks) | {note} | | | |")
+            lines.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | optimizer + glue (step − blocks) | {note} "
+                         "| | | |")
     abl = _ablations(by)
     if abl:
         lines += ["", "Ablations: the full kunlun_6g against each ablated spec (fused, eager, same batch):", "",
