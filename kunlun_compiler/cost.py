@@ -11,6 +11,13 @@ implementation executes: the torch path runs padded sequences (max_len) and an u
 window attention runs the dense T x T scores. The two agree when avg_len == max_len and
 every window op is fused.
 
+Time is priced on what the generated code executes, not on the useful counts: torch ops run the
+padded tensor (only the jagged Triton kernels skip padding), and under bf16/fp16 autocast the
+values keep the dtype autocast gives them (norms, softmax, residual sums, embeddings and
+parameters in fp32; matmuls and kernels in the autocast dtype), with a cast kernel each way for
+every fp32 input of a matmul or attention op. On the H200 those casts alone were 20% of a
+kunlun_60g step (batch 256, 2026-11-29).
+
 All per-op numbers are per example; per-step numbers multiply by the batch size.
 """
 from __future__ import annotations
@@ -27,6 +34,9 @@ MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
 NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})
 TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# Elementwise functions autocast runs in fp32 (its fp32 op list): their outputs are fp32.
+AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
+CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
 # AdamW over every parameter, embedding tables included (as the generated training bench runs
 # it): read param, grad, m, v and write param, m, v in fp32.
 OPTIMIZER_BYTES_PER_PARAM = 7 * 4
@@ -87,6 +97,10 @@ class CostModel:
         # FLOPs and element counts do not depend on the target: computed once per compiled graph
         # (codegen estimates every target), keyed by op id. Passes never run after costing.
         self._memo = graph.meta.setdefault("cost_memo", {})
+        self.mixed = self.dtype != "fp32"   # trained under autocast: fp32 storage, half compute
+        if "fp32" not in self._memo:
+            self._memo["fp32"], self._memo["static"] = self._fp32_outputs(), self._static_values()
+        self._fp32, self._static = self._memo["fp32"], self._memo["static"]
 
     # ---- token counts ----------------------------------------------------------------------
     def _tokens(self, seq: str | None, useful: bool) -> float:
@@ -160,6 +174,85 @@ class CostModel:
         moved = sum(_numel(self.graph.op(i).shape) * self._scale(self.graph.op(i), True) for i in op.inputs)
         return moved + _numel(op.shape) * self._scale(op, True)
 
+    # ---- what the generated code executes (priced by time_s) --------------------------------
+    def _fp32_outputs(self) -> dict[str, bool]:
+        """Per op, whether its output is fp32 when training under autocast (topological order)."""
+        out: dict[str, bool] = {}
+        for op in self.graph.ops():
+            if op.kind in CASTS_INPUTS:
+                out[op.id] = False
+            elif op.kind == "input":
+                out[op.id] = op.attr("dtype") == "float"     # ids and lengths are integers
+            elif op.kind in ("param", "embedding"):
+                out[op.id] = True
+            elif op.kind == "elementwise" and op.attr("fn") in AUTOCAST_FP32_FNS:
+                out[op.id] = True
+            else:                                            # sums, concats, gates: type promotion
+                out[op.id] = any(out[i] for i in op.inputs)
+        return out
+
+    def _static_values(self) -> dict[str, bool]:
+        """Per op, whether its value depends on parameters only (the same for every example:
+        computed, and cast, once per step)."""
+        out: dict[str, bool] = {}
+        for op in self.graph.ops():
+            out[op.id] = op.kind == "param" or (bool(op.inputs) and all(out[i] for i in op.inputs))
+        return out
+
+    def _value_bytes(self, op: Op) -> int:
+        """Bytes per element of op's output as the generated code holds it."""
+        if op.kind == "input" and op.attr("dtype") not in (None, "float"):
+            return 8                                          # int64 ids and lengths
+        return 4 if self.mixed and self._fp32[op.id] else self.elt
+
+    def _cast_inputs(self, op: Op) -> list[Op]:
+        """The fp32 inputs op casts to the autocast dtype (none without autocast)."""
+        if not self.mixed or op.kind not in CASTS_INPUTS:
+            return []
+        return [self.graph.op(i) for i in dict.fromkeys(op.inputs)   # K = V is cast once
+                if self._fp32[i]]
+
+    def bytes_exec(self, op: Op) -> float:
+        """Forward bytes per example that the generated code moves for op: padded rows (only the
+        jagged Triton kernels skip padding), each value in its dtype under autocast, a cast
+        input read in the autocast dtype (the cast itself is `cast_bytes`). Values computed from
+        parameters alone are per step and small: not counted."""
+        if op.kind in NO_LAUNCH:
+            return 0
+        useful = op.kind in FUSED_KINDS and op.attr("kernel") == "triton"
+        cast = {i.id for i in self._cast_inputs(op)}
+
+        def size(o: Op) -> float:
+            elt = self.elt if o.id in cast else self._value_bytes(o)
+            return _numel(o.shape) * self._scale(o, useful) * elt
+        if op.kind == "embedding":   # one row per lookup
+            return size(op)
+        if self._static[op.id]:      # computed from parameters once per step, not per example
+            return 0
+        inputs = [i for i in dict.fromkeys(op.inputs) if not self._static[i]]   # K = V read once
+        return sum(size(self.graph.op(i)) for i in inputs) + size(op)
+
+    def cast_bytes(self, op: Op) -> tuple[float, float, int]:
+        """(bytes per example, bytes per step, casts): autocast copies each fp32 input of op to
+        the autocast dtype (read 4, write 2 bytes per element) and its gradient back (read 2,
+        write 4). Activations are cast per example over padded rows; parameters (an op's own
+        weight) and values computed from parameters alone (seeds, token mixers) once per step."""
+        if not self.mixed or op.kind not in CASTS_INPUTS:
+            return 0.0, 0.0, 0
+        per_elt = 2 * (4 + self.elt)
+        per_example = per_step = 0.0
+        casts = 0
+        for i in self._cast_inputs(op):
+            if self._static[i.id]:
+                per_step += _numel(i.shape) * per_elt
+            else:
+                per_example += _numel(i.shape) * per_elt
+            casts += 1
+        if self.params(op):
+            per_step += self.params(op) * per_elt
+            casts += 1
+        return per_example, per_step, casts
+
     def params(self, op: Op) -> int:
         a = op.attrs
         if op.kind == "linear":
@@ -178,14 +271,18 @@ class CostModel:
 
     def time_s(self, op: Op, train_factor: float) -> float:
         """Roofline per step, forward + backward: compute at the op's efficiency factor of peak
-        (`efficiency_key`) vs bytes at bandwidth, plus a launch per direction."""
+        (`efficiency_key`) vs executed bytes at bandwidth, then the autocast casts (separate
+        kernels, memory-bound), plus a launch per direction for the op and for each cast."""
         if op.kind in NO_LAUNCH:
             return 0.0
+        bandwidth = self.hw.mem_bw * self.hw.efficiency["memory"]
         flops = self.flops(op, useful=False) * self.batch_size * train_factor
         compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[efficiency_key(op)])
-        moved = self.bytes(op) * self.batch_size + self.params(op) * self.elt
-        memory = moved * 3 / (self.hw.mem_bw * self.hw.efficiency["memory"])   # fwd + 2x bwd
-        return max(compute, memory) + 2 * self.hw.launch_s
+        moved = self.bytes_exec(op) * self.batch_size + self.params(op) * self.elt
+        memory = moved * 3 / bandwidth   # fwd + 2x bwd
+        cast_example, cast_step, casts = self.cast_bytes(op)
+        cast = (cast_example * self.batch_size + cast_step) / bandwidth
+        return max(compute, memory) + cast + 2 * (1 + casts) * self.hw.launch_s
 
     def op_cost(self, op: Op) -> OpCost:
         factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0

@@ -150,3 +150,31 @@ def test_jagged_scaling(tiny):
     half = estimate(compiled(_spec()).graph, batch_size=1)
     assert half.flops_fwd_per_example < full.flops_fwd_per_example
     assert half.flops_fwd_exec_per_step == full.flops_fwd_exec_per_step    # torch runs padded
+
+
+def test_time_prices_executed_bytes_and_autocast_casts():
+    """Time is priced on what the generated code runs: padded rows (only jagged Triton kernels
+    skip padding), fp32 values where autocast keeps fp32, and a cast each way for each fp32
+    input of a matmul or kernel (K = V cast once; weights and seeds once per step)."""
+    g = compiled(_spec(**{"target: cpu": "target: h200"})).graph   # Triton kernels selected
+    bf16, fp32 = CostModel(g, "h200", 1), CostModel(g, "cpu", 1)
+    norm = g.op("l0_click_pffn.norm")            # LayerNorm of the fp32 stream, 24 padded rows
+    assert bf16.bytes_exec(norm) == 2 * 24 * 16 * 4
+    assert bf16.bytes(norm) == 2 * 12 * 16 * 2     # the useful count (reports) is unchanged
+    q_proj = g.op("l0_click_pffn.q_proj")          # reads its cast input in bf16, writes bf16
+    assert bf16.bytes_exec(q_proj) == 2 * 24 * 16 * 2
+    assert bf16.cast_bytes(q_proj) == (24 * 16 * 12, (16 * 16 + 16) * 12, 2)
+    o_proj = g.op("l0_click_pffn.o_proj")          # its input comes from the kernel: bf16 already
+    assert bf16.cast_bytes(o_proj) == (0, (16 * 16 + 16) * 12, 1)
+    pool = g.op("l0_click_hsp.seed_pooling")       # the jagged kernel reads 12 useful rows, K = V once
+    assert bf16.bytes_exec(pool) == 12 * 16 * 2 + 2 * 8 * 8 * 2
+    assert bf16.cast_bytes(pool) == (24 * 16 * 12, 8 * 16 * 12, 2)
+    assert fp32.cast_bytes(q_proj) == (0, 0, 0)    # no autocast, no casts
+    assert fp32.bytes_exec(norm) == 2 * 24 * 16 * 4
+    launches = 2 * 3 * bf16.hw.launch_s            # the op and its two casts, each way
+    bandwidth = bf16.hw.mem_bw * bf16.hw.efficiency["memory"]
+    peak = bf16.hw.peak("bf16") * bf16.hw.efficiency["matmul"]
+    compute = bf16.flops(q_proj, useful=False) * 3 / peak
+    memory = (2 * 24 * 16 * 2 + (16 * 16 + 16) * 2) * 3 / bandwidth
+    cast = (24 * 16 * 12 + (16 * 16 + 16) * 12) / bandwidth
+    assert bf16.time_s(q_proj, 3.0) == pytest.approx(max(compute, memory) + cast + launches)
