@@ -136,6 +136,10 @@ def _per_second(r: dict) -> float:
     return r["batch_size"] / r["measured_step_s"]
 
 
+def _seconds(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
 def _ms(x: float) -> str:
     return f"{x * 1e3:.1f}"
 
@@ -143,27 +147,29 @@ def _ms(x: float) -> str:
 def markdown(results: list[dict], header: str) -> str:
     ok = [r for r in results if "error" not in r]
     lines = [MARK_BEGIN, header, "",
-             "| spec | variant | batch | step ms (measured) | step ms (estimated) | est ÷ meas | TFLOP/s | MFU | est. MFU | peak GB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| spec | variant | batch | step ms (measured) | step ms (estimated) | est ÷ meas | TFLOP/s | MFU "
+             "| est. MFU | peak GB | first step s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok:
         lines.append(
             f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | "
             f"{_ms(r['estimated_step_s'])} | {r['estimated_step_s'] / r['measured_step_s']:.2f} | "
             f"{r['measured_tflops']:.0f} | {r['measured_mfu']:.1%} | {r['estimated_mfu']:.1%} | "
-            f"{r.get('max_memory_gb', float('nan')):.0f} |")
+            f"{r.get('max_memory_gb', float('nan')):.0f} | {_seconds(r.get('first_step_s'))} |")
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['spec']} | {r['variant']} | {r.get('batch_size')} | failed: {r['error'][:120]} |||||||")
+            lines.append(f"| {r['spec']} | {r['variant']} | {r.get('batch_size')} | failed: {r['error'][:120]} ||||||||")
     by = _by(ok)
     speed = []
     for spec in dict.fromkeys(r["spec"] for r in ok):
-        for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled")):
+        for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled"),
+                               ("compiled", "fused")):
             a, b = by.get((spec, variant)), by.get((spec, other))
             if a and b:
                 speed.append(f"| {spec} | {variant} ÷ {other} | {a['batch_size']} vs {b['batch_size']} | "
                              f"{_per_second(a) / _per_second(b):.2f}x |")
     if speed:
-        lines += ["", "Fused against unfused, examples per second (= steps per second at equal batches; "
+        lines += ["", "Variants against each other, examples per second (= steps per second at equal batches; "
                   "an unfused run that did not fit was halved until it did):", "",
                   "| spec | ratio | batches | examples/s ratio |", "|---|---|---|---|", *speed]
     blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled")]

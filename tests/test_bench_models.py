@@ -73,11 +73,11 @@ def test_failed_runs_are_listed():
 def test_write_markdown_replaces_only_between_markers(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Kernels\n\nkeep me\n")
-    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 1.0)], "first"))
-    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 2.0)], "second"))
+    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 1.0)], "HEADER-1"))
+    bm.write_markdown(path, bm.markdown([result("a", "fused", 4, 2.0)], "HEADER-2"))
     text = path.read_text()
     assert text.startswith("# Kernels\n\nkeep me\n")
-    assert text.count(bm.MARK_BEGIN) == 1 and "second" in text and "first" not in text
+    assert text.count(bm.MARK_BEGIN) == 1 and "HEADER-2" in text and "HEADER-1" not in text
 
 
 def test_error_line_is_the_exception_not_the_closing_advice():
@@ -100,3 +100,13 @@ def test_a_failed_run_keeps_its_stderr_beside_the_json(tmp_path, monkeypatch):
     r = bm.measure(bm.Run.parse("kunlun_6g:compiled@8"), tmp_path, 1, 10.0, logs=tmp_path)
     assert r["error"] == "ValueError: bad shape"
     assert (tmp_path / r["log"]).read_text() == Proc.stderr
+
+
+def test_compile_speedup_and_first_step_are_reported():
+    table = bm.markdown([result("m", "fused", 8, 0.2, first_step_s=2.5),
+                         result("m", "compiled", 8, 0.1, first_step_s=160.0)], "hdr")
+    assert "| m | compiled ÷ fused | 8 vs 8 | 2.00x |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| m | compiled | 8 |"))
+    assert row.endswith("| 160.0 |")
+    old = bm.markdown([result("m", "fused", 8, 0.2)], "hdr")     # results from before the field
+    assert next(line for line in old.splitlines() if line.startswith("| m | fused |")).endswith("| n/a |")

@@ -81,9 +81,10 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     batch_size = batch_size or Config().batch_size
     model, batches, step = training(device, batch_size, backend, compile)
     clock = _Clock(device)
-    clock.time(step, warmup)
+    warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
+    report["first_step_s"] = warm[0]
     if device == "cuda":
         report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
     if blocks:
@@ -165,6 +166,7 @@ def format_report(r: dict) -> str:
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
+        f"  first step   {r['first_step_s']:.3f} s (Triton autotuning{', torch.compile' if r['compile'] else ''})",
     ]
     if "blocks_total_s" in r:
         lines.append(f"  {'group':<18}{'measured ms':>12}{'estimated ms':>14}{'TFLOP/s':>10}")
