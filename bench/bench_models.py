@@ -8,6 +8,8 @@ in memory is retried at half the batch. Variants of a spec:
   compiled   the same, under torch.compile
   unfused    the spec with `compile: {fuse: false}` (plain torch ops), eager
   unfused_compiled   the same, under torch.compile
+  cudagraphs the spec as written, torch.compile(mode="reduce-overhead"): compiled and replayed in
+             CUDA graphs (no per-op host work; the eager model is host-bound at small batches)
 
 Usage (GPU host, repo root; kunlunc importable):
   python3 bench/bench_models.py --json $OUT/models.json                  # default sweep
@@ -29,9 +31,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (fuse the spec's way?, torch.compile?)
-    "fused": (True, False), "compiled": (True, True),
-    "unfused": (False, False), "unfused_compiled": (False, True),
+VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager)
+    "fused": (True, None), "compiled": (True, "default"), "cudagraphs": (True, "reduce-overhead"),
+    "unfused": (False, None), "unfused_compiled": (False, "default"),
 }
 # Default sweep: batch sizes that fit an H200 (141 GB) with room; halved on OOM.
 DEFAULT_RUNS = (
@@ -88,14 +90,14 @@ def build(spec: str, fused: bool, work: Path) -> str:
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
             blocks: bool = True, logs: Path | None = None) -> dict:
     """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
-    fused, compiled = VARIANTS[run.variant]
+    fused, mode = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
     while True:
         cmd = [sys.executable, "-m", name, "bench", "--device", device, "--json", "--steps", str(steps)]
         cmd += ["--batch-size", str(batch)] if batch else []
-        cmd += ["--compile"] if compiled else []
+        cmd += ["--compile", mode] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
         t0 = time.time()
         try:
@@ -163,7 +165,7 @@ def markdown(results: list[dict], header: str) -> str:
     speed = []
     for spec in dict.fromkeys(r["spec"] for r in ok):
         for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled"),
-                               ("compiled", "fused")):
+                               ("compiled", "fused"), ("cudagraphs", "fused")):
             a, b = by.get((spec, variant)), by.get((spec, other))
             if a and b:
                 speed.append(f"| {spec} | {variant} ÷ {other} | {a['batch_size']} vs {b['batch_size']} | "
@@ -172,7 +174,7 @@ def markdown(results: list[dict], header: str) -> str:
         lines += ["", "Variants against each other, examples per second (= steps per second at equal batches; "
                   "an unfused run that did not fit was halved until it did):", "",
                   "| spec | ratio | batches | examples/s ratio |", "|---|---|---|---|", *speed]
-    blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled")]
+    blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled", "cudagraphs")]
     if blocks:
         lines += ["", "Per group (each block timed alone, forward + backward; estimate from the same build):", "",
                   "| spec | variant | batch | group | measured ms | estimated ms | est ÷ meas | TFLOP/s |",

@@ -37,3 +37,31 @@ def test_bench_entry_point_on_cpu(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert text.returncode == 0 and "MFU" in text.stdout and "step time" in text.stdout
     assert "first step" in text.stdout           # --warmup 0 still times the first step apart
+
+
+def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
+    """`--compile` alone is torch.compile's default mode; `--compile reduce-overhead` (CUDA graphs)
+    and the other modes are passed through; an unknown mode is refused before anything runs."""
+    import importlib
+
+    import pytest
+    import torch
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_modes")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bench = importlib.import_module("kunlunc_bench_modes.bench")
+    main = importlib.import_module("kunlunc_bench_modes.__main__").main
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: seen.append(mode) or model)
+    for compile_arg, mode in ((True, None), ("default", None), ("reduce-overhead", "reduce-overhead"),
+                              ("max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs")):
+        bench.training("cpu", 2, compile=compile_arg)
+        assert seen[-1] == mode
+    report = bench.run_bench("cpu", steps=1, warmup=0, batch_size=2, compile="reduce-overhead", blocks=False)
+    assert report["compile"] == "reduce-overhead" and seen[-1] == "reduce-overhead"
+    assert "compile (reduce-overhead)" in bench.format_report(report)
+    with pytest.raises(ValueError, match="compile mode"):
+        bench.training("cpu", 2, compile="fast")
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--device", "cpu", "--compile", "fast"])
+    assert exc.value.code == 2

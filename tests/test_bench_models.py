@@ -110,3 +110,21 @@ def test_compile_speedup_and_first_step_are_reported():
     assert row.endswith("| 160.0 |")
     old = bm.markdown([result("m", "fused", 8, 0.2)], "hdr")     # results from before the field
     assert next(line for line in old.splitlines() if line.startswith("| m | fused |")).endswith("| n/a |")
+
+
+@pytest.mark.parametrize("variant, flags", [("fused", []), ("compiled", ["--compile", "default"]),
+                                            ("cudagraphs", ["--compile", "reduce-overhead"])])
+def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags):
+    seen = []
+
+    class Proc:
+        returncode, stderr = 0, ""
+        stdout = '{"measured_step_s": 1.0}'
+    monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
+    monkeypatch.setattr(bm.subprocess, "run", lambda cmd, **k: seen.append(cmd) or Proc())
+    bm.measure(bm.Run.parse(f"kunlun_6g:{variant}@8"), tmp_path, 1, 10.0)
+    cmd = seen[-1]
+    assert ("--compile" in cmd) == bool(flags)
+    if flags:
+        i = cmd.index("--compile")
+        assert cmd[i:i + 2] == flags

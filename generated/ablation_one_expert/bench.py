@@ -56,14 +56,18 @@ class _Clock:
         return out
 
 
-def training(device: str, batch_size: int, backend: str = "auto", compile: bool = False):
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
-    bench/profile_step.py in the kunlunc repository profiles."""
+    bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
+    default mode) or one of COMPILE_MODES ("reduce-overhead" replays the model in CUDA graphs)."""
     torch.manual_seed(0)
     model = Model(backend=backend).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
-    forward = torch.compile(model) if compile else model
+    forward = torch.compile(model, mode=compile_mode(compile)) if compile else model
     batches = [example_batch(batch_size, device, seed=i, at_avg_len=True) for i in range(4)]
     counter = itertools.count()
 
@@ -76,8 +80,17 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
     return model, batches, step
 
 
+def compile_mode(compile: bool | str) -> str | None:
+    """torch.compile's mode argument for `compile` (None: its default)."""
+    if compile is True or compile == "default":
+        return None
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, not {compile!r}")
+    return compile
+
+
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
-              backend: str = "auto", compile: bool = False, blocks: bool = True) -> dict:
+              backend: str = "auto", compile: bool | str = False, blocks: bool = True) -> dict:
     batch_size = batch_size or Config().batch_size
     model, batches, step = training(device, batch_size, backend, compile)
     clock = _Clock(device)
@@ -99,7 +112,8 @@ def _report(model, device, batch_size, backend, compile, steps, measured) -> dic
     flops = est["flops_train_per_step"] * scale
     return {
         "model": 'ablation_one_expert', "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "target": target, "backend": backend, "compile": compile, "batch_size": batch_size, "steps": steps,
+        "target": target, "backend": backend, "compile": (compile_mode(compile) or "default") if compile else False,
+        "batch_size": batch_size, "steps": steps,
         "dtype": model.config.dtype if device == "cuda" else "fp32",
         "measured_step_s": measured, "estimated_step_s": est["est_step_time_s"] * scale,
         "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
@@ -159,9 +173,14 @@ def _forward_backward(block, args, dtype) -> None:
     torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
 
 
+def _compiled(r: dict) -> str:
+    mode = r["compile"]
+    return "" if not mode else " + compile" if mode in (True, "default") else f" + compile ({mode})"
+
+
 def format_report(r: dict) -> str:
     lines = [
-        f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{' + compile' if r['compile'] else ''}, "
+        f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}, "
         f"batch {r['batch_size']}, {r['dtype']}, median of {r['steps']} steps",
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
