@@ -5,7 +5,10 @@
 
 Each factor is a measured rate over the datasheet figure of --target in kunlun_compiler/hardware.py
 (bf16 peak; memory: HBM bandwidth), clamped to (0, 1]:
-- memory: a device-to-device copy of >= 1 GiB, bytes read + written / time / mem_bw;
+- memory: what cost.py prices at bandwidth, at the specs' padded sequence activations
+  [batch x max_len, d] (the --max-shapes largest): LayerNorm forward + backward in fp32 and,
+  under bf16, the autocast cast and its gradient back; the bytes cost.py charges for them over
+  their time, over mem_bw (a >= 1 GiB device copy is measured too, as the ceiling, not the factor);
 - matmul: F.linear forward + backward (3 GEMMs) at the specs' linear shapes, rows = batch x the
   padded tokens the estimate charges, the --max-shapes shapes with the most model FLOPs; the factor
   is the models' total FLOPs over their total time (each shape weighted by its FLOPs in the models);
@@ -124,6 +127,21 @@ def forward_backward(forward, leaves: tuple[torch.Tensor, ...]):
         torch.autograd.grad(forward(*leaves), leaves, grad_out)
     step()
     return step
+
+
+LAYER_NORM_BYTES = (4 + 4) * 3   # fp32 in and out, forward + 2x backward: as cost.py charges
+
+
+def sequence_shapes(compiled: list[tuple[Path, Compiled]], batch_of) -> Counter:
+    """(rows, width) -> how many LayerNorms of the specs run on a padded sequence activation of
+    that shape (rows = batch x max_len): the memory-bound work cost.py prices at bandwidth."""
+    shapes: Counter = Counter()
+    for _, c in compiled:
+        g, batch = c.graph, batch_of(c)
+        for op in g.ops():
+            if op.kind == "elementwise" and op.attr("fn") in ("layer_norm", "add_layer_norm") and op.seq:
+                shapes[(batch * _numel(op.shape[:-1]), op.shape[-1])] += 1
+    return shapes
 
 
 def clamp(factor: float) -> float:
@@ -260,17 +278,56 @@ def _numel(shape) -> int:
 
 # ----------------------------------------------------------------------------- measurements
 
-def measure_memory(bench: Bench) -> tuple[float, list[dict]]:
-    """A large device-to-device copy: bytes read + written / time / datasheet bandwidth."""
+def measure_memory(bench: Bench, shapes: Counter, max_shapes: int) -> tuple[float, list[dict]]:
+    """The memory factor from what cost.py prices at bandwidth, at the specs' largest padded
+    sequence activations: per element, LayerNorm moves (4 in + 4 out) x 3 for forward + backward
+    = 24 bytes, the autocast cast and its gradient 2 x (4 + 2) = 12. Factor = the bytes those ops
+    stand for in the models over their time (each shape weighted by its count), over mem_bw.
+    A large device copy is measured too and reported as the ceiling."""
+    samples = [_copy_sample(bench)]
+    ranked = sorted(shapes.items(), key=lambda kv: -kv[0][0] * kv[0][1] * kv[1])[:max_shapes]
+    for (rows, width), count in ranked:
+        samples.append(_layer_norm_sample(bench, rows, width, count))
+        if bench.dtype != torch.float32:       # no autocast cast on an fp32 target
+            samples.append(_cast_sample(bench, rows, width, count))
+    priced = [s for s in samples if s["measure"] == "memory"]
+    time_s = sum(s["weight_bytes"] / s["bytes_per_s"] for s in priced)
+    return sum(s["weight_bytes"] for s in priced) / time_s / bench.hw.mem_bw, samples
+
+
+def _copy_sample(bench: Bench) -> dict:
     nbytes = 64 << 20 if bench.smoke else max(GIB, min(2 * GIB, bench.budget // 2))
     src = bench.randn(nbytes // bench.elt)
     dst = torch.empty_like(src)
     seconds = bench.median_s(lambda: dst.copy_(src))
     moved = 2 * src.numel() * bench.elt
-    bandwidth = moved / seconds
-    sample = {"measure": "memory", "bytes": moved, "time_s": seconds, "bytes_per_s": bandwidth,
-              "efficiency": bandwidth / bench.hw.mem_bw}
-    return bandwidth / bench.hw.mem_bw, [sample]
+    return {"measure": "memory_copy", "bytes": moved, "time_s": seconds, "bytes_per_s": moved / seconds,
+            "efficiency": moved / seconds / bench.hw.mem_bw}
+
+
+def _memory_sample(bench: Bench, op: str, rows: int, run_rows: int, width: int, count: int,
+                   bytes_per_element: int, seconds: float) -> dict:
+    moved = bytes_per_element * run_rows * width
+    return {"measure": "memory", "op": op, "rows": rows, "rows_run": run_rows, "width": width,
+            "count": count, "bytes": moved, "time_s": seconds, "bytes_per_s": moved / seconds,
+            "efficiency": moved / seconds / bench.hw.mem_bw,
+            "weight_bytes": count * bytes_per_element * rows * width}
+
+
+def _layer_norm_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
+    run_rows = fit_batch(rows, 4 * 4 * width, bench.budget)          # x, y and their gradients
+    x = bench.randn(run_rows, width).float().requires_grad_()       # autocast runs norms in fp32
+    w = torch.ones(width, device=bench.device, requires_grad=True)
+    b = torch.zeros(width, device=bench.device, requires_grad=True)
+    seconds = bench.median_s(forward_backward(lambda t, w, b: F.layer_norm(t, (width,), w, b), (x, w, b)))
+    return _memory_sample(bench, "layer_norm", rows, run_rows, width, count, LAYER_NORM_BYTES, seconds)
+
+
+def _cast_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
+    run_rows = fit_batch(rows, 2 * (4 + bench.elt) * width, bench.budget)
+    x = bench.randn(run_rows, width).float().requires_grad_()       # the fp32 residual stream
+    seconds = bench.median_s(forward_backward(lambda t: t.to(bench.dtype), (x,)))
+    return _memory_sample(bench, "autocast_cast", rows, run_rows, width, count, 2 * (4 + bench.elt), seconds)
 
 
 def measure_matmul(bench: Bench, shapes: Counter, max_shapes: int) -> tuple[float | None, list[dict]]:
@@ -445,6 +502,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="sequence lengths of the kernel runs: uniform with mean avg_len (default), all at "
                         "avg_len, or uniform on [0, max_len]")
     p.add_argument("--max-shapes", type=int, default=12, help="linear shapes to time, most model FLOPs first")
+    p.add_argument("--max-memory-shapes", type=int, default=3,
+                   help="sequence activation shapes for the memory factor, largest first")
     p.add_argument("--max-kernel-shapes", type=int, default=6,
                    help="shapes per Triton kernel, most model FLOPs first (each new shape autotunes, ~10 s)")
     p.add_argument("--batch-size", type=int,
@@ -490,7 +549,7 @@ def run(args: argparse.Namespace, bench: Bench) -> tuple[dict, float, list[dict]
     kernel_target = args.target if args.device == "cuda" else GPU_KERNEL_TARGET
     compiled = compile_specs(args.spec, kernel_target)
     batch_of = (lambda c: 2) if bench.smoke else (lambda c: args.batch_size or c.plan.batch_size)
-    measured = {"memory": measure_memory(bench),
+    measured = {"memory": measure_memory(bench, sequence_shapes(compiled, batch_of), args.max_memory_shapes),
                 "matmul": measure_matmul(bench, linear_shapes(compiled, batch_of), args.max_shapes),
                 "attention": measure_attention(bench, attention_shape(compiled, batch_of))}
     with tempfile.TemporaryDirectory(prefix="kunlunc-calibrate-") as workdir:

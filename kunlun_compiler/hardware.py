@@ -16,7 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 # matmul: GEMM-like ops; attention: unfused attention and kernels run as plain torch; memory: the
-# fraction of HBM bandwidth; one key per Triton kernel (the fused kinds of passes/fuse.py).
+# fraction of HBM bandwidth that memory-bound ops reach (norms, sums, autocast casts: calibrate.py
+# times LayerNorm and the cast at the specs' shapes); one key per Triton kernel (the fused kinds
+# of passes/fuse.py).
 KERNEL_KEYS = ("gdpa", "window_attention", "seed_pooling")
 EFFICIENCY_KEYS = ("matmul", "attention", "memory") + KERNEL_KEYS
 MAX_LAUNCH_S = 1e-3

@@ -240,7 +240,13 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
     data = json.loads(out.read_text())
     assert data["command"].startswith("python3 bench/calibrate.py --device cpu") and info.date == data["date"]
     measured = {s["measure"] for s in data["samples"]}
-    assert {"memory", "matmul", "attention", "launch_s"} <= measured
+    assert {"memory", "memory_copy", "matmul", "attention", "launch_s"} <= measured
+    # the memory factor: cost.py's bytes for LayerNorm over its time at the specs' sequence shapes
+    # (an fp32 target has no autocast cast); the copy is the ceiling, not part of the factor
+    mem = [s for s in data["samples"] if s["measure"] == "memory"]
+    assert {s["op"] for s in mem} == {"layer_norm"} and all(s["bytes"] == 24 * s["rows_run"] * s["width"] for s in mem)
+    rate = sum(s["weight_bytes"] for s in mem) / sum(s["weight_bytes"] / s["bytes_per_s"] for s in mem)
+    assert factors["memory"] == pytest.approx(min(1.0, rate / hardware.DATASHEET["cpu"].mem_bw))
     if _has_triton():
         assert set(KERNEL_KEYS) <= measured and data["not_measured"] == []
     assert all(s["time_s"] > 0 for s in data["samples"])
@@ -265,3 +271,26 @@ def _has_triton() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_memory_factor_under_bf16_prices_the_cast_and_layer_norm():
+    """On a bf16 target the memory factor also times the autocast cast (fp32 -> bf16 and its
+    gradient back: 12 bytes per element, as cost.py charges); shapes largest first, weighted."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_kunlunc_calibrate", ROOT / "bench" / "calibrate.py")
+    cal = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = cal
+    spec.loader.exec_module(cal)
+    import torch
+    bench = cal.Bench(torch.device("cpu"), torch.bfloat16, "bf16", hardware.DATASHEET["h200"],
+                      budget=64 << 20, smoke=True)
+    from collections import Counter
+    factor, samples = cal.measure_memory(bench, Counter({(64, 32): 3, (16, 8): 1, (8, 8): 5}), max_shapes=2)
+    priced = [s for s in samples if s["measure"] == "memory"]
+    assert [(s["op"], s["rows"], s["width"]) for s in priced] == [
+        ("layer_norm", 64, 32), ("autocast_cast", 64, 32), ("layer_norm", 8, 8), ("autocast_cast", 8, 8)]
+    cast = priced[1]
+    assert cast["bytes"] == 12 * 64 * 32 and cast["weight_bytes"] == 3 * 12 * 64 * 32
+    rate = sum(s["weight_bytes"] for s in priced) / sum(s["weight_bytes"] / s["bytes_per_s"] for s in priced)
+    assert factor == pytest.approx(rate / hardware.DATASHEET["h200"].mem_bw)
+    assert sum(s["measure"] == "memory_copy" for s in samples) == 1
