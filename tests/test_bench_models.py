@@ -128,3 +128,14 @@ def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags)
     if flags:
         i = cmd.index("--compile")
         assert cmd[i:i + 2] == flags
+
+
+def test_ablations_compare_within_one_variant():
+    rows = bm.markdown([result("kunlun_6g", "fused", 8, 1.0, flops_per_example=6e9),
+                        result("ablation_no_swa", "fused", 8, 0.8, flops_per_example=8e9),
+                        result("kunlun_6g", "compiled", 8, 0.5, flops_per_example=6e9),
+                        result("ablation_no_swa", "compiled", 8, 0.6, flops_per_example=8e9)], "")
+    eager = next(r for r in rows.splitlines() if "(ablation_no_swa) | fused |" in r)
+    compiled = next(r for r in rows.splitlines() if "(ablation_no_swa) | compiled |" in r)
+    assert "-20.0%" in eager and "-25.0%" in eager          # FLOPs 6 vs 8; steps/s 1/1.0 vs 1/0.8
+    assert "-25.0%" in compiled and "+20.0%" in compiled    # steps/s 1/0.5 vs 1/0.6
