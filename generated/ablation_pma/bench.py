@@ -185,7 +185,7 @@ def format_report(r: dict) -> str:
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
-        f"  first step   {r['first_step_s']:.3f} s (Triton autotuning{', torch.compile' if r['compile'] else ''})",
+        f"  first step   {r['first_step_s']:.3f} s (Triton autotuning, if any{', and torch.compile' if r['compile'] else ''})",
     ]
     if "blocks_total_s" in r:
         lines.append(f"  {'group':<18}{'measured ms':>12}{'estimated ms':>14}{'TFLOP/s':>10}")
