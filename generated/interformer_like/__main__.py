@@ -18,7 +18,8 @@ def main(argv=None) -> int:
     bench = sub.add_parser("bench", help="time real training steps; measured against estimated")
     bench.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
     bench.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
-    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--warmup", type=int, default=3,
+                       help="untimed steps first (at least 1: the first step compiles and autotunes)")
     bench.add_argument("--batch-size", type=int, default=Config().batch_size)
     bench.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto")
     bench.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
