@@ -141,6 +141,10 @@ def _per_second(r: dict) -> float:
     return r["batch_size"] / r["measured_step_s"]
 
 
+def _ratio(a: float, b: float | None) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
 def _seconds(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f}"
 
@@ -152,18 +156,20 @@ def _ms(x: float) -> str:
 def markdown(results: list[dict], header: str) -> str:
     ok = [r for r in results if "error" not in r]
     lines = [MARK_BEGIN, header, "",
-             "| spec | variant | batch | step ms (measured) | step ms (estimated) | est ÷ meas | TFLOP/s | MFU "
-             "| est. MFU | peak GB | first step s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| spec | variant | batch | step ms (measured) | GPU kernels ms | step ms (estimated) | est ÷ meas "
+             "| est ÷ GPU | TFLOP/s | MFU | est. MFU | peak GB | first step s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok:
         lines.append(
             f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | "
+            f"{_ms(r['gpu_step_s']) if r.get('gpu_step_s') else 'n/a'} | "
             f"{_ms(r['estimated_step_s'])} | {r['estimated_step_s'] / r['measured_step_s']:.2f} | "
+            f"{_ratio(r['estimated_step_s'], r.get('gpu_step_s'))} | "
             f"{r['measured_tflops']:.0f} | {r['measured_mfu']:.1%} | {r['estimated_mfu']:.1%} | "
             f"{r.get('max_memory_gb', float('nan')):.0f} | {_seconds(r.get('first_step_s'))} |")
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['spec']} | {r['variant']} | {r.get('batch_size')} | failed: {r['error'][:120]} ||||||||")
+            lines.append(f"| {r['spec']} | {r['variant']} | {r.get('batch_size')} | failed: {r['error'][:120]} ||||||||||")
     by = _by(ok)
     speed = []
     for spec in dict.fromkeys(r["spec"] for r in ok):
@@ -180,18 +186,21 @@ def markdown(results: list[dict], header: str) -> str:
     blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled", "cudagraphs")]
     if blocks:
         lines += ["", "Per group (each block timed alone, forward + backward; estimate from the same build):", "",
-                  "| spec | variant | batch | group | measured ms | estimated ms | est ÷ meas | TFLOP/s |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| spec | variant | batch | group | measured ms | GPU kernels ms | estimated ms | est ÷ meas "
+                  "| est ÷ GPU | TFLOP/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in blocks:
             for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
                 if v.get("measured_s"):
+                    gpu = v.get("gpu_s")
                     lines.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {g} | {_ms(v['measured_s'])} | "
-                                 f"{_ms(v['estimated_s'])} | "
-                                 f"{v['estimated_s'] / v['measured_s']:.2f} | {v.get('measured_tflops', 0):.0f} |")
+                                 f"{_ms(gpu) if gpu else 'n/a'} | {_ms(v['estimated_s'])} | "
+                                 f"{v['estimated_s'] / v['measured_s']:.2f} | {_ratio(v['estimated_s'], gpu)} | "
+                                 f"{v.get('measured_tflops', 0):.0f} |")
             rest = r["measured_step_s"] - r["blocks_total_s"]
             note = _ms(rest) if rest >= 0 else "n/a: the blocks alone sum to more than the step (host-bound)"
             lines.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | optimizer + glue (step − blocks) | {note} "
-                         "| | | |")
+                         "| | | | | |")
     abl = _ablations(by)
     if abl:
         lines += ["", "Ablations: the full kunlun_6g against each ablated spec (same variant, same batch):", "",

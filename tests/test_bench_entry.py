@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from genutil import SPECS, compiled, load_spec
 from kunlun_compiler.codegen import render
 from kunlun_compiler.writer import write_package
@@ -44,7 +46,6 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     and the other modes are passed through; an unknown mode is refused before anything runs."""
     import importlib
 
-    import pytest
     import torch
     c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
     write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_modes")
@@ -65,3 +66,19 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--device", "cpu", "--compile", "fast"])
     assert exc.value.code == 2
+
+
+@pytest.mark.gpu
+def test_bench_measures_gpu_kernel_time_on_cuda(tmp_path):
+    """On CUDA the report carries the step's and each group's GPU kernel time (what the estimate
+    models), below the wall time of a step that may wait on the host."""
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlun_tiny")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "KUNLUNC_AUTOTUNE": "0"}
+    p = subprocess.run([sys.executable, "-m", "kunlun_tiny", "bench", "--device", "cuda", "--steps", "3",
+                        "--batch-size", "8", "--json"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads(p.stdout)
+    assert 0 < report["gpu_step_s"] < 10 * report["measured_step_s"]
+    assert all(g["gpu_s"] > 0 for g in report["groups"].values() if "measured_s" in g)

@@ -139,3 +139,13 @@ def test_ablations_compare_within_one_variant():
     compiled = next(r for r in rows.splitlines() if "(ablation_no_swa) | compiled |" in r)
     assert "-25.0%" in eager and "-20.0%" in eager          # FLOPs 6 vs 8: -25%; steps/s 8/1.0 vs 8/0.8: -20%
     assert "-25.0%" in compiled and "+20.0%" in compiled    # steps/s 8/0.5 vs 8/0.6: +20%
+
+
+def test_gpu_kernel_time_is_set_beside_the_estimate():
+    table = bm.markdown([result("m", "fused", 8, 0.4, gpu_step_s=0.1)], "hdr")   # estimate: 0.2 s
+    row = next(line for line in table.splitlines() if line.startswith("| m | fused |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:8] == ["400.0", "100.0", "200.0", "0.50", "2.00"]   # measured, GPU, est, ÷meas, ÷GPU
+    old = bm.markdown([result("m", "fused", 8, 0.4)], "hdr")             # runs from before the field
+    cells = [c.strip() for c in next(line for line in old.splitlines() if line.startswith("| m |")).strip("|").split("|")]
+    assert cells[4] == "n/a" and cells[7] == "n/a"

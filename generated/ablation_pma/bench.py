@@ -7,6 +7,9 @@ whose lengths average each event's avg_len (so the batch does the work the estim
 Steps are timed after warm-up with CUDA events (perf_counter on CPU); the reported step time is
 the median. Per-block times come from running each block alone, forward and backward, on the
 inputs it saw in a real forward pass: a measurement of the block, not a share of the step.
+On CUDA the GPU kernel time of the step and of each block is measured too (torch.profiler: the
+device time of the kernels, without host gaps): eager PyTorch at small batches is host-bound,
+and the kernel time is the part the build-time estimate models.
 MFU divides the model's useful training FLOPs by step time x the device's bf16 datasheet peak.
 """
 from __future__ import annotations
@@ -100,6 +103,8 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     report["first_step_s"] = warm[0]
     if device == "cuda":
         report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        # what the estimate models: the GPU's work, without the host time an eager step may wait on
+        report["gpu_step_s"] = kernel_seconds(step, reps=2)
     if blocks:
         _add_block_times(report, model, batches[0], clock, device)
     return report
@@ -129,14 +134,31 @@ def _add_block_times(report: dict, model: Model, batch: dict, clock: _Clock, dev
     dtype = _AUTOCAST.get(model.config.dtype) if device == "cuda" else None
     for name, args in inputs.items():
         block = getattr(model, name)
-        seconds = statistics.median(clock.time(lambda: _forward_backward(block, args, dtype), 5)[1:])
+        run = lambda: _forward_backward(block, args, dtype)  # noqa: E731
+        seconds = statistics.median(clock.time(run, 5)[1:])
         group = report["groups"].setdefault(BLOCK_GROUPS[name], {"estimated_s": 0.0, "flops_train": 0})
         group["measured_s"] = group.get("measured_s", 0.0) + seconds
+        if device == "cuda":
+            group["gpu_s"] = group.get("gpu_s", 0.0) + kernel_seconds(run, reps=3)
     for g in report["groups"].values():
         if g.get("measured_s"):
             g["measured_tflops"] = g["flops_train"] / g["measured_s"] / 1e12
     report["blocks_total_s"] = sum(g.get("measured_s", 0.0) for g in report["groups"].values())
     model.zero_grad(set_to_none=True)
+
+
+def kernel_seconds(fn, reps: int) -> float:
+    """GPU time of fn() per call: the device time of every kernel it launches (torch.profiler),
+    without the host time between them. Host-bound code waits longer than this; the estimate
+    models this part."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return sum(e.self_device_time_total for e in kernels) / 1e6 / reps
 
 
 def _capture_inputs(model: Model, batch: dict) -> dict:
@@ -185,12 +207,15 @@ def format_report(r: dict) -> str:
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
+        *([f"  GPU kernels  {r['gpu_step_s'] * 1e3:9.3f} ms of the step (host time excluded)"]
+          if "gpu_step_s" in r else []),
         f"  first step   {r['first_step_s']:.3f} s (Triton autotuning, if any{', and torch.compile' if r['compile'] else ''})",
     ]
     if "blocks_total_s" in r:
-        lines.append(f"  {'group':<18}{'measured ms':>12}{'estimated ms':>14}{'TFLOP/s':>10}")
+        lines.append(f"  {'group':<18}{'measured ms':>12}{'GPU ms':>10}{'estimated ms':>14}{'TFLOP/s':>10}")
         for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
-            lines.append(f"  {g:<18}{v.get('measured_s', 0) * 1e3:12.3f}{v['estimated_s'] * 1e3:14.3f}"
+            gpu = f"{v['gpu_s'] * 1e3:10.3f}" if "gpu_s" in v else f"{'-':>10}"
+            lines.append(f"  {g:<18}{v.get('measured_s', 0) * 1e3:12.3f}{gpu}{v['estimated_s'] * 1e3:14.3f}"
                          f"{v.get('measured_tflops', 0):10.2f}")
         rest = r["measured_step_s"] - r["blocks_total_s"]
         lines.append(f"  {'optimizer, glue':<18}{rest * 1e3:12.3f}  (step minus the blocks timed alone)")
