@@ -1,0 +1,88 @@
+"""How many ops one training step of a generated model dispatches: forward, backward, optimizer.
+
+    python3 bench/count_ops.py PACKAGE [--batch-size 1] [--autocast bf16|fp16|none] [--top 15] [--json]
+
+Eager PyTorch pays host time per dispatched op; on the H200 the eager kunlun_60g step was
+host-bound at batch 64 and below (about 320 ms per step whatever the batch, 2026-11-29). This
+counts the ops exactly, on the CPU, with a TorchDispatchMode: each aten op and each custom op
+(the attention ops count once each; what runs inside them is not seen). Run it from the repo root
+with generated/ on PYTHONPATH. CPU autocast stands in for CUDA autocast, so the casts are counted
+too. The package's training step is the bench's, with the torch reference ops (the CPU has no
+Triton kernels): the same dispatches as the CUDA path, since a custom op is one dispatch either way.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the ops dispatched while it is active, by name (`aten.mm`, `ns.gdpa`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func.overloadpacket
+        self.counts[f"{packet._qualified_op_name.split('::')[0]}.{packet.__name__}"] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_step(package: str, batch_size: int, autocast: str) -> dict[str, collections.Counter]:
+    """{phase: Counter} for one training step after a warm-up step (optimizer state exists)."""
+    pkg = importlib.import_module(package)
+    data = importlib.import_module(f"{package}.data")
+    torch.manual_seed(0)
+    model = pkg.Model(backend="torch")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)   # as the bench on CUDA
+    batch = data.example_batch(batch_size, "cpu", seed=0, at_avg_len=True)
+    dtype = AUTOCAST[autocast]
+    phases = {"forward": OpCounter(), "backward": OpCounter(), "optimizer": OpCounter()}
+
+    def step(count: bool) -> None:
+        mode = (lambda name: phases[name]) if count else (lambda name: OpCounter())
+        with mode("forward"):
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                out = model._forward(batch)    # Model.forward: the same under CUDA autocast
+            loss = F.binary_cross_entropy_with_logits(out.float(), batch["labels"])
+        opt.zero_grad(set_to_none=True)
+        with mode("backward"):
+            loss.backward()
+        with mode("optimizer"):
+            opt.step()
+    step(count=False)
+    step(count=True)
+    return {name: counter.counts for name, counter in phases.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("package")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--autocast", choices=tuple(AUTOCAST), default="bf16")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--json", action="store_true", help="print {phase: {op: count}}")
+    args = p.parse_args(argv)
+    counts = count_step(args.package, args.batch_size, args.autocast)
+    if args.json:
+        print(json.dumps({phase: dict(c.most_common()) for phase, c in counts.items()}, indent=1))
+        return 0
+    total = sum(sum(c.values()) for c in counts.values())
+    print(f"{args.package}, batch {args.batch_size}, autocast {args.autocast}: {total} ops per training step")
+    for phase, c in counts.items():
+        print(f"  {phase:<10}{sum(c.values()):>7}   " + ", ".join(f"{k} {v}" for k, v in c.most_common(args.top)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
