@@ -28,6 +28,7 @@ def test_bench_entry_point_on_cpu(tmp_path):
     assert KEYS <= set(report)
     assert report["measured_step_s"] > 0 and report["target"] == "cpu" and report["batch_size"] == 4
     assert report["first_step_s"] > 0          # the step that compiles and autotunes, timed apart
+    assert report["dispatched_ops_per_step"] > 100   # the host work of an eager step
     groups = report["groups"]
     assert {"gdpa", "window_attention", "seed_pooling", "wukong", "embeddings"} <= set(groups)
     assert all(g["measured_s"] > 0 for g in groups.values())
@@ -60,6 +61,8 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
         assert seen[-1] == mode
     report = bench.run_bench("cpu", steps=1, warmup=0, batch_size=2, compile="reduce-overhead", blocks=False)
     assert report["compile"] == "reduce-overhead" and seen[-1] == "reduce-overhead"
+    assert "dispatched_ops_per_step" not in report      # a dispatch mode would recompile a compiled model
+    assert bench.dispatched_ops(lambda: torch.ones(3) + 1) == 2   # aten.ones, aten.add
     assert "compile (reduce-overhead)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
         bench.training("cpu", 2, compile="fast")

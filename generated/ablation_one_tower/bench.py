@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
 from . import ESTIMATE
@@ -101,6 +102,8 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     measured = statistics.median(clock.time(step, steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
     report["first_step_s"] = warm[0]
+    if not compile:   # a dispatch mode would make torch.compile recompile
+        report["dispatched_ops_per_step"] = dispatched_ops(step)
     if device == "cuda":
         report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
         # what the estimate models: the GPU's work, without the host time an eager step may wait on
@@ -145,6 +148,24 @@ def _add_block_times(report: dict, model: Model, batch: dict, clock: _Clock, dev
             g["measured_tflops"] = g["flops_train"] / g["measured_s"] / 1e12
     report["blocks_total_s"] = sum(g.get("measured_s", 0.0) for g in report["groups"].values())
     model.zero_grad(set_to_none=True)
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatched_ops(fn) -> int:
+    """Ops fn() dispatches: each aten op and each custom op once (what runs inside a custom op is
+    not seen). An eager step pays host time for every one of them."""
+    with _OpCounter() as counter:
+        fn()
+    return counter.n
 
 
 def kernel_seconds(fn, reps: int) -> float:
@@ -209,6 +230,8 @@ def format_report(r: dict) -> str:
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
         *([f"  GPU kernels  {r['gpu_step_s'] * 1e3:9.3f} ms of the step (host time excluded)"]
           if "gpu_step_s" in r else []),
+        *([f"  host ops     {r['dispatched_ops_per_step']} dispatched per step (eager pays host time for each)"]
+          if "dispatched_ops_per_step" in r else []),
         f"  first step   {r['first_step_s']:.3f} s (Triton autotuning, if any{', and torch.compile' if r['compile'] else ''})",
     ]
     if "blocks_total_s" in r:
