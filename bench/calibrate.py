@@ -46,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # the checkout this script writes its calibration into
+sys.path.insert(0, str(ROOT / "bench"))   # count_ops.py beside this script
 
 import torch                                      # noqa: E402
 import torch.nn.functional as F                   # noqa: E402
@@ -54,6 +55,8 @@ from kunlun_compiler import codegen, hardware, writer       # noqa: E402
 from kunlun_compiler.compiler import Compiled, compile_spec  # noqa: E402
 from kunlun_compiler.cost import ATTENTION_KINDS, CostModel, pairs_in_window  # noqa: E402
 from kunlun_compiler.loader import load_spec      # noqa: E402
+
+from count_ops import OpCounter                   # noqa: E402
 
 DEFAULT_SPECS = ("specs/kunlun_6g.yaml", "specs/kunlun_60g.yaml")
 SMOKE_SPECS = ("specs/kunlun_tiny.yaml",)
@@ -459,7 +462,17 @@ def measure_launch(bench: Bench, n_ops: int = LAUNCH_OPS) -> tuple[float, list[d
     step = forward_backward(chain, leaves)
     seconds = wall_median_s(step, bench.device, reps=5 if bench.smoke else 50, warmup=2 if bench.smoke else 10)
     launch_s = seconds / (2 * n_ops)
-    return launch_s, [{"measure": "launch_s", "ops": n_ops, "time_s": seconds, "launch_s": launch_s}]
+    dispatches = _dispatched_ops(step)   # aten ops the host issues for the chain, both directions
+    return launch_s, [{"measure": "launch_s", "ops": n_ops, "time_s": seconds, "launch_s": launch_s,
+                       "dispatches": dispatches, "host_s_per_dispatch": seconds / dispatches}]
+
+
+def _dispatched_ops(fn) -> int:
+    """Ops fn() dispatches (bench/count_ops.py's counter; the generated bench reports the same
+    count per step): with host_s_per_dispatch, an eager model's host time per step."""
+    with OpCounter() as counter:
+        fn()
+    return sum(counter.counts.values())
 
 
 # ----------------------------------------------------------------------------- generated packages

@@ -250,6 +250,9 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
     if _has_triton():
         assert set(KERNEL_KEYS) <= measured and data["not_measured"] == []
     assert all(s["time_s"] > 0 for s in data["samples"])
+    launch = next(s for s in data["samples"] if s["measure"] == "launch_s")
+    assert launch["dispatches"] >= 4 * launch["ops"] // 2   # linear + gelu forward, and their backward
+    assert launch["host_s_per_dispatch"] == pytest.approx(launch["time_s"] / launch["dispatches"])
     assert hardware.load_table(out.parent)["cpu"].calibration.gpu == data["gpu"]
     assert [p.name for p in out.parent.iterdir()] == ["cpu.json"]          # no temporary left behind
     assert "wrote" in p.stdout and "matmul" in p.stdout
