@@ -53,7 +53,8 @@ import torch.nn.functional as F                   # noqa: E402
 
 from kunlun_compiler import codegen, hardware, writer       # noqa: E402
 from kunlun_compiler.compiler import Compiled, compile_spec  # noqa: E402
-from kunlun_compiler.cost import ATTENTION_KINDS, CostModel, pairs_in_window  # noqa: E402
+from kunlun_compiler.cost import (ATTENTION_KINDS, DTYPE_BYTES, TRAIN_BYTES_FACTOR, CostModel,  # noqa: E402
+                                  cast_bytes_per_element, pairs_in_window, runs_triton_kernel)
 from kunlun_compiler.loader import load_spec      # noqa: E402
 
 from count_ops import OpCounter                   # noqa: E402
@@ -132,7 +133,8 @@ def forward_backward(forward, leaves: tuple[torch.Tensor, ...]):
     return step
 
 
-LAYER_NORM_BYTES = (4 + 4) * 3   # fp32 in and out, forward + 2x backward: as cost.py charges
+# per element, as cost.py charges: LayerNorm reads and writes fp32, forward and backward
+LAYER_NORM_BYTES = 2 * DTYPE_BYTES["fp32"] * TRAIN_BYTES_FACTOR
 
 
 def sequence_shapes(compiled: list[tuple[Path, Compiled]], batch_of) -> Counter:
@@ -233,7 +235,7 @@ def kernel_shapes(compiled: list[tuple[Path, Compiled]], batch_of, target: str) 
     for _, c in compiled:
         model = CostModel(c.graph, target, batch_of(c))
         for op in c.graph.ops():
-            if op.kind in hardware.KERNEL_KEYS and op.attr("kernel") == "triton":
+            if runs_triton_kernel(op):
                 shapes[_kernel_shape(c, op, model)] += 1
     return shapes
 
@@ -327,10 +329,11 @@ def _layer_norm_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
 
 
 def _cast_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
-    run_rows = fit_batch(rows, 2 * (4 + bench.elt) * width, bench.budget)
+    per_element = cast_bytes_per_element(bench.elt)
+    run_rows = fit_batch(rows, per_element * width, bench.budget)
     x = bench.randn(run_rows, width).float().requires_grad_()       # the fp32 residual stream
     seconds = bench.median_s(forward_backward(lambda t: t.to(bench.dtype), (x,)))
-    return _memory_sample(bench, "autocast_cast", rows, run_rows, width, count, 2 * (4 + bench.elt), seconds)
+    return _memory_sample(bench, "autocast_cast", rows, run_rows, width, count, per_element, seconds)
 
 
 def measure_matmul(bench: Bench, shapes: Counter, max_shapes: int) -> tuple[float | None, list[dict]]:

@@ -34,6 +34,7 @@ MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
 NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})
 TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice in backward
 # Elementwise functions autocast runs in fp32 (its fp32 op list): their outputs are fp32.
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
@@ -71,10 +72,21 @@ def pairs_in_window(t: float, window: int, causal: bool) -> float:
     return t * (2 * w + 1) - w * (w + 1)
 
 
+def runs_triton_kernel(op: Op) -> bool:
+    """A fused op that kernel selection gave its jagged Triton kernel (no work past a length)."""
+    return op.kind in FUSED_KINDS and op.attr("kernel") == "triton"
+
+
+def cast_bytes_per_element(elt: int) -> int:
+    """An autocast cast of an fp32 value to a dtype of `elt` bytes and its gradient back: read 4,
+    write elt, then read elt, write 4."""
+    return 2 * (DTYPE_BYTES["fp32"] + elt)
+
+
 def efficiency_key(op: Op) -> str:
     """Which of hardware.EFFICIENCY_KEYS sets an op's compute rate: a fused op run by its Triton
     kernel has its own measured factor; attention run as plain torch shares one; the rest are GEMMs."""
-    if op.kind in FUSED_KINDS and op.attr("kernel") == "triton":
+    if runs_triton_kernel(op):
         return op.kind
     return "attention" if op.kind in ATTENTION_KINDS else "matmul"
 
@@ -98,6 +110,7 @@ class CostModel:
         # (codegen estimates every target), keyed by op id. Passes never run after costing.
         self._memo = graph.meta.setdefault("cost_memo", {})
         self.mixed = self.dtype != "fp32"   # trained under autocast: fp32 storage, half compute
+        self.bandwidth = self.hw.mem_bw * self.hw.efficiency["memory"]   # bytes/s memory-bound ops reach
         if "fp32" not in self._memo:
             self._memo["fp32"], self._memo["static"] = self._fp32_outputs(), self._static_values()
         self._fp32, self._static = self._memo["fp32"], self._memo["static"]
@@ -153,8 +166,7 @@ class CostModel:
             return 2 * heads * dh * self._pairs(op, useful, fused=False)
         if op.kind in FUSED_KINDS:   # both matmuls of attention: 4 · H · D · pairs
             heads, _, dh = ins[0].shape
-            skips_padding = op.attr("kernel") == "triton"   # jagged kernels do no work past a length
-            return 4 * heads * dh * self._pairs(op, useful or skips_padding, fused=True)
+            return 4 * heads * dh * self._pairs(op, useful or runs_triton_kernel(op), fused=True)
         return 0
 
     def bytes(self, op: Op) -> float:
@@ -219,7 +231,7 @@ class CostModel:
         parameters alone are per step and small: not counted."""
         if op.kind in NO_LAUNCH:
             return 0
-        useful = op.kind in FUSED_KINDS and op.attr("kernel") == "triton"
+        useful = runs_triton_kernel(op)
         cast = {i.id for i in self._cast_inputs(op)}
 
         def size(o: Op) -> float:
@@ -239,7 +251,7 @@ class CostModel:
         weight) and values computed from parameters alone (seeds, token mixers) once per step."""
         if not self.mixed or op.kind not in CASTS_INPUTS:
             return 0.0, 0.0, 0
-        per_elt = 2 * (4 + self.elt)
+        per_elt = cast_bytes_per_element(self.elt)
         per_example = per_step = 0.0
         casts = 0
         for i in self._cast_inputs(op):
@@ -275,13 +287,12 @@ class CostModel:
         kernels, memory-bound), plus a launch per direction for the op and for each cast."""
         if op.kind in NO_LAUNCH:
             return 0.0
-        bandwidth = self.hw.mem_bw * self.hw.efficiency["memory"]
         flops = self.flops(op, useful=False) * self.batch_size * train_factor
         compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[efficiency_key(op)])
         moved = self.bytes_exec(op) * self.batch_size + self.params(op) * self.elt
-        memory = moved * 3 / bandwidth   # fwd + 2x bwd
+        memory = moved * TRAIN_BYTES_FACTOR / self.bandwidth
         cast_example, cast_step, casts = self.cast_bytes(op)
-        cast = (cast_example * self.batch_size + cast_step) / bandwidth
+        cast = (cast_example * self.batch_size + cast_step) / self.bandwidth
         return max(compute, memory) + cast + 2 * (1 + casts) * self.hw.launch_s
 
     def op_cost(self, op: Op) -> OpCost:
@@ -349,7 +360,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     fwd = sum(c.flops for c in ops)
     train = sum(c.flops * c.train_factor for c in ops) * batch
     optimizer_bytes = (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM
-    optimizer_s = optimizer_bytes / (model.hw.mem_bw * model.hw.efficiency["memory"])
+    optimizer_s = optimizer_bytes / model.bandwidth
     step = sum(c.time_s for c in ops) + optimizer_s
     return Estimate(
         name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
