@@ -35,18 +35,7 @@ VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eage
     "fused": (True, None), "compiled": (True, "default"), "cudagraphs": (True, "reduce-overhead"),
     "unfused": (False, None), "unfused_compiled": (False, "default"),
 }
-# Default sweep: batch sizes that fit an H200 (141 GB) as measured there (2026-11-29: kunlun_60g
-# fused 94 GB at 256, unfused 70 GB at 16); halved on OOM. Eager kunlun_6g is host-bound at 256,
-# so the ablations run compiled as well. More than one 10-minute device call: pick with --runs.
-_ABLATIONS = ("ablation_no_compskip", "ablation_no_swa", "ablation_one_tower", "ablation_no_gdpa_fusion",
-              "ablation_pma", "ablation_one_expert")
-DEFAULT_RUNS = (
-    "kunlun_6g:fused@256", "kunlun_6g:unfused@256", "kunlun_6g:compiled@256", "kunlun_6g:unfused_compiled@256",
-    "kunlun_60g:fused@256", "kunlun_60g:unfused@16", "kunlun_60g:compiled@256", "kunlun_60g:unfused_compiled@16",
-    "kunlun_60g:cudagraphs@64", "kunlun_180g:fused@64",
-    *(f"{spec}:{variant}@256" for variant in ("fused", "compiled") for spec in _ABLATIONS),
-)
-MARK_BEGIN, MARK_END = "<!-- bench_models:begin -->", "<!-- bench_models:end -->"
+AS_WRITTEN = tuple(v for v, (fused, _) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
 # full model against the ablated one.
 PAPER = {
@@ -57,6 +46,16 @@ PAPER = {
     "ablation_pma": ("HSP vs PMA", "n/a", "n/a"),
     "ablation_one_expert": ("2 Wukong experts vs 1", "n/a", "n/a"),
 }
+# Default sweep: batch sizes that fit an H200 (141 GB) as measured there (2026-11-29: kunlun_60g
+# fused 94 GB at 256, unfused 70 GB at 16); halved on OOM. Eager kunlun_6g is host-bound at 256,
+# so the ablations run compiled as well. More than one 10-minute device call: pick with --runs.
+DEFAULT_RUNS = (
+    "kunlun_6g:fused@256", "kunlun_6g:unfused@256", "kunlun_6g:compiled@256", "kunlun_6g:unfused_compiled@256",
+    "kunlun_60g:fused@256", "kunlun_60g:unfused@16", "kunlun_60g:compiled@256", "kunlun_60g:unfused_compiled@16",
+    "kunlun_60g:cudagraphs@64", "kunlun_180g:fused@64",
+    *(f"{spec}:{variant}@256" for variant in ("fused", "compiled") for spec in PAPER),
+)
+MARK_BEGIN, MARK_END = "<!-- bench_models:begin -->", "<!-- bench_models:end -->"
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def markdown(results: list[dict], header: str) -> str:
         lines += ["", "Variants against each other, examples per second (= steps per second at equal batches; "
                   "an unfused run that did not fit was halved until it did):", "",
                   "| spec | ratio | batches | examples/s ratio |", "|---|---|---|---|", *speed]
-    blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in ("fused", "compiled", "cudagraphs")]
+    blocks = [r for r in ok if r.get("blocks_total_s") and r["variant"] in AS_WRITTEN]
     if blocks:
         lines += ["", "Per group (each block timed alone, forward + backward; estimate from the same build):", "",
                   "| spec | variant | batch | group | measured ms | GPU kernels ms | estimated ms | est ÷ meas "
@@ -214,7 +213,7 @@ def _ablations(by: dict) -> list[str]:
     """One row per ablation and variant (eager fused, compiled) measured for both kunlun_6g and
     the ablated spec: eager rows at small batches measure host work more than GPU work."""
     rows = []
-    for variant in ("fused", "compiled", "cudagraphs"):
+    for variant in AS_WRITTEN:
         full = by.get(("kunlun_6g", variant))
         if not full:
             continue
@@ -224,10 +223,8 @@ def _ablations(by: dict) -> list[str]:
                 continue
             f_full = full["model_flops_per_step"] / full["batch_size"]
             f_abl = r["model_flops_per_step"] / r["batch_size"]
-            qps_full = full["batch_size"] / full["measured_step_s"]
-            qps_abl = r["batch_size"] / r["measured_step_s"]
             rows.append(f"| {what} ({spec}) | {variant} | {f_full / 1e9:.2f} vs {f_abl / 1e9:.2f} GFLOP | "
-                        f"{f_full / f_abl - 1:+.1%} | {p_flops} | {qps_full / qps_abl - 1:+.1%} | {p_qps} |")
+                        f"{f_full / f_abl - 1:+.1%} | {p_flops} | {_per_second(full) / _per_second(r) - 1:+.1%} | {p_qps} |")
     return rows
 
 

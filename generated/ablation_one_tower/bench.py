@@ -217,8 +217,8 @@ def _forward_backward(block, args, dtype) -> None:
 
 
 def _compiled(r: dict) -> str:
-    mode = r["compile"]
-    return "" if not mode else " + compile" if mode in (True, "default") else f" + compile ({mode})"
+    mode = r["compile"]   # False, "default" or a mode (_report)
+    return "" if not mode else " + compile" if mode == "default" else f" + compile ({mode})"
 
 
 def format_report(r: dict) -> str:
