@@ -6,9 +6,14 @@ Eager PyTorch pays host time per dispatched op; on the H200 the eager kunlun_60g
 host-bound at batch 64 and below (about 320 ms per step whatever the batch, 2026-11-29). This
 counts the ops exactly, on the CPU, with a TorchDispatchMode: each aten op and each custom op
 (the attention ops count once each; what runs inside them is not seen). Run it from the repo root
-with generated/ on PYTHONPATH. CPU autocast stands in for CUDA autocast, so the casts are counted
-too. The package's training step is the bench's, with the torch reference ops (the CPU has no
-Triton kernels): the same dispatches as the CUDA path, since a custom op is one dispatch either way.
+with generated/ on PYTHONPATH.
+
+The step is the one the package's bench runs on CUDA (bench.training: forward under autocast,
+binary cross-entropy, backward, fused AdamW), rebuilt here phase by phase so that each phase is
+counted apart; bench.training on the CPU would run fp32 without autocast and a foreach AdamW.
+CPU autocast stands in for CUDA autocast, so the casts are counted. The attention ops run their
+torch references (the CPU has no Triton kernels), which dispatch as the Triton ops do: one custom
+op each.
 """
 from __future__ import annotations
 

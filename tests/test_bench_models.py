@@ -1,23 +1,22 @@
 """bench/bench_models.py: run parsing, the spec variants it builds, and the table it writes."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from genutil import ROOT
+from opsload import import_file
+
+bm = import_file(ROOT / "bench" / "bench_models.py", "_bench_models")
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("_bench_models", ROOT / "bench" / "bench_models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bm = _load()
+def fake_runs(monkeypatch, returncode: int, stdout: str = "", stderr: str = "") -> list:
+    """measure() without building or running: every run returns this; the commands are collected."""
+    class Proc:
+        pass
+    Proc.returncode, Proc.stdout, Proc.stderr = returncode, stdout, stderr
+    commands = []
+    monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
+    monkeypatch.setattr(bm.subprocess, "run", lambda cmd, **k: commands.append(cmd) or Proc())
+    return commands
 
 
 def result(spec, variant, batch, step_s, flops_per_example=1e9, **extra):
@@ -92,14 +91,11 @@ def test_error_line_is_the_exception_not_the_closing_advice():
 
 
 def test_a_failed_run_keeps_its_stderr_beside_the_json(tmp_path, monkeypatch):
-    class Proc:
-        returncode, stdout = 1, ""
-        stderr = "Traceback\nValueError: bad shape\nSet TORCHDYNAMO_VERBOSE=1\n"
-    monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
-    monkeypatch.setattr(bm.subprocess, "run", lambda *a, **k: Proc())
+    stderr = "Traceback\nValueError: bad shape\nSet TORCHDYNAMO_VERBOSE=1\n"
+    fake_runs(monkeypatch, 1, stderr=stderr)
     r = bm.measure(bm.Run.parse("kunlun_6g:compiled@8"), tmp_path, 1, 10.0, logs=tmp_path)
     assert r["error"] == "ValueError: bad shape"
-    assert (tmp_path / r["log"]).read_text() == Proc.stderr
+    assert (tmp_path / r["log"]).read_text() == stderr
 
 
 def test_compile_speedup_and_first_step_are_reported():
@@ -115,13 +111,7 @@ def test_compile_speedup_and_first_step_are_reported():
 @pytest.mark.parametrize("variant, flags", [("fused", []), ("compiled", ["--compile", "default"]),
                                             ("cudagraphs", ["--compile", "reduce-overhead"])])
 def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags):
-    seen = []
-
-    class Proc:
-        returncode, stderr = 0, ""
-        stdout = '{"measured_step_s": 1.0}'
-    monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
-    monkeypatch.setattr(bm.subprocess, "run", lambda cmd, **k: seen.append(cmd) or Proc())
+    seen = fake_runs(monkeypatch, 0, stdout='{"measured_step_s": 1.0}')
     bm.measure(bm.Run.parse(f"kunlun_6g:{variant}@8"), tmp_path, 1, 10.0)
     cmd = seen[-1]
     assert ("--compile" in cmd) == bool(flags)

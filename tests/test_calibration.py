@@ -279,11 +279,8 @@ def _has_triton() -> bool:
 def test_memory_factor_under_bf16_prices_the_cast_and_layer_norm():
     """On a bf16 target the memory factor also times the autocast cast (fp32 -> bf16 and its
     gradient back: 12 bytes per element, as cost.py charges); shapes largest first, weighted."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_kunlunc_calibrate", ROOT / "bench" / "calibrate.py")
-    cal = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = cal
-    spec.loader.exec_module(cal)
+    from opsload import import_file
+    cal = import_file(ROOT / "bench" / "calibrate.py", "_kunlunc_calibrate")
     import torch
     bench = cal.Bench(torch.device("cpu"), torch.bfloat16, "bf16", hardware.DATASHEET["h200"],
                       budget=64 << 20, smoke=True)
