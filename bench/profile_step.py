@@ -28,7 +28,8 @@ def main() -> None:
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
     # the package's own training step: what `python -m <package> bench` times
-    _, _, step = importlib.import_module(f"{args.package}.bench").training("cuda", batch_size, args.backend)
+    bench = importlib.import_module(f"{args.package}.bench")
+    _, _, step = bench.training("cuda", batch_size, args.backend)
 
     for i in range(args.warmup):
         t0 = time.perf_counter()
@@ -42,9 +43,7 @@ def main() -> None:
         torch.cuda.synchronize()
         wall = (time.perf_counter() - t0) / args.steps
     events = prof.key_averages()
-    # kernels only: an op's row repeats the device time of the kernels it launched
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-    gpu_busy = sum(e.self_device_time_total for e in kernels) / 1e6 / args.steps
+    gpu_busy = bench.kernel_time_s(events) / args.steps
     n_ops = sum(e.count for e in events if e.key.startswith("aten::")) / args.steps
     print(f"\n{args.package} batch {batch_size}: step {wall * 1e3:.1f} ms wall, GPU kernels {gpu_busy * 1e3:.1f} ms "
           f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")

@@ -63,6 +63,10 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     assert report["compile"] == "reduce-overhead" and seen[-1] == "reduce-overhead"
     assert "dispatched_ops_per_step" not in report      # a dispatch mode would recompile a compiled model
     assert bench.dispatched_ops(lambda: torch.ones(3) + 1) == 2   # aten.ones, aten.add
+    from types import SimpleNamespace
+    rows = [SimpleNamespace(device_type=torch.autograd.DeviceType.CUDA, self_device_time_total=1500),
+            SimpleNamespace(device_type=torch.autograd.DeviceType.CPU, self_device_time_total=9000)]
+    assert bench.kernel_time_s(rows) == 1500 / 1e6      # kernel rows only: op rows repeat them
     assert "compile (reduce-overhead)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
         bench.training("cpu", 2, compile="fast")

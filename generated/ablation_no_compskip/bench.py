@@ -178,8 +178,14 @@ def kernel_seconds(fn, reps: int) -> float:
         for _ in range(reps):
             fn()
         torch.cuda.synchronize()
-    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
-    return sum(e.self_device_time_total for e in kernels) / 1e6 / reps
+    return kernel_time_s(prof.key_averages()) / reps
+
+
+def kernel_time_s(events) -> float:
+    """Seconds of GPU kernels in a profile's key_averages(): the kernel rows only, since an op's
+    row repeats the device time of the kernels it launched."""
+    return sum(e.self_device_time_total for e in events
+               if e.device_type == torch.autograd.DeviceType.CUDA) / 1e6
 
 
 def _capture_inputs(model: Model, batch: dict) -> dict:
