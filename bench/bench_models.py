@@ -5,9 +5,11 @@ row, not the sweep), on packages built from specs/ by kunlunc into --work. A run
 in memory is retried at half the batch. Variants of a spec:
 
   fused      the spec as written (Triton kernels where kernel selection picked them), eager
-  compiled   the same, under torch.compile
+  compiled   the same, under torch.compile, block by block (Model.compile_blocks: like blocks share
+             a graph, so a deep preset compiles in a fraction of whole-model compile time)
+  compiled_model     the same, torch.compile of the whole model as one graph
   unfused    the spec with `compile: {fuse: false}` (plain torch ops), eager
-  unfused_compiled   the same, under torch.compile
+  unfused_compiled   the same, under torch.compile block by block
   cudagraphs the spec as written, torch.compile(mode="reduce-overhead"): compiled and replayed in
              CUDA graphs (no per-op host work; the eager model is host-bound at small batches)
 
@@ -31,11 +33,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager)
-    "fused": (True, None), "compiled": (True, "default"), "cudagraphs": (True, "reduce-overhead"),
-    "unfused": (False, None), "unfused_compiled": (False, "default"),
+VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope)
+    "fused": (True, None, None), "compiled": (True, "default", "blocks"),
+    "compiled_model": (True, "default", "model"), "cudagraphs": (True, "reduce-overhead", "blocks"),
+    "unfused": (False, None, None), "unfused_compiled": (False, "default", "blocks"),
 }
-AS_WRITTEN = tuple(v for v, (fused, _) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs
+AS_WRITTEN = tuple(v for v, (fused, _, _) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
 # full model against the ablated one.
 PAPER = {
@@ -92,14 +95,14 @@ def build(spec: str, fused: bool, work: Path) -> str:
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
             blocks: bool = True, logs: Path | None = None) -> dict:
     """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
-    fused, mode = VARIANTS[run.variant]
+    fused, mode, scope = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
     while True:
         cmd = [sys.executable, "-m", name, "bench", "--device", device, "--json", "--steps", str(steps)]
         cmd += ["--batch-size", str(batch)] if batch else []
-        cmd += ["--compile", mode] if mode else []
+        cmd += ["--compile", mode, "--compile-scope", scope] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
         t0 = time.time()
         try:

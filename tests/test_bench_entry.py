@@ -53,12 +53,21 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     bench = importlib.import_module("kunlunc_bench_modes.bench")
     main = importlib.import_module("kunlunc_bench_modes.__main__").main
-    seen = []
-    monkeypatch.setattr(torch, "compile", lambda model, mode=None: seen.append(mode) or model)
+    seen, targets = [], []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, **kw: targets.append(fn) or seen.append(mode) or fn)
     for compile_arg, mode in ((True, None), ("default", None), ("reduce-overhead", "reduce-overhead"),
                               ("max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs")):
         bench.training("cpu", 2, compile=compile_arg)
         assert seen[-1] == mode
+    blocks = importlib.import_module("kunlunc_bench_modes.model").BLOCK_GROUPS
+    targets.clear()
+    model, _, _ = bench.training("cpu", 2, compile=True)            # scope "blocks": each block in place
+    assert len(targets) == len(blocks) and all(t.__self__ is getattr(model, b) for t, b in zip(targets, blocks))
+    targets.clear()
+    model, _, _ = bench.training("cpu", 2, compile=True, scope="model")   # one graph
+    assert targets == [model]
+    with pytest.raises(ValueError, match="compile scope"):
+        bench.training("cpu", 2, compile=True, scope="layers")
     report = bench.run_bench("cpu", steps=1, warmup=0, batch_size=2, compile="reduce-overhead", blocks=False)
     assert report["compile"] == "reduce-overhead" and seen[-1] == "reduce-overhead"
     assert "dispatched_ops_per_step" not in report      # a dispatch mode would recompile a compiled model
@@ -67,7 +76,8 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     rows = [SimpleNamespace(device_type=torch.autograd.DeviceType.CUDA, self_device_time_total=1500),
             SimpleNamespace(device_type=torch.autograd.DeviceType.CPU, self_device_time_total=9000)]
     assert bench.kernel_time_s(rows) == 1500 / 1e6      # kernel rows only: op rows repeat them
-    assert "compile (reduce-overhead)" in bench.format_report(report)
+    assert report["compile_scope"] == "blocks"
+    assert "compile (reduce-overhead, per block)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
         bench.training("cpu", 2, compile="fast")
     with pytest.raises(SystemExit) as exc:

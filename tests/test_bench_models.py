@@ -108,8 +108,10 @@ def test_compile_speedup_and_first_step_are_reported():
     assert next(line for line in old.splitlines() if line.startswith("| m | fused |")).endswith("| n/a |")
 
 
-@pytest.mark.parametrize("variant, flags", [("fused", []), ("compiled", ["--compile", "default"]),
-                                            ("cudagraphs", ["--compile", "reduce-overhead"])])
+@pytest.mark.parametrize("variant, flags", [
+    ("fused", []), ("compiled", ["--compile", "default", "--compile-scope", "blocks"]),
+    ("compiled_model", ["--compile", "default", "--compile-scope", "model"]),
+    ("cudagraphs", ["--compile", "reduce-overhead", "--compile-scope", "blocks"])])
 def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags):
     seen = fake_runs(monkeypatch, 0, stdout='{"measured_step_s": 1.0}')
     bm.measure(bm.Run.parse(f"kunlun_6g:{variant}@8"), tmp_path, 1, 10.0)
@@ -117,7 +119,7 @@ def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags)
     assert ("--compile" in cmd) == bool(flags)
     if flags:
         i = cmd.index("--compile")
-        assert cmd[i:i + 2] == flags
+        assert cmd[i:i + 4] == flags
 
 
 def test_ablations_compare_within_one_variant():

@@ -61,17 +61,26 @@ class _Clock:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_SCOPES = ("blocks", "model")
 
 
-def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False):
+def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False,
+             scope: str = "blocks"):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
     bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
-    default mode) or one of COMPILE_MODES ("reduce-overhead" replays the model in CUDA graphs)."""
+    default mode) or one of COMPILE_MODES ("reduce-overhead" replays in CUDA graphs); `scope`:
+    "blocks" compiles each block (Model.compile_blocks), "model" the whole forward as one graph."""
+    if scope not in COMPILE_SCOPES:
+        raise ValueError(f"compile scope must be one of {COMPILE_SCOPES}, not {scope!r}")
     torch.manual_seed(0)
     model = Model(backend=backend).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
-    forward = torch.compile(model, mode=compile_mode(compile)) if compile else model
+    forward = model
+    if compile and scope == "blocks":
+        model.compile_blocks(mode=compile_mode(compile))
+    elif compile:
+        forward = torch.compile(model, mode=compile_mode(compile))
     batches = [example_batch(batch_size, device, seed=i, at_avg_len=True) for i in range(4)]
     counter = itertools.count()
 
@@ -94,14 +103,17 @@ def compile_mode(compile: bool | str) -> str | None:
 
 
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
-              backend: str = "auto", compile: bool | str = False, blocks: bool = True) -> dict:
+              backend: str = "auto", compile: bool | str = False, blocks: bool = True,
+              scope: str = "blocks") -> dict:
     batch_size = batch_size or Config().batch_size
-    model, batches, step = training(device, batch_size, backend, compile)
+    model, batches, step = training(device, batch_size, backend, compile, scope)
     clock = _Clock(device)
     warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
     report["first_step_s"] = warm[0]
+    if compile:
+        report["compile_scope"] = scope
     if not compile:   # a dispatch mode would make torch.compile recompile
         report["dispatched_ops_per_step"] = dispatched_ops(step)
     if device == "cuda":
@@ -224,7 +236,10 @@ def _forward_backward(block, args, dtype) -> None:
 
 def _compiled(r: dict) -> str:
     mode = r["compile"]   # False, "default" or a mode (_report)
-    return "" if not mode else " + compile" if mode == "default" else f" + compile ({mode})"
+    if not mode:
+        return ""
+    scope = "per block" if r.get("compile_scope", "blocks") == "blocks" else "whole model"
+    return f" + compile ({scope})" if mode == "default" else f" + compile ({mode}, {scope})"
 
 
 def format_report(r: dict) -> str:
