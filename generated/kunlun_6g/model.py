@@ -154,23 +154,18 @@ class Model(nn.Module):
                 module.backend = self.backend
 
     def compile_blocks(self, **options) -> "Model":
-        """torch.compile each block's forward in place (regional compilation), then train `self`
-        as usual. Blocks of one configuration share one compiled graph, so compile time grows
-        with the distinct blocks, not with the layers: whole-model torch.compile of a deep stack
-        unrolls every layer into one graph. Each block still fuses its own casts, norms and
-        elementwise ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per
-        block); shapes are static unless dynamic=True. Each class's forward keeps its own compile
-        cache (nn.Module.compile would put every block's graphs behind one shared entry point,
-        whose guards each call then walks), and dynamo's recompile limit (graphs per forward,
-        8 by default) is raised to the number of blocks so no block of a many-tower spec is left
-        eager. Like nn.Module.compile, it binds the compiled forward to this instance: compile a
-        deep copy again rather than copying a compiled model."""
+        """torch.compile each block in place (regional compilation), then train `self` as usual.
+        Blocks of one configuration share one compiled graph, so compile time grows with the
+        distinct blocks, not with the layers: whole-model torch.compile of a deep stack unrolls
+        every layer into one graph. Each block still fuses its own casts, norms and elementwise
+        ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per block); shapes
+        are static unless dynamic=True. Raises dynamo's recompile limit (graphs per forward method,
+        8 by default) to the number of blocks, so no block of a many-tower spec is left eager."""
         options.setdefault("dynamic", False)
         config = torch._dynamo.config
         config.recompile_limit = max(config.recompile_limit, len(BLOCK_GROUPS))
         for name in BLOCK_GROUPS:
-            block = getattr(self, name)
-            block.forward = torch.compile(block.forward, **options)
+            getattr(self, name).compile(**options)
         return self
 
     def forward(self, batch: dict) -> torch.Tensor:
