@@ -240,7 +240,7 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
     data = json.loads(out.read_text())
     assert data["command"].startswith("python3 bench/calibrate.py --device cpu") and info.date == data["date"]
     measured = {s["measure"] for s in data["samples"]}
-    assert {"memory", "memory_copy", "matmul", "attention", "launch_s"} <= measured
+    assert {"memory", "memory_copy", "matmul", "attention", "launch_s", "host_s"} <= measured
     # the memory factor: cost.py's bytes for LayerNorm over its time at the specs' sequence shapes
     # (an fp32 target has no autocast cast); the copy is the ceiling, not part of the factor
     mem = [s for s in data["samples"] if s["measure"] == "memory"]
@@ -251,8 +251,10 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
         assert set(KERNEL_KEYS) <= measured and data["not_measured"] == []
     assert all(s["time_s"] > 0 for s in data["samples"])
     launch = next(s for s in data["samples"] if s["measure"] == "launch_s")
-    assert launch["dispatches"] >= 4 * launch["ops"] // 2   # linear + gelu forward, and their backward
-    assert launch["host_s_per_dispatch"] == pytest.approx(launch["time_s"] / launch["dispatches"])
+    host = next(s for s in data["samples"] if s["measure"] == "host_s")
+    assert launch_s == launch["launch_s"] == pytest.approx(host["host_s_per_op"])   # CPU: one wall clock
+    assert host["dispatches"] >= 4 * host["ops"] // 2   # linear + gelu forward, and their backward
+    assert host["host_s_per_dispatch"] == pytest.approx(host["time_s"] / host["dispatches"])
     assert hardware.load_table(out.parent)["cpu"].calibration.gpu == data["gpu"]
     assert [p.name for p in out.parent.iterdir()] == ["cpu.json"]          # no temporary left behind
     assert "wrote" in p.stdout and "matmul" in p.stdout
