@@ -54,8 +54,9 @@ class OpCost:
     bytes: float        # forward activation bytes moved per example (weights: params x dtype, per step)
     params: int
     train_factor: float  # forward + backward FLOPs = train_factor x forward
-    time_s: float       # estimated forward + backward time per step
+    time_s: float       # estimated forward + backward time per step, eager
     kernel: str = ""
+    time_compiled_s: float = 0.0   # the same under torch.compile: autocast casts fused away
 
 
 def pairs_in_window(t: float, window: int, causal: bool) -> float:
@@ -281,17 +282,19 @@ class CostModel:
             return op.shape[-1]
         return 0
 
-    def time_s(self, op: Op, train_factor: float) -> float:
+    def time_s(self, op: Op, train_factor: float, compiled: bool = False) -> float:
         """Roofline per step, forward + backward: compute at the op's efficiency factor of peak
         (`efficiency_key`) vs executed bytes at bandwidth, then the autocast casts (separate
-        kernels, memory-bound), plus a launch per direction for the op and for each cast."""
+        kernels, memory-bound), plus a launch per direction for the op and for each cast.
+        `compiled`: under torch.compile the casts fuse into the kernels that produce or read
+        their values, so neither their bytes nor their launches are charged."""
         if op.kind in NO_LAUNCH:
             return 0.0
         flops = self.flops(op, useful=False) * self.batch_size * train_factor
         compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[efficiency_key(op)])
         moved = self.bytes_exec(op) * self.batch_size + self.params(op) * self.elt
         memory = moved * TRAIN_BYTES_FACTOR / self.bandwidth
-        cast_example, cast_step, casts = self.cast_bytes(op)
+        cast_example, cast_step, casts = (0.0, 0.0, 0) if compiled else self.cast_bytes(op)
         cast = (cast_example * self.batch_size + cast_step) / self.bandwidth
         return max(compute, memory) + cast + 2 * (1 + casts) * self.hw.launch_s
 
@@ -301,7 +304,8 @@ class CostModel:
         if group == "rest" and op.kind == "embedding":
             group = "embeddings"
         return OpCost(op.id, op.kind, op.block, group, self.flops(op), self.flops(op, useful=False),
-                      self.bytes(op), self.params(op), factor, self.time_s(op, factor), op.attr("kernel", ""))
+                      self.bytes(op), self.params(op), factor, self.time_s(op, factor), op.attr("kernel", ""),
+                      self.time_s(op, factor, compiled=True))
 
 
 @dataclass(frozen=True)
@@ -316,8 +320,10 @@ class Estimate:
     flops_fwd_per_step: float
     flops_fwd_exec_per_step: float
     flops_train_per_step: float
-    est_step_time_s: float
+    est_step_time_s: float           # eager: every op and autocast cast its own kernel
     est_mfu: float
+    est_step_time_compiled_s: float  # under torch.compile (the casts fused away)
+    est_mfu_compiled: float
     peak_flops: float
     ops: tuple[OpCost, ...]
 
@@ -334,10 +340,12 @@ class Estimate:
         """Per-step forward and training FLOPs, time and params, summed over ops by key(op)."""
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
-            t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "params": 0})
+            t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "time_compiled_s": 0,
+                                        "params": 0})
             t["flops_fwd"] += c.flops * self.batch_size
             t["flops_train"] += c.flops * c.train_factor * self.batch_size
             t["time_s"] += c.time_s
+            t["time_compiled_s"] += c.time_compiled_s
             t["params"] += c.params
         return out
 
@@ -362,13 +370,15 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     optimizer_bytes = (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM
     optimizer_s = optimizer_bytes / model.bandwidth
     step = sum(c.time_s for c in ops) + optimizer_s
+    step_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
     return Estimate(
         name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
         params=dense_params + table_params, params_dense=dense_params,
         flops_fwd_per_example=_int(fwd), flops_fwd_per_step=_int(fwd * batch),
         flops_fwd_exec_per_step=_int(sum(c.flops_exec for c in ops) * batch),
         flops_train_per_step=_int(train), est_step_time_s=step,
-        est_mfu=train / (step * model.hw.peak_bf16), peak_flops=model.hw.peak_bf16, ops=ops,
+        est_mfu=train / (step * model.hw.peak_bf16), est_step_time_compiled_s=step_compiled,
+        est_mfu_compiled=train / (step_compiled * model.hw.peak_bf16), peak_flops=model.hw.peak_bf16, ops=ops,
     )
 
 

@@ -63,6 +63,8 @@ def _totals(est: Estimate) -> list[str]:
         f"forward FLOPs         {si(est.flops_fwd_per_example, 'FLOP')}/example, {si(est.flops_fwd_per_step, 'FLOP')}/step",
         f"training FLOPs        {si(est.flops_train_per_step, 'FLOP')}/step (fwd + bwd)",
         f"executed fwd FLOPs    {si(est.flops_fwd_exec_per_step, 'FLOP')}/step (padding and dense masks included)",
-        f"estimated step time   {seconds(est.est_step_time_s)}",
-        f"estimated MFU         {est.est_mfu:.1%} of {si(est.peak_flops, 'FLOP/s')} (bf16 datasheet peak)",
+        f"estimated step time   {seconds(est.est_step_time_s)} eager, "
+        f"{seconds(est.est_step_time_compiled_s)} under torch.compile (autocast casts fused)",
+        f"estimated MFU         {est.est_mfu:.1%} eager, {est.est_mfu_compiled:.1%} compiled, "
+        f"of {si(est.peak_flops, 'FLOP/s')} (bf16 datasheet peak)",
     ]

@@ -77,6 +77,17 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
             SimpleNamespace(device_type=torch.autograd.DeviceType.CPU, self_device_time_total=9000)]
     assert bench.kernel_time_s(rows) == 1500 / 1e6      # kernel rows only: op rows repeat them
     assert report["compile_scope"] == "blocks"
+    est = bench.ESTIMATE["targets"]["cpu"]           # a compiled run is set beside the compiled estimate
+    scale = 2 / est["batch_size"]
+    monkeypatch.setitem(est, "est_step_time_compiled_s", est["est_step_time_s"] / 2)
+    monkeypatch.setitem(est, "est_mfu_compiled", 0.5)
+    compiled_report = bench._report(None, "cpu", 2, "auto", "default", 1, 1.0)
+    eager_report = bench._report(None, "cpu", 2, "auto", False, 1, 1.0)
+    assert compiled_report["estimated_step_s"] == pytest.approx(est["est_step_time_s"] / 2 * scale)
+    assert eager_report["estimated_step_s"] == pytest.approx(est["est_step_time_s"] * scale)
+    assert (compiled_report["estimated_mfu"], eager_report["estimated_mfu"]) == (0.5, est["est_mfu"])
+    group, v = next(iter(est["groups"].items()))
+    assert compiled_report["groups"][group]["estimated_s"] == pytest.approx(v["time_compiled_s"] * scale)
     assert "compile (reduce-overhead, per block)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
         bench.training("cpu", 2, compile="fast")

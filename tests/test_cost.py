@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from genutil import SPECS, compiled, estimate, load_spec, spec_text
-from kunlun_compiler.cost import CostModel, pairs_in_window
+from kunlun_compiler.cost import NO_LAUNCH, CostModel, pairs_in_window
 
 TINY_TEXT = (SPECS / "kunlun_tiny.yaml").read_text()
 
@@ -178,3 +178,26 @@ def test_time_prices_executed_bytes_and_autocast_casts():
     memory = (2 * 24 * 16 * 2 + (16 * 16 + 16) * 2) * 3 / bandwidth
     cast = (24 * 16 * 12 + (16 * 16 + 16) * 12) / bandwidth
     assert bf16.time_s(q_proj, 3.0) == pytest.approx(max(compute, memory) + cast + launches)
+    # under torch.compile the casts fuse into their neighbours: neither bytes nor launches
+    assert bf16.time_s(q_proj, 3.0, compiled=True) == pytest.approx(max(compute, memory) + 2 * bf16.hw.launch_s)
+
+
+def test_compiled_estimate_drops_exactly_the_casts():
+    """est_step_time_compiled_s is the eager estimate less every op's cast time and cast launches;
+    an fp32 target has no casts, so its two estimates agree; groups carry both times."""
+    g = compiled(_spec(**{"target: cpu": "target: h200"})).graph
+    bf16 = estimate(g, "h200", 8)
+    model = CostModel(g, "h200", 8)
+    casts = 0.0
+    for op in g.ops():
+        cast_example, cast_step, n = model.cast_bytes(op)
+        if op.kind not in NO_LAUNCH:
+            casts += (cast_example * 8 + cast_step) / model.bandwidth + 2 * n * model.hw.launch_s
+    assert casts > 0
+    assert bf16.est_step_time_compiled_s == pytest.approx(bf16.est_step_time_s - casts)
+    assert bf16.est_mfu_compiled == pytest.approx(bf16.flops_train_per_step / (bf16.est_step_time_compiled_s * 989e12))
+    groups = bf16.groups()
+    assert sum(v["time_compiled_s"] for v in groups.values()) == pytest.approx(
+        sum(o.time_compiled_s for o in bf16.ops))
+    fp32 = estimate(g, "cpu", 8)
+    assert fp32.est_step_time_compiled_s == pytest.approx(fp32.est_step_time_s)

@@ -130,16 +130,17 @@ def _report(model, device, batch_size, backend, compile, steps, measured) -> dic
     est = ESTIMATE["targets"][target]
     scale = batch_size / est["batch_size"]        # the estimate is linear in the batch size
     flops = est["flops_train_per_step"] * scale
+    mode = "_compiled" if compile else ""         # compiled: the estimate without autocast casts
     return {
         "model": 'ablation_no_compskip', "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "target": target, "backend": backend, "compile": (compile_mode(compile) or "default") if compile else False,
         "batch_size": batch_size, "steps": steps,
         "dtype": model.config.dtype if device == "cuda" else "fp32",
-        "measured_step_s": measured, "estimated_step_s": est["est_step_time_s"] * scale,
+        "measured_step_s": measured, "estimated_step_s": est[f"est_step_time{mode}_s"] * scale,
         "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
-        "measured_mfu": flops / (measured * est["peak_flops"]), "estimated_mfu": est["est_mfu"],
+        "measured_mfu": flops / (measured * est["peak_flops"]), "estimated_mfu": est[f"est_mfu{mode}"],
         "peak_flops": est["peak_flops"], "groups": {
-            g: {"estimated_s": v["time_s"] * scale, "flops_train": v["flops_train"] * scale}
+            g: {"estimated_s": v[f"time{mode}_s"] * scale, "flops_train": v["flops_train"] * scale}
             for g, v in est["groups"].items()},
     }
 
