@@ -1,0 +1,90 @@
+"""Set today's build-time estimate beside training steps measured earlier: step and per group.
+
+    python3 bench/compare_estimates.py bench/results/2026-11-29-h200-s4/models_call*.json [--target h200]
+
+Each input is a JSON list written by bench/bench_models.py. Every measured row is re-estimated
+with the compiler and calibration of this checkout (kunlun_compiler/calibration/<target>.json)
+at the row's batch size, for the row's variant: its spec as written or with `fuse: false`, and
+the eager or the compiled estimate (casts fused away) as the row ran eager or under torch.compile.
+The ratios are estimate over measured wall step time and over measured GPU kernel time (the part
+the estimate models; eager steps at small batches wait on the host). Prints markdown tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_models import VARIANTS  # noqa: E402
+from kunlun_compiler.compiler import compile_spec  # noqa: E402
+from kunlun_compiler.cost import estimate  # noqa: E402
+from kunlun_compiler.spec import Spec  # noqa: E402
+
+
+@cache
+def graph_of(spec: str, fused: bool):
+    data = yaml.safe_load((ROOT / "specs" / f"{spec}.yaml").read_text())
+    if not fused:
+        data.setdefault("compile", {})["fuse"] = False
+    return compile_spec(Spec.model_validate(data)).graph
+
+
+def re_estimate(row: dict, target: str) -> tuple[float, dict]:
+    """(step seconds, {group: seconds}) of today's estimate for a measured row."""
+    fused, mode, _ = VARIANTS[row["variant"]]
+    est = estimate(graph_of(row["spec"], fused), target, row["batch_size"])
+    key = "time_compiled_s" if mode else "time_s"
+    step = est.est_step_time_compiled_s if mode else est.est_step_time_s
+    return step, {g: v[key] for g, v in est.groups().items()}
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "n/a"
+
+
+def _ms(x: float | None) -> str:
+    return f"{x * 1e3:.1f}" if x else "n/a"
+
+
+def tables(rows: list[dict], target: str) -> str:
+    ok = [r for r in rows if r.get("measured_step_s") and r.get("variant") in VARIANTS]
+    out = ["| spec | variant | batch | measured ms | GPU kernels ms | estimated ms | est ÷ measured | est ÷ GPU |",
+           "|---|---|---|---|---|---|---|---|"]
+    groups = ["| spec | variant | batch | group | measured ms | GPU kernels ms | estimated ms | est ÷ measured "
+              "| est ÷ GPU |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in ok:
+        step, per_group = re_estimate(r, target)
+        gpu = r.get("gpu_step_s")
+        out.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | {_ms(gpu)} "
+                   f"| {_ms(step)} | {_ratio(step, r['measured_step_s'])} | {_ratio(step, gpu)} |")
+        if not r.get("blocks_total_s"):
+            continue
+        for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
+            if v.get("measured_s"):
+                est = per_group.get(g, 0.0)
+                groups.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {g} | {_ms(v['measured_s'])} "
+                              f"| {_ms(v.get('gpu_s'))} | {_ms(est)} | {_ratio(est, v['measured_s'])} "
+                              f"| {_ratio(est, v.get('gpu_s'))} |")
+    return "\n".join(out + ([""] + groups if len(groups) > 2 else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", nargs="+", type=Path, help="bench_models.py JSON files")
+    p.add_argument("--target", default="h200", help="hardware table entry to estimate for")
+    args = p.parse_args(argv)
+    rows = [r for path in args.results for r in json.loads(path.read_text())]
+    print(tables(rows, args.target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
