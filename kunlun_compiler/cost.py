@@ -225,7 +225,17 @@ class CostModel:
         return [self.graph.op(i) for i in dict.fromkeys(op.inputs)   # K = V is cast once
                 if self._fp32[i]]
 
+    def _per_dtype(self, what: str, op: Op, compute):
+        """compute(op), memoized per dtype: every GPU target of one build shares the byte counts."""
+        key = (what, self.dtype, op.id)
+        if key not in self._memo:
+            self._memo[key] = compute(op)
+        return self._memo[key]
+
     def bytes_exec(self, op: Op) -> float:
+        return self._per_dtype("bytes_exec", op, self._bytes_exec)
+
+    def _bytes_exec(self, op: Op) -> float:
         """Forward bytes per example that the generated code moves for op: padded rows (only the
         jagged Triton kernels skip padding), each value in its dtype under autocast, a cast
         input read in the autocast dtype (the cast itself is `cast_bytes`). Values computed from
@@ -246,6 +256,9 @@ class CostModel:
         return sum(size(self.graph.op(i)) for i in inputs) + size(op)
 
     def cast_bytes(self, op: Op) -> tuple[float, float, int]:
+        return self._per_dtype("cast_bytes", op, self._cast_bytes)
+
+    def _cast_bytes(self, op: Op) -> tuple[float, float, int]:
         """(bytes per example, bytes per step, casts): autocast copies each fp32 input of op to
         the autocast dtype (read 4, write 2 bytes per element) and its gradient back (read 2,
         write 4). Activations are cast per example over padded rows; parameters (an op's own
@@ -288,24 +301,40 @@ class CostModel:
         kernels, memory-bound), plus a launch per direction for the op and for each cast.
         `compiled`: under torch.compile the casts fuse into the kernels that produce or read
         their values, so neither their bytes nor their launches are charged."""
+        return self.times(op, train_factor)[compiled]
+
+    def times(self, op: Op, train_factor: float) -> tuple[float, float]:
+        """(eager, compiled) time_s, the roofline computed once."""
         if op.kind in NO_LAUNCH:
-            return 0.0
-        flops = self.flops(op, useful=False) * self.batch_size * train_factor
-        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[efficiency_key(op)])
-        moved = self.bytes_exec(op) * self.batch_size + self.params(op) * self.elt
-        memory = moved * TRAIN_BYTES_FACTOR / self.bandwidth
-        cast_example, cast_step, casts = (0.0, 0.0, 0) if compiled else self.cast_bytes(op)
+            return 0.0, 0.0
+        flops_exec, key, moved_example, moved_step, cast_example, cast_step, casts = \
+            self._per_dtype("work", op, self._work)
+        flops = flops_exec * self.batch_size * train_factor
+        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[key])
+        memory = (moved_example * self.batch_size + moved_step) * TRAIN_BYTES_FACTOR / self.bandwidth
+        roofline = max(compute, memory) + 2 * self.hw.launch_s
         cast = (cast_example * self.batch_size + cast_step) / self.bandwidth
-        return max(compute, memory) + cast + 2 * (1 + casts) * self.hw.launch_s
+        return roofline + cast + 2 * casts * self.hw.launch_s, roofline
+
+    def _work(self, op: Op) -> tuple:
+        """What `times` prices, independent of the target's rates: executed FLOPs per example,
+        the efficiency key, bytes moved per example and per step, and the casts."""
+        return (self.flops(op, useful=False), efficiency_key(op), self.bytes_exec(op),
+                self.params(op) * self.elt, *self.cast_bytes(op))
 
     def op_cost(self, op: Op) -> OpCost:
-        factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0
-        group = self.graph.blocks[op.block].group
-        if group == "rest" and op.kind == "embedding":
-            group = "embeddings"
-        return OpCost(op.id, op.kind, op.block, group, self.flops(op), self.flops(op, useful=False),
-                      self.bytes(op), self.params(op), factor, self.time_s(op, factor), op.attr("kernel", ""),
-                      self.time_s(op, factor, compiled=True))
+        key = ("op_cost", op.id)
+        if key not in self._memo:      # the target-independent fields, once per graph
+            factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0
+            group = self.graph.blocks[op.block].group
+            if group == "rest" and op.kind == "embedding":
+                group = "embeddings"
+            self._memo[key] = (group, self.flops(op), self.flops(op, useful=False), self.bytes(op),
+                               self.params(op), factor, op.attr("kernel", ""))
+        group, flops, flops_exec, moved, params, factor, kernel = self._memo[key]
+        eager, compiled = self.times(op, factor)
+        return OpCost(op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor, eager, kernel,
+                      compiled)
 
 
 @dataclass(frozen=True)
