@@ -110,3 +110,39 @@ def test_bench_measures_gpu_kernel_time_on_cuda(tmp_path):
     report = json.loads(p.stdout)
     assert 0 < report["gpu_step_s"] < 10 * report["measured_step_s"]
     assert all(g["gpu_s"] > 0 for g in report["groups"].values() if "measured_s" in g)
+
+
+def test_block_inputs_of_a_compiled_model_do_not_recompile_it(tmp_path, monkeypatch):
+    """Per-block timing captures each block's inputs; on a model compiled block by block it must
+    not touch the compiled blocks (hooks and no_grad change dynamo's guards: every graph compiled
+    again, 11 -> 24 on kunlun_tiny before the fix). The inputs equal those an eager model sees."""
+    import importlib
+
+    import torch
+    from torch._dynamo.utils import counters
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_capture")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg = importlib.import_module("kunlunc_bench_capture")
+    bench = importlib.import_module("kunlunc_bench_capture.bench")
+    torch.manual_seed(0)
+    eager, regional = pkg.Model(), pkg.Model()
+    regional.load_state_dict(eager.state_dict())
+    torch._dynamo.reset()
+    counters.clear()
+    regional.compile_blocks(backend="aot_eager_decomp_partition")
+    batch = pkg.example_batch(4, seed=0)
+    regional(batch).sum().backward()
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    seen = bench._capture_inputs(regional, batch)
+    assert counters["stats"]["unique_graphs"] == graphs
+    expected = bench._capture_inputs(eager, batch)
+    assert seen.keys() == expected.keys() == set(bench.BLOCK_GROUPS)
+    for name in seen:
+        for got, want in zip(seen[name], expected[name], strict=True):
+            if isinstance(want, torch.nn.Module):        # the model's own module, not a copy's
+                assert got is getattr(regional, next(n for n, m in eager.named_children() if m is want))
+            else:
+                torch.testing.assert_close(got, want, msg=name)
+    torch._dynamo.reset()

@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
@@ -202,7 +203,16 @@ def kernel_time_s(events) -> float:
 
 
 def _capture_inputs(model: Model, batch: dict) -> dict:
-    """Each block's positional inputs in one forward pass, detached, leaf tensors needing grad."""
+    """Each block's positional inputs in one forward pass, detached, leaf tensors needing grad.
+    Blocks compiled in place (Model.compile_blocks) are left alone: hooks and no_grad would change
+    their guards and recompile every graph, so an eager copy of the model runs the pass instead."""
+    if any(getattr(getattr(model, name), "_compiled_call_impl", None) is not None for name in BLOCK_GROUPS):
+        twin = Model(model.config, backend=model.backend).to(next(model.parameters()).device)
+        twin.load_state_dict(model.state_dict())
+        ours = {id(t): m for (_, t), (_, m) in zip(twin.named_modules(), model.named_modules())}
+        seen = _capture_inputs(twin, batch)     # modules passed as inputs (the tables): the model's own
+        return {name: tuple(ours.get(id(a), a) if isinstance(a, nn.Module) else a for a in args)
+                for name, args in seen.items()}
     seen, hooks = {}, []
 
     def keep(name):
