@@ -211,3 +211,39 @@ def test_measured_compskip_saving(tmp_path):
     saving = _counted(none_text, tmp_path / "n") - _counted(text, tmp_path / "a")
     est = [estimate(compile_path(spec_text(t)).graph, batch_size=2).flops_fwd_per_step for t in (none_text, text)]
     assert saving == est[0] - est[1] > 0
+
+
+def test_compile_blocks_covers_more_block_configs_than_dynamo_allows(tmp_path):
+    """Nine towers of different lengths give one block class nine graphs (static shapes), one
+    past dynamo's default recompile limit of 8: compile_blocks raises the limit so none is left
+    eager. With the default limit the same model hits it."""
+    import yaml
+
+    from genutil import spec_text
+    spec = yaml.safe_load(TINY.read_text())
+    click = spec["features"]["events"]["click"]
+    spec["features"]["events"] = {}
+    for e in range(9):
+        ev = copy.deepcopy(click)
+        ev["max_len"], ev["avg_len"] = 16 + 2 * e, 8 + e
+        ev["items"] = [{"name": f"item{e}", "share": "ad_id"}]
+        spec["features"]["events"][f"ev{e}"] = ev
+    pkg, _ = build_and_import(spec_text(yaml.safe_dump(spec)), tmp_path)
+    batch = pkg.example_batch(2, seed=0)
+    saved = torch._dynamo.config.recompile_limit
+    try:
+        for limit, fails in ((None, False), (8, True)):
+            torch._dynamo.reset()
+            model = pkg.Model().compile_blocks(backend="eager")
+            if limit is not None:
+                torch._dynamo.config.recompile_limit = limit
+            with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True), torch.no_grad():
+                if fails:
+                    with pytest.raises(Exception, match="recompile_limit"):
+                        model(batch)
+                else:
+                    model(batch)
+            torch._dynamo.config.recompile_limit = saved
+    finally:
+        torch._dynamo.config.recompile_limit = saved
+        torch._dynamo.reset()
