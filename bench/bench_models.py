@@ -77,15 +77,21 @@ class Run:
         return cls(spec, variant, int(batch) if batch else None)
 
 
+def spec_data(spec: str, fused: bool) -> dict:
+    """specs/<spec>.yaml as data, or its `fuse: false` twin (named <name>_unfused)."""
+    data = yaml.safe_load((ROOT / "specs" / f"{spec}.yaml").read_text())
+    if not fused:
+        data["name"] = f"{data['name']}_unfused"
+        data.setdefault("compile", {})["fuse"] = False
+    return data
+
+
 def build(spec: str, fused: bool, work: Path) -> str:
     """Build specs/<spec>.yaml (or its fuse: false twin) into work/; return the package name."""
-    data = yaml.safe_load((ROOT / "specs" / f"{spec}.yaml").read_text())
-    name = data["name"] if fused else f"{data['name']}_unfused"
+    data = spec_data(spec, fused)
+    name = data["name"]
     if not (work / name / "__init__.py").exists():
         path = work / f"{name}.yaml"
-        data["name"] = name
-        if not fused:
-            data.setdefault("compile", {})["fuse"] = False
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         subprocess.run([sys.executable, "-m", "kunlun_compiler.cli", "build", str(path), "-o", str(work), "-q"],
                        check=True, cwd=ROOT)
@@ -151,8 +157,8 @@ def _seconds(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f}"
 
 
-def _ms(x: float) -> str:
-    return f"{x * 1e3:.1f}"
+def _ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e3:.1f}"
 
 
 def markdown(results: list[dict], header: str) -> str:
@@ -164,7 +170,7 @@ def markdown(results: list[dict], header: str) -> str:
     for r in ok:
         lines.append(
             f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | "
-            f"{_ms(r['gpu_step_s']) if r.get('gpu_step_s') else 'n/a'} | "
+            f"{_ms(r.get('gpu_step_s'))} | "
             f"{_ms(r['estimated_step_s'])} | {r['estimated_step_s'] / r['measured_step_s']:.2f} | "
             f"{_ratio(r['estimated_step_s'], r.get('gpu_step_s'))} | "
             f"{r['measured_tflops']:.0f} | {r['measured_mfu']:.1%} | {r['estimated_mfu']:.1%} | "
@@ -196,7 +202,7 @@ def markdown(results: list[dict], header: str) -> str:
                 if v.get("measured_s"):
                     gpu = v.get("gpu_s")
                     lines.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {g} | {_ms(v['measured_s'])} | "
-                                 f"{_ms(gpu) if gpu else 'n/a'} | {_ms(v['estimated_s'])} | "
+                                 f"{_ms(gpu)} | {_ms(v['estimated_s'])} | "
                                  f"{v['estimated_s'] / v['measured_s']:.2f} | {_ratio(v['estimated_s'], gpu)} | "
                                  f"{v.get('measured_tflops', 0):.0f} |")
             rest = r["measured_step_s"] - r["blocks_total_s"]

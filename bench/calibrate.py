@@ -474,8 +474,8 @@ def measure_launch(bench: Bench, n_ops: int = LAUNCH_OPS) -> tuple[float, list[d
     host = {"measure": "host_s", "ops": n_ops, "time_s": seconds, "host_s_per_op": seconds / (2 * n_ops),
             "dispatches": dispatches, "host_s_per_dispatch": seconds / dispatches}
     if bench.device.type != "cuda":
-        return seconds / (2 * n_ops), [{"measure": "launch_s", "ops": n_ops, "time_s": seconds,
-                                        "launch_s": seconds / (2 * n_ops),
+        return host["host_s_per_op"], [{"measure": "launch_s", "ops": n_ops, "time_s": seconds,
+                                        "launch_s": host["host_s_per_op"],
                                         "how": "wall clock of the chain, forward + backward (CPU)"}, host]
     inputs = tuple(t.detach() for t in leaves)
     graph = torch.cuda.CUDAGraph()

@@ -17,13 +17,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_models import VARIANTS  # noqa: E402
+from bench_models import VARIANTS, _ms, spec_data  # noqa: E402
 from kunlun_compiler.compiler import compile_spec  # noqa: E402
 from kunlun_compiler.cost import estimate  # noqa: E402
 from kunlun_compiler.spec import Spec  # noqa: E402
@@ -31,10 +29,7 @@ from kunlun_compiler.spec import Spec  # noqa: E402
 
 @cache
 def graph_of(spec: str, fused: bool):
-    data = yaml.safe_load((ROOT / "specs" / f"{spec}.yaml").read_text())
-    if not fused:
-        data.setdefault("compile", {})["fuse"] = False
-    return compile_spec(Spec.model_validate(data)).graph
+    return compile_spec(Spec.model_validate(spec_data(spec, fused))).graph
 
 
 def re_estimate(row: dict, target: str) -> tuple[float, dict]:
@@ -48,10 +43,6 @@ def re_estimate(row: dict, target: str) -> tuple[float, dict]:
 
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "n/a"
-
-
-def _ms(x: float | None) -> str:
-    return f"{x * 1e3:.1f}" if x else "n/a"
 
 
 def tables(rows: list[dict], target: str) -> str:

@@ -146,11 +146,14 @@ class CostModel:
         return self.graph.op(op.inputs[1]).shape[1]   # k [H, S, D] or, for attn_values, v [H, S, D]
 
     # ---- per-op formulas ---------------------------------------------------------------------
-    def flops(self, op: Op, useful: bool = True) -> float:
-        key = ("flops", op.id, useful)
+    def _cached(self, key: tuple, compute):
+        """compute(), memoized in the graph's cost memo under key (shared by every target)."""
         if key not in self._memo:
-            self._memo[key] = self._flops(op, useful)
+            self._memo[key] = compute()
         return self._memo[key]
+
+    def flops(self, op: Op, useful: bool = True) -> float:
+        return self._cached(("flops", op.id, useful), lambda: self._flops(op, useful))
 
     def _flops(self, op: Op, useful: bool) -> float:
         ins = [self.graph.op(i) for i in op.inputs]
@@ -227,10 +230,7 @@ class CostModel:
 
     def _per_dtype(self, what: str, op: Op, compute):
         """compute(op), memoized per dtype: every GPU target of one build shares the byte counts."""
-        key = (what, self.dtype, op.id)
-        if key not in self._memo:
-            self._memo[key] = compute(op)
-        return self._memo[key]
+        return self._cached((what, self.dtype, op.id), lambda: compute(op))
 
     def bytes_exec(self, op: Op) -> float:
         return self._per_dtype("bytes_exec", op, self._bytes_exec)
@@ -322,16 +322,18 @@ class CostModel:
         return (self.flops(op, useful=False), efficiency_key(op), self.bytes_exec(op),
                 self.params(op) * self.elt, *self.cast_bytes(op))
 
+    def _fixed_cost(self, op: Op) -> tuple:
+        """OpCost's target-independent fields: group, FLOPs, bytes, params, train factor, kernel."""
+        factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0
+        group = self.graph.blocks[op.block].group
+        if group == "rest" and op.kind == "embedding":
+            group = "embeddings"
+        return (group, self.flops(op), self.flops(op, useful=False), self.bytes(op), self.params(op), factor,
+                op.attr("kernel", ""))
+
     def op_cost(self, op: Op) -> OpCost:
-        key = ("op_cost", op.id)
-        if key not in self._memo:      # the target-independent fields, once per graph
-            factor = 3.5 if op.kind in ATTENTION_KINDS else 3.0
-            group = self.graph.blocks[op.block].group
-            if group == "rest" and op.kind == "embedding":
-                group = "embeddings"
-            self._memo[key] = (group, self.flops(op), self.flops(op, useful=False), self.bytes(op),
-                               self.params(op), factor, op.attr("kernel", ""))
-        group, flops, flops_exec, moved, params, factor, kernel = self._memo[key]
+        group, flops, flops_exec, moved, params, factor, kernel = \
+            self._cached(("op_cost", op.id), lambda: self._fixed_cost(op))
         eager, compiled = self.times(op, factor)
         return OpCost(op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor, eager, kernel,
                       compiled)

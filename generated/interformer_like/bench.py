@@ -115,7 +115,7 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     report["first_step_s"] = warm[0]
     if compile:
         report["compile_scope"] = scope
-    if not compile:   # a dispatch mode would make torch.compile recompile
+    else:             # a dispatch mode would make torch.compile recompile
         report["dispatched_ops_per_step"] = dispatched_ops(step)
     if device == "cuda":
         report["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
