@@ -4,7 +4,8 @@
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
-# profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package.
+# profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
+#   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
@@ -21,7 +22,8 @@ fi
 if [ "$what" = profile ]; then
   for run in ${PROFILE:-kunlun_60g@64}; do
     timeout ${PROFILE_TIMEOUT:-150} env PYTHONPATH="$PYTHONPATH:$PWD/generated" python3 bench/profile_step.py \
-      "${run%@*}" --batch-size "${run#*@}" 2>&1 | tee "$OUT/profile_${run%@*}_b${run#*@}.txt" | head -45
+      "${run%@*}" --batch-size "${run#*@}" ${PROFILE_ARGS:-} > "$OUT/profile_${run%@*}_b${run#*@}.txt" 2>&1
+    head -45 "$OUT/profile_${run%@*}_b${run#*@}.txt"  # (a pipe into head would cut the file short)
   done
   exit 0
 fi

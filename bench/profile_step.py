@@ -1,6 +1,7 @@
 """Where a training step of a generated model spends its time: torch.profiler over real steps.
 
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
+                                  [--compile [MODE]] [--scope blocks|model]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
@@ -24,18 +25,28 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--backend", default="auto")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--compile", nargs="?", const="default", default=None,
+                   help="torch.compile the model first (optionally a mode: reduce-overhead, ...)")
+    p.add_argument("--scope", default="blocks", choices=("blocks", "model"),
+                   help="with --compile: each block (Model.compile_blocks) or the whole forward")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
     # the package's own training step: what `python -m <package> bench` times
     bench = importlib.import_module(f"{args.package}.bench")
-    _, _, step = bench.training("cuda", batch_size, args.backend)
+    _, _, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope)
 
     for i in range(args.warmup):
         t0 = time.perf_counter()
         step()
         torch.cuda.synchronize()
         print(f"warm-up step {i}: {time.perf_counter() - t0:.3f} s", flush=True)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    torch.cuda.synchronize()
+    unprofiled = (time.perf_counter() - t0) / args.steps
+    print(f"step without the profiler: {unprofiled * 1e3:.1f} ms wall", flush=True)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
         for _ in range(args.steps):

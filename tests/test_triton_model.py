@@ -125,14 +125,24 @@ def test_triton_backend_bf16_and_compile(tiny):
 @pytest.mark.gpu
 def test_compile_blocks_on_gpu_matches_eager(tiny):
     """Regional compilation (inductor, the Triton kernels inside each block's graph) against the
-    eager Triton model under bf16 autocast: outputs and gradients."""
+    eager Triton model under bf16 autocast: outputs and gradients, both measured against the same
+    model in fp32. Compiled and eager bf16 round at different places, so they differ from each
+    other by about their own error (the H200 measured 6.7% between them on an embedding table's
+    sparse gradient); the check is that compiling adds no error of its own."""
     _, tri = _pair(tiny, "cuda")
     _, regional = _pair(tiny, "cuda")
+    _, exact = _pair(tiny, "cuda")
     regional.load_state_dict(tri.state_dict())
+    exact.load_state_dict(tri.state_dict())
+    exact.config = type(exact.config)(dtype="fp32")
     regional.compile_blocks()
     batch = _deep_cuda(tiny.example_batch(64, seed=3))
+    with torch.autocast("cuda", enabled=False):
+        out_x, g_x = _grads(exact, batch)
     out_e, g_e = _grads(tri, batch)
     out_r, g_r = _grads(regional, batch)
-    assert _rel(out_r, out_e) <= 2e-2
-    for name in g_e:
-        assert _rel(g_r[name], g_e[name]) <= 5e-2, name
+    assert g_r.keys() == g_e.keys() == g_x.keys()
+    assert _rel(out_r, out_x) <= 1.5 * _rel(out_e, out_x) + 1e-3
+    for name in g_x:
+        err_e, err_r = _rel(g_e[name], g_x[name]), _rel(g_r[name], g_x[name])
+        assert err_r <= 1.5 * err_e + 5e-3, (name, err_r, err_e)
