@@ -637,6 +637,16 @@ def payload(args: argparse.Namespace, bench: Bench, efficiency: dict, launch_s: 
     }
 
 
+def kept_host(path: Path) -> dict:
+    """{"host": ...} of the file being replaced, if it has one: the host fit (bench/fit_host.py)
+    comes from measured training steps, which this script does not run."""
+    try:
+        host = json.loads(path.read_text(encoding="utf-8")).get("host")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"host": host} if host is not None else {}
+
+
 def write_atomic(path: Path, data: dict) -> None:
     """Checked with hardware.py's own validation, then written beside `path` and renamed onto it."""
     hardware.parse_calibration(data, str(path))
@@ -679,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = make_bench(args)
     efficiency, launch_s, samples, missing = run(args, bench)
     data = payload(args, bench, efficiency, launch_s, samples, missing, argv)
+    data.update(kept_host(args.out))
     write_atomic(args.out, data)
     print_table(data, bench)
     print(f"wrote {args.out}")

@@ -19,6 +19,13 @@ every fp32 input of a matmul or attention op. On the H200 those casts alone were
 kunlun_60g step (batch 256, 2026-11-29).
 
 All per-op numbers are per example; per-step numbers multiply by the batch size.
+
+Host time. The GPU time above is what the kernels take; a step also has to be issued by the host
+(Python, autograd, dispatch, launches), and at small batches or on small models that is the longer
+of the two. The host time is `host_ops` (the ops that launch GEMM-class work: matmuls, attention
+and the Triton kernels; each brings its backward and the glue around it) times a per-op host cost
+fitted on the target (hardware.Hardware.host_s, eager and compiled per block). It does not grow
+with the batch. A step's estimate is max(GPU time, host time).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice
 # Elementwise functions autocast runs in fp32 (its fp32 op list): their outputs are fp32.
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
+HOST_KINDS = MATMUL_KINDS | ATTENTION_KINDS     # the ops the host-time estimate counts
 # AdamW over every parameter, embedding tables included (as the generated training bench runs
 # it): read param, grad, m, v and write param, m, v in fp32.
 OPTIMIZER_BYTES_PER_PARAM = 7 * 4
@@ -351,10 +359,15 @@ class Estimate:
     flops_fwd_per_step: float
     flops_fwd_exec_per_step: float
     flops_train_per_step: float
-    est_step_time_s: float           # eager: every op and autocast cast its own kernel
+    est_step_time_s: float           # eager: max(GPU time, host time)
     est_mfu: float
-    est_step_time_compiled_s: float  # under torch.compile (the casts fused away)
+    est_step_time_compiled_s: float  # under torch.compile per block (the casts fused away)
     est_mfu_compiled: float
+    est_gpu_time_s: float            # eager GPU time: every op and autocast cast its own kernel
+    est_gpu_time_compiled_s: float   # compiled GPU time (linear in the batch size)
+    host_ops: int                    # ops of HOST_KINDS
+    est_host_s: float                # host time per step, eager (0: not fitted for the target)
+    est_host_compiled_s: float       # host time per step, compiled per block
     peak_flops: float
     ops: tuple[OpCost, ...]
 
@@ -400,8 +413,11 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     train = sum(c.flops * c.train_factor for c in ops) * batch
     optimizer_bytes = (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM
     optimizer_s = optimizer_bytes / model.bandwidth
-    step = sum(c.time_s for c in ops) + optimizer_s
-    step_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
+    gpu = sum(c.time_s for c in ops) + optimizer_s
+    gpu_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
+    host_ops = sum(1 for c in ops if c.kind in HOST_KINDS)
+    host, host_compiled = (host_ops * model.hw.host_s.get(m, 0.0) for m in hardware.HOST_MODES)
+    step, step_compiled = max(gpu, host), max(gpu_compiled, host_compiled)
     return Estimate(
         name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
         params=dense_params + table_params, params_dense=dense_params,
@@ -409,7 +425,9 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
         flops_fwd_exec_per_step=_int(sum(c.flops_exec for c in ops) * batch),
         flops_train_per_step=_int(train), est_step_time_s=step,
         est_mfu=train / (step * model.hw.peak_bf16), est_step_time_compiled_s=step_compiled,
-        est_mfu_compiled=train / (step_compiled * model.hw.peak_bf16), peak_flops=model.hw.peak_bf16, ops=ops,
+        est_mfu_compiled=train / (step_compiled * model.hw.peak_bf16), est_gpu_time_s=gpu,
+        est_gpu_time_compiled_s=gpu_compiled, host_ops=host_ops, est_host_s=host,
+        est_host_compiled_s=host_compiled, peak_flops=model.hw.peak_bf16, ops=ops,
     )
 
 

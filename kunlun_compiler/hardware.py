@@ -6,6 +6,11 @@ part, one factor per kind of work (EFFICIENCY_KEYS); `launch_s` is the per-op ov
 as conservative guesses; `bench/calibrate.py` measures them on a GPU and writes
 `calibration/<target>.json`, which overrides the guesses of that target when this module loads.
 A bad calibration file stops the import with a CalibrationError that names the file.
+
+`host_s` is the host (CPU) time a training step spends per host op (HOST_MODES: eager, and
+torch.compile per block), fitted by `bench/fit_host.py` from measured host-bound steps and kept in
+the same file's "host" object. A step cannot run faster than its host can issue it, so the
+estimate is max(GPU time, host time). Targets without a fit have no host term.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from types import MappingProxyType
 KERNEL_KEYS = ("gdpa", "window_attention", "seed_pooling")
 EFFICIENCY_KEYS = ("matmul", "attention", "memory") + KERNEL_KEYS
 MAX_LAUNCH_S = 1e-3
+HOST_MODES = ("eager", "compiled")
+MAX_HOST_S = 1e-1
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
 
@@ -46,6 +53,7 @@ class Hardware:
     efficiency: dict = field(repr=False)  # EFFICIENCY_KEYS -> fraction of peak, in (0, 1]
     launch_s: float = 4e-6                # per-op overhead floor (kernel launch)
     calibration: Calibration | None = None  # None: the guesses below
+    host_s: dict = field(default_factory=dict, repr=False)  # HOST_MODES -> s per host op; {} unknown
 
     @property
     def peak_bf16(self) -> float:
@@ -108,8 +116,19 @@ def _text(data: dict, key: str, where: str) -> str:
     return value
 
 
-def parse_calibration(data, where: str) -> tuple[str, dict, float, Calibration]:
-    """Checks a calibration object (bench/calibrate.py's JSON) -> (target, efficiency, launch_s, info).
+def parse_host(data, where: str) -> dict:
+    """The optional "host" object -> {mode: seconds per host op} for every HOST_MODES ({} if absent)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{where}: 'host' must be an object, found {type(data).__name__}")
+    return {m: _number(data.get(f"{m}_s_per_op"), where, f"host.{m}_s_per_op", 0, MAX_HOST_S)
+            for m in HOST_MODES}
+
+
+def parse_calibration(data, where: str) -> tuple[str, dict, float, dict, Calibration]:
+    """Checks a calibration object (bench/calibrate.py's JSON) -> (target, efficiency, launch_s,
+    host_s, info).
 
     `where` names the file in every error. Keys beyond these (torch, samples, ...) are records
     for people and are not read."""
@@ -130,25 +149,27 @@ def parse_calibration(data, where: str) -> tuple[str, dict, float, Calibration]:
                                f"(expected exactly {', '.join(EFFICIENCY_KEYS)})")
     factors = {k: _number(eff[k], where, f"efficiency.{k}", 0, 1) for k in EFFICIENCY_KEYS}
     launch_s = _number(data.get("launch_s"), where, "launch_s", 0, MAX_LAUNCH_S)
+    host = parse_host(data.get("host"), where)
     info = Calibration(where, _text(data, "gpu", where), _text(data, "date", where))
-    return target, factors, launch_s, info
+    return target, factors, launch_s, host, info
 
 
-def read_calibration(path: Path) -> tuple[str, dict, float, Calibration]:
+def read_calibration(path: Path) -> tuple[str, dict, float, dict, Calibration]:
     """parse_calibration of a file, which must be named after its target (`h200.json`)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CalibrationError(f"{path}: cannot read calibration JSON: {exc}") from None
-    target, factors, launch_s, info = parse_calibration(data, str(path))
+    target, factors, launch_s, host, info = parse_calibration(data, str(path))
     if path.stem != target:
         raise CalibrationError(f"{path}: holds target {target!r}, so it must be named {target}.json")
-    return target, factors, launch_s, info
+    return target, factors, launch_s, host, info
 
 
-def calibrated(hw: Hardware, factors: dict, launch_s: float, info: Calibration) -> Hardware:
-    return replace(hw, efficiency=MappingProxyType(dict(factors)), launch_s=launch_s, calibration=info)
+def calibrated(hw: Hardware, factors: dict, launch_s: float, host: dict, info: Calibration) -> Hardware:
+    return replace(hw, efficiency=MappingProxyType(dict(factors)), launch_s=launch_s,
+                   host_s=MappingProxyType(dict(host)), calibration=info)
 
 
 def load_table(directory: Path | None = CALIBRATION_DIR) -> MappingProxyType:
@@ -156,8 +177,8 @@ def load_table(directory: Path | None = CALIBRATION_DIR) -> MappingProxyType:
     table = dict(DATASHEET)
     files = sorted(Path(directory).glob("*.json")) if directory is not None and Path(directory).is_dir() else []
     for path in files:
-        target, factors, launch_s, info = read_calibration(path)
-        table[target] = calibrated(table[target], factors, launch_s, info)
+        target, factors, launch_s, host, info = read_calibration(path)
+        table[target] = calibrated(table[target], factors, launch_s, host, info)
     return MappingProxyType(table)
 
 
@@ -168,6 +189,7 @@ def _validate(table) -> None:
         assert set(hw.efficiency) == set(EFFICIENCY_KEYS), key
         assert all(0 < v <= 1 for v in hw.efficiency.values()), key
         assert 0 < hw.launch_s <= MAX_LAUNCH_S, key
+        assert set(hw.host_s) in (set(), set(HOST_MODES)), key
 
 
 _validate(DATASHEET)

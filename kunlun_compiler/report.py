@@ -64,7 +64,28 @@ def _totals(est: Estimate) -> list[str]:
         f"training FLOPs        {si(est.flops_train_per_step, 'FLOP')}/step (fwd + bwd)",
         f"executed fwd FLOPs    {si(est.flops_fwd_exec_per_step, 'FLOP')}/step (padding and dense masks included)",
         f"estimated step time   {seconds(est.est_step_time_s)} eager, "
-        f"{seconds(est.est_step_time_compiled_s)} under torch.compile (autocast casts fused)",
+        f"{seconds(est.est_step_time_compiled_s)} under torch.compile per block (autocast casts fused)",
+        f"  GPU / host          {_split(est.est_gpu_time_s, est.est_host_s)} eager, "
+        f"{_split(est.est_gpu_time_compiled_s, est.est_host_compiled_s)} compiled ({est.host_ops} host ops)",
         f"estimated MFU         {est.est_mfu:.1%} eager, {est.est_mfu_compiled:.1%} compiled, "
         f"of {si(est.peak_flops, 'FLOP/s')} (bf16 datasheet peak)",
+        *_host_bound(est),
     ]
+
+
+def _split(gpu: float, host: float) -> str:
+    return f"{seconds(gpu)} / {seconds(host) if host else 'n/a'}"
+
+
+def _host_bound(est: Estimate) -> list[str]:
+    """A hint when the host, not the GPU, sets the step time (it does not shrink with the batch)."""
+    if not est.est_host_s and not est.est_host_compiled_s:
+        return [f"host time             not fitted for {est.target} (bench/fit_host.py): "
+                "the estimate is GPU time only"]
+    if est.est_host_compiled_s > est.est_gpu_time_compiled_s:
+        return [f"host-bound            even compiled, the host needs more time than the GPU at batch "
+                f"{est.batch_size}: a larger batch costs almost no extra time per step, or compile the "
+                "whole model (bench --compile-scope model)"]
+    if est.est_host_s > est.est_gpu_time_s:
+        return [f"host-bound            eager at batch {est.batch_size}; torch.compile removes it"]
+    return []

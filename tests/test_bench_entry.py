@@ -79,13 +79,21 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     assert report["compile_scope"] == "blocks"
     est = bench.ESTIMATE["targets"]["cpu"]           # a compiled run is set beside the compiled estimate
     scale = 2 / est["batch_size"]
-    monkeypatch.setitem(est, "est_step_time_compiled_s", est["est_step_time_s"] / 2)
-    monkeypatch.setitem(est, "est_mfu_compiled", 0.5)
+    gpu = est["est_gpu_time_s"]
+    # GPU time scales with the batch, host time does not; the step is the longer of the two
+    monkeypatch.setitem(est, "est_gpu_time_compiled_s", gpu / 2)
+    monkeypatch.setitem(est, "est_host_compiled_s", 0.0)
+    monkeypatch.setitem(est, "est_host_s", gpu * scale * 3)
     compiled_report = bench._report(None, "cpu", 2, "auto", "default", 1, 1.0)
     eager_report = bench._report(None, "cpu", 2, "auto", False, 1, 1.0)
-    assert compiled_report["estimated_step_s"] == pytest.approx(est["est_step_time_s"] / 2 * scale)
-    assert eager_report["estimated_step_s"] == pytest.approx(est["est_step_time_s"] * scale)
-    assert (compiled_report["estimated_mfu"], eager_report["estimated_mfu"]) == (0.5, est["est_mfu"])
+    assert compiled_report["estimated_step_s"] == pytest.approx(gpu / 2 * scale)
+    assert eager_report["estimated_gpu_step_s"] == pytest.approx(gpu * scale)
+    assert eager_report["estimated_step_s"] == eager_report["estimated_host_s"] == pytest.approx(gpu * scale * 3)
+    flops = est["flops_train_per_step"] * scale
+    assert compiled_report["estimated_mfu"] == pytest.approx(flops / (gpu / 2 * scale * est["peak_flops"]))
+    assert eager_report["estimated_mfu"] == pytest.approx(flops / (gpu * scale * 3 * est["peak_flops"]))
+    assert "host not fitted" not in bench.format_report({**report, **eager_report})
+    assert "host not fitted for this target" in bench.format_report({**report, **compiled_report})
     group, v = next(iter(est["groups"].items()))
     assert compiled_report["groups"][group]["estimated_s"] == pytest.approx(v["time_compiled_s"] * scale)
     assert "compile (reduce-overhead, per block)" in bench.format_report(report)

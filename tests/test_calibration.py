@@ -219,7 +219,7 @@ def test_optimizer_counts_embedding_tables(g6):
     tables = sum(t.vocab * t.dim for t in plan.tables)
     assert tables > 0 and est.params == est.params_dense + tables
     optimizer_s = est.params * OPTIMIZER_BYTES_PER_PARAM / (hw.mem_bw * hw.efficiency["memory"])
-    assert est.est_step_time_s == pytest.approx(sum(c.time_s for c in est.ops) + optimizer_s, rel=1e-12)
+    assert est.est_gpu_time_s == pytest.approx(sum(c.time_s for c in est.ops) + optimizer_s, rel=1e-12)
 
 
 # ---- bench/calibrate.py ---------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
     out = tmp_path / "cal" / "cpu.json"
     p = run_calibrate("--device", "cpu", "--out", str(out))
     assert p.returncode == 0, p.stderr[-3000:]
-    target, factors, launch_s, info = hardware.read_calibration(out)
+    target, factors, launch_s, host, info = hardware.read_calibration(out)
     assert target == "cpu" and set(factors) == set(EFFICIENCY_KEYS) and 0 < launch_s <= 1e-3
     data = json.loads(out.read_text())
     assert data["command"].startswith("python3 bench/calibrate.py --device cpu") and info.date == data["date"]

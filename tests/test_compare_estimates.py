@@ -17,22 +17,25 @@ def test_rows_get_the_estimate_of_their_variant():
     from kunlun_compiler.cost import estimate
     fused = estimate(ce.graph_of("kunlun_tiny", True), "h200", 8)
     unfused = estimate(ce.graph_of("kunlun_tiny", False), "h200", 8)
-    assert ce.re_estimate(_row("fused"), "h200")[0] == fused.est_step_time_s
-    assert ce.re_estimate(_row("compiled"), "h200")[0] == fused.est_step_time_compiled_s
+    assert ce.re_estimate(_row("fused"), "h200")[:3] == (fused.est_step_time_s, fused.est_gpu_time_s, fused.est_host_s)
+    assert ce.re_estimate(_row("compiled"), "h200")[:3] == (
+        fused.est_step_time_compiled_s, fused.est_gpu_time_compiled_s, fused.est_host_compiled_s)
     assert ce.re_estimate(_row("unfused"), "h200")[0] == unfused.est_step_time_s
-    assert fused.est_step_time_compiled_s < fused.est_step_time_s      # bf16 on h200: casts priced
-    groups = ce.re_estimate(_row("compiled"), "h200")[1]
+    assert fused.est_gpu_time_compiled_s < fused.est_gpu_time_s      # bf16 on h200: casts priced
+    assert fused.est_host_compiled_s < fused.est_host_s              # h200 has a host fit
+    groups = ce.re_estimate(_row("compiled"), "h200")[3]
     assert groups == {g: v["time_compiled_s"] for g, v in fused.groups().items()}
 
 
 def test_table_ratios():
-    step = ce.re_estimate(_row("fused"), "h200")[0]
+    step, gpu_est, host_est, _ = ce.re_estimate(_row("fused"), "h200")
     groups = {"gdpa": {"measured_s": 0.1, "gpu_s": 0.05}}
     text = ce.tables([_row("fused", gpu_step_s=0.25, blocks_total_s=0.1, groups=groups),
                       _row("fused", measured_step_s=None, error="timeout")], "h200")
     lines = text.splitlines()
     assert len([line for line in lines if line.startswith("| kunlun_tiny | fused | 8 |")]) == 2   # a failed row is skipped
-    assert f"| {step * 1e3:.1f} | {step / 0.5:.2f} | {step / 0.25:.2f} |" in lines[2]
+    assert (f"| {step * 1e3:.1f} | {gpu_est * 1e3:.1f} / {host_est * 1e3:.1f} | {step / 0.5:.2f} "
+            f"| {gpu_est / 0.25:.2f} |") in lines[2]
     assert lines[-1].startswith("| kunlun_tiny | fused | 8 | gdpa | 100.0 | 50.0 |")
     with pytest.raises(KeyError):
         ce.re_estimate(_row("jit"), "h200")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from genutil import SPECS, compiled, estimate, load_spec, spec_text
-from kunlun_compiler.cost import NO_LAUNCH, CostModel, pairs_in_window
+from kunlun_compiler import hardware
+from kunlun_compiler.cost import HOST_KINDS, NO_LAUNCH, CostModel, pairs_in_window
 
 TINY_TEXT = (SPECS / "kunlun_tiny.yaml").read_text()
 
@@ -21,6 +22,11 @@ def _spec(**replace):
 def tiny():
     c = compiled(_spec())
     return c, CostModel(c.graph, "cpu", 1)
+
+
+@pytest.fixture(scope="module")
+def g6_graph():
+    return compiled(load_spec(SPECS / "kunlun_6g.yaml")).graph
 
 
 def brute_pairs(t, w, causal):
@@ -194,10 +200,32 @@ def test_compiled_estimate_drops_exactly_the_casts():
         if op.kind not in NO_LAUNCH:
             casts += (cast_example * 8 + cast_step) / model.bandwidth + 2 * n * model.hw.launch_s
     assert casts > 0
-    assert bf16.est_step_time_compiled_s == pytest.approx(bf16.est_step_time_s - casts)
+    assert bf16.est_gpu_time_compiled_s == pytest.approx(bf16.est_gpu_time_s - casts)
     assert bf16.est_mfu_compiled == pytest.approx(bf16.flops_train_per_step / (bf16.est_step_time_compiled_s * 989e12))
     groups = bf16.groups()
     assert sum(v["time_compiled_s"] for v in groups.values()) == pytest.approx(
         sum(o.time_compiled_s for o in bf16.ops))
     fp32 = estimate(g, "cpu", 8)
-    assert fp32.est_step_time_compiled_s == pytest.approx(fp32.est_step_time_s)
+    assert fp32.est_gpu_time_compiled_s == pytest.approx(fp32.est_gpu_time_s)
+
+
+def test_step_time_is_the_longer_of_gpu_and_host(g6_graph):
+    """Host time = host ops x the target's fitted cost per op (per mode), independent of the batch;
+    the step is max(GPU, host). On h200 (fitted) kunlun_6g is host-bound compiled at batch 256 and
+    GPU-bound at 4096; a target without a fit has no host term."""
+    host_ops = sum(1 for op in g6_graph.ops() if op.kind in HOST_KINDS)
+    assert host_ops == 335     # 304 matmul-class ops and 31 Triton-kernel ops
+    hw = hardware.get("h200")
+    small, big = estimate(g6_graph, "h200", 256), estimate(g6_graph, "h200", 4096)
+    for est in (small, big):
+        assert est.host_ops == host_ops
+        assert est.est_host_s == pytest.approx(host_ops * hw.host_s["eager"])
+        assert est.est_host_compiled_s == pytest.approx(host_ops * hw.host_s["compiled"])
+        assert est.est_step_time_s == max(est.est_gpu_time_s, est.est_host_s)
+        assert est.est_step_time_compiled_s == max(est.est_gpu_time_compiled_s, est.est_host_compiled_s)
+        assert est.est_mfu_compiled == pytest.approx(est.flops_train_per_step / (est.est_step_time_compiled_s * 989e12))
+    assert small.est_step_time_compiled_s == small.est_host_compiled_s > small.est_gpu_time_compiled_s
+    assert big.est_step_time_compiled_s == big.est_gpu_time_compiled_s > big.est_host_compiled_s
+    h100 = estimate(g6_graph, "h100", 256)       # no calibration file: GPU time only
+    assert hardware.get("h100").host_s == {} and h100.est_host_s == h100.est_host_compiled_s == 0
+    assert h100.est_step_time_s == h100.est_gpu_time_s

@@ -11,6 +11,8 @@ On CUDA the GPU kernel time of the step and of each block is measured too (torch
 device time of the kernels, without host gaps): eager PyTorch at small batches is host-bound,
 and the kernel time is the part the build-time estimate models.
 MFU divides the model's useful training FLOPs by step time x the device's bf16 datasheet peak.
+The estimated step is the longer of its GPU time (scaled to the batch size) and its host time
+(fitted per target, the same at every batch; torch.compile per block for a compiled run).
 """
 from __future__ import annotations
 
@@ -129,17 +131,19 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
 def _report(model, device, batch_size, backend, compile, steps, measured) -> dict:
     target = device_target(device)
     est = ESTIMATE["targets"][target]
-    scale = batch_size / est["batch_size"]        # the estimate is linear in the batch size
+    scale = batch_size / est["batch_size"]        # GPU time and FLOPs are linear in the batch size
     flops = est["flops_train_per_step"] * scale
     mode = "_compiled" if compile else ""         # compiled: the estimate without autocast casts
+    gpu, host = est[f"est_gpu_time{mode}_s"] * scale, est[f"est_host{mode}_s"]   # host: per step
+    step = max(gpu, host)
     return {
         "model": 'ablation_no_gdpa_fusion', "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "target": target, "backend": backend, "compile": (compile_mode(compile) or "default") if compile else False,
         "batch_size": batch_size, "steps": steps,
         "dtype": model.config.dtype if device == "cuda" else "fp32",
-        "measured_step_s": measured, "estimated_step_s": est[f"est_step_time{mode}_s"] * scale,
-        "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
-        "measured_mfu": flops / (measured * est["peak_flops"]), "estimated_mfu": est[f"est_mfu{mode}"],
+        "measured_step_s": measured, "estimated_step_s": step, "estimated_gpu_step_s": gpu,
+        "estimated_host_s": host, "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
+        "measured_mfu": flops / (measured * est["peak_flops"]), "estimated_mfu": flops / (step * est["peak_flops"]),
         "peak_flops": est["peak_flops"], "groups": {
             g: {"estimated_s": v[f"time{mode}_s"] * scale, "flops_train": v["flops_train"] * scale}
             for g, v in est["groups"].items()},
@@ -253,11 +257,16 @@ def _compiled(r: dict) -> str:
     return f" + compile ({scope})" if mode == "default" else f" + compile ({mode}, {scope})"
 
 
+def _host(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds else "not fitted for this target"
+
+
 def format_report(r: dict) -> str:
     lines = [
         f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}, "
         f"batch {r['batch_size']}, {r['dtype']}, median of {r['steps']} steps",
-        f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms",
+        f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms"
+        f" (GPU {r['estimated_gpu_step_s'] * 1e3:.3f}, host {_host(r['estimated_host_s'])})",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
         *([f"  GPU kernels  {r['gpu_step_s'] * 1e3:9.3f} ms of the step (host time excluded)"]
