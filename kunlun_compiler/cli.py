@@ -111,8 +111,13 @@ def _hardware_json(target: str) -> dict:
     """The factors the estimate used and where they come from (a calibration file or guesses)."""
     from .hardware import get
     hw = get(target)
+    calibration = None if hw.calibration is None else \
+        {"file": hw.calibration.file, "gpu": hw.calibration.gpu, "date": hw.calibration.date}
     return {"source": hw.source, "efficiency": dict(hw.efficiency), "launch_s": hw.launch_s,
-            "calibration": None if hw.calibration is None else vars(hw.calibration)}
+            "host_s": dict(hw.host_s),
+            "matmul_shapes": [{"in_features": i, "out_features": o, "efficiency": e}
+                              for (i, o), e in sorted(hw.matmul_shapes.items())],
+            "calibration": calibration}
 
 
 def _build(args) -> int:

@@ -16,7 +16,10 @@ padded tensor (only the jagged Triton kernels skip padding), and under bf16/fp16
 values keep the dtype autocast gives them (norms, softmax, residual sums, embeddings and
 parameters in fp32; matmuls and kernels in the autocast dtype), with a cast kernel each way for
 every fp32 input of a matmul or attention op. On the H200 those casts alone were 20% of a
-kunlun_60g step (batch 256, 2026-11-29).
+kunlun_60g step (batch 256, 2026-11-29). Under torch.compile per block (`compiled_work`) inductor
+fuses a block's elementwise ops, concats and lookups into kernels: only values crossing a fused
+kernel's boundary move, and only the casts of values from other blocks (or parameters) remain.
+A linear runs at its own shape's calibrated efficiency where there is one.
 
 All per-op numbers are per example; per-step numbers multiply by the batch size.
 
@@ -46,6 +49,10 @@ TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
 HOST_KINDS = MATMUL_KINDS | ATTENTION_KINDS     # the ops the host-time estimate counts
+# Under torch.compile (per block) inductor fuses these with each other within a block: a value
+# passed between two of them never reaches memory (views are followed through).
+FUSIBLE = frozenset({"elementwise", "concat", "embedding"})
+VIEWS = frozenset({"reshape", "slice"})
 # AdamW over every parameter, embedding tables included (as the generated training bench runs
 # it): read param, grad, m, v and write param, m, v in fp32.
 OPTIMIZER_BYTES_PER_PARAM = 7 * 4
@@ -266,17 +273,32 @@ class CostModel:
     def cast_bytes(self, op: Op) -> tuple[float, float, int]:
         return self._per_dtype("cast_bytes", op, self._cast_bytes)
 
-    def _cast_bytes(self, op: Op) -> tuple[float, float, int]:
+    def _first_cast(self, op: Op, value: Op) -> bool:
+        """op is the first reader (in graph order) of value in op's block that casts it: the
+        block's code casts a value once (q, k and v come from one Linear), so only it pays."""
+        for r in self._readers(self._source(value.id)):
+            if r.block == op.block and r.kind in CASTS_INPUTS:
+                return r.id == op.id
+        return True
+
+    def _cast_bytes(self, op: Op, compiled: bool = False) -> tuple[float, float, int]:
         """(bytes per example, bytes per step, casts): autocast copies each fp32 input of op to
         the autocast dtype (read 4, write 2 bytes per element) and its gradient back (read 2,
-        write 4). Activations are cast per example over padded rows; parameters (an op's own
-        weight) and values computed from parameters alone (seeds, token mixers) once per step."""
+        write 4), once per value and block. Activations are cast per example over padded rows;
+        parameters (an op's own weight) and values computed from parameters alone (seeds, token
+        mixers) once per step. `compiled`: a value made by a fusible op of the same block is
+        written in the autocast dtype by that op's kernel, so its cast costs nothing."""
         if not self.mixed or op.kind not in CASTS_INPUTS:
             return 0.0, 0.0, 0
         per_elt = cast_bytes_per_element(self.elt)
         per_example = per_step = 0.0
         casts = 0
         for i in self._cast_inputs(op):
+            if not self._first_cast(op, i):
+                continue
+            src = self._source(i.id)
+            if compiled and src.kind in FUSIBLE and src.block == op.block:
+                continue
             if self._static[i.id]:
                 per_step += _numel(i.shape) * per_elt
             else:
@@ -312,17 +334,94 @@ class CostModel:
         return self.times(op, train_factor)[compiled]
 
     def times(self, op: Op, train_factor: float) -> tuple[float, float]:
-        """(eager, compiled) time_s, the roofline computed once."""
+        """(eager, compiled) time_s.
+
+        Eager: the roofline over the bytes the op's own kernel moves, plus its autocast casts,
+        each a kernel. Compiled (per block, `compiled_work`): a fusible op moves only what crosses
+        its fused kernel's boundary, and a cast costs only where inductor cannot fuse it into the
+        kernel that produces the value (a value from another block, or a parameter)."""
         if op.kind in NO_LAUNCH:
             return 0.0, 0.0
         flops_exec, key, moved_example, moved_step, cast_example, cast_step, casts = \
             self._per_dtype("work", op, self._work)
         flops = flops_exec * self.batch_size * train_factor
-        compute = flops / (self.hw.peak(self.dtype) * self.hw.efficiency[key])
-        memory = (moved_example * self.batch_size + moved_step) * TRAIN_BYTES_FACTOR / self.bandwidth
-        roofline = max(compute, memory) + 2 * self.hw.launch_s
-        cast = (cast_example * self.batch_size + cast_step) / self.bandwidth
-        return roofline + cast + 2 * casts * self.hw.launch_s, roofline
+        compute = flops / (self.hw.peak(self.dtype) * self._efficiency(op, key))
+
+        def priced(example: float, step: float, c_example: float, c_step: float, n_casts: int,
+                   launches: int) -> float:
+            memory = (example * self.batch_size + step) * TRAIN_BYTES_FACTOR / self.bandwidth
+            cast = (c_example * self.batch_size + c_step) / self.bandwidth
+            return max(compute, memory) + cast + 2 * (launches + n_casts) * self.hw.launch_s
+        eager = priced(moved_example, moved_step, cast_example, cast_step, casts, 1)
+        return eager, priced(*self.compiled_work(op))
+
+    def _efficiency(self, op: Op, key: str) -> float:
+        """The op's fraction of peak: a linear's own shape where calibration measured it (narrow
+        GEMMs run far below wide ones: 0.17 at 128 x 128, 0.54 at 512 x 512 on the H200), else
+        its key's factor."""
+        if op.kind == "linear" and key == "matmul":
+            shape = (op.attrs["in_features"], op.attrs["out_features"])
+            return self.hw.matmul_shapes.get(shape, self.hw.efficiency[key])
+        return self.hw.efficiency[key]
+
+    def compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int]:
+        """(bytes per example, bytes per step, cast bytes per example, per step, casts, launches)
+        of op under torch.compile per block."""
+        return self._per_dtype("compiled_work", op, self._compiled_work)
+
+    def _compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int]:
+        _, _, moved_example, moved_step, *_ = self._per_dtype("work", op, self._work)
+        if op.kind in FUSIBLE:
+            return (*self._fused_bytes(op), 0.0, 0.0, 0, int(self._leaves_kernel(op)))
+        cast_example, cast_step, casts = self._cast_bytes(op, compiled=True)
+        return moved_example, moved_step, cast_example, cast_step, casts, 1
+
+    # ---- fusion under torch.compile ------------------------------------------------------------
+    def _source(self, op_id: str) -> Op:
+        """The op that computes the value op_id names, through views."""
+        op = self.graph.op(op_id)
+        while op.kind in VIEWS:
+            op = self.graph.op(op.inputs[0])
+        return op
+
+    def _readers(self, op: Op) -> list[Op]:
+        """The ops that read op's value, through views."""
+        out = []
+        for c in self.graph.consumers(op.id):
+            out.extend(self._readers(c) if c.kind in VIEWS else [c])
+        return out
+
+    def _fused_with(self, op: Op, other: Op) -> bool:
+        """op and other land in one inductor kernel: both fusible, in the same block."""
+        return other.kind in FUSIBLE and other.block == op.block and op.kind in FUSIBLE
+
+    def _leaves_kernel(self, op: Op) -> bool:
+        """op's value is written to memory: something outside its fused kernel reads it."""
+        readers = self._readers(op)
+        return not readers or any(not self._fused_with(op, r) for r in readers)
+
+    def _fused_bytes(self, op: Op) -> tuple[float, float]:
+        """(per example, per step) bytes a fusible op moves inside a fused kernel: the inputs
+        that come from outside the kernel, and its value if it leaves the kernel, written in the
+        autocast dtype when only matmuls and kernels read it (the cast fuses into the write)."""
+        if self._static[op.id]:
+            return 0.0, 0.0
+
+        def size(o: Op, elt: int) -> float:       # padded rows: the torch path runs them all
+            return _numel(o.shape) * elt
+        moved = 0.0
+        for i in dict.fromkeys(op.inputs):
+            src = self._source(i)
+            if op.kind == "embedding" or self._static[src.id] or self._fused_with(op, src):
+                continue                          # ids: in the rows; parameters: per step, small
+            moved += size(self.graph.op(i), self._value_bytes(src))
+        if op.kind == "embedding":
+            moved += size(op, self._value_bytes(op))     # the table rows read, one per id
+        if self._leaves_kernel(op):
+            outside = [r for r in self._readers(op) if not self._fused_with(op, r)]
+            cast_on_write = outside and all(r.kind in CASTS_INPUTS and r.block == op.block for r in outside)
+            moved += size(op, self.elt if cast_on_write else self._value_bytes(op))
+        return moved, 0.0
 
     def _work(self, op: Op) -> tuple:
         """What `times` prices, independent of the target's rates: executed FLOPs per example,

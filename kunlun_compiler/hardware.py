@@ -42,6 +42,7 @@ class Calibration:
     file: str
     gpu: str
     date: str
+    matmul_shapes: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Hardware:
     launch_s: float = 4e-6                # per-op overhead floor (kernel launch)
     calibration: Calibration | None = None  # None: the guesses below
     host_s: dict = field(default_factory=dict, repr=False)  # HOST_MODES -> s per host op; {} unknown
+    # (in_features, out_features) -> measured efficiency of a linear of that shape (calibration
+    # samples); other shapes take efficiency["matmul"], the FLOP-weighted mean of the samples
+    matmul_shapes: dict = field(default_factory=dict, repr=False)
 
     @property
     def peak_bf16(self) -> float:
@@ -126,9 +130,31 @@ def parse_host(data, where: str) -> dict:
             for m in HOST_MODES}
 
 
+def parse_matmul_shapes(samples, where: str) -> dict:
+    """{(in_features, out_features): efficiency} from the "matmul" samples (FLOP-weighted mean
+    where a shape was measured more than once); {} without samples."""
+    if samples is None:
+        return {}
+    if not isinstance(samples, list):
+        raise CalibrationError(f"{where}: 'samples' must be a list, found {type(samples).__name__}")
+    total: dict = {}
+    for n, sample in enumerate(samples):
+        if not isinstance(sample, dict) or sample.get("measure") != "matmul":
+            continue
+        what = f"samples[{n}]"
+        shape = tuple(int(_number(sample.get(k), where, f"{what}.{k}", 0, 1 << 30))
+                      for k in ("in_features", "out_features"))
+        eff = _number(sample.get("efficiency"), where, f"{what}.efficiency", 0, 1)
+        weight = _number(sample.get("weight_flops", 1.0), where, f"{what}.weight_flops", 0, math.inf)
+        acc = total.setdefault(shape, [0.0, 0.0])
+        acc[0] += eff * weight
+        acc[1] += weight
+    return {shape: num / den for shape, (num, den) in total.items()}
+
+
 def parse_calibration(data, where: str) -> tuple[str, dict, float, dict, Calibration]:
     """Checks a calibration object (bench/calibrate.py's JSON) -> (target, efficiency, launch_s,
-    host_s, info).
+    host_s, info); info carries the per-shape matmul factors of the samples.
 
     `where` names the file in every error. Keys beyond these (torch, samples, ...) are records
     for people and are not read."""
@@ -150,7 +176,8 @@ def parse_calibration(data, where: str) -> tuple[str, dict, float, dict, Calibra
     factors = {k: _number(eff[k], where, f"efficiency.{k}", 0, 1) for k in EFFICIENCY_KEYS}
     launch_s = _number(data.get("launch_s"), where, "launch_s", 0, MAX_LAUNCH_S)
     host = parse_host(data.get("host"), where)
-    info = Calibration(where, _text(data, "gpu", where), _text(data, "date", where))
+    info = Calibration(where, _text(data, "gpu", where), _text(data, "date", where),
+                       MappingProxyType(parse_matmul_shapes(data.get("samples"), where)))
     return target, factors, launch_s, host, info
 
 
@@ -169,7 +196,7 @@ def read_calibration(path: Path) -> tuple[str, dict, float, dict, Calibration]:
 
 def calibrated(hw: Hardware, factors: dict, launch_s: float, host: dict, info: Calibration) -> Hardware:
     return replace(hw, efficiency=MappingProxyType(dict(factors)), launch_s=launch_s,
-                   host_s=MappingProxyType(dict(host)), calibration=info)
+                   host_s=MappingProxyType(dict(host)), matmul_shapes=info.matmul_shapes, calibration=info)
 
 
 def load_table(directory: Path | None = CALIBRATION_DIR) -> MappingProxyType:

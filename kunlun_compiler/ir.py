@@ -293,10 +293,13 @@ def _concat(op: Op, ins: list[Shape]) -> Shape:
 
 @shape_rule("slice")
 def _slice(op: Op, ins: list[Shape]) -> Shape:
+    """x[start:stop] along `axis` (0, the token axis, unless said; -1 the feature axis)."""
     (x,) = ins
-    lo, hi = op.attrs["start"], op.attrs["stop"]
-    _need(0 <= lo < hi <= x[0], f"slice {lo}:{hi} out of {x[0]}")
-    return (hi - lo, *x[1:])
+    lo, hi, axis = op.attrs["start"], op.attrs["stop"], op.attrs.get("axis", 0)
+    _need(axis in (0, -1, len(x) - 1), f"slice axis {axis} of a {len(x)}-d value")
+    axis = axis % len(x)
+    _need(0 <= lo < hi <= x[axis], f"slice {lo}:{hi} out of {x[axis]}")
+    return (*x[:axis], hi - lo, *x[axis + 1:])
 
 
 @shape_rule("bmm")

@@ -202,7 +202,9 @@ def _window_attention(b: Builder, t: TowerPlan, layer: int) -> None:
     p, e = b.plan, t.event
     b.begin(f"l{layer}_{e}_swa")
     s = b.streams[f"s_{e}"]
-    q, k, v = (b.heads(n, b.linear(f"{n}_proj", s, t.dim, t.dim), t.heads) for n in "qkv")
+    qkv = b.linear("qkv_proj", s, t.dim, 3 * t.dim)    # one GEMM, as the generated module runs it
+    q, k, v = (b.heads(n, b.op(f"{n}_part", "slice", qkv, seq=e, start=i * t.dim, stop=(i + 1) * t.dim,
+                               axis=-1), t.heads) for i, n in enumerate("qkv"))
     band = dict(seq=e, tq=e, tk=e, window=t.window, causal=p.causal)
     scores = b.op("scores", "attn_scores", q, k, **band)
     if p.attention_kind == "softmax":

@@ -252,7 +252,8 @@ def test_calibrate_cpu_smoke_writes_a_loadable_file(tmp_path):
     assert all(s["time_s"] > 0 for s in data["samples"])
     launch = next(s for s in data["samples"] if s["measure"] == "launch_s")
     host = next(s for s in data["samples"] if s["measure"] == "host_s")
-    assert launch_s == launch["launch_s"] == pytest.approx(host["host_s_per_op"])   # CPU: one wall clock
+    assert launch["launch_s"] == pytest.approx(host["host_s_per_op"])   # CPU: one wall clock
+    assert launch_s == min(launch["launch_s"], hardware.MAX_LAUNCH_S)   # clamped on a loaded machine
     assert host["dispatches"] >= 4 * host["ops"] // 2   # linear + gelu forward, and their backward
     assert host["host_s_per_dispatch"] == pytest.approx(host["time_s"] / host["dispatches"])
     assert hardware.load_table(out.parent)["cpu"].calibration.gpu == data["gpu"]
@@ -296,3 +297,23 @@ def test_memory_factor_under_bf16_prices_the_cast_and_layer_norm():
     rate = sum(s["weight_bytes"] for s in priced) / sum(s["weight_bytes"] / s["bytes_per_s"] for s in priced)
     assert factor == pytest.approx(rate / hardware.DATASHEET["h200"].mem_bw)
     assert sum(s["measure"] == "memory_copy" for s in samples) == 1
+
+
+def test_matmul_samples_price_their_own_shapes(tmp_path, monkeypatch):
+    """A linear whose (in, out) calibration measured runs at that sample's efficiency (FLOP-weighted
+    over repeats); other shapes keep the matmul factor. Narrow GEMMs run far below wide ones."""
+    samples = [{"measure": "matmul", "in_features": 16, "out_features": 48, "efficiency": 0.2, "weight_flops": 1},
+               {"measure": "matmul", "in_features": 16, "out_features": 48, "efficiency": 0.5, "weight_flops": 3},
+               {"measure": "memory", "op": "layer_norm", "efficiency": 0.9}]
+    d = tmp_path / "cal"
+    write(d, calibration(samples=samples))
+    table = hardware.load_table(d)
+    assert dict(table["h200"].matmul_shapes) == {(16, 48): pytest.approx(0.425)}
+    monkeypatch.setattr(hardware, "HARDWARE", table)
+    tiny = compile_spec(load_spec(SPECS / "kunlun_tiny.yaml"), "h200").graph
+    model = CostModel(tiny, "h200", 1)
+    assert model._efficiency(tiny.op("l1_click_swa.qkv_proj"), "matmul") == pytest.approx(0.425)
+    assert model._efficiency(tiny.op("l1_click_swa.o_proj"), "matmul") == FACTORS["matmul"]
+    bad = calibration(samples=[{"measure": "matmul", "in_features": 16, "out_features": 48, "efficiency": 2}])
+    with pytest.raises(CalibrationError, match=r"samples\[0\]\.efficiency must be in \(0, 1\]"):
+        hardware.parse_calibration(bad, "f.json")
