@@ -77,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", nargs="+", type=Path, help="bench_models.py JSON files")
     p.add_argument("--target", default="h200", help="hardware table entry to estimate for")
     args = p.parse_args(argv)
-    rows = [r for path in args.results for r in json.loads(path.read_text())]
-    print(tables(rows, args.target))
+    try:
+        rows = [r for path in args.results for r in json.loads(path.read_text(encoding="utf-8"))]
+        text = tables(rows, args.target)
+    except (OSError, ValueError, KeyError, TypeError) as exc:   # files, JSON, rows: one line, status 1
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

@@ -39,3 +39,14 @@ def test_table_ratios():
     assert lines[-1].startswith("| kunlun_tiny | fused | 8 | gdpa | 100.0 | 50.0 |")
     with pytest.raises(KeyError):
         ce.re_estimate(_row("jit"), "h200")
+
+
+def test_bad_input_is_one_line_and_status_1(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert ce.main([str(bad)]) == 1
+    assert capsys.readouterr().err.startswith("error: JSONDecodeError")
+    bad.write_text('[{"spec": "kunlun_tiny", "variant": "jit", "batch_size": 8, "measured_step_s": 0.5}]')
+    assert ce.main([str(bad)]) == 0          # an unknown variant is not a measured row of ours: skipped
+    assert ce.main([str(tmp_path / "absent.json")]) == 1
+    assert "error: FileNotFoundError" in capsys.readouterr().err
