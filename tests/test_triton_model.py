@@ -125,10 +125,13 @@ def test_triton_backend_bf16_and_compile(tiny):
 @pytest.mark.gpu
 def test_compile_blocks_on_gpu_matches_eager(tiny):
     """Regional compilation (inductor, the Triton kernels inside each block's graph) against the
-    eager Triton model under bf16 autocast: outputs and gradients, both measured against the same
-    model in fp32. Compiled and eager bf16 round at different places, so they differ from each
-    other by about their own error (the H200 measured 6.7% between them on an embedding table's
-    sparse gradient); the check is that compiling adds no error of its own."""
+    eager Triton model under bf16 autocast, both measured against the same model in fp32.
+
+    One parameter's bf16 error is noise: on the CPU, over 20 batches, the eager error of one
+    embedding table's gradient ranged 0.04-0.13 and compiled/eager per parameter up to 8x, while
+    the mean ratio over parameters was 0.92 (and on the H200 one batch gave 6.6% against 1.8%).
+    So the check is on all gradients as one vector: compiling must add no error of its own; and
+    each parameter's gradient must stay near fp32 (a wrong gradient is off by ~100%)."""
     _, tri = _pair(tiny, "cuda")
     _, regional = _pair(tiny, "cuda")
     _, exact = _pair(tiny, "cuda")
@@ -143,6 +146,7 @@ def test_compile_blocks_on_gpu_matches_eager(tiny):
     out_r, g_r = _grads(regional, batch)
     assert g_r.keys() == g_e.keys() == g_x.keys()
     assert _rel(out_r, out_x) <= 1.5 * _rel(out_e, out_x) + 1e-3
+    flat = lambda g: torch.cat([g[n].double().flatten() for n in sorted(g_x)])   # noqa: E731
+    assert _rel(flat(g_r), flat(g_x)) <= 1.5 * _rel(flat(g_e), flat(g_x)) + 1e-3
     for name in g_x:
-        err_e, err_r = _rel(g_e[name], g_x[name]), _rel(g_r[name], g_x[name])
-        assert err_r <= 1.5 * err_e + 5e-3, (name, err_r, err_e)
+        assert _rel(g_r[name], g_x[name]) <= 0.25, name
