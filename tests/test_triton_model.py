@@ -127,18 +127,20 @@ def test_compile_blocks_on_gpu_matches_eager(tiny):
     """Regional compilation (inductor, the Triton kernels inside each block's graph) against the
     eager Triton model under bf16 autocast, both measured against the same model in fp32.
 
-    One parameter's bf16 error is noise: on the CPU, over 20 batches, the eager error of one
-    embedding table's gradient ranged 0.04-0.13 and compiled/eager per parameter up to 8x, while
-    the mean ratio over parameters was 0.92 (and on the H200 one batch gave 6.6% against 1.8%).
-    So the check is on all gradients as one vector: compiling must add no error of its own; and
-    each parameter's gradient must stay near fp32 (a wrong gradient is off by ~100%)."""
+    Default inductor keeps some bf16 intermediates in fp32 that eager rounds, so the two runs flip
+    different ReLU units (Wukong's and the head's MLPs) and single-parameter gradient errors
+    differ widely, either way: on the H200 one embedding table's came out 6.6% compiled against
+    1.8% eager, and on the CPU over 20 draws the compiled/eager ratio per parameter reached 14.8x
+    although its mean over parameters was 0.92. With `emulate_precision_casts` inductor rounds
+    where eager does (CPU, 20 draws: every parameter within 1.16x of eager), so what is left to
+    check is that compiling adds no error of its own: every gradient, and all of them together."""
     _, tri = _pair(tiny, "cuda")
     _, regional = _pair(tiny, "cuda")
     _, exact = _pair(tiny, "cuda")
     regional.load_state_dict(tri.state_dict())
     exact.load_state_dict(tri.state_dict())
     exact.config = type(exact.config)(dtype="fp32")
-    regional.compile_blocks()
+    regional.compile_blocks(options={"emulate_precision_casts": True})
     batch = _deep_cuda(tiny.example_batch(64, seed=3))
     with torch.autocast("cuda", enabled=False):
         out_x, g_x = _grads(exact, batch)
@@ -149,4 +151,5 @@ def test_compile_blocks_on_gpu_matches_eager(tiny):
     flat = lambda g: torch.cat([g[n].double().flatten() for n in sorted(g_x)])   # noqa: E731
     assert _rel(flat(g_r), flat(g_x)) <= 1.5 * _rel(flat(g_e), flat(g_x)) + 1e-3
     for name in g_x:
-        assert _rel(g_r[name], g_x[name]) <= 0.25, name
+        err_e, err_r = _rel(g_e[name], g_x[name]), _rel(g_r[name], g_x[name])
+        assert err_r <= 1.5 * err_e + 5e-3, (name, err_r, err_e)
