@@ -460,10 +460,10 @@ class Estimate:
     flops_train_per_step: float
     est_step_time_s: float           # eager: max(GPU time, host time)
     est_mfu: float
-    est_step_time_compiled_s: float  # under torch.compile per block (the casts fused away)
+    est_step_time_compiled_s: float  # under torch.compile per block: max(GPU time, host time)
     est_mfu_compiled: float
     est_gpu_time_s: float            # eager GPU time: every op and autocast cast its own kernel
-    est_gpu_time_compiled_s: float   # compiled GPU time (linear in the batch size)
+    est_gpu_time_compiled_s: float   # compiled GPU time: what inductor fuses priced as one kernel
     host_ops: int                    # ops of HOST_KINDS
     est_host_s: float                # host time per step, eager (0: not fitted for the target)
     est_host_compiled_s: float       # host time per step, compiled per block
