@@ -282,3 +282,79 @@ def test_gpu_torch_compile(pinned_config):
     compiled = torch.compile(fwd_bwd, fullgraph=True)(q, k, v, do, lengths)
     for x, y in zip(eager, compiled):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def _packed(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, rows: int) -> torch.Tensor:
+    """[B, H, T, D] padded -> [rows, H, D] with example b's rows at starts[b] (others: NaN)."""
+    B, H, T, D = x.shape
+    out = torch.full((rows, H, D), float("nan"), dtype=x.dtype, device=x.device)
+    for b in range(B):
+        n = int(lengths[b])
+        out[int(starts[b]):int(starts[b]) + n] = x[b, :, :n].transpose(0, 1)
+    return out
+
+
+def _unpacked(x: torch.Tensor, lengths, starts, T: int) -> torch.Tensor:
+    """[rows, H, D] -> [B, H, T, D], zeros past each length."""
+    B = lengths.shape[0]
+    out = torch.zeros((B, x.shape[1], T, x.shape[2]), dtype=x.dtype, device=x.device)
+    for b in range(B):
+        n = int(lengths[b])
+        out[b, :, :n] = x[int(starts[b]):int(starts[b]) + n].transpose(0, 1)
+    return out
+
+
+@pytest.mark.parametrize("lengths, T, window, causal, reverse", [
+    ([37, 0, 1, 20], 37, 5, False, False),     # CSR order; an empty and a length-1 example
+    ([37, 0, 1, 20], 37, 5, True, True),       # examples laid out last-to-first
+    ([70, 3, 130, 64], 130, 200, False, True),  # window >= T: full attention per example
+    ([0, 0], 8, 2, False, False),               # no rows at all
+])
+def test_packed_rows_match_padded(lengths, T, window, causal, reverse):
+    """Packed [N, H, D] rows (no padding anywhere) give the padded kernel's outputs and gradients
+    on every row of every example, and never touch a row outside them. Laid out last-to-first,
+    example b+1's programs run after example b's rows are written, so a store past a length
+    would corrupt a finished example, and the row after the last one is a NaN sentinel that no
+    load may read into a valid result."""
+    B, H, D, scale = len(lengths), 2, 16, 0.25
+    q, k, v, do, lens = make_inputs(B, H, T, D, torch.float32, lengths, seed=7)
+    n = torch.tensor(lengths)
+    order = list(range(B))[::-1] if reverse else list(range(B))
+    starts = torch.zeros(B, dtype=torch.int64)
+    row = 0
+    for b in order:
+        starts[b] = row
+        row += int(n[b])
+    rows = row + 1                                            # one sentinel row at the end
+    starts = starts.to(DEVICE)
+    pq, pk, pv, pdo = (_packed(x, lens, starts, rows) for x in (q, k, v, do))
+    o_ref, lse_ref = wa.window_attention_forward(q, k, v, lens, window, causal, scale)
+    grads_ref = wa.window_attention_backward(do, q, k, v, o_ref, lse_ref, lens, window, causal, scale)
+    o, lse = wa.window_attention_forward(pq, pk, pv, lens, window, causal, scale, starts=starts, max_len=T)
+    grads = wa.window_attention_backward(pdo, pq, pk, pv, o, lse, lens, window, causal, scale,
+                                         starts=starts, max_len=T)
+    assert o.shape == pq.shape and lse.shape == (B, H, T)
+    assert rel_err(_unpacked(o, lens, starts, T), o_ref.double()) <= 1e-6
+    valid = torch.arange(T, device=DEVICE) < lens[:, None]
+    assert torch.equal(lse[valid[:, None].expand_as(lse)], lse_ref[valid[:, None].expand_as(lse_ref)])
+    assert torch.isinf(lse[~valid[:, None].expand_as(lse)]).all()
+    for g, g_ref in zip(grads, grads_ref):
+        assert g.shape == pq.shape
+        assert rel_err(_unpacked(g, lens, starts, T), g_ref.double()) <= 1e-6
+    # against the float64 reference too, on the packed rows themselves
+    ref = reference(q, k, v, do, lens, window, causal, scale)
+    for x, r in zip((o, *grads), (ref[0], *ref[2:])):
+        assert rel_err(_unpacked(x, lens, starts, T), r) <= TOL[torch.float32]
+
+
+def test_packed_layout_errors():
+    q = torch.zeros(5, 2, 16, device=DEVICE)
+    lens = torch.tensor([2, 3], device=DEVICE)
+    starts = torch.tensor([0, 2], device=DEVICE)
+    with pytest.raises(ValueError, match="need max_len"):
+        wa.window_attention_forward(q, q, q, lens, 2, False, 1.0, starts=starts)
+    with pytest.raises(ValueError, match=r"starts must be \[B\] = \[2\]"):
+        wa.window_attention_forward(q, q, q, lens, 2, False, 1.0, starts=starts[:1], max_len=3)
+    with pytest.raises(ValueError, match=r"must be \[N, H, D\]"):
+        wa.window_attention_forward(q[None], q[None], q[None], lens, 2, False, 1.0, starts=starts, max_len=3)
+    assert wa.unsupported(q, q, q, packed=True) is None

@@ -40,6 +40,13 @@ writes zeros and returns. Each kernel runs two pipelined loops: one over both ed
 index jumps over the interior) and one over the interior. The head dim D is padded to BLOCK_D
 (a power of two >= 16) with masked loads. fp32 inputs use IEEE-precision dots (no TF32).
 
+Layouts. Padded: q, k, v are [B, H, T, D] (any strides) and every row up to T is written (zeros
+past a length). Packed (`starts` given): q, k, v are [N, H, D], the batch's rows back to back with
+no padding; example b's rows begin at row starts[b] (CSR offsets[:-1]) and T is a bound on every
+length. The kernels reach an example's rows through that int64 start, and never read or write a
+row outside the examples' rows: the layout for jagged towers that skip padding everywhere, in the
+GEMMs and norms around the attention too.
+
 Eagerly, the first call at a new (T, window, causal, D, dtype) autotunes over a few Hopper
 configs (BLOCK_M, BLOCK_N, warps, stages); under TRITON_INTERPRET=1 one small config is used.
 
@@ -148,8 +155,13 @@ def _store_rows(base, rows, cols, stride_r, stride_c, value, limit,
 
 
 @triton.jit
-def _program_tile(T, LENGTHS, H, BLOCK: tl.constexpr):
-    """(tile start, b, h, bh, length) of this program; the tile index varies fastest."""
+def _program_tile(T, LENGTHS, STARTS, H, BLOCK: tl.constexpr, PACKED: tl.constexpr):
+    """(tile start, b, h, bh, length, row0, limit) of this program; the tile index varies fastest.
+
+    Padded layout: example b's rows are its own [T] axis (row0 = 0) and every row up to T is
+    written (zeros past the length). Packed layout (PACKED): example b's rows start at row
+    STARTS[b] of one [N] axis shared by the batch, and nothing past its length is written (those
+    rows belong to the next example)."""
     pid = tl.program_id(0)
     n_tiles = tl.cdiv(T, BLOCK)
     bh = pid // n_tiles
@@ -157,7 +169,19 @@ def _program_tile(T, LENGTHS, H, BLOCK: tl.constexpr):
     b = bh // H
     length = tl.load(LENGTHS + b).to(tl.int32)
     length = tl.minimum(tl.maximum(length, 0), T)
-    return start, b, bh - b * H, bh, length
+    if PACKED:
+        row0 = tl.load(STARTS + b).to(tl.int64)
+        limit = length
+    else:
+        row0 = tl.zeros([], dtype=tl.int64)
+        limit = T
+    return start, b, bh - b * H, bh, length, row0, limit
+
+
+@triton.jit
+def _head(X, b, h, row0, stride_b, stride_h, stride_t):
+    """Pointer to row 0 of example b, head h (int64 offsets)."""
+    return X + b.to(tl.int64) * stride_b + h.to(tl.int64) * stride_h + row0 * stride_t
 
 
 # ----------------------------------------------------------------------------- forward
@@ -193,29 +217,29 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_kd, stride_vt
 
 
 @triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
-def _fwd_kernel(Q, K, V, O, LSE, LENGTHS,
+def _fwd_kernel(Q, K, V, O, LSE, LENGTHS, STARTS,
                 stride_qb, stride_qh, stride_qt, stride_qd,
                 stride_kb, stride_kh, stride_kt, stride_kd,
                 stride_vb, stride_vh, stride_vt, stride_vd,
                 stride_ob, stride_oh, stride_ot, stride_od,
                 H, T, LEFT, RIGHT, scale_log2,
-                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PACKED: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     scale_log2 = tl.cast(scale_log2, tl.float32)  # torch.compile passes Python floats as fp64
-    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
+    o_base = _head(O, b, h, row0, stride_ob, stride_oh, stride_ot)
     lse_ptrs = LSE + bh.to(tl.int64) * T + offs_m
     if start_m >= length:  # the whole tile is padding: zeros out, nothing computed
         zeros = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-        _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, zeros, T, HEAD_D, BLOCK_D)
+        _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, zeros, limit, HEAD_D, BLOCK_D)
         tl.store(lse_ptrs, tl.full([BLOCK_M], float("-inf"), tl.float32), mask=offs_m < T)
         return
 
-    q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
-    k_base = K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh
-    v_base = V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh
+    q_base = _head(Q, b, h, row0, stride_qb, stride_qh, stride_qt)
+    k_base = _head(K, b, h, row0, stride_kb, stride_kh, stride_kt)
+    v_base = _head(V, b, h, row0, stride_vb, stride_vh, stride_vt)
     q = _load_rows(q_base, offs_m, offs_d, stride_qt, stride_qd, length, HEAD_D, BLOCK_D, True)
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -233,7 +257,7 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS,
     # Rows past the length were computed on zero queries: discard them (0 out, lse -inf).
     keep = (offs_m < length) & (l_i > 0)
     inv_l = tl.where(keep, 1.0 / tl.where(keep, l_i, 1.0), 0.0)
-    _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, acc * inv_l[:, None], T,
+    _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, acc * inv_l[:, None], limit,
                 HEAD_D, BLOCK_D)
     lse = tl.where(keep, (m_i + tl.log2(tl.where(keep, l_i, 1.0))) * 0.6931471805599453,
                    float("-inf"))
@@ -243,18 +267,19 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS,
 # ----------------------------------------------------------------------------- backward
 
 @triton.jit(do_not_specialize=["T"])
-def _bwd_delta_kernel(O, DO, DELTA, LENGTHS,
+def _bwd_delta_kernel(O, DO, DELTA, LENGTHS, STARTS,
                       stride_ob, stride_oh, stride_ot, stride_od,
                       stride_gb, stride_gh, stride_gt, stride_gd,
                       H, T,
-                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr):
+                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+                      PACKED: tl.constexpr):
     """delta_i = rowsum(dO_i ⊙ O_i) in fp32; 0 past the length (dO there may be garbage)."""
-    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    o = _load_rows(O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh, offs_m, offs_d,
+    o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
                    stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
-    do = _load_rows(DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh, offs_m, offs_d,
+    do = _load_rows(_head(DO, b, h, row0, stride_gb, stride_gh, stride_gt), offs_m, offs_d,
                     stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
@@ -298,7 +323,7 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, LSE, DELTA,
 
 
 @triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
-def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS,
+def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS, STARTS,
                      stride_qb, stride_qh, stride_qt, stride_qd,
                      stride_kb, stride_kh, stride_kt, stride_kd,
                      stride_vb, stride_vh, stride_vt, stride_vd,
@@ -306,28 +331,28 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS,
                      stride_dkb, stride_dkh, stride_dkt, stride_dkd,
                      stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                      H, T, LEFT, RIGHT, scale, scale_log2,
-                     HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                     HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PACKED: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
-    start_n, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_N)
+    start_n, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_N, PACKED)
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    dk_base = DK + b.to(tl.int64) * stride_dkb + h.to(tl.int64) * stride_dkh
-    dv_base = DV + b.to(tl.int64) * stride_dvb + h.to(tl.int64) * stride_dvh
+    dk_base = _head(DK, b, h, row0, stride_dkb, stride_dkh, stride_dkt)
+    dv_base = _head(DV, b, h, row0, stride_dvb, stride_dvh, stride_dvt)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     if start_n >= length:  # the whole key tile is padding: zero gradients, nothing computed
-        _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, dk, T, HEAD_D, BLOCK_D)
-        _store_rows(dv_base, offs_n, offs_d, stride_dvt, stride_dvd, dv, T, HEAD_D, BLOCK_D)
+        _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, dk, limit, HEAD_D, BLOCK_D)
+        _store_rows(dv_base, offs_n, offs_d, stride_dvt, stride_dvd, dv, limit, HEAD_D, BLOCK_D)
         return
 
-    k = _load_rows(K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh, offs_n, offs_d,
+    k = _load_rows(_head(K, b, h, row0, stride_kb, stride_kh, stride_kt), offs_n, offs_d,
                    stride_kt, stride_kd, length, HEAD_D, BLOCK_D, True)
-    v = _load_rows(V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh, offs_n, offs_d,
+    v = _load_rows(_head(V, b, h, row0, stride_vb, stride_vh, stride_vt), offs_n, offs_d,
                    stride_vt, stride_vd, length, HEAD_D, BLOCK_D, True)
-    q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
-    do_base = DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh
+    q_base = _head(Q, b, h, row0, stride_qb, stride_qh, stride_qt)
+    do_base = _head(DO, b, h, row0, stride_gb, stride_gh, stride_gt)
     lse_base = LSE + bh.to(tl.int64) * T
     delta_base = DELTA + bh.to(tl.int64) * T
     # Queries that see key j satisfy j - RIGHT <= i <= j + LEFT.
@@ -343,9 +368,9 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS,
     # Keys past the length were never masked out of P^T: drop their rows here.
     keep = (offs_n < length)[:, None]
     _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, tl.where(keep, dk * scale, 0.0),
-                T, HEAD_D, BLOCK_D)
+                limit, HEAD_D, BLOCK_D)
     _store_rows(dv_base, offs_n, offs_d, stride_dvt, stride_dvd, tl.where(keep, dv, 0.0),
-                T, HEAD_D, BLOCK_D)
+                limit, HEAD_D, BLOCK_D)
 
 
 @triton.jit
@@ -370,34 +395,34 @@ def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, strid
 
 
 @triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
-def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS,
+def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    stride_qb, stride_qh, stride_qt, stride_qd,
                    stride_kb, stride_kh, stride_kt, stride_kd,
                    stride_vb, stride_vh, stride_vt, stride_vd,
                    stride_gb, stride_gh, stride_gt, stride_gd,
                    stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                    H, T, LEFT, RIGHT, scale, scale_log2,
-                   HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+                   HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PACKED: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
-    start_m, b, h, bh, length = _program_tile(T, LENGTHS, H, BLOCK_M)
+    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    dq_base = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
+    dq_base = _head(DQ, b, h, row0, stride_dqb, stride_dqh, stride_dqt)
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     if start_m >= length:  # the whole query tile is padding: zero gradient, nothing computed
-        _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, T, HEAD_D, BLOCK_D)
+        _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, limit, HEAD_D, BLOCK_D)
         return
 
-    q = _load_rows(Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh, offs_m, offs_d,
+    q = _load_rows(_head(Q, b, h, row0, stride_qb, stride_qh, stride_qt), offs_m, offs_d,
                    stride_qt, stride_qd, length, HEAD_D, BLOCK_D, True)
-    do = _load_rows(DO + b.to(tl.int64) * stride_gb + h.to(tl.int64) * stride_gh, offs_m, offs_d,
+    do = _load_rows(_head(DO, b, h, row0, stride_gb, stride_gh, stride_gt), offs_m, offs_d,
                     stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
     lse, delta = _load_row_stats(LSE + bh.to(tl.int64) * T, DELTA + bh.to(tl.int64) * T,
                                  offs_m, length, True)
-    k_base = K + b.to(tl.int64) * stride_kb + h.to(tl.int64) * stride_kh
-    v_base = V + b.to(tl.int64) * stride_vb + h.to(tl.int64) * stride_vh
+    k_base = _head(K, b, h, row0, stride_kb, stride_kh, stride_kt)
+    v_base = _head(V, b, h, row0, stride_vb, stride_vh, stride_vt)
     lo, mid_lo, mid_hi, hi = _tile_ranges(start_m, length, LEFT, RIGHT, BLOCK_M, BLOCK_N)
     dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, stride_vt,
                    stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT,
@@ -407,7 +432,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS,
                    scale_log2, HEAD_D, BLOCK_D, BLOCK_N, False, PRECISION)
     # Rows past the length were computed on zero queries (lse = +inf gives P = 0): drop them.
     dq = tl.where((offs_m < length)[:, None], dq * scale, 0.0)
-    _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, T, HEAD_D, BLOCK_D)
+    _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, limit, HEAD_D, BLOCK_D)
 
 
 # ----------------------------------------------------------------------------- autotuning
@@ -468,12 +493,14 @@ def _launch(kernel, grid, *args, **kwargs):
 
 # ----------------------------------------------------------------------------- public API
 
-def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """None when these kernels can run on (q, k, v); otherwise a one-line reason."""
+def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: bool = False) -> str | None:
+    """None when these kernels can run on (q, k, v); otherwise a one-line reason. `packed`: the
+    tensors are [N, H, D] (the batch's rows back to back), else [B, H, T, D]."""
     tensors = {"q": q, "k": k, "v": v}
+    dims = 3 if packed else 4
     for name, x in tensors.items():
-        if x.dim() != 4:
-            return f"{name} must be [B, H, T, D], got {x.dim()} dims"
+        if x.dim() != dims:
+            return f"{name} must be {'[N, H, D]' if packed else '[B, H, T, D]'}, got {x.dim()} dims"
     if not (q.shape == k.shape == v.shape):
         return f"q, k, v shapes differ: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
@@ -486,8 +513,10 @@ def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None
     if not 1 <= D <= _MAX_HEAD_DIM:
         return f"head dim {D} is outside 1..{_MAX_HEAD_DIM}"
     for name, x in tensors.items():
-        # Offsets within one (b, h) are int32 in the kernels (b, h offsets are int64).
-        span = sum((n - 1) * abs(s) for n, s in zip(x.shape[2:], x.stride()[2:]))
+        # Offsets within one (b, h) are int32 in the kernels (b, h offsets are int64); packed rows
+        # are reached through an int64 row start, so only the head and feature axes count there.
+        axes = slice(1, None) if packed else slice(2, None)
+        span = sum((n - 1) * abs(st) for n, st in zip(x.shape[axes], x.stride()[axes]))
         if span >= 2**31:
             return f"{name} spans {span} elements within one head; at most 2**31 - 1"
     return None
@@ -501,19 +530,43 @@ def _band(window: int, causal: bool, T: int) -> tuple[int, int]:
     return left, 0 if causal else left
 
 
-def _head_meta(q: torch.Tensor) -> dict:
+def _head_meta(q: torch.Tensor, packed: bool) -> dict:
     D = q.shape[-1]
     return {"HEAD_D": D, "BLOCK_D": max(16, triton.next_power_of_2(D)),
-            "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32"}
+            "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32", "PACKED": packed}
 
 
-def _check(q, k, v, lengths):
-    reason = unsupported(q, k, v)
-    if reason is not None:
-        raise ValueError(f"window attention kernel: {reason}")
-    if lengths.shape != (q.shape[0],) or lengths.device != q.device:
-        raise ValueError(f"lengths must be [B] = [{q.shape[0]}] on {q.device}, "
-                         f"got {tuple(lengths.shape)} on {lengths.device}")
+class _Layout:
+    """How the kernels address the batch: B examples, H heads, T rows at most per example; the
+    per-example `lengths` and row `starts`; each tensor's (b, h, t, d) strides."""
+
+    def __init__(self, q, k, v, lengths, starts, max_len):
+        self.packed = starts is not None
+        reason = unsupported(q, k, v, self.packed)
+        if reason is not None:
+            raise ValueError(f"window attention kernel: {reason}")
+        if lengths.dim() != 1:
+            raise ValueError(f"lengths must be [B], got {tuple(lengths.shape)}")
+        if self.packed:
+            if max_len is None or max_len < 0:
+                raise ValueError("packed rows need max_len, a bound on every example's length")
+            self.B, self.H, self.T = lengths.shape[0], q.shape[1], int(max_len)
+        else:
+            self.B, self.H, self.T = q.shape[:3]
+        for name, x in (("lengths", lengths), ("starts", starts if self.packed else lengths)):
+            if x.shape != (self.B,) or x.device != q.device:
+                raise ValueError(f"{name} must be [B] = [{self.B}] on {q.device}, "
+                                 f"got {tuple(x.shape)} on {x.device}")
+        self.lengths = lengths
+        self.starts = starts if self.packed else lengths   # (not read when padded)
+
+    def strides(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        if self.packed:            # [N, H, D]: no batch stride, rows found through `starts`
+            return 0, x.stride(1), x.stride(0), x.stride(2)
+        return tuple(x.stride())
+
+    def row_stats(self, device) -> torch.Tensor:
+        return torch.empty((self.B, self.H, self.T), dtype=torch.float32, device=device)
 
 
 def _grid(B: int, H: int, T: int, block: str):
@@ -523,23 +576,27 @@ def _grid(B: int, H: int, T: int, block: str):
 def window_attention_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, scale: float,
+    starts: torch.Tensor | None = None, max_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sliding-window softmax attention: returns (o [B, H, T, D] in q's dtype, lse float32 [B, H, T]).
+    """Sliding-window softmax attention: returns (o in q's dtype and layout, lse float32 [B, H, T]).
 
-    o has q's memory layout (torch.empty_like): transposed views of [B, T, H*D] give one too.
+    Padded (starts None): q, k, v are [B, H, T, D] and example b has lengths[b] rows; o is
+    [B, H, T, D], 0 past each length. Packed: q, k, v are [N, H, D], example b's lengths[b] rows
+    start at row starts[b] (CSR offsets give starts = offsets[:-1]); max_len (T) bounds every
+    length; o is [N, H, D], and no row outside the examples' rows is read or written. o has q's
+    memory layout (torch.empty_like): transposed views of [B, T, H*D] or [N, H*D] give one too.
     lse is the natural-log logsumexp of the allowed scaled scores; -inf for rows past the length.
     """
-    _check(q, k, v, lengths)
-    B, H, T, D = q.shape
+    lay = _Layout(q, k, v, lengths, starts, max_len)
     o = torch.empty_like(q)
-    lse = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
-    if o.numel() == 0:
-        return o, lse
-    left, right = _band(window, causal, T)
-    meta = _head_meta(q)
-    _launch(_FWD[meta["BLOCK_D"] > 128], _grid(B, H, T, "BLOCK_M"),
-            q, k, v, o, lse, lengths, *q.stride(), *k.stride(), *v.stride(), *o.stride(),
-            H, T, left, right, float(scale) * _LOG2E, **meta)
+    lse = lay.row_stats(q.device)
+    if o.numel() == 0 or lse.numel() == 0:
+        return o, lse.fill_(float("-inf"))
+    left, right = _band(window, causal, lay.T)
+    meta = _head_meta(q, lay.packed)
+    _launch(_FWD[meta["BLOCK_D"] > 128], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+            q, k, v, o, lse, lay.lengths, lay.starts, *lay.strides(q), *lay.strides(k), *lay.strides(v),
+            *lay.strides(o), lay.H, lay.T, left, right, float(scale) * _LOG2E, **meta)
     return o, lse
 
 
@@ -547,29 +604,32 @@ def window_attention_backward(
     grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     o: torch.Tensor, lse: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, scale: float,
+    starts: torch.Tensor | None = None, max_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dq, dk, dv) in the inputs' dtypes and layouts, from the forward's o and lse."""
-    _check(q, k, v, lengths)
-    B, H, T, D = q.shape
-    if grad_out.shape != q.shape or o.shape != q.shape or lse.shape != (B, H, T):
-        raise ValueError("grad_out and o must be [B, H, T, D] and lse [B, H, T] like q")
+    """Gradients (dq, dk, dv) in the inputs' dtypes and layouts, from the forward's o and lse
+    (the same layout arguments as the forward). Packed, rows outside every example's rows are
+    left as allocated: no gradient is written there."""
+    lay = _Layout(q, k, v, lengths, starts, max_len)
+    if grad_out.shape != q.shape or o.shape != q.shape or lse.shape != (lay.B, lay.H, lay.T):
+        raise ValueError("grad_out and o must be shaped like q, and lse [B, H, T]")
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    if q.numel() == 0:
+    if q.numel() == 0 or lse.numel() == 0:
         return dq, dk, dv
     lse = lse.to(torch.float32).contiguous()
-    left, right = _band(window, causal, T)
-    meta = _head_meta(q)
-    delta = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
-    _launch(_bwd_delta_kernel, _grid(B, H, T, "BLOCK_M"),
-            o, grad_out, delta, lengths, *o.stride(), *grad_out.stride(), H, T,
-            HEAD_D=D, BLOCK_D=meta["BLOCK_D"], BLOCK_M=16 if _interpreting() else 64)
+    left, right = _band(window, causal, lay.T)
+    meta = _head_meta(q, lay.packed)
+    delta = lay.row_stats(q.device)
+    _launch(_bwd_delta_kernel, _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+            o, grad_out, delta, lay.lengths, lay.starts, *lay.strides(o), *lay.strides(grad_out),
+            lay.H, lay.T, HEAD_D=meta["HEAD_D"], BLOCK_D=meta["BLOCK_D"],
+            BLOCK_M=16 if _interpreting() else 64, PACKED=lay.packed)
     scales = (float(scale), float(scale) * _LOG2E)
-    common = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride())
+    common = (*lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(grad_out))
     large = meta["BLOCK_D"] > 128
-    _launch(_DKDV[large], _grid(B, H, T, "BLOCK_N"),
-            q, k, v, grad_out, lse, delta, dk, dv, lengths, *common, *dk.stride(), *dv.stride(),
-            H, T, left, right, *scales, **meta)
-    _launch(_DQ[large], _grid(B, H, T, "BLOCK_M"),
-            q, k, v, grad_out, lse, delta, dq, lengths, *common, *dq.stride(),
-            H, T, left, right, *scales, **meta)
+    _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
+            q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
+            *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
+    _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+            q, k, v, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(dq),
+            lay.H, lay.T, left, right, *scales, **meta)
     return dq, dk, dv
