@@ -230,34 +230,49 @@ def _head_base(ptr, b, h, stride_b, stride_h):
     return ptr + b.to(tl.int64) * stride_b + h.to(tl.int64) * stride_h
 
 
+@triton.jit
+def _q_rows(Q_STARTS, b, q_len, T, PACKED_Q: tl.constexpr):
+    """(row0, limit) of example b's query rows. Padded: its own [T] axis, every row up to T
+    written (zeros past q_len). Packed: rows from Q_STARTS[b] of one [N] axis, and nothing past
+    q_len written (those rows are the next example's)."""
+    if PACKED_Q:
+        row0 = tl.load(Q_STARTS + b).to(tl.int64)
+        limit = q_len
+    else:
+        row0 = tl.zeros([], dtype=tl.int64)
+        limit = T
+    return row0, limit
+
+
 # ----------------------------------------------------------------------------- kernels
 
 @triton.jit
 def _gdpa_fwd_kernel(
-    Q, K, V, O, Q_LEN, KV_LEN, HEADS,
+    Q, K, V, O, Q_LEN, KV_LEN, HEADS, Q_STARTS,
     stride_qb, stride_qh, stride_qt, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
     stride_ob, stride_oh, stride_ot, stride_od,
     n_heads, T, S, scale, window,
     HEAD_DIM: tl.constexpr, ACT: tl.constexpr, HAS_KV_LEN: tl.constexpr, MODE: tl.constexpr,
-    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
+    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr, PACKED_Q: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
     b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
     rows = m0 + tl.arange(0, BLOCK_M)
-    o_base = _head_base(O, b, h, stride_ob, stride_oh)
     q_len = _length(Q_LEN, b, T)
+    q_row0, q_limit = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
+    o_base = _head_base(O, b, h, stride_ob, stride_oh) + q_row0 * stride_ot
     if m0 >= q_len:  # the whole tile is padding: zeros, no loads
         zeros = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
-        _store_rows(o_base, rows, zeros, T, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
+        _store_rows(o_base, rows, zeros, q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
         return
     kv_len = _length(KV_LEN, b, S) if HAS_KV_LEN else S
     lo, hi = _key_range(m0, tl.minimum(m0 + BLOCK_M, q_len), kv_len, window, MODE, BLOCK_N)
 
-    q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh), rows, q_len, stride_qt, stride_qd,
-                   HEAD_DIM, BLOCK_D)
+    q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt, rows, q_len,
+                   stride_qt, stride_qd, HEAD_DIM, BLOCK_D)
     k_base = _head_base(K, b, h, stride_kb, stride_kh)
     v_base = _head_base(V, b, h, stride_vb, stride_vh)
     acc = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
@@ -271,12 +286,12 @@ def _gdpa_fwd_kernel(
             p = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
     acc = tl.where(rows[:, None] < q_len, acc * scale, 0.0)
-    _store_rows(o_base, rows, acc, T, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
+    _store_rows(o_base, rows, acc, q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
 def _gdpa_bwd_dkdv_kernel(
-    Q, K, V, DO, DK, DV, Q_LEN, KV_LEN, HEADS,
+    Q, K, V, DO, DK, DV, Q_LEN, KV_LEN, HEADS, Q_STARTS,
     stride_qb, stride_qh, stride_qt, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -285,7 +300,7 @@ def _gdpa_bwd_dkdv_kernel(
     stride_dvb, stride_dvh, stride_dvn, stride_dvd,
     n_heads, T, S, scale, window,
     HEAD_DIM: tl.constexpr, ACT: tl.constexpr, HAS_KV_LEN: tl.constexpr, MODE: tl.constexpr,
-    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
+    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr, PACKED_Q: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
@@ -300,14 +315,15 @@ def _gdpa_bwd_dkdv_kernel(
         _store_rows(dv_base, cols, zeros, S, stride_dvn, stride_dvd, HEAD_DIM, BLOCK_D)
         return
     q_len = _length(Q_LEN, b, T)
+    q_row0, _ = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
     lo, hi = _query_range(n0, tl.minimum(n0 + BLOCK_N, kv_len), q_len, window, MODE, BLOCK_M)
 
     k = _load_rows(_head_base(K, b, h, stride_kb, stride_kh), cols, kv_len, stride_kn, stride_kd,
                    HEAD_DIM, BLOCK_D)
     v = _load_rows(_head_base(V, b, h, stride_vb, stride_vh), cols, kv_len, stride_vn, stride_vd,
                    HEAD_DIM, BLOCK_D)
-    q_base = _head_base(Q, b, h, stride_qb, stride_qh)
-    do_base = _head_base(DO, b, h, stride_dob, stride_doh)
+    q_base = _head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt
+    do_base = _head_base(DO, b, h, stride_dob, stride_doh) + q_row0 * stride_dot
     dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     for m0 in range(lo, hi, BLOCK_M):
@@ -333,7 +349,7 @@ def _gdpa_bwd_dkdv_kernel(
 
 @triton.jit
 def _gdpa_bwd_dq_kernel(
-    Q, K, V, DO, DQ, Q_LEN, KV_LEN, HEADS,
+    Q, K, V, DO, DQ, Q_LEN, KV_LEN, HEADS, Q_STARTS,
     stride_qb, stride_qh, stride_qt, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -341,25 +357,26 @@ def _gdpa_bwd_dq_kernel(
     stride_dqb, stride_dqh, stride_dqt, stride_dqd,
     n_heads, T, S, scale, window,
     HEAD_DIM: tl.constexpr, ACT: tl.constexpr, HAS_KV_LEN: tl.constexpr, MODE: tl.constexpr,
-    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr,
+    HEAD_TABLE: tl.constexpr, FAST: tl.constexpr, DOT_PREC: tl.constexpr, PACKED_Q: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32)  # torch.compile passes Python floats as fp64
     b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
     rows = m0 + tl.arange(0, BLOCK_M)
-    dq_base = _head_base(DQ, b, h, stride_dqb, stride_dqh)
     q_len = _length(Q_LEN, b, T)
+    q_row0, q_limit = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
+    dq_base = _head_base(DQ, b, h, stride_dqb, stride_dqh) + q_row0 * stride_dqt
     if m0 >= q_len:  # padded rows: zero gradient, no loads
         zeros = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
-        _store_rows(dq_base, rows, zeros, T, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
+        _store_rows(dq_base, rows, zeros, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
         return
     kv_len = _length(KV_LEN, b, S) if HAS_KV_LEN else S
     lo, hi = _key_range(m0, tl.minimum(m0 + BLOCK_M, q_len), kv_len, window, MODE, BLOCK_N)
 
-    q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh), rows, q_len, stride_qt, stride_qd,
-                   HEAD_DIM, BLOCK_D)
-    do = _load_rows(_head_base(DO, b, h, stride_dob, stride_doh), rows, q_len, stride_dot,
-                    stride_dod, HEAD_DIM, BLOCK_D)
+    q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt, rows, q_len,
+                   stride_qt, stride_qd, HEAD_DIM, BLOCK_D)
+    do = _load_rows(_head_base(DO, b, h, stride_dob, stride_doh) + q_row0 * stride_dot, rows, q_len,
+                    stride_dot, stride_dod, HEAD_DIM, BLOCK_D)
     k_base = _head_base(K, b, h, stride_kb, stride_kh)
     v_base = _head_base(V, b, h, stride_vb, stride_vh)
     dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
@@ -374,7 +391,7 @@ def _gdpa_bwd_dq_kernel(
             ds = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), ds, 0.0)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
     dq = tl.where(rows[:, None] < q_len, dq * scale, 0.0)
-    _store_rows(dq_base, rows, dq, T, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
+    _store_rows(dq_base, rows, dq, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
 
 
 # ----------------------------------------------------------------------------- autotuning
@@ -464,20 +481,22 @@ def _window_mode(window: int, causal: bool, T: int, S: int) -> tuple[int, int]:
     return BAND.value, window
 
 
-def _launches(q, k, q_lengths, kv_lengths, activations, window, causal):
-    """Per head group: (number of heads, the arguments after the strides). kv_lengths None
-    passes q_lengths as a placeholder that HAS_KV_LEN=False never reads; likewise HEADS."""
-    mode, window = _window_mode(window, causal, q.shape[2], k.shape[2])
-    head_dim = q.shape[3]
+def _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations, window, causal):
+    """Per head group: (number of heads, the pointer arguments, the constexprs). kv_lengths None
+    passes q_lengths as a placeholder that HAS_KV_LEN=False never reads; likewise HEADS and
+    Q_STARTS (read only when PACKED_Q)."""
+    mode, window = _window_mode(window, causal, T, k.shape[2])
+    head_dim = q.shape[-1]
     shared = dict(
         window=window, MODE=mode, HAS_KV_LEN=kv_lengths is not None, HEAD_DIM=head_dim,
         BLOCK_D=max(16, triton.next_power_of_2(head_dim)),
         FAST=not _INTERPRET and q.dtype != torch.float32,
-        DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32",
+        DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32", PACKED_Q=q_starts is not None,
     )
     kv_len = kv_lengths if kv_lengths is not None else q_lengths
-    for act, n_heads, table in _head_groups(activations, q.shape[1], q.device):
-        pointers = (q_lengths, kv_len, table if table is not None else q_lengths)
+    starts = q_starts if q_starts is not None else q_lengths
+    for act, n_heads, table in _head_groups(activations, k.shape[1], q.device):
+        pointers = (q_lengths, kv_len, table if table is not None else q_lengths, starts)
         yield n_heads, pointers, dict(shared, ACT=act, HEAD_TABLE=table is not None)
 
 
@@ -485,21 +504,48 @@ def _grid(rows: int, batch_heads: int, block_key: str):
     return lambda meta: (batch_heads * triton.cdiv(rows, meta[block_key]),)
 
 
+def _q_layout(q: torch.Tensor, k: torch.Tensor, q_lengths: torch.Tensor, q_starts, max_len):
+    """(B, T, q strides as (b, h, t, d)) for padded q [B, H, T, D] or packed q [N, H, D]."""
+    if q_starts is None:
+        return q.shape[0], q.shape[2], tuple(q.stride())
+    if q.dim() != 3 or k.dim() != 4 or q.shape[1] != k.shape[1]:
+        raise ValueError(f"packed q must be [N, H, D] beside k [B, H, S, D]: q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}")
+    if max_len is None or max_len < 0:
+        raise ValueError("packed q needs max_len, a bound on every example's length")
+    B = k.shape[0]
+    for name, x in (("q_lengths", q_lengths), ("q_starts", q_starts)):
+        if x.shape != (B,) or x.device != q.device:
+            raise ValueError(f"{name} must be [B] = [{B}] on {q.device}, got {tuple(x.shape)} on {x.device}")
+    return B, int(max_len), _packed_strides(q)
+
+
+def _packed_strides(x: torch.Tensor) -> tuple[int, int, int, int]:
+    """[N, H, D] as (b, h, t, d) strides: no batch stride, rows found through Q_STARTS."""
+    return 0, x.stride(1), x.stride(0), x.stride(2)
+
+
 def gdpa_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_lengths: torch.Tensor,
     kv_lengths: torch.Tensor | None, activations: str, scale: float, window: int = -1,
-    causal: bool = False,
+    causal: bool = False, q_starts: torch.Tensor | None = None, max_len: int | None = None,
 ) -> torch.Tensor:
-    """O [B, H, T, D] (contiguous, q's dtype) = scale · act_h(q·kᵀ) · v over allowed pairs;
-    rows at or past q_lengths are zero."""
-    B, H, T, D = q.shape
+    """O (q's dtype) = scale · act_h(q·kᵀ) · v over allowed pairs.
+
+    Padded: q [B, H, T, D]; O [B, H, T, D] contiguous, rows at or past q_lengths zero. Packed
+    (q_starts given): q [N, H, D], the batch's query rows back to back, example b's q_lengths[b]
+    rows from row q_starts[b] (CSR offsets[:-1]), max_len bounding every length; O [N, H, D]
+    contiguous, and no row outside the examples' rows is read or written. k, v are [B, H, S, D]."""
+    B, T, q_strides = _q_layout(q, k, q_lengths, q_starts, max_len)
     S = k.shape[2]
-    out = torch.empty((B, H, T, D), dtype=q.dtype, device=q.device)
-    if out.numel() == 0 or S == 0:
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    o_strides = _packed_strides(out) if q_starts is not None else tuple(out.stride())
+    if out.numel() == 0 or S == 0 or T == 0:
         return out.zero_()
-    for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, activations, window, causal):
+    for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
+                                          window, causal):
         _launcher("fwd", c["BLOCK_D"], q.dtype)[_grid(T, B * n_heads, "BLOCK_M")](
-            q, k, v, out, *pointers, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+            q, k, v, out, *pointers, *q_strides, *k.stride(), *v.stride(), *o_strides,
             n_heads, T, S, float(scale), **c,
         )
     return out
@@ -508,22 +554,29 @@ def gdpa_forward(
 def gdpa_backward(
     grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     q_lengths: torch.Tensor, kv_lengths: torch.Tensor | None, activations: str, scale: float,
-    window: int = -1, causal: bool = False,
+    window: int = -1, causal: bool = False, q_starts: torch.Tensor | None = None,
+    max_len: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dq, dk, dv), laid out like q, k, v (torch.empty_like); padding gets zero gradient."""
-    B, H, T, D = q.shape
+    """(dq, dk, dv), laid out like q, k, v (torch.empty_like); padding gets zero gradient (packed:
+    rows outside every example's rows get none)."""
+    B, T, q_strides = _q_layout(q, k, q_lengths, q_starts, max_len)
     S = k.shape[2]
+    H = k.shape[1]
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    if B * H == 0 or T == 0 or S == 0:  # nothing to accumulate: every gradient is zero
+    if B * H == 0 or T == 0 or S == 0 or q.numel() == 0:  # nothing to accumulate: all zero
         return dq.zero_(), dk.zero_(), dv.zero_()
-    strides = (*q.stride(), *k.stride(), *v.stride(), *grad_out.stride())
-    for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, activations, window, causal):
+    packed = q_starts is not None
+    g_strides = _packed_strides(grad_out) if packed else tuple(grad_out.stride())
+    dq_strides = _packed_strides(dq) if packed else tuple(dq.stride())
+    strides = (*q_strides, *k.stride(), *v.stride(), *g_strides)
+    for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
+                                          window, causal):
         _launcher("dkdv", c["BLOCK_D"], q.dtype)[_grid(S, B * n_heads, "BLOCK_N")](
             q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
             n_heads, T, S, float(scale), **c,
         )
         _launcher("dq", c["BLOCK_D"], q.dtype)[_grid(T, B * n_heads, "BLOCK_M")](
-            q, k, v, grad_out, dq, *pointers, *strides, *dq.stride(),
+            q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
             n_heads, T, S, float(scale), **c,
         )
     return dq, dk, dv
@@ -534,11 +587,16 @@ def _max_offset(x: torch.Tensor) -> int:
     return sum((size - 1) * abs(stride) for size, stride in zip(x.shape[2:], x.stride()[2:]))
 
 
-def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """None when these kernels handle q, k, v; else a one-line reason."""
-    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        return "q, k, v must be 4-D [B, H, T, D]"
-    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: bool = False) -> str | None:
+    """None when these kernels handle q, k, v; else a one-line reason. `packed`: q is [N, H, D]
+    (the batch's query rows back to back), k and v [B, H, S, D]."""
+    if q.dim() != (3 if packed else 4) or k.dim() != 4 or v.dim() != 4:
+        return "q, k, v must be [N, H, D], [B, H, S, D] x 2" if packed else "q, k, v must be 4-D [B, H, T, D]"
+    if packed:
+        if q.shape[1] != k.shape[1] or k.shape[:3] != v.shape[:3]:
+            return f"shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        q = q.unsqueeze(0).transpose(1, 2)      # [1, H, N, D]: the per-head span check below
+    if q.shape[1] != k.shape[1] or (not packed and q.shape[0] != k.shape[0]) or k.shape[:3] != v.shape[:3]:
         return f"shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
     if not q.shape[3] == k.shape[3] == v.shape[3]:
         return "q, k and v must share one head dim"
