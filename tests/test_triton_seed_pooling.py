@@ -221,3 +221,68 @@ def test_gpu_large_batch(dtype, shared):
     lengths = torch.randint(0, 201, (600,), generator=gen).to(DEVICE)
     lengths[:3] = torch.tensor([0, 1, 200])
     check(seeds, k, v, lengths, gen, dtype, shared)
+
+
+def _pack_rows(x: torch.Tensor, lengths, starts, rows: int) -> torch.Tensor:
+    """[B, H, T, D] -> [rows, H, D], example b's rows at starts[b]; every other row NaN."""
+    out = torch.full((rows, x.shape[1], x.shape[3]), float("nan"), dtype=x.dtype, device=x.device)
+    for b in range(x.shape[0]):
+        n, s = min(int(lengths[b]), x.shape[2]), int(starts[b])
+        out[s:s + n] = x[b, :, :n].transpose(0, 1)
+    return out
+
+
+def _unpack_rows(x: torch.Tensor, lengths, starts, T: int) -> torch.Tensor:
+    out = torch.zeros((lengths.shape[0], x.shape[1], T, x.shape[2]), dtype=torch.float64, device=x.device)
+    for b in range(lengths.shape[0]):
+        n, s = min(int(lengths[b]), T), int(starts[b])
+        out[b, :, :n] = x[s:s + n].transpose(0, 1).double()
+    return out
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("chunk, per_prog", [(None, None), (256, 2)])
+def test_packed_kv_matches_padded(shared, chunk, per_prog):
+    """Packed K/V rows ([N, H, D], no padding) give the padded kernels' output and gradients,
+    split over T chunks and with several examples per backward program too. Examples are laid
+    out last to first, so a store past a length would overwrite a finished example; the row after
+    the last one is a NaN sentinel that no valid result may read."""
+    B, H, T, D, S = 6, 2, 300, 16, 12
+    seeds, k, v, lengths, gen = make_inputs(B, H, T, D, S, torch.float32, shared, seed=4)
+    lengths = lengths.clamp(max=T)
+    starts = torch.zeros(B, dtype=torch.int64)
+    row = 0
+    for b in reversed(range(B)):
+        starts[b] = row
+        row += int(lengths[b])
+    starts = starts.to(DEVICE)
+    pk = _pack_rows(k, lengths, starts, row + 1)
+    pv = pk if shared else _pack_rows(v, lengths, starts, row + 1)
+    scale = D ** -0.5
+    o_ref, lse_ref = sp._forward(seeds, k, v, lengths, scale, chunk=chunk)
+    o, lse = sp._forward(seeds, pk, pv, lengths, scale, chunk=chunk, starts=starts, max_len=T)
+    assert rel_err(o, o_ref) <= 1e-6 and torch.equal(torch.isinf(lse), torch.isinf(lse_ref))
+    assert rel_err(lse[~torch.isinf(lse)], lse_ref[~torch.isinf(lse_ref)]) <= 1e-6
+    grad_out = torch.randn(o.shape, generator=gen).to(DEVICE)
+    kw = dict(chunk=chunk, per_prog=per_prog, sum_kv=shared)
+    ds_ref, dk_ref, dv_ref = sp._backward(grad_out, seeds, k, v, o_ref, lse_ref, lengths, scale, **kw)
+    ds, dk, dv = sp._backward(grad_out, seeds, pk, pv, o, lse, lengths, scale, starts=starts,
+                              max_len=T, **kw)
+    assert rel_err(ds, ds_ref) <= 1e-6
+    assert rel_err(_unpack_rows(dk, lengths, starts, T), dk_ref) <= 1e-6
+    assert rel_err(_unpack_rows(dv, lengths, starts, T), dv_ref) <= 1e-6
+    ref_o, ref_ds, ref_dk, ref_dv = reference(seeds, k, v, lengths, scale, grad_out, shared)
+    assert rel_err(o, ref_o) <= BOUND[torch.float32]
+    assert rel_err(_unpack_rows(dk, lengths, starts, T), ref_dk) <= BOUND[torch.float32]
+
+
+def test_packed_kv_errors():
+    seeds = torch.zeros(2, 4, 16, device=DEVICE)
+    kv = torch.zeros(9, 2, 16, device=DEVICE)
+    lengths, starts = torch.tensor([4, 5], device=DEVICE), torch.tensor([0, 4], device=DEVICE)
+    with pytest.raises(ValueError, match="need max_len"):
+        sp.seed_pooling_forward(seeds, kv, kv, lengths, 1.0, starts=starts)
+    with pytest.raises(ValueError, match=r"starts must be \[B\] = \[2\]"):
+        sp.seed_pooling_forward(seeds, kv, kv, lengths, 1.0, starts=starts[:1], max_len=5)
+    assert sp.unsupported(seeds, kv, kv, packed=True) is None
+    assert "[N, H, D]" in sp.unsupported(seeds, kv[None], kv[None], packed=True)

@@ -153,15 +153,27 @@ def _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d,
     return tl.load(ptrs, mask=_tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D), other=0.0)
 
 
+@triton.jit
+def _row0(STARTS, b, PACKED: tl.constexpr):
+    """First row of example b: 0 in the padded layout ([B, H, T, D]); STARTS[b] when K/V are
+    packed ([N, H, D], the batch's rows back to back)."""
+    if PACKED:
+        row0 = tl.load(STARTS + b).to(tl.int64)
+    else:
+        row0 = tl.zeros([], dtype=tl.int64)
+    return row0
+
+
 # ----------------------------------------------------------------------------- forward kernels
 
 @triton.jit
 def _fwd_kernel(
-    Q, K, V, LENGTHS, O, LSE, M_PART, L_PART, ACC_PART,
+    Q, K, V, LENGTHS, STARTS, O, LSE, M_PART, L_PART, ACC_PART,
     H, T, chunk,
     sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
     qk_scale,
     NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SPLIT: tl.constexpr,
+    PACKED: tl.constexpr,
     IEEE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk."""
@@ -178,8 +190,9 @@ def _fwd_kernel(
     length = tl.minimum(tl.maximum(tl.load(LENGTHS + b).to(tl.int32), 0), T)
     t_lo = tl.program_id(1) * chunk
     t_hi = tl.minimum(t_lo + chunk, length)  # tiles past the length are never touched
-    k_base = K + b.to(tl.int64) * sk_b + h * sk_h
-    v_base = V + b.to(tl.int64) * sv_b + h * sv_h
+    row0 = _row0(STARTS, b, PACKED)
+    k_base = K + b.to(tl.int64) * sk_b + h * sk_h + row0 * sk_t
+    v_base = V + b.to(tl.int64) * sv_b + h * sv_h + row0 * sv_t
 
     m = tl.full([BLOCK_S], float("-inf"), tl.float32)  # running max, log2 domain
     l = tl.zeros([BLOCK_S], tl.float32)  # running sum of exp2(s - m)
@@ -258,14 +271,14 @@ def _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE: tl.constexpr):
 
 @triton.jit
 def _bwd_kernel(
-    Q, K, V, LENGTHS, DO, O, LSE, DQ_PART, DK, DV,
+    Q, K, V, LENGTHS, STARTS, DO, O, LSE, DQ_PART, DK, DV,
     B, H, T, chunk, n_split, per_prog,
     sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
     sdo_b, sdo_h, sdo_s, sdo_d, so_b, so_h, so_s, so_d,
     sdk_b, sdk_h, sdk_t, sdk_d, sdv_b, sdv_h, sdv_t, sdv_d,
     scale, qk_scale,
     NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SUM_KV: tl.constexpr,
-    IEEE: tl.constexpr, N_SBLK: tl.constexpr,
+    IEEE: tl.constexpr, N_SBLK: tl.constexpr, PACKED: tl.constexpr,
     BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """Grid (example groups · T chunks, H). Seed blocks outermost (normally one), so dQ of a block
@@ -299,10 +312,14 @@ def _bwd_kernel(
             lse_ptrs = LSE + (b64 * H + h) * NUM_SEEDS + offs_s
             lse2 = tl.load(lse_ptrs, mask=s_ok, other=float("inf")) * _LOG2E_C
 
-            k_base = K + b64 * sk_b + h * sk_h
-            v_base = V + b64 * sv_b + h * sv_h
-            dk_base = DK + b64 * sdk_b + h * sdk_h
-            dv_base = DV + b64 * sdv_b + h * sdv_h
+            row0 = _row0(STARTS, b64, PACKED)
+            k_base = K + b64 * sk_b + h * sk_h + row0 * sk_t
+            v_base = V + b64 * sv_b + h * sv_h + row0 * sv_t
+            dk_base = DK + b64 * sdk_b + h * sdk_h + row0 * sdk_t
+            dv_base = DV + b64 * sdv_b + h * sdv_h + row0 * sdv_t
+            # Padded: stores cover whole tiles below T (rows past the length get zeros). Packed:
+            # rows past the length are the next example's, so nothing there is written.
+            store_end = t_hi if PACKED else t_end
             for t0 in range(t_lo, t_hi, BLOCK_T):
                 t = t0 + offs_t
                 t_ok = t < t_hi
@@ -317,8 +334,7 @@ def _bwd_kernel(
                 dq_t, dk, dv = _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE)
                 dq += dq_t
                 dk = dk * scale
-                # Stores cover the whole tile below T: rows past the length get their zeros here.
-                out_mask = _tile_mask(t < t_end, offs_d, HEAD_D, BLOCK_D)
+                out_mask = _tile_mask(t < store_end, offs_d, HEAD_D, BLOCK_D)
                 dk_ptrs = dk_base + t[:, None] * sdk_t + offs_d[None, :] * sdk_d
                 dv_ptrs = dv_base + t[:, None] * sdv_t + offs_d[None, :] * sdv_d
                 if SUM_KV:
@@ -334,7 +350,10 @@ def _bwd_kernel(
 
             # Whole tiles past the length: write zeros, read nothing (first seed block only).
             z_lo = t_lo + tl.cdiv(tl.maximum(t_hi - t_lo, 0), BLOCK_T) * BLOCK_T
-            z_hi = tl.where(b_ok & (sb == 0), t_end, 0)
+            if PACKED:  # no padded rows exist
+                z_hi = t_lo * 0
+            else:
+                z_hi = tl.where(b_ok & (sb == 0), t_end, 0)
             zeros = tl.zeros([BLOCK_T, BLOCK_D], tl.float32)
             for t0 in range(z_lo, z_hi, BLOCK_T):
                 t = t0 + offs_t
@@ -363,15 +382,17 @@ def _tuned_kernel(get, meta: dict):
 
 # ----------------------------------------------------------------------------- host side
 
-def unsupported(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """None when the kernels handle these inputs, else a one-line reason."""
-    if seeds.dim() != 3 or k.dim() != 4 or v.dim() != 4:
-        return (f"expected seeds [H, S, D] and k, v [B, H, T, D], "
+def unsupported(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: bool = False) -> str | None:
+    """None when the kernels handle these inputs, else a one-line reason. `packed`: k, v are
+    [N, H, D], the batch's rows back to back."""
+    kv_dims, kv_shape = (3, "[N, H, D]") if packed else (4, "[B, H, T, D]")
+    if seeds.dim() != 3 or k.dim() != kv_dims or v.dim() != kv_dims:
+        return (f"expected seeds [H, S, D] and k, v {kv_shape}, "
                 f"got {seeds.dim()}, {k.dim()}, {v.dim()} dims")
     if k.shape != v.shape:
         return f"k and v must have one shape, got {tuple(k.shape)} and {tuple(v.shape)}"
     H, S, D = seeds.shape
-    if k.shape[1] != H or k.shape[3] != D:
+    if k.shape[1] != H or k.shape[-1] != D:
         return f"seeds {tuple(seeds.shape)} do not match k {tuple(k.shape)} in heads or head dim"
     if not seeds.dtype == k.dtype == v.dtype or k.dtype not in _DTYPES:
         return (f"seeds, k, v must share one of float32/float16/bfloat16, "
@@ -385,13 +406,24 @@ def unsupported(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | 
     return None
 
 
-def _check(seeds, k, v, lengths) -> None:
-    reason = unsupported(seeds, k, v)
+def _check(seeds, k, v, lengths, starts=None, max_len=None) -> tuple[int, int]:
+    """(B, T) of valid inputs: padded k, v [B, H, T, D], or packed [N, H, D] with starts [B]."""
+    packed = starts is not None
+    reason = unsupported(seeds, k, v, packed)
     if reason is not None:
         raise ValueError(f"seed_pooling: {reason}")
-    if lengths.shape != (k.shape[0],) or lengths.dtype not in (torch.int32, torch.int64):
+    if lengths.dim() != 1 or lengths.dtype not in (torch.int32, torch.int64) or (
+            not packed and lengths.shape[0] != k.shape[0]):
         raise ValueError(f"seed_pooling: lengths must be int32/int64 [B], "
                          f"got {lengths.dtype} {tuple(lengths.shape)}")
+    if not packed:
+        return k.shape[0], k.shape[2]
+    if starts.shape != lengths.shape or starts.device != k.device:
+        raise ValueError(f"seed_pooling: starts must be [B] = [{lengths.shape[0]}] on {k.device}, "
+                         f"got {tuple(starts.shape)} on {starts.device}")
+    if max_len is None or max_len < 0:
+        raise ValueError("seed_pooling: packed k, v need max_len, a bound on every length")
+    return lengths.shape[0], int(max_len)
 
 
 def _same_tensor(k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -428,7 +460,10 @@ def _chunk(T: int, programs: int, n_sm: int) -> int:
     return max(_CHUNK_MULTIPLE, chunk)
 
 
-def _strides(x: torch.Tensor) -> tuple[int, ...]:
+def _strides(x: torch.Tensor, packed: bool = False) -> tuple[int, ...]:
+    """Strides as the kernels take them; packed [N, H, D] as (b, h, t, d) with no batch stride."""
+    if packed:
+        return 0, x.stride(1), x.stride(0), x.stride(2)
     return tuple(x.stride())
 
 
@@ -441,15 +476,20 @@ def _meta(seeds, k, v, scale) -> tuple[dict, int]:
 
 
 def seed_pooling_forward(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                         lengths: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """o [B, H, S, D] (input dtype) and lse [B, H, S] (float32, natural log, -inf if empty)."""
-    return _forward(seeds, k, v, lengths, scale)
+                         lengths: torch.Tensor, scale: float, starts: torch.Tensor | None = None,
+                         max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """o [B, H, S, D] (input dtype) and lse [B, H, S] (float32, natural log, -inf if empty).
+
+    k, v padded [B, H, T, D]; or packed (starts given) [N, H, D], example b's lengths[b] rows
+    from row starts[b] (CSR offsets[:-1]), max_len bounding every length."""
+    return _forward(seeds, k, v, lengths, scale, starts=starts, max_len=max_len)
 
 
-def _forward(seeds, k, v, lengths, scale, chunk: int | None = None):
+def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None, max_len=None):
     """seed_pooling_forward; `chunk` (a multiple of 256) overrides the split-T heuristic."""
-    _check(seeds, k, v, lengths)
-    B, H, T, D = k.shape
+    B, T = _check(seeds, k, v, lengths, starts, max_len)
+    packed = starts is not None
+    H, D = k.shape[1], k.shape[-1]
     S = seeds.shape[1]
     o = k.new_empty(B, H, S, D)
     lse = torch.empty(B, H, S, dtype=torch.float32, device=k.device)
@@ -458,43 +498,49 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None):
     meta, n_sblk = _meta(seeds, k, v, scale)
     chunk = chunk or _chunk(T, B * H * n_sblk, _num_sms(k.device))
     n_split = triton.cdiv(max(T, 1), chunk)
-    args = (H, T, chunk, *_strides(seeds), *_strides(k), *_strides(v), scale * _LOG2E)
+    args = (H, T, chunk, *_strides(seeds), *_strides(k, packed), *_strides(v, packed), scale * _LOG2E)
     fwd = torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta))
+    starts = starts if packed else lengths        # (read only when PACKED)
     if n_split == 1:
-        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, o, lse, lse, lse, lse, *args,
-                                SPLIT=False, **meta)
+        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, starts, o, lse, lse, lse, lse, *args,
+                                SPLIT=False, PACKED=packed, **meta)
         return o, lse
     m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
-    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, o, lse, m_part, l_part, acc_part, *args,
-                                  SPLIT=True, **meta)
+    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, starts, o, lse, m_part, l_part, acc_part,
+                                  *args, SPLIT=True, PACKED=packed, **meta)
     torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
         m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
         BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"])  # no launch options: see _tuned
     return o, lse
 
 
-def seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale: float):
-    """(dseeds [H, S, D], dk, dv [B, H, T, D]), zero past each length. When k is v the caller's
-    gradient for the shared tensor is dk + dv (autograd adds them); see the _shared_kv variant."""
-    return _backward(grad_out, seeds, k, v, o, lse, lengths, scale)
+def seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale: float, starts=None,
+                          max_len: int | None = None):
+    """(dseeds [H, S, D], dk, dv like k, v), zero past each length (packed: rows outside every
+    example's rows are left as allocated). When k is v the caller's gradient for the shared
+    tensor is dk + dv (autograd adds them); see the _shared_kv variant."""
+    return _backward(grad_out, seeds, k, v, o, lse, lengths, scale, starts=starts, max_len=max_len)
 
 
-def seed_pooling_backward_shared_kv(grad_out, seeds, kv, o, lse, lengths, scale: float):
+def seed_pooling_backward_shared_kv(grad_out, seeds, kv, o, lse, lengths, scale: float, starts=None,
+                                    max_len: int | None = None):
     """For K = V = kv: (dseeds, dkv) with dkv = dk + dv summed in the kernel, written once
     (half the gradient writes of the pair, and no separate add)."""
-    dseeds, dkv, _ = _backward(grad_out, seeds, kv, kv, o, lse, lengths, scale, sum_kv=True)
+    dseeds, dkv, _ = _backward(grad_out, seeds, kv, kv, o, lse, lengths, scale, sum_kv=True,
+                               starts=starts, max_len=max_len)
     return dseeds, dkv
 
 
 def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
-              chunk: int | None = None, per_prog: int | None = None):
+              chunk: int | None = None, per_prog: int | None = None, starts=None, max_len=None):
     """`chunk` and `per_prog` (examples per program) override the partition heuristic."""
-    _check(seeds, k, v, lengths)
-    B, H, T, D = k.shape
+    B, T = _check(seeds, k, v, lengths, starts, max_len)
+    packed = starts is not None
+    H, D = k.shape[1], k.shape[-1]
     S = seeds.shape[1]
-    if B * H * T * S == 0:
+    if B * H * T * S == 0 or k.numel() == 0:
         dk = torch.zeros_like(k)
         return torch.zeros_like(seeds), dk, dk if sum_kv else torch.zeros_like(v)
     meta, n_sblk = _meta(seeds, k, v, scale)
@@ -509,9 +555,9 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     n_split = triton.cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
     torch.library.wrap_triton(_tuned_kernel(_bwd_tuned, meta))[(n_groups * n_split, H)](
-        seeds, k, v, lengths, grad_out, o, lse, dq_part, dk, dv,
+        seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
         B, H, T, chunk, n_split, per_prog,
-        *_strides(seeds), *_strides(k), *_strides(v), *_strides(grad_out), *_strides(o),
-        *_strides(dk), *_strides(dv), scale, scale * _LOG2E,
-        SUM_KV=sum_kv, N_SBLK=n_sblk, **meta)
+        *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
+        *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E,
+        SUM_KV=sum_kv, N_SBLK=n_sblk, PACKED=packed, **meta)
     return dq_part.sum(0).to(seeds.dtype), dk, dv
