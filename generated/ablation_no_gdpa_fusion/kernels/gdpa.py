@@ -239,7 +239,7 @@ def _q_rows(Q_STARTS, b, q_len, T, PACKED_Q: tl.constexpr):
         row0 = tl.load(Q_STARTS + b).to(tl.int64)
         limit = q_len
     else:
-        row0 = tl.zeros([], dtype=tl.int64)
+        row0 = tl.program_id(0).to(tl.int64) * 0  # a 0-d int64 that every backend accepts
         limit = T
     return row0, limit
 

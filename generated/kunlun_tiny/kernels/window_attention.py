@@ -175,7 +175,7 @@ def _program_tile(T, LENGTHS, STARTS, H, BLOCK: tl.constexpr, PACKED: tl.constex
         row0 = tl.load(STARTS + b).to(tl.int64)
         limit = length
     else:
-        row0 = tl.zeros([], dtype=tl.int64)
+        row0 = tl.program_id(0).to(tl.int64) * 0  # a 0-d int64 that every backend accepts
         limit = T
     return start, b, bh - b * H, bh, length, row0, limit
 
