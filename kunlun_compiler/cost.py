@@ -143,6 +143,16 @@ class CostModel:
         max_len, avg_len = self.graph.seq_lens[op.seq]
         return avg_len / max_len
 
+    def padded_fraction(self, op: Op) -> float:
+        """Share of op's work spent on padded rows: 1 - avg_len / max_len for an op over a tower's
+        rows that the torch path runs padded (GEMMs, norms, adds, lookups); 0 for the jagged
+        Triton kernels and for ops that are not over a tower's rows. Time scales with rows there,
+        so this share of its time is what a packed (no-padding) layout would save."""
+        if op.seq is None or op.kind in NO_LAUNCH or runs_triton_kernel(op):
+            return 0.0
+        max_len, avg_len = self.graph.seq_lens[op.seq]
+        return 1.0 - avg_len / max_len
+
     def _pairs(self, op: Op, useful: bool, fused: bool) -> float:
         tq, tk = op.attr("tq"), op.attr("tk")
         if tq is not None and tq == tk:
@@ -467,6 +477,7 @@ class Estimate:
     host_ops: int                    # ops of HOST_KINDS
     est_host_s: float                # host time per step, eager (0: not fitted for the target)
     est_host_compiled_s: float       # host time per step, compiled per block
+    est_padding_compiled_s: float    # compiled GPU time on padded rows outside the jagged kernels
     peak_flops: float
     ops: tuple[OpCost, ...]
 
@@ -515,6 +526,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     gpu = sum(c.time_s for c in ops) + optimizer_s
     gpu_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
     host_ops = sum(1 for c in ops if c.kind in HOST_KINDS)
+    padding = sum(c.time_compiled_s * model.padded_fraction(op) for c, op in zip(ops, graph.ops()))
     host, host_compiled = (host_ops * model.hw.host_s.get(m, 0.0) for m in hardware.HOST_MODES)
     step, step_compiled = max(gpu, host), max(gpu_compiled, host_compiled)
     return Estimate(
@@ -526,7 +538,8 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
         est_mfu=train / (step * model.hw.peak_bf16), est_step_time_compiled_s=step_compiled,
         est_mfu_compiled=train / (step_compiled * model.hw.peak_bf16), est_gpu_time_s=gpu,
         est_gpu_time_compiled_s=gpu_compiled, host_ops=host_ops, est_host_s=host,
-        est_host_compiled_s=host_compiled, peak_flops=model.hw.peak_bf16, ops=ops,
+        est_host_compiled_s=host_compiled, est_padding_compiled_s=padding, peak_flops=model.hw.peak_bf16,
+        ops=ops,
     )
 
 

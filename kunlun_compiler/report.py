@@ -69,8 +69,18 @@ def _totals(est: Estimate) -> list[str]:
         f"{_split(est.est_gpu_time_compiled_s, est.est_host_compiled_s)} compiled ({est.host_ops} host ops)",
         f"estimated MFU         {est.est_mfu:.1%} eager, {est.est_mfu_compiled:.1%} compiled, "
         f"of {si(est.peak_flops, 'FLOP/s')} (bf16 datasheet peak)",
+        *_padding(est),
         *_host_bound(est),
     ]
+
+
+def _padding(est: Estimate) -> list[str]:
+    """What the padded layout costs: the compiled GPU time spent on rows past the lengths."""
+    if not est.est_padding_compiled_s:
+        return []
+    return [f"padded rows           {seconds(est.est_padding_compiled_s)} of the compiled GPU time "
+            f"({est.est_padding_compiled_s / est.est_gpu_time_compiled_s:.0%}) goes to rows past the "
+            "lengths: GEMMs, norms and adds run padded, only the Triton kernels skip them"]
 
 
 def _split(gpu: float, host: float) -> str:

@@ -259,3 +259,22 @@ def test_step_time_is_the_longer_of_gpu_and_host(g6_graph):
     h100 = estimate(g6_graph, "h100", 256)       # no calibration file: GPU time only
     assert hardware.get("h100").host_s == {} and h100.est_host_s == h100.est_host_compiled_s == 0
     assert h100.est_step_time_s == h100.est_gpu_time_s
+
+
+def test_padding_time_is_the_padded_share_of_tower_ops():
+    """est_padding_compiled_s: each op over a tower's rows that the torch path runs padded adds
+    (1 - avg_len / max_len) of its compiled time (click: avg 12 of max 24, impression full);
+    the jagged Triton kernels and ops off the towers add nothing. `inspect` prints it."""
+    g = compiled(_spec(**{"target: cpu": "target: h200"})).graph
+    est, m = estimate(g, "h200", 8), CostModel(g, "h200", 8)
+    assert m.padded_fraction(g.op("l1_click_swa.qkv_proj")) == 0.5
+    assert m.padded_fraction(g.op("l1_click_swa.residual")) == 0.5
+    assert m.padded_fraction(g.op("l1_click_swa.window_attention")) == 0.0   # jagged kernel
+    assert m.padded_fraction(g.op("l0_click_pffn.k_proj")) == 0.0            # summary tokens
+    assert m.padded_fraction(g.op("l0_impression_pffn.q_proj")) == 0.0       # avg_len = max_len
+    expected = sum(o.time_compiled_s * m.padded_fraction(g.op(o.id)) for o in est.ops)
+    assert est.est_padding_compiled_s == pytest.approx(expected) and expected > 0
+    click_rows = [o for o in est.ops if g.op(o.id).seq == "click" and m.padded_fraction(g.op(o.id))]
+    assert est.est_padding_compiled_s == pytest.approx(0.5 * sum(o.time_compiled_s for o in click_rows))
+    from kunlun_compiler.report import _padding
+    assert _padding(est)[0].startswith("padded rows ") and "%" in _padding(est)[0]
