@@ -15,6 +15,7 @@ import torch
 pytest.importorskip("triton")
 
 from opsload import import_file, load_ops  # noqa: E402
+from packing import pack_rows, reversed_starts, unpack_rows  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "gdpa.py"
 gdpa = import_file(KERNELS, "kunlunc_test_gdpa_kernels")
@@ -273,23 +274,6 @@ def test_unsupported_accepts_bf16_on_gpu():
 
 # ----------------------------------------------------------------------------- packed query rows
 
-def _pack(x: torch.Tensor, lengths, starts, rows: int) -> torch.Tensor:
-    """[B, H, T, D] -> [rows, H, D], example b's rows at starts[b]; every other row NaN."""
-    out = torch.full((rows, x.shape[1], x.shape[3]), float("nan"), dtype=x.dtype, device=x.device)
-    for b in range(x.shape[0]):
-        n, s = int(lengths[b]), int(starts[b])
-        out[s:s + n] = x[b, :, :n].transpose(0, 1)
-    return out
-
-
-def _unpack(x: torch.Tensor, lengths, starts, T: int) -> torch.Tensor:
-    out = torch.zeros((lengths.shape[0], x.shape[1], T, x.shape[2]), dtype=torch.float64, device=x.device)
-    for b in range(lengths.shape[0]):
-        n, s = int(lengths[b]), int(starts[b])
-        out[b, :, :n] = x[s:s + n].transpose(0, 1).double()
-    return out
-
-
 @pytest.mark.parametrize("name", ["pffn_per_head", "heads_grouped", "cross_kv_lengths", "band_small_d64"])
 def test_packed_queries_match_padded(name):
     """Packed query rows (q, O, dO, dQ as [N, H, D], no padding anywhere) give the padded kernels'
@@ -298,13 +282,8 @@ def test_packed_queries_match_padded(name):
     the last is a NaN sentinel that no valid result may read."""
     case = CASES[name]
     q, k, v, grad_out, q_lengths, kv_lengths = make_inputs(case, torch.float32, padding=0.0)
-    starts = torch.zeros(case.B, dtype=torch.int64)
-    row = 0
-    for b in reversed(range(case.B)):
-        starts[b] = row
-        row += int(q_lengths[b])
-    starts = starts.to(DEVICE)
-    pq, pg = _pack(q, q_lengths, starts, row + 1), _pack(grad_out, q_lengths, starts, row + 1)
+    starts, row = reversed_starts(q_lengths)
+    pq, pg = pack_rows(q, q_lengths, starts, row + 1), pack_rows(grad_out, q_lengths, starts, row + 1)
     assert gdpa.unsupported(pq, k, v, packed=True) is None
     args = (q_lengths, kv_lengths, case.activations, case.scale, case.window, case.causal)
     packed = dict(q_starts=starts, max_len=case.T)
@@ -313,12 +292,12 @@ def test_packed_queries_match_padded(name):
     ref_out = gdpa.gdpa_forward(q, k, v, *args)
     ref_dq, ref_dk, ref_dv = gdpa.gdpa_backward(grad_out, q, k, v, *args)
     assert out.shape == dq.shape == pq.shape and dk.shape == k.shape
-    assert rel_err(_unpack(out, q_lengths, starts, case.T), ref_out.double()) <= 1e-6
-    assert rel_err(_unpack(dq, q_lengths, starts, case.T), ref_dq.double()) <= 1e-6
+    assert rel_err(unpack_rows(out, q_lengths, starts, case.T), ref_out.double()) <= 1e-6
+    assert rel_err(unpack_rows(dq, q_lengths, starts, case.T), ref_dq.double()) <= 1e-6
     assert rel_err(dk, ref_dk.double()) <= 1e-6 and rel_err(dv, ref_dv.double()) <= 1e-6
     f64_out, (f64_dq, f64_dk, f64_dv) = reference(case, q, k, v, grad_out, q_lengths, kv_lengths)
-    assert rel_err(_unpack(out, q_lengths, starts, case.T), f64_out) <= TOLERANCE[torch.float32]
-    assert rel_err(_unpack(dq, q_lengths, starts, case.T), f64_dq) <= TOLERANCE[torch.float32]
+    assert rel_err(unpack_rows(out, q_lengths, starts, case.T), f64_out) <= TOLERANCE[torch.float32]
+    assert rel_err(unpack_rows(dq, q_lengths, starts, case.T), f64_dq) <= TOLERANCE[torch.float32]
 
 
 def test_packed_query_errors():

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from opsload import load_ops
+from packing import pack_rows, reversed_starts, unpack_rows
 
 KERNEL = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "seed_pooling.py"
 
@@ -223,23 +224,6 @@ def test_gpu_large_batch(dtype, shared):
     check(seeds, k, v, lengths, gen, dtype, shared)
 
 
-def _pack_rows(x: torch.Tensor, lengths, starts, rows: int) -> torch.Tensor:
-    """[B, H, T, D] -> [rows, H, D], example b's rows at starts[b]; every other row NaN."""
-    out = torch.full((rows, x.shape[1], x.shape[3]), float("nan"), dtype=x.dtype, device=x.device)
-    for b in range(x.shape[0]):
-        n, s = min(int(lengths[b]), x.shape[2]), int(starts[b])
-        out[s:s + n] = x[b, :, :n].transpose(0, 1)
-    return out
-
-
-def _unpack_rows(x: torch.Tensor, lengths, starts, T: int) -> torch.Tensor:
-    out = torch.zeros((lengths.shape[0], x.shape[1], T, x.shape[2]), dtype=torch.float64, device=x.device)
-    for b in range(lengths.shape[0]):
-        n, s = min(int(lengths[b]), T), int(starts[b])
-        out[b, :, :n] = x[s:s + n].transpose(0, 1).double()
-    return out
-
-
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("chunk, per_prog", [(None, None), (256, 2)])
 def test_packed_kv_matches_padded(shared, chunk, per_prog):
@@ -250,14 +234,9 @@ def test_packed_kv_matches_padded(shared, chunk, per_prog):
     B, H, T, D, S = 6, 2, 300, 16, 12
     seeds, k, v, lengths, gen = make_inputs(B, H, T, D, S, torch.float32, shared, seed=4)
     lengths = lengths.clamp(max=T)
-    starts = torch.zeros(B, dtype=torch.int64)
-    row = 0
-    for b in reversed(range(B)):
-        starts[b] = row
-        row += int(lengths[b])
-    starts = starts.to(DEVICE)
-    pk = _pack_rows(k, lengths, starts, row + 1)
-    pv = pk if shared else _pack_rows(v, lengths, starts, row + 1)
+    starts, row = reversed_starts(lengths)
+    pk = pack_rows(k, lengths, starts, row + 1)
+    pv = pk if shared else pack_rows(v, lengths, starts, row + 1)
     scale = D ** -0.5
     o_ref, lse_ref = sp._forward(seeds, k, v, lengths, scale, chunk=chunk)
     o, lse = sp._forward(seeds, pk, pv, lengths, scale, chunk=chunk, starts=starts, max_len=T)
@@ -269,11 +248,11 @@ def test_packed_kv_matches_padded(shared, chunk, per_prog):
     ds, dk, dv = sp._backward(grad_out, seeds, pk, pv, o, lse, lengths, scale, starts=starts,
                               max_len=T, **kw)
     assert rel_err(ds, ds_ref) <= 1e-6
-    assert rel_err(_unpack_rows(dk, lengths, starts, T), dk_ref) <= 1e-6
-    assert rel_err(_unpack_rows(dv, lengths, starts, T), dv_ref) <= 1e-6
+    assert rel_err(unpack_rows(dk, lengths, starts, T), dk_ref) <= 1e-6
+    assert rel_err(unpack_rows(dv, lengths, starts, T), dv_ref) <= 1e-6
     ref_o, ref_ds, ref_dk, ref_dv = reference(seeds, k, v, lengths, scale, grad_out, shared)
     assert rel_err(o, ref_o) <= BOUND[torch.float32]
-    assert rel_err(_unpack_rows(dk, lengths, starts, T), ref_dk) <= BOUND[torch.float32]
+    assert rel_err(unpack_rows(dk, lengths, starts, T), ref_dk) <= BOUND[torch.float32]
 
 
 def test_packed_kv_errors():

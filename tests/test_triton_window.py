@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from opsload import load_ops
+from packing import pack_rows, reversed_starts, unpack_rows
 
 KERNEL_PATH = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "window_attention.py"
 
@@ -284,26 +285,6 @@ def test_gpu_torch_compile(pinned_config):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def _packed(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, rows: int) -> torch.Tensor:
-    """[B, H, T, D] padded -> [rows, H, D] with example b's rows at starts[b] (others: NaN)."""
-    B, H, T, D = x.shape
-    out = torch.full((rows, H, D), float("nan"), dtype=x.dtype, device=x.device)
-    for b in range(B):
-        n = int(lengths[b])
-        out[int(starts[b]):int(starts[b]) + n] = x[b, :, :n].transpose(0, 1)
-    return out
-
-
-def _unpacked(x: torch.Tensor, lengths, starts, T: int) -> torch.Tensor:
-    """[rows, H, D] -> [B, H, T, D], zeros past each length."""
-    B = lengths.shape[0]
-    out = torch.zeros((B, x.shape[1], T, x.shape[2]), dtype=x.dtype, device=x.device)
-    for b in range(B):
-        n = int(lengths[b])
-        out[b, :, :n] = x[int(starts[b]):int(starts[b]) + n].transpose(0, 1)
-    return out
-
-
 @pytest.mark.parametrize("lengths, T, window, causal, reverse", [
     ([37, 0, 1, 20], 37, 5, False, False),     # CSR order; an empty and a length-1 example
     ([37, 0, 1, 20], 37, 5, True, True),       # examples laid out last-to-first
@@ -318,33 +299,26 @@ def test_packed_rows_match_padded(lengths, T, window, causal, reverse):
     load may read into a valid result."""
     B, H, D, scale = len(lengths), 2, 16, 0.25
     q, k, v, do, lens = make_inputs(B, H, T, D, torch.float32, lengths, seed=7)
-    n = torch.tensor(lengths)
-    order = list(range(B))[::-1] if reverse else list(range(B))
-    starts = torch.zeros(B, dtype=torch.int64)
-    row = 0
-    for b in order:
-        starts[b] = row
-        row += int(n[b])
-    rows = row + 1                                            # one sentinel row at the end
-    starts = starts.to(DEVICE)
-    pq, pk, pv, pdo = (_packed(x, lens, starts, rows) for x in (q, k, v, do))
+    starts, rows = reversed_starts(lens, reverse)
+    rows += 1                                                 # one sentinel row at the end
+    pq, pk, pv, pdo = (pack_rows(x, lens, starts, rows) for x in (q, k, v, do))
     o_ref, lse_ref = wa.window_attention_forward(q, k, v, lens, window, causal, scale)
     grads_ref = wa.window_attention_backward(do, q, k, v, o_ref, lse_ref, lens, window, causal, scale)
     o, lse = wa.window_attention_forward(pq, pk, pv, lens, window, causal, scale, starts=starts, max_len=T)
     grads = wa.window_attention_backward(pdo, pq, pk, pv, o, lse, lens, window, causal, scale,
                                          starts=starts, max_len=T)
     assert o.shape == pq.shape and lse.shape == (B, H, T)
-    assert rel_err(_unpacked(o, lens, starts, T), o_ref.double()) <= 1e-6
+    assert rel_err(unpack_rows(o, lens, starts, T), o_ref.double()) <= 1e-6
     valid = torch.arange(T, device=DEVICE) < lens[:, None]
     assert torch.equal(lse[valid[:, None].expand_as(lse)], lse_ref[valid[:, None].expand_as(lse_ref)])
     assert torch.isinf(lse[~valid[:, None].expand_as(lse)]).all()
     for g, g_ref in zip(grads, grads_ref):
         assert g.shape == pq.shape
-        assert rel_err(_unpacked(g, lens, starts, T), g_ref.double()) <= 1e-6
+        assert rel_err(unpack_rows(g, lens, starts, T), g_ref.double()) <= 1e-6
     # against the float64 reference too, on the packed rows themselves
     ref = reference(q, k, v, do, lens, window, causal, scale)
     for x, r in zip((o, *grads), (ref[0], *ref[2:])):
-        assert rel_err(_unpacked(x, lens, starts, T), r) <= TOL[torch.float32]
+        assert rel_err(unpack_rows(x, lens, starts, T), r) <= TOL[torch.float32]
 
 
 def test_packed_layout_errors():
