@@ -55,9 +55,12 @@ class Hardware:
     launch_s: float = 4e-6                # per-op overhead floor (kernel launch)
     calibration: Calibration | None = None  # None: the guesses below
     host_s: dict = field(default_factory=dict, repr=False)  # HOST_MODES -> s per host op; {} unknown
-    # (in_features, out_features) -> measured efficiency of a linear of that shape (calibration
-    # samples); other shapes take efficiency["matmul"], the FLOP-weighted mean of the samples
-    matmul_shapes: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def matmul_shapes(self) -> dict:
+        """(in_features, out_features) -> measured efficiency of a linear of that shape (the
+        calibration's samples); other shapes take efficiency["matmul"]. {} when not calibrated."""
+        return self.calibration.matmul_shapes if self.calibration is not None else {}
 
     @property
     def peak_bf16(self) -> float:
@@ -156,8 +159,8 @@ def parse_calibration(data, where: str) -> tuple[str, dict, float, dict, Calibra
     """Checks a calibration object (bench/calibrate.py's JSON) -> (target, efficiency, launch_s,
     host_s, info); info carries the per-shape matmul factors of the samples.
 
-    `where` names the file in every error. Keys beyond these (torch, samples, ...) are records
-    for people and are not read."""
+    `where` names the file in every error. Of the samples only the "matmul" ones are read (a
+    factor per linear shape); the other keys (torch, command, ...) are records for people."""
     if not isinstance(data, dict):
         raise CalibrationError(f"{where}: expected a JSON object, found {type(data).__name__}")
     target = data.get("target")
@@ -196,7 +199,7 @@ def read_calibration(path: Path) -> tuple[str, dict, float, dict, Calibration]:
 
 def calibrated(hw: Hardware, factors: dict, launch_s: float, host: dict, info: Calibration) -> Hardware:
     return replace(hw, efficiency=MappingProxyType(dict(factors)), launch_s=launch_s,
-                   host_s=MappingProxyType(dict(host)), matmul_shapes=info.matmul_shapes, calibration=info)
+                   host_s=MappingProxyType(dict(host)), calibration=info)
 
 
 def load_table(directory: Path | None = CALIBRATION_DIR) -> MappingProxyType:

@@ -555,12 +555,12 @@ class _Layout:
             self.B, self.H, self.T = lengths.shape[0], q.shape[1], int(max_len)
         else:
             self.B, self.H, self.T = q.shape[:3]
-        for name, x in (("lengths", lengths), ("starts", starts if self.packed else lengths)):
+        self.lengths = lengths
+        self.starts = starts if self.packed else lengths   # (not read when padded)
+        for name, x in {"lengths": lengths, "starts": self.starts}.items():
             if x.shape != (self.B,) or x.device != q.device:
                 raise ValueError(f"{name} must be [B] = [{self.B}] on {q.device}, "
                                  f"got {tuple(x.shape)} on {x.device}")
-        self.lengths = lengths
-        self.starts = starts if self.packed else lengths   # (not read when padded)
 
     def strides(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         if self.packed:            # [N, H, D]: no batch stride, rows found through `starts`
