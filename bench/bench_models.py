@@ -12,6 +12,8 @@ in memory is retried at half the batch. Variants of a spec:
   unfused_compiled   the same, under torch.compile block by block
   cudagraphs the spec as written, torch.compile(mode="reduce-overhead"): compiled and replayed in
              CUDA graphs (no per-op host work; the eager model is host-bound at small batches)
+  packed, compiled_packed   fused and compiled with the events as packed rows (`--layout packed`:
+             the towers' projections, norms and kernels skip the padding)
 
 Usage (GPU host, repo root; kunlunc importable):
   python3 bench/bench_models.py --json $OUT/models.json                  # default sweep
@@ -33,12 +35,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope)
-    "fused": (True, None, None), "compiled": (True, "default", "blocks"),
-    "compiled_model": (True, "default", "model"), "cudagraphs": (True, "reduce-overhead", "blocks"),
-    "unfused": (False, None, None), "unfused_compiled": (False, "default", "blocks"),
+VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope, layout)
+    "fused": (True, None, None, "padded"), "compiled": (True, "default", "blocks", "padded"),
+    "compiled_model": (True, "default", "model", "padded"),
+    "cudagraphs": (True, "reduce-overhead", "blocks", "padded"),
+    "unfused": (False, None, None, "padded"), "unfused_compiled": (False, "default", "blocks", "padded"),
+    "packed": (True, None, None, "packed"), "compiled_packed": (True, "default", "blocks", "packed"),
 }
-AS_WRITTEN = tuple(v for v, (fused, _, _) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs
+AS_WRITTEN = tuple(v for v, (fused, *_) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs, ...
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
 # full model against the ablated one.
 PAPER = {
@@ -101,7 +105,7 @@ def build(spec: str, fused: bool, work: Path) -> str:
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
             blocks: bool = True, logs: Path | None = None) -> dict:
     """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
-    fused, mode, scope = VARIANTS[run.variant]
+    fused, mode, scope, layout = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
@@ -110,6 +114,7 @@ def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cud
         cmd += ["--batch-size", str(batch)] if batch else []
         cmd += ["--compile", mode, "--compile-scope", scope] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
+        cmd += ["--layout", layout] if layout != "padded" else []
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -182,7 +187,8 @@ def markdown(results: list[dict], header: str) -> str:
     speed = []
     for spec in dict.fromkeys(r["spec"] for r in ok):
         for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled"),
-                               ("compiled", "fused"), ("cudagraphs", "fused")):
+                               ("compiled", "fused"), ("cudagraphs", "fused"), ("packed", "fused"),
+                               ("compiled_packed", "compiled")):
             a, b = by.get((spec, variant)), by.get((spec, other))
             if a and b:
                 speed.append(f"| {spec} | {variant} ÷ {other} | {a['batch_size']} vs {b['batch_size']} | "

@@ -409,17 +409,18 @@ def draw_lengths(mode: str, batch: int, max_len: int, avg_len: float, gen: torch
 
 
 def _kernel_inputs(bench: Bench, shape: KernelShape, batch: int, ops, lens: torch.Tensor):
-    """Leaf tensors in the model's layout ([B, T, H·D] sequences) and the op on their head views."""
+    """Leaf tensors in the model's padded layout ([B, T, H·D] sequences) and the op on their head
+    views (the triton_ops entry points: layout arguments starts None, max_len 0 after lengths)."""
     width = shape.heads * shape.head_dim
     if shape.kind == "seed_pooling":   # seeds [S, H·D] shared by the batch; K = V = the sequence
         leaves = (bench.randn(shape.q_len, width, requires_grad=True),
                   bench.randn(batch, shape.kv_len, width, requires_grad=True))
-        return leaves, lambda s, kv: ops.seed_pooling(*_views(shape, (s, kv)), lens, *shape.args)
+        return leaves, lambda s, kv: ops.seed_pooling(*_views(shape, (s, kv)), lens, None, 0, *shape.args)
     leaves = (bench.randn(batch, shape.q_len, width, requires_grad=True),
               bench.randn(batch, shape.kv_len, width, requires_grad=True),
               bench.randn(batch, shape.kv_len, width, requires_grad=True))
     entry = ops.gdpa if shape.kind == "gdpa" else ops.window_attention
-    return leaves, lambda q, k, v: entry(*_views(shape, (q, k, v)), lens, *shape.args)
+    return leaves, lambda q, k, v: entry(*_views(shape, (q, k, v)), lens, None, 0, *shape.args)  # padded
 
 
 def _views(shape: KernelShape, leaves) -> tuple[torch.Tensor, ...]:

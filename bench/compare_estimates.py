@@ -35,7 +35,7 @@ def graph_of(spec: str, fused: bool):
 
 def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict]:
     """(step, GPU, host seconds, {group: GPU seconds}) of today's estimate for a measured row."""
-    fused, mode, _ = VARIANTS[row["variant"]]
+    fused, mode, *_ = VARIANTS[row["variant"]]
     est = estimate(graph_of(row["spec"], fused), target, row["batch_size"])
     if mode:
         times = est.est_step_time_compiled_s, est.est_gpu_time_compiled_s, est.est_host_compiled_s

@@ -2,6 +2,7 @@
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
+# tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
@@ -33,7 +34,7 @@ if [ "$what" = models ]; then
   exit 0
 fi
 if [ "$what" != bench ]; then
-  timeout 300 python3 -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
+  timeout ${TESTS_TIMEOUT:-300} python3 -m pytest -q -m gpu ${TESTS:-tests} -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
 fi
 if [ "$what" != tests ]; then
   for b in gdpa window seed_pooling; do

@@ -109,8 +109,9 @@ def _event(b: Builder, t: TowerPlan) -> None:
         parts.append(b.op("time_gap_embed", "embedding", gaps, seq=e, table=None, dim=t.dim))
     s = b.op("sum", "elementwise", *parts, seq=e, fn="add")
     s = b.op("norm", "elementwise", s, seq=e, fn="layer_norm")
-    b.end("EventEmbedding", ("batch",), {f"s_{e}": s, f"len_{e}": lengths}, group="embeddings",
-          comment=f"[B, {T}, {t.dim}], [B]", event=e, max_len=T, dim=t.dim, time_gaps=t.time_gaps,
+    b.end("EventEmbedding", ("batch",), {f"s_{e}": s, f"seq_{e}": lengths}, group="embeddings",
+          comment=f"[B, {T}, {t.dim}] or packed [N, {t.dim}]; its layout", event=e, max_len=T,
+          dim=t.dim, time_gaps=t.time_gaps,
           items=tuple((f.name, f.table, f.dim) for f in t.items))
 
 
@@ -192,7 +193,7 @@ def _pffn(b: Builder, t: TowerPlan, layer: int) -> None:
     o = b.op("values", "attn_values", a, v, seq=e, tq=e, tk=None)
     o = b.linear("o_proj", b.merge("merge", o), t.dim, t.dim)
     s = b.op("residual", "elementwise", s, o, seq=e, fn="add")
-    b.end("PersonalizedFFN", (f"s_{e}", f"len_{e}", "x_sum"), {f"s_{e}": s}, layer=layer, group="gdpa",
+    b.end("PersonalizedFFN", (f"s_{e}", f"seq_{e}", "x_sum"), {f"s_{e}": s}, layer=layer, group="gdpa",
           comment=f"[B, {t.max_len}, {t.dim}]", dim=p.dim, seq_dim=t.dim, heads=t.heads,
           summary_tokens=p.summary_tokens, kv_tokens=p.kv_tokens, activations=acts,
           scale=t.pffn_scale, qk_norm=p.qk_norm, fused=False)
@@ -220,7 +221,7 @@ def _window_attention(b: Builder, t: TowerPlan, layer: int) -> None:
     o = b.op("values", "attn_values", a, v, **band)
     o = b.linear("o_proj", b.merge("merge", o), t.dim, t.dim)
     s = b.op("residual", "elementwise", s, o, seq=e, fn="add_layer_norm")
-    b.end("WindowSelfAttention", (f"s_{e}", f"len_{e}"), {f"s_{e}": s}, layer=layer,
+    b.end("WindowSelfAttention", (f"s_{e}", f"seq_{e}"), {f"s_{e}": s}, layer=layer,
           group="window_attention", comment=f"[B, {t.max_len}, {t.dim}]", dim=t.dim, heads=t.heads,
           window=t.window, causal=p.causal, kind=p.attention_kind, scale=scale, fused=False)
 
@@ -245,7 +246,7 @@ def _hsp(b: Builder, t: TowerPlan, name: str, layer: int | None) -> None:
         u = b.op("kron_u_view", "reshape", u, shape=(k, r * t.dim))
         pooled = b.linear("kron_w", u, r * t.dim, t.dim, bias=False)
     h = b.linear("out_proj", pooled, t.dim, p.dim)
-    b.end("HierarchicalSeedPooling", (f"s_{e}", f"len_{e}"), {f"h_{e}": h}, layer=layer,
+    b.end("HierarchicalSeedPooling", (f"s_{e}", f"seq_{e}"), {f"h_{e}": h}, layer=layer,
           group="seed_pooling", comment=f"[B, {k}, {p.dim}]", seq_dim=t.dim, heads=t.heads,
           seeds=t.seeds, summary_tokens=k, kron_rank=r, out_dim=p.dim, fused=False)
 

@@ -5,6 +5,7 @@
     from ablation_no_compskip import Config, Model, example_batch
     model = Model()                         # backend="auto" | "torch" | "triton"
     logits = model(example_batch(8))        # [8, 2]
+    logits = model(pack_events(example_batch(8)))   # the same, events as packed rows (no padding)
 
 `ESTIMATE` holds the build-time cost estimate (FLOPs, time, MFU per target).
 """
@@ -12,9 +13,9 @@ import json as _json
 from pathlib import Path as _Path
 
 from .config import Config, EventConfig
-from .data import example_batch
+from .data import example_batch, pack_events
 from .model import Model
 
 ESTIMATE = _json.loads((_Path(__file__).parent / "estimate.json").read_text())
 
-__all__ = ["Config", "EventConfig", "Model", "example_batch", "ESTIMATE"]
+__all__ = ["Config", "EventConfig", "Model", "example_batch", "pack_events", "ESTIMATE"]

@@ -3,7 +3,8 @@
 """The ablation_one_tower model: 6 layers of width 384; towers: event (T=3840, d=256, 6 layers).
 
 Straight-line code, one module per block of the compiled graph; the layer schedule
-(CompSkip: global, local, global, local, global, local) is unrolled below. Shapes: B batch; sequences padded to max_len.
+(CompSkip: global, local, global, local, global, local) is unrolled below. Shapes: B batch; each tower [B, T, d] padded to
+its max_len T, or [N, d] rows when the batch packs it (data.py), with the same code.
 """
 from __future__ import annotations
 
@@ -130,42 +131,42 @@ class Model(nn.Module):
     def _forward(self, batch: dict) -> torch.Tensor:
         # ---- inputs ----
         x = self.features(self.tables, batch)  # [B, 17, 384]
-        s_event, len_event = self.embed_event(self.tables, batch['events']['event'])  # [B, 3840, 256], [B]
+        s_event, seq_event = self.embed_event(self.tables, batch['events']['event'])  # [B, 3840, 256] or packed [N, 256]; its layout
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l0_event_pffn(s_event, len_event, x_sum)  # [B, 3840, 256]
-        h_event = self.l0_event_hsp(s_event, len_event)  # [B, 8, 384]
+        s_event = self.l0_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l0_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l0_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 1: local ----
         x_sum = self.l1_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l1_event_swa(s_event, len_event)  # [B, 3840, 256]
+        s_event = self.l1_event_swa(s_event, seq_event)  # [B, 3840, 256]
         x = self.l1_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 2: global ----
         x_sum = self.l2_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l2_event_pffn(s_event, len_event, x_sum)  # [B, 3840, 256]
-        h_event = self.l2_event_hsp(s_event, len_event)  # [B, 8, 384]
+        s_event = self.l2_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l2_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l2_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 3: local ----
         x_sum = self.l3_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l3_event_swa(s_event, len_event)  # [B, 3840, 256]
+        s_event = self.l3_event_swa(s_event, seq_event)  # [B, 3840, 256]
         x = self.l3_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 4: global ----
         x_sum = self.l4_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l4_event_pffn(s_event, len_event, x_sum)  # [B, 3840, 256]
-        h_event = self.l4_event_hsp(s_event, len_event)  # [B, 8, 384]
+        s_event = self.l4_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l4_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l4_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 5: local ----
         x_sum = self.l5_weight_gen(x)  # [B, 16, 384]
-        s_event = self.l5_event_swa(s_event, len_event)  # [B, 3840, 256]
+        s_event = self.l5_event_swa(s_event, seq_event)  # [B, 3840, 256]
         x = self.l5_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- readout ----
         x_sum = self.readout_weight_gen(x)  # [B, 16, 384]
-        h_event = self.readout_event_hsp(s_event, len_event)  # [B, 8, 384]
+        h_event = self.readout_event_hsp(s_event, seq_event)  # [B, 8, 384]
         return self.head(x_sum, [h_event])  # [B, 2]

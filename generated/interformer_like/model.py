@@ -3,7 +3,8 @@
 """The interformer_like model: 6 layers of width 384; towers: click (T=1024, d=256, 6 layers), impression (T=2048, d=128, 4 layers), purchase (T=256, d=256, 4 layers), search (T=512, d=192, 4 layers).
 
 Straight-line code, one module per block of the compiled graph; the layer schedule
-(CompSkip: both, both, both, both, both, both) is unrolled below. Shapes: B batch; sequences padded to max_len.
+(CompSkip: both, both, both, both, both, both) is unrolled below. Shapes: B batch; each tower [B, T, d] padded to
+its max_len T, or [N, d] rows when the batch packs it (data.py), with the same code.
 """
 from __future__ import annotations
 
@@ -224,87 +225,87 @@ class Model(nn.Module):
     def _forward(self, batch: dict) -> torch.Tensor:
         # ---- inputs ----
         x = self.features(self.tables, batch)  # [B, 17, 384]
-        s_click, len_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 1024, 256], [B]
-        s_impression, len_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 2048, 128], [B]
-        s_purchase, len_purchase = self.embed_purchase(self.tables, batch['events']['purchase'])  # [B, 256, 256], [B]
-        s_search, len_search = self.embed_search(self.tables, batch['events']['search'])  # [B, 512, 192], [B]
+        s_click, seq_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 1024, 256] or packed [N, 256]; its layout
+        s_impression, seq_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 2048, 128] or packed [N, 128]; its layout
+        s_purchase, seq_purchase = self.embed_purchase(self.tables, batch['events']['purchase'])  # [B, 256, 256] or packed [N, 256]; its layout
+        s_search, seq_search = self.embed_search(self.tables, batch['events']['search'])  # [B, 512, 192] or packed [N, 192]; its layout
 
         # ---- layer 0: both ----
         x_sum = self.l0_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l0_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l0_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l0_click_hsp(s_click, len_click)  # [B, 8, 384]
-        s_impression = self.l0_impression_pffn(s_impression, len_impression, x_sum)  # [B, 2048, 128]
-        s_impression = self.l0_impression_swa(s_impression, len_impression)  # [B, 2048, 128]
-        h_impression = self.l0_impression_hsp(s_impression, len_impression)  # [B, 8, 384]
-        s_purchase = self.l0_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 256, 256]
-        s_purchase = self.l0_purchase_swa(s_purchase, len_purchase)  # [B, 256, 256]
-        h_purchase = self.l0_purchase_hsp(s_purchase, len_purchase)  # [B, 4, 384]
-        s_search = self.l0_search_pffn(s_search, len_search, x_sum)  # [B, 512, 192]
-        s_search = self.l0_search_swa(s_search, len_search)  # [B, 512, 192]
-        h_search = self.l0_search_hsp(s_search, len_search)  # [B, 4, 384]
+        s_click = self.l0_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l0_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l0_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l0_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        s_impression = self.l0_impression_swa(s_impression, seq_impression)  # [B, 2048, 128]
+        h_impression = self.l0_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l0_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        s_purchase = self.l0_purchase_swa(s_purchase, seq_purchase)  # [B, 256, 256]
+        h_purchase = self.l0_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l0_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        s_search = self.l0_search_swa(s_search, seq_search)  # [B, 512, 192]
+        h_search = self.l0_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l0_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 1: both ----
         x_sum = self.l1_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l1_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l1_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l1_click_hsp(s_click, len_click)  # [B, 8, 384]
-        s_impression = self.l1_impression_pffn(s_impression, len_impression, x_sum)  # [B, 2048, 128]
-        s_impression = self.l1_impression_swa(s_impression, len_impression)  # [B, 2048, 128]
-        h_impression = self.l1_impression_hsp(s_impression, len_impression)  # [B, 8, 384]
-        s_purchase = self.l1_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 256, 256]
-        s_purchase = self.l1_purchase_swa(s_purchase, len_purchase)  # [B, 256, 256]
-        h_purchase = self.l1_purchase_hsp(s_purchase, len_purchase)  # [B, 4, 384]
-        s_search = self.l1_search_pffn(s_search, len_search, x_sum)  # [B, 512, 192]
-        s_search = self.l1_search_swa(s_search, len_search)  # [B, 512, 192]
-        h_search = self.l1_search_hsp(s_search, len_search)  # [B, 4, 384]
+        s_click = self.l1_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l1_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l1_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l1_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        s_impression = self.l1_impression_swa(s_impression, seq_impression)  # [B, 2048, 128]
+        h_impression = self.l1_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l1_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        s_purchase = self.l1_purchase_swa(s_purchase, seq_purchase)  # [B, 256, 256]
+        h_purchase = self.l1_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l1_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        s_search = self.l1_search_swa(s_search, seq_search)  # [B, 512, 192]
+        h_search = self.l1_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l1_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 2: both ----
         x_sum = self.l2_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l2_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l2_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l2_click_hsp(s_click, len_click)  # [B, 8, 384]
-        s_impression = self.l2_impression_pffn(s_impression, len_impression, x_sum)  # [B, 2048, 128]
-        s_impression = self.l2_impression_swa(s_impression, len_impression)  # [B, 2048, 128]
-        h_impression = self.l2_impression_hsp(s_impression, len_impression)  # [B, 8, 384]
-        s_purchase = self.l2_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 256, 256]
-        s_purchase = self.l2_purchase_swa(s_purchase, len_purchase)  # [B, 256, 256]
-        h_purchase = self.l2_purchase_hsp(s_purchase, len_purchase)  # [B, 4, 384]
-        s_search = self.l2_search_pffn(s_search, len_search, x_sum)  # [B, 512, 192]
-        s_search = self.l2_search_swa(s_search, len_search)  # [B, 512, 192]
-        h_search = self.l2_search_hsp(s_search, len_search)  # [B, 4, 384]
+        s_click = self.l2_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l2_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l2_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l2_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        s_impression = self.l2_impression_swa(s_impression, seq_impression)  # [B, 2048, 128]
+        h_impression = self.l2_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l2_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        s_purchase = self.l2_purchase_swa(s_purchase, seq_purchase)  # [B, 256, 256]
+        h_purchase = self.l2_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l2_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        s_search = self.l2_search_swa(s_search, seq_search)  # [B, 512, 192]
+        h_search = self.l2_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l2_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 3: both ----
         x_sum = self.l3_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l3_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l3_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l3_click_hsp(s_click, len_click)  # [B, 8, 384]
-        s_impression = self.l3_impression_pffn(s_impression, len_impression, x_sum)  # [B, 2048, 128]
-        s_impression = self.l3_impression_swa(s_impression, len_impression)  # [B, 2048, 128]
-        h_impression = self.l3_impression_hsp(s_impression, len_impression)  # [B, 8, 384]
-        s_purchase = self.l3_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 256, 256]
-        s_purchase = self.l3_purchase_swa(s_purchase, len_purchase)  # [B, 256, 256]
-        h_purchase = self.l3_purchase_hsp(s_purchase, len_purchase)  # [B, 4, 384]
-        s_search = self.l3_search_pffn(s_search, len_search, x_sum)  # [B, 512, 192]
-        s_search = self.l3_search_swa(s_search, len_search)  # [B, 512, 192]
-        h_search = self.l3_search_hsp(s_search, len_search)  # [B, 4, 384]
+        s_click = self.l3_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l3_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l3_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l3_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        s_impression = self.l3_impression_swa(s_impression, seq_impression)  # [B, 2048, 128]
+        h_impression = self.l3_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l3_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        s_purchase = self.l3_purchase_swa(s_purchase, seq_purchase)  # [B, 256, 256]
+        h_purchase = self.l3_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l3_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        s_search = self.l3_search_swa(s_search, seq_search)  # [B, 512, 192]
+        h_search = self.l3_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l3_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 4: both ----
         x_sum = self.l4_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l4_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l4_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l4_click_hsp(s_click, len_click)  # [B, 8, 384]
+        s_click = self.l4_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l4_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l4_click_hsp(s_click, seq_click)  # [B, 8, 384]
         x = self.l4_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 5: both ----
         x_sum = self.l5_weight_gen(x)  # [B, 16, 384]
-        s_click = self.l5_click_pffn(s_click, len_click, x_sum)  # [B, 1024, 256]
-        s_click = self.l5_click_swa(s_click, len_click)  # [B, 1024, 256]
-        h_click = self.l5_click_hsp(s_click, len_click)  # [B, 8, 384]
+        s_click = self.l5_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        s_click = self.l5_click_swa(s_click, seq_click)  # [B, 1024, 256]
+        h_click = self.l5_click_hsp(s_click, seq_click)  # [B, 8, 384]
         x = self.l5_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- readout ----

@@ -3,7 +3,8 @@
 """The kunlun_180g model: 12 layers of width 512; towers: click (T=3072, d=512, 12 layers), impression (T=4096, d=384, 8 layers), purchase (T=1024, d=768, 10 layers), search (T=2048, d=512, 8 layers).
 
 Straight-line code, one module per block of the compiled graph; the layer schedule
-(CompSkip: global, local, global, local, global, local, global, local, global, local, global, local) is unrolled below. Shapes: B batch; sequences padded to max_len.
+(CompSkip: global, local, global, local, global, local, global, local, global, local, global, local) is unrolled below. Shapes: B batch; each tower [B, T, d] padded to
+its max_len T, or [N, d] rows when the batch packs it (data.py), with the same code.
 """
 from __future__ import annotations
 
@@ -262,120 +263,120 @@ class Model(nn.Module):
     def _forward(self, batch: dict) -> torch.Tensor:
         # ---- inputs ----
         x = self.features(self.tables, batch)  # [B, 17, 512]
-        s_click, len_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 3072, 512], [B]
-        s_impression, len_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 4096, 384], [B]
-        s_purchase, len_purchase = self.embed_purchase(self.tables, batch['events']['purchase'])  # [B, 1024, 768], [B]
-        s_search, len_search = self.embed_search(self.tables, batch['events']['search'])  # [B, 2048, 512], [B]
+        s_click, seq_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 3072, 512] or packed [N, 512]; its layout
+        s_impression, seq_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 4096, 384] or packed [N, 384]; its layout
+        s_purchase, seq_purchase = self.embed_purchase(self.tables, batch['events']['purchase'])  # [B, 1024, 768] or packed [N, 768]; its layout
+        s_search, seq_search = self.embed_search(self.tables, batch['events']['search'])  # [B, 2048, 512] or packed [N, 512]; its layout
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l0_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l0_click_hsp(s_click, len_click)  # [B, 16, 512]
-        s_impression = self.l0_impression_pffn(s_impression, len_impression, x_sum)  # [B, 4096, 384]
-        h_impression = self.l0_impression_hsp(s_impression, len_impression)  # [B, 16, 512]
-        s_purchase = self.l0_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 1024, 768]
-        h_purchase = self.l0_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
-        s_search = self.l0_search_pffn(s_search, len_search, x_sum)  # [B, 2048, 512]
-        h_search = self.l0_search_hsp(s_search, len_search)  # [B, 8, 512]
+        s_click = self.l0_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l0_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        s_impression = self.l0_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 4096, 384]
+        h_impression = self.l0_impression_hsp(s_impression, seq_impression)  # [B, 16, 512]
+        s_purchase = self.l0_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 1024, 768]
+        h_purchase = self.l0_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
+        s_search = self.l0_search_pffn(s_search, seq_search, x_sum)  # [B, 2048, 512]
+        h_search = self.l0_search_hsp(s_search, seq_search)  # [B, 8, 512]
         x = self.l0_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 1: local ----
         x_sum = self.l1_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l1_click_swa(s_click, len_click)  # [B, 3072, 512]
-        s_impression = self.l1_impression_swa(s_impression, len_impression)  # [B, 4096, 384]
-        s_purchase = self.l1_purchase_swa(s_purchase, len_purchase)  # [B, 1024, 768]
-        s_search = self.l1_search_swa(s_search, len_search)  # [B, 2048, 512]
+        s_click = self.l1_click_swa(s_click, seq_click)  # [B, 3072, 512]
+        s_impression = self.l1_impression_swa(s_impression, seq_impression)  # [B, 4096, 384]
+        s_purchase = self.l1_purchase_swa(s_purchase, seq_purchase)  # [B, 1024, 768]
+        s_search = self.l1_search_swa(s_search, seq_search)  # [B, 2048, 512]
         x = self.l1_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 2: global ----
         x_sum = self.l2_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l2_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l2_click_hsp(s_click, len_click)  # [B, 16, 512]
-        s_impression = self.l2_impression_pffn(s_impression, len_impression, x_sum)  # [B, 4096, 384]
-        h_impression = self.l2_impression_hsp(s_impression, len_impression)  # [B, 16, 512]
-        s_purchase = self.l2_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 1024, 768]
-        h_purchase = self.l2_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
-        s_search = self.l2_search_pffn(s_search, len_search, x_sum)  # [B, 2048, 512]
-        h_search = self.l2_search_hsp(s_search, len_search)  # [B, 8, 512]
+        s_click = self.l2_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l2_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        s_impression = self.l2_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 4096, 384]
+        h_impression = self.l2_impression_hsp(s_impression, seq_impression)  # [B, 16, 512]
+        s_purchase = self.l2_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 1024, 768]
+        h_purchase = self.l2_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
+        s_search = self.l2_search_pffn(s_search, seq_search, x_sum)  # [B, 2048, 512]
+        h_search = self.l2_search_hsp(s_search, seq_search)  # [B, 8, 512]
         x = self.l2_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 3: local ----
         x_sum = self.l3_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l3_click_swa(s_click, len_click)  # [B, 3072, 512]
-        s_impression = self.l3_impression_swa(s_impression, len_impression)  # [B, 4096, 384]
-        s_purchase = self.l3_purchase_swa(s_purchase, len_purchase)  # [B, 1024, 768]
-        s_search = self.l3_search_swa(s_search, len_search)  # [B, 2048, 512]
+        s_click = self.l3_click_swa(s_click, seq_click)  # [B, 3072, 512]
+        s_impression = self.l3_impression_swa(s_impression, seq_impression)  # [B, 4096, 384]
+        s_purchase = self.l3_purchase_swa(s_purchase, seq_purchase)  # [B, 1024, 768]
+        s_search = self.l3_search_swa(s_search, seq_search)  # [B, 2048, 512]
         x = self.l3_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 4: global ----
         x_sum = self.l4_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l4_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l4_click_hsp(s_click, len_click)  # [B, 16, 512]
-        s_impression = self.l4_impression_pffn(s_impression, len_impression, x_sum)  # [B, 4096, 384]
-        h_impression = self.l4_impression_hsp(s_impression, len_impression)  # [B, 16, 512]
-        s_purchase = self.l4_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 1024, 768]
-        h_purchase = self.l4_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
-        s_search = self.l4_search_pffn(s_search, len_search, x_sum)  # [B, 2048, 512]
-        h_search = self.l4_search_hsp(s_search, len_search)  # [B, 8, 512]
+        s_click = self.l4_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l4_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        s_impression = self.l4_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 4096, 384]
+        h_impression = self.l4_impression_hsp(s_impression, seq_impression)  # [B, 16, 512]
+        s_purchase = self.l4_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 1024, 768]
+        h_purchase = self.l4_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
+        s_search = self.l4_search_pffn(s_search, seq_search, x_sum)  # [B, 2048, 512]
+        h_search = self.l4_search_hsp(s_search, seq_search)  # [B, 8, 512]
         x = self.l4_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 5: local ----
         x_sum = self.l5_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l5_click_swa(s_click, len_click)  # [B, 3072, 512]
-        s_impression = self.l5_impression_swa(s_impression, len_impression)  # [B, 4096, 384]
-        s_purchase = self.l5_purchase_swa(s_purchase, len_purchase)  # [B, 1024, 768]
-        s_search = self.l5_search_swa(s_search, len_search)  # [B, 2048, 512]
+        s_click = self.l5_click_swa(s_click, seq_click)  # [B, 3072, 512]
+        s_impression = self.l5_impression_swa(s_impression, seq_impression)  # [B, 4096, 384]
+        s_purchase = self.l5_purchase_swa(s_purchase, seq_purchase)  # [B, 1024, 768]
+        s_search = self.l5_search_swa(s_search, seq_search)  # [B, 2048, 512]
         x = self.l5_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 6: global ----
         x_sum = self.l6_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l6_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l6_click_hsp(s_click, len_click)  # [B, 16, 512]
-        s_impression = self.l6_impression_pffn(s_impression, len_impression, x_sum)  # [B, 4096, 384]
-        h_impression = self.l6_impression_hsp(s_impression, len_impression)  # [B, 16, 512]
-        s_purchase = self.l6_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 1024, 768]
-        h_purchase = self.l6_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
-        s_search = self.l6_search_pffn(s_search, len_search, x_sum)  # [B, 2048, 512]
-        h_search = self.l6_search_hsp(s_search, len_search)  # [B, 8, 512]
+        s_click = self.l6_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l6_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        s_impression = self.l6_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 4096, 384]
+        h_impression = self.l6_impression_hsp(s_impression, seq_impression)  # [B, 16, 512]
+        s_purchase = self.l6_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 1024, 768]
+        h_purchase = self.l6_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
+        s_search = self.l6_search_pffn(s_search, seq_search, x_sum)  # [B, 2048, 512]
+        h_search = self.l6_search_hsp(s_search, seq_search)  # [B, 8, 512]
         x = self.l6_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 7: local ----
         x_sum = self.l7_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l7_click_swa(s_click, len_click)  # [B, 3072, 512]
-        s_impression = self.l7_impression_swa(s_impression, len_impression)  # [B, 4096, 384]
-        s_purchase = self.l7_purchase_swa(s_purchase, len_purchase)  # [B, 1024, 768]
-        s_search = self.l7_search_swa(s_search, len_search)  # [B, 2048, 512]
+        s_click = self.l7_click_swa(s_click, seq_click)  # [B, 3072, 512]
+        s_impression = self.l7_impression_swa(s_impression, seq_impression)  # [B, 4096, 384]
+        s_purchase = self.l7_purchase_swa(s_purchase, seq_purchase)  # [B, 1024, 768]
+        s_search = self.l7_search_swa(s_search, seq_search)  # [B, 2048, 512]
         x = self.l7_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 8: global ----
         x_sum = self.l8_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l8_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l8_click_hsp(s_click, len_click)  # [B, 16, 512]
-        s_purchase = self.l8_purchase_pffn(s_purchase, len_purchase, x_sum)  # [B, 1024, 768]
-        h_purchase = self.l8_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
+        s_click = self.l8_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l8_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        s_purchase = self.l8_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 1024, 768]
+        h_purchase = self.l8_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
         x = self.l8_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 9: local ----
         x_sum = self.l9_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l9_click_swa(s_click, len_click)  # [B, 3072, 512]
-        s_purchase = self.l9_purchase_swa(s_purchase, len_purchase)  # [B, 1024, 768]
+        s_click = self.l9_click_swa(s_click, seq_click)  # [B, 3072, 512]
+        s_purchase = self.l9_purchase_swa(s_purchase, seq_purchase)  # [B, 1024, 768]
         x = self.l9_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 10: global ----
         x_sum = self.l10_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l10_click_pffn(s_click, len_click, x_sum)  # [B, 3072, 512]
-        h_click = self.l10_click_hsp(s_click, len_click)  # [B, 16, 512]
+        s_click = self.l10_click_pffn(s_click, seq_click, x_sum)  # [B, 3072, 512]
+        h_click = self.l10_click_hsp(s_click, seq_click)  # [B, 16, 512]
         x = self.l10_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- layer 11: local ----
         x_sum = self.l11_weight_gen(x)  # [B, 32, 512]
-        s_click = self.l11_click_swa(s_click, len_click)  # [B, 3072, 512]
+        s_click = self.l11_click_swa(s_click, seq_click)  # [B, 3072, 512]
         x = self.l11_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 512]
 
         # ---- readout ----
         x_sum = self.readout_weight_gen(x)  # [B, 32, 512]
-        h_click = self.readout_click_hsp(s_click, len_click)  # [B, 16, 512]
-        h_impression = self.readout_impression_hsp(s_impression, len_impression)  # [B, 16, 512]
-        h_purchase = self.readout_purchase_hsp(s_purchase, len_purchase)  # [B, 8, 512]
-        h_search = self.readout_search_hsp(s_search, len_search)  # [B, 8, 512]
+        h_click = self.readout_click_hsp(s_click, seq_click)  # [B, 16, 512]
+        h_impression = self.readout_impression_hsp(s_impression, seq_impression)  # [B, 16, 512]
+        h_purchase = self.readout_purchase_hsp(s_purchase, seq_purchase)  # [B, 8, 512]
+        h_search = self.readout_search_hsp(s_search, seq_search)  # [B, 8, 512]
         return self.head(x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 2]

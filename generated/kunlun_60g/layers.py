@@ -2,9 +2,11 @@
 # Do not edit: rebuild with `kunlunc build`.
 """The building blocks of a Kunlun model, one `nn.Module` per spec block.
 
-Shapes in comments: B batch, T a tower's max_len, H heads, D head dim, d model width.
-Sequences are padded to T with per-example `lengths`; nothing past a length influences
-anything, because every op that mixes positions masks by length.
+Shapes in comments: B batch, T a tower's max_len, H heads, D head dim, d model width, N a
+tower's tokens in the batch. A tower's tokens come padded, [B, T, d] with per-example lengths,
+or packed, [N, d] rows back to back with CSR offsets (the batch decides: see data.py); its
+`ops.Seq` says which. Row-wise layers (projections, norms) run on either as they are; only the
+attention ops mix positions, and they mask by length (padded) or never see padding (packed).
 """
 from __future__ import annotations
 
@@ -18,14 +20,18 @@ from . import ops
 TIME_GAP_BUCKETS = 32   # bucket = floor(log2(1 + gap)), clipped
 
 
-def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """[..., T, H*D] -> [..., H, T, D]"""
+def split_heads(x: torch.Tensor, heads: int, packed: bool = False) -> torch.Tensor:
+    """[..., T, H*D] -> [..., H, T, D]; packed rows [N, H*D] -> [N, H, D]"""
+    if packed:
+        return x.unflatten(-1, (heads, x.shape[-1] // heads))
     *lead, t, width = x.shape
     return x.view(*lead, t, heads, width // heads).transpose(-2, -3)
 
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """[..., H, T, D] -> [..., T, H*D]"""
+def merge_heads(x: torch.Tensor, packed: bool = False) -> torch.Tensor:
+    """[..., H, T, D] -> [..., T, H*D]; packed rows [N, H, D] -> [N, H*D]"""
+    if packed:
+        return x.flatten(-2)
     *lead, h, t, d = x.shape
     return x.transpose(-2, -3).reshape(*lead, t, h * d)
 
@@ -73,21 +79,32 @@ class FeatureTokens(nn.Module):
 
 
 class EventEmbedding(nn.Module):
-    """One event type's items, position and time gap -> S [B, T, d_e] and lengths [B]."""
+    """One event type's items, position and time gap -> S and its layout (ops.Seq): padded
+    inputs ([B, T] ids, lengths [B]) give S [B, T, d_e]; packed ([N] ids, offsets [B + 1]) [N, d_e]."""
 
     def __init__(self, event: str, max_len: int, dim: int, time_gaps: bool, items: tuple) -> None:
         super().__init__()
-        self.items = items
+        self.max_len, self.items = max_len, items
         self.proj = nn.ModuleDict({f"f_{name}": nn.Linear(width, dim, bias=False)
                                    for name, _, width in items if width != dim})
         self.position = nn.Parameter(torch.randn(max_len, dim) * 0.02)
         self.time_gap = nn.Embedding(TIME_GAP_BUCKETS, dim) if time_gaps else None
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, tables: EmbeddingTables, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.position
+    def forward(self, tables: EmbeddingTables, inputs: dict) -> tuple[torch.Tensor, ops.Seq]:
+        if "offsets" in inputs:                                      # packed rows
+            offsets = inputs["offsets"]                              # [B + 1], CSR
+            rows = torch.arange(inputs["items"][self.items[0][0]].shape[0], device=offsets.device)
+            # each row's example: the last b with offsets[b] <= row. (Not searchsorted over the
+            # slice offsets[1:]: inductor on CUDA ignores a slice's start there, pytorch#160964.)
+            example = torch.searchsorted(offsets, rows, right=True) - 1
+            s = self.position[rows - offsets[example]]               # [N, d_e]
+            seq = ops.Seq(offsets.diff(), offsets[:-1], self.max_len)
+        else:
+            s = self.position                                        # [T, d_e], broadcast
+            seq = ops.Seq(inputs["lengths"], None, self.max_len)
         for name, table, _ in self.items:
-            emb = tables(table, inputs["items"][name])               # [B, T, width]
+            emb = tables(table, inputs["items"][name])               # [B, T, width] or [N, width]
             if f"f_{name}" in self.proj:
                 emb = self.proj[f"f_{name}"](emb)
             s = s + emb
@@ -95,7 +112,7 @@ class EventEmbedding(nn.Module):
             gaps = inputs["time_gaps"].clamp(min=0).to(torch.float32)
             bucket = torch.floor(torch.log2(1.0 + gaps)).long().clamp(max=TIME_GAP_BUCKETS - 1)
             s = s + self.time_gap(bucket)
-        return self.norm(s), inputs["lengths"]
+        return self.norm(s), seq
 
 
 class WeightGeneration(nn.Module):
@@ -128,18 +145,20 @@ class PersonalizedFFN(nn.Module):
         self.k_norm = nn.RMSNorm(seq_dim // heads) if qk_norm else None
         self.o_proj = nn.Linear(seq_dim, seq_dim)
 
-    def forward(self, s: torch.Tensor, lengths: torch.Tensor, x_sum: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q_proj(self.norm(s)), self.heads)       # [B, H, T, D]
+    def forward(self, s: torch.Tensor, seq: ops.Seq, x_sum: torch.Tensor) -> torch.Tensor:
+        packed = seq.starts is not None
+        q = split_heads(self.q_proj(self.norm(s)), self.heads, packed)  # [B, H, T, D] or [N, H, D]
         kv = torch.matmul(self.kv_tokens, x_sum)                     # [B, m, d]
         k = split_heads(self.k_proj(kv), self.heads)                 # [B, H, m, D]
         v = split_heads(self.v_proj(kv), self.heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.fused:
-            o = ops.gdpa(q, k, v, lengths, self.activations, self.scale, backend=self.backend)
+            o = ops.gdpa(q, k, v, seq.lengths, self.activations, self.scale, backend=self.backend,
+                         starts=seq.starts, max_len=seq.max_len)
         else:
-            o = ops.gdpa_reference(q, k, v, lengths, self.activations, self.scale)  # [B, H, T, D]
-        return s + self.o_proj(merge_heads(o))
+            o = ops.gdpa_reference(q, k, v, seq.lengths, self.activations, self.scale, seq.starts, seq.max_len)
+        return s + self.o_proj(merge_heads(o, packed))
 
 
 class WindowSelfAttention(nn.Module):
@@ -154,11 +173,15 @@ class WindowSelfAttention(nn.Module):
         self.o_proj = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, s: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        q, k, v = (split_heads(t, self.heads) for t in self.qkv(s).chunk(3, dim=-1))  # [B, H, T, D]
-        args = (q, k, v, lengths, self.window, self.causal, self.kind, self.scale)
-        o = ops.window_attention(*args, backend=self.backend) if self.fused else ops.window_attention_reference(*args)
-        return self.norm(s + self.o_proj(merge_heads(o)))
+    def forward(self, s: torch.Tensor, seq: ops.Seq) -> torch.Tensor:
+        packed = seq.starts is not None
+        q, k, v = (split_heads(t, self.heads, packed) for t in self.qkv(s).chunk(3, dim=-1))  # [B, H, T, D]
+        args = (q, k, v, seq.lengths, self.window, self.causal, self.kind, self.scale)
+        if self.fused:
+            o = ops.window_attention(*args, backend=self.backend, starts=seq.starts, max_len=seq.max_len)
+        else:
+            o = ops.window_attention_reference(*args, seq.starts, seq.max_len)
+        return self.norm(s + self.o_proj(merge_heads(o, packed)))
 
 
 class HierarchicalSeedPooling(nn.Module):
@@ -181,13 +204,14 @@ class HierarchicalSeedPooling(nn.Module):
             self.kron_w = nn.Linear(kron_rank * seq_dim, seq_dim, bias=False)
         self.out_proj = nn.Linear(seq_dim, out_dim)
 
-    def forward(self, s: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, seq: ops.Seq) -> torch.Tensor:
         seeds = split_heads(self.seed_norm(self.seeds), self.heads)  # [H, n_seeds, D]
-        kv = split_heads(s, self.heads)                              # [B, H, T, D]
+        kv = split_heads(s, self.heads, seq.starts is not None)      # [B, H, T, D] or [N, H, D]
         if self.fused:
-            pooled = ops.seed_pooling(seeds, kv, kv, lengths, self.scale, backend=self.backend)
+            pooled = ops.seed_pooling(seeds, kv, kv, seq.lengths, self.scale, backend=self.backend,
+                                      starts=seq.starts, max_len=seq.max_len)
         else:
-            pooled = ops.seed_pooling_reference(seeds, kv, kv, lengths, self.scale)
+            pooled = ops.seed_pooling_reference(seeds, kv, kv, seq.lengths, self.scale, seq.starts, seq.max_len)
         pooled = merge_heads(pooled)                                 # [B, n_seeds, d_e]
         if self.rank:
             b, _, width = pooled.shape

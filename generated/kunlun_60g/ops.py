@@ -18,6 +18,12 @@ oracle), a custom op whose forward runs that reference, an explicit backward cus
 - seed_pooling(seeds, k, v, lengths, scale): learned seeds [H, S, D], shared by the batch, attend
   (softmax) over each example's valid keys: the pooling step of Hierarchical Seed Pooling.
 
+Layouts: every op takes a tower's tokens padded, [B, H, T, D] with per-example `lengths`, or
+packed (`starts` given), [N, H, D] rows back to back, example b's lengths[b] rows from row
+starts[b] (CSR offsets[:-1]) and `max_len` bounding every length. The Triton kernels read packed
+rows directly; the torch path scatters them to the padded layout and back (`to_padded`,
+`to_packed`), so both layouts share one reference.
+
 Padding never leaks: positions at or beyond an example's length are zeroed before any arithmetic,
 so whatever they hold (even NaN) changes no output and no gradient, and an example with no valid
 key gets a zero output (never NaN).
@@ -39,12 +45,15 @@ NAMESPACE = "kunlunc_kunlun_60g"
 __all__ = [
     "ACTIVATIONS",
     "NAMESPACE",
+    "Seq",
     "gdpa",
     "gdpa_reference",
     "pairs_in_window",
     "parse_activations",
     "seed_pooling",
     "seed_pooling_reference",
+    "to_packed",
+    "to_padded",
     "window_attention",
     "window_attention_reference",
 ]
@@ -174,13 +183,50 @@ def _softmax_backward(grad_weights: torch.Tensor, weights: torch.Tensor) -> torc
     return weights * (grad_weights - (grad_weights * weights).sum(dim=-1, keepdim=True))
 
 
+# ----------------------------------------------------------------------------- layouts
+
+class Seq(NamedTuple):
+    """Where one tower's tokens are. Padded (starts None): [B, T, ...], example b's first
+    lengths[b] positions exist. Packed: [N, ...] rows back to back, example b's lengths[b] rows
+    from row starts[b] (CSR offsets[:-1]), every row in exactly one example. max_len (T) bounds
+    every length."""
+    lengths: torch.Tensor
+    starts: torch.Tensor | None
+    max_len: int
+
+
+def _padded_index(lengths: torch.Tensor, starts: torch.Tensor, max_len: int, n_rows: int) -> torch.Tensor:
+    """[B, T] packed row of each padded position; n_rows (one past the rows) where none exists."""
+    pos = torch.arange(max_len, device=lengths.device)
+    return torch.where(pos < lengths[:, None], starts[:, None] + pos, n_rows)
+
+
+def to_padded(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Packed rows [N, H, D] -> [B, H, T=max_len, D], zero where a position does not exist."""
+    rows = torch.cat([x, x.new_zeros(1, *x.shape[1:])])         # row N: the zero row
+    return rows[_padded_index(lengths, starts, max_len, x.shape[0])].transpose(1, 2)
+
+
+def to_packed(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """[B, H, T, D] -> packed rows [N=n_rows, H, D]: to_padded's inverse on the positions that
+    exist (the others are dropped; a row no example owns is zero)."""
+    B, H, T, D = x.shape
+    index = _padded_index(lengths, starts, T, n_rows).flatten()
+    rows = x.new_zeros(n_rows + 1, H, D).index_put((index,), x.transpose(1, 2).reshape(B * T, H, D))
+    return rows[:n_rows]                                         # row n_rows caught the padding
+
+
 # ----------------------------------------------------------------------------- references
 
 def gdpa_reference(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
-    activations: str, scale: float,
+    activations: str, scale: float, starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """Naive PFFN: [B, H, T, D] x [B, H, M, D]² -> [B, H, T, D], matmul -> act -> matmul."""
+    """Naive PFFN: [B, H, T, D] x [B, H, M, D]² -> [B, H, T, D], matmul -> act -> matmul.
+    Packed (starts given): q and the result [N, H, D]."""
+    if starts is not None:
+        o = gdpa_reference(to_padded(q, lengths, starts, max_len), k, v, lengths, activations, scale)
+        return to_packed(o, lengths, starts, q.shape[0])
     names = parse_activations(activations, q.shape[1])
     valid = _valid(lengths, q.shape[2])
     q = _zero_padding(q, valid)
@@ -201,8 +247,13 @@ def _window_weights(
 def window_attention_reference(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, kind: str, scale: float,
+    starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """Dense-masked sliding-window attention: [B, H, T, D]³ -> [B, H, T, D]."""
+    """Dense-masked sliding-window attention: [B, H, T, D]³ -> [B, H, T, D] (packed: [N, H, D])."""
+    if starts is not None:
+        padded = (to_padded(x, lengths, starts, max_len) for x in (q, k, v))
+        o = window_attention_reference(*padded, lengths, window, causal, kind, scale)
+        return to_packed(o, lengths, starts, q.shape[0])
     T = q.shape[2]
     allowed = _window_mask(lengths, T, window, causal)
     valid = _valid(lengths, T)
@@ -212,8 +263,11 @@ def window_attention_reference(
 
 def seed_pooling_reference(
     seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, scale: float,
+    starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """Seeds [H, S, D] attend over k, v [B, H, T, D] -> [B, H, S, D]."""
+    """Seeds [H, S, D] attend over k, v [B, H, T, D] (packed: [N, H, D]) -> [B, H, S, D]."""
+    if starts is not None:
+        k, v = (to_padded(x, lengths, starts, max_len) for x in (k, v))
     valid = _valid(lengths, k.shape[2])
     k, v = _zero_padding(k, valid), _zero_padding(v, valid)
     scores = (seeds @ k.mT) * scale  # [B, H, S, T]
@@ -409,14 +463,15 @@ def triton_available() -> bool:
     return _triton is not None
 
 
-def _use_triton(backend: str, name: str, *tensors: torch.Tensor) -> bool:
+def _use_triton(backend: str, name: str, *tensors: torch.Tensor, packed: bool = False) -> bool:
     if backend == "torch":
         return False
     if backend == "triton":
         if _triton is None:
             raise RuntimeError(f"backend='triton' needs triton: {_TRITON_MISSING}")
         return True
-    return _triton is not None and tensors[0].is_cuda and _triton.supports(name, *tensors) is None
+    return (_triton is not None and tensors[0].is_cuda
+            and _triton.supports(name, *tensors, packed=packed) is None)
 
 
 def _autocast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -438,32 +493,55 @@ def _autocast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 def gdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     activations: str, scale: float, backend: str = "torch",
+    starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """O = act_h(q·kᵀ) · scale · v per head, rows beyond lengths zero (see gdpa_reference)."""
+    """O = act_h(q·kᵀ) · scale · v per head, rows beyond lengths zero (see gdpa_reference).
+    Packed (starts given): q and O are [N, H, D] rows; k, v stay [B, H, M, D]."""
     q, k, v = _autocast(q, k, v)
-    if _use_triton(backend, "gdpa", q, k, v):
-        return _triton.gdpa(q, k, v, lengths, activations, scale)
+    packed = starts is not None
+    if _use_triton(backend, "gdpa", q, k, v, packed=packed):
+        return _triton.gdpa(q, k, v, lengths, starts, max_len, activations, scale)
+    if packed:
+        o = gdpa(to_padded(q, lengths, starts, max_len), k, v, lengths, activations, scale)
+        return to_packed(o, lengths, starts, q.shape[0])
     return torch.ops.kunlunc_kunlun_60g.gdpa.default(q, k, v, lengths, activations, scale)
 
 
 def window_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, kind: str, scale: float, backend: str = "torch",
+    starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """Sliding-window self-attention, softmax or GDPA (see window_attention_reference)."""
+    """Sliding-window self-attention, softmax or GDPA (see window_attention_reference).
+    Packed (starts given): q, k, v and O are [N, H, D] rows. The softmax kernel reads packed rows;
+    the activation kind (GDPA self-attention, packed on the query side only) and the torch path
+    run padded in between."""
     q, k, v = _autocast(q, k, v)
-    if _use_triton(backend, "window_attention" if kind == "softmax" else "gdpa", q, k, v):
-        return _triton.window_attention(q, k, v, lengths, window, causal, kind, scale)
+    packed = starts is not None
+    if kind == "softmax" and _use_triton(backend, "window_attention", q, k, v, packed=packed):
+        return _triton.window_attention(q, k, v, lengths, starts, max_len, window, causal, kind, scale)
+    if packed:
+        padded = (to_padded(x, lengths, starts, max_len) for x in (q, k, v))
+        o = window_attention(*padded, lengths, window, causal, kind, scale, backend=backend)
+        return to_packed(o, lengths, starts, q.shape[0])
+    if kind != "softmax" and _use_triton(backend, "gdpa", q, k, v):
+        return _triton.window_attention(q, k, v, lengths, None, 0, window, causal, kind, scale)
     op = torch.ops.kunlunc_kunlun_60g.window_attention.default
     return op(q, k, v, lengths, window, causal, kind, scale)
 
 
 def seed_pooling(
     seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, scale: float,
-    backend: str = "torch",
+    backend: str = "torch", starts: torch.Tensor | None = None, max_len: int = 0,
 ) -> torch.Tensor:
-    """Seeds [H, S, D] attend over each example's valid keys -> [B, H, S, D]."""
+    """Seeds [H, S, D] attend over each example's valid keys -> [B, H, S, D]. Packed (starts
+    given): k, v are [N, H, D] rows."""
     seeds, k, v = _autocast(seeds, k, v)
-    if _use_triton(backend, "seed_pooling", seeds, k, v):
-        return _triton.seed_pooling(seeds, k, v, lengths, scale)
+    packed = starts is not None
+    if _use_triton(backend, "seed_pooling", seeds, k, v, packed=packed):
+        return _triton.seed_pooling(seeds, k, v, lengths, starts, max_len, scale)
+    if packed:
+        shared = v is k
+        k = to_padded(k, lengths, starts, max_len)
+        v = k if shared else to_padded(v, lengths, starts, max_len)
     return torch.ops.kunlunc_kunlun_60g.seed_pooling.default(seeds, k, v, lengths, scale)

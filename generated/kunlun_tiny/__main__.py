@@ -2,14 +2,15 @@
 # Do not edit: rebuild with `kunlunc build`.
 """python -m kunlun_tiny bench [--device cuda|cpu] [--steps N] [--batch-size N]
                                   [--backend auto|torch|triton] [--compile [MODE]]
-                                  [--compile-scope blocks|model] [--json]"""
+                                  [--compile-scope blocks|model] [--layout padded|packed]
+                                  [--json]"""
 import argparse
 import json
 import sys
 
 import torch
 
-from .bench import COMPILE_MODES, COMPILE_SCOPES, format_report, run_bench
+from .bench import COMPILE_MODES, COMPILE_SCOPES, LAYOUTS, format_report, run_bench
 from .config import Config
 
 
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
     bench.add_argument("--compile-scope", choices=COMPILE_SCOPES, default="blocks",
                        help="compile each block, sharing graphs between like blocks (fast to compile), "
                             "or the whole model as one graph")
+    bench.add_argument("--layout", choices=LAYOUTS, default="padded",
+                       help="event sequences padded to max_len, or packed rows (data.pack_events): "
+                            "packed, the towers' projections and norms skip the padding")
     bench.add_argument("--no-blocks", action="store_true", help="skip the per-block timing")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
         parser.error("--steps and --batch-size must be positive, --warmup not negative")
     report = run_bench(device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                        backend=args.backend, compile=args.compile, blocks=not args.no_blocks,
-                       scope=args.compile_scope)
+                       scope=args.compile_scope, layout=args.layout)
     print(json.dumps(report, indent=1, sort_keys=True) if args.json else format_report(report))
     return 0
 

@@ -3,7 +3,8 @@
 """The kunlun_tiny model: 2 layers of width 16; towers: click (T=24, d=16, 2 layers), impression (T=32, d=8, 1 layers).
 
 Straight-line code, one module per block of the compiled graph; the layer schedule
-(CompSkip: global, local) is unrolled below. Shapes: B batch; sequences padded to max_len.
+(CompSkip: global, local) is unrolled below. Shapes: B batch; each tower [B, T, d] padded to
+its max_len T, or [N, d] rows when the batch packs it (data.py), with the same code.
 """
 from __future__ import annotations
 
@@ -108,23 +109,23 @@ class Model(nn.Module):
     def _forward(self, batch: dict) -> torch.Tensor:
         # ---- inputs ----
         x = self.features(self.tables, batch)  # [B, 4, 16]
-        s_click, len_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 24, 16], [B]
-        s_impression, len_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 32, 8], [B]
+        s_click, seq_click = self.embed_click(self.tables, batch['events']['click'])  # [B, 24, 16] or packed [N, 16]; its layout
+        s_impression, seq_impression = self.embed_impression(self.tables, batch['events']['impression'])  # [B, 32, 8] or packed [N, 8]; its layout
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 4, 16]
-        s_click = self.l0_click_pffn(s_click, len_click, x_sum)  # [B, 24, 16]
-        h_click = self.l0_click_hsp(s_click, len_click)  # [B, 2, 16]
-        s_impression = self.l0_impression_pffn(s_impression, len_impression, x_sum)  # [B, 32, 8]
-        h_impression = self.l0_impression_hsp(s_impression, len_impression)  # [B, 2, 16]
+        s_click = self.l0_click_pffn(s_click, seq_click, x_sum)  # [B, 24, 16]
+        h_click = self.l0_click_hsp(s_click, seq_click)  # [B, 2, 16]
+        s_impression = self.l0_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 32, 8]
+        h_impression = self.l0_impression_hsp(s_impression, seq_impression)  # [B, 2, 16]
         x = self.l0_interaction(x, x_sum, [h_click, h_impression])  # [B, 4, 16]
 
         # ---- layer 1: local ----
         x_sum = self.l1_weight_gen(x)  # [B, 4, 16]
-        s_click = self.l1_click_swa(s_click, len_click)  # [B, 24, 16]
+        s_click = self.l1_click_swa(s_click, seq_click)  # [B, 24, 16]
         x = self.l1_interaction(x, x_sum, [h_click, h_impression])  # [B, 4, 16]
 
         # ---- readout ----
         x_sum = self.readout_weight_gen(x)  # [B, 4, 16]
-        h_click = self.readout_click_hsp(s_click, len_click)  # [B, 2, 16]
+        h_click = self.readout_click_hsp(s_click, seq_click)  # [B, 2, 16]
         return self.head(x_sum, [h_click, h_impression])  # [B, 2]

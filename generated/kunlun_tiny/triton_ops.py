@@ -8,6 +8,8 @@ and autograd, and launches its kernels through `torch.library.wrap_triton`, so e
 torch.compile(fullgraph=True) and FlopCounterMode all see them. On CPU tensors they run only in
 Triton's interpreter (TRITON_INTERPRET=1), which is how CI checks them.
 """
+from typing import Optional
+
 import torch
 from torch import Tensor
 from torch.library import triton_op
@@ -23,43 +25,86 @@ NAMESPACE = "kunlunc_kunlun_tiny"
 
 # ----------------------------------------------------------------------------- GDPA (the PFFN)
 
-def _gdpa(q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, activations: str, scale: float) -> Tensor:
-    return gdpa_kernels.gdpa_forward(q, k, v, lengths, None, activations, scale)
+# Each op takes its tower's layout after `lengths`: starts (None: padded [B, H, T, D]; else packed
+# [N, H, D] rows, example b's from row starts[b]) and max_len (packed: the bound on every length).
+
+def _gdpa(q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, starts: Optional[Tensor], max_len: int,
+          activations: str, scale: float) -> Tensor:
+    return gdpa_kernels.gdpa_forward(q, k, v, lengths, None, activations, scale,
+                                     q_starts=starts, max_len=max_len)
 
 
-def _gdpa_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, activations: str,
+def _gdpa_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, lengths: Tensor,
+              starts: Optional[Tensor], max_len: int, activations: str,
               scale: float) -> tuple[Tensor, Tensor, Tensor]:
-    return gdpa_kernels.gdpa_backward(grad_out, q, k, v, lengths, None, activations, scale)
+    return gdpa_kernels.gdpa_backward(grad_out, q, k, v, lengths, None, activations, scale,
+                                      q_starts=starts, max_len=max_len)
 
 
 # ----------------------------------------------------------------------------- window attention
 
-def _window_attention(q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, window: int, causal: bool, kind: str,
+def _window_attention(q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, starts: Optional[Tensor],
+                      max_len: int, window: int, causal: bool, kind: str,
                       scale: float) -> tuple[Tensor, Tensor]:
-    """(o, lse): softmax runs the online-softmax kernel; an activation runs GDPA self-attention."""
+    """(o, lse): softmax runs the online-softmax kernel (padded or packed); an activation runs
+    GDPA self-attention (padded only: ops.window_attention pads packed rows for it)."""
     if kind == "softmax":
-        return window_kernels.window_attention_forward(q, k, v, lengths, window, causal, scale)
+        return window_kernels.window_attention_forward(q, k, v, lengths, window, causal, scale,
+                                                       starts=starts, max_len=max_len)
+    if starts is not None:
+        raise ValueError("the GDPA window kernel takes padded q, k, v; pad packed rows first")
     o = gdpa_kernels.gdpa_forward(q, k, v, lengths, lengths, kind, scale, window, causal)
     return o, q.new_empty(0, dtype=torch.float32)
 
 
 def _window_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
-                          lengths: Tensor, window: int, causal: bool, kind: str,
-                          scale: float) -> tuple[Tensor, Tensor, Tensor]:
+                          lengths: Tensor, starts: Optional[Tensor], max_len: int, window: int,
+                          causal: bool, kind: str, scale: float) -> tuple[Tensor, Tensor, Tensor]:
     if kind == "softmax":
-        return window_kernels.window_attention_backward(grad_out, q, k, v, o, lse, lengths, window, causal, scale)
+        return window_kernels.window_attention_backward(grad_out, q, k, v, o, lse, lengths, window, causal,
+                                                        scale, starts=starts, max_len=max_len)
     return gdpa_kernels.gdpa_backward(grad_out, q, k, v, lengths, lengths, kind, scale, window, causal)
 
 
 # ----------------------------------------------------------------------------- seed pooling
 
-def _seed_pooling(seeds: Tensor, k: Tensor, v: Tensor, lengths: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-    return seed_kernels.seed_pooling_forward(seeds, k, v, lengths, scale)
+def _seed_pooling(seeds: Tensor, k: Tensor, v: Tensor, lengths: Tensor, starts: Optional[Tensor],
+                  max_len: int, scale: float) -> tuple[Tensor, Tensor]:
+    return seed_kernels.seed_pooling_forward(seeds, k, v, lengths, scale, starts=starts, max_len=max_len)
 
 
 def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
-                      lengths: Tensor, scale: float) -> tuple[Tensor, Tensor, Tensor]:
-    return seed_kernels.seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale)
+                      lengths: Tensor, starts: Optional[Tensor], max_len: int,
+                      scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    return seed_kernels.seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale,
+                                              starts=starts, max_len=max_len)
+
+
+# ----------------------------------------------------------------------------- FLOP formulas
+# Padded: the reference ops'. Packed: the same per row, N rows in place of B·T; window attention
+# counts each row at the band's average pairs per row of a full-length (max_len) example.
+
+def _gdpa_flops(q, k, v, lengths, starts, max_len, activations, scale, *, out_shape=None) -> int:
+    if starts is None:
+        return _ref._gdpa_flops(q, k, v, lengths, activations, scale)
+    N, H, D = q
+    return 2 * N * H * k[2] * (D + v[3])
+
+
+def _window_attention_flops(q, k, v, lengths, starts, max_len, window, causal, kind, scale, *,
+                            out_shape=None) -> int:
+    if starts is None:
+        return _ref._window_attention_flops(q, k, v, lengths, window, causal, kind, scale)
+    N, H, D = q
+    pairs = N * _ref.pairs_in_window(max_len, window, causal) // max(max_len, 1)
+    return 2 * H * pairs * (D + v[2])
+
+
+def _seed_pooling_flops(seeds, k, v, lengths, starts, max_len, scale, *, out_shape=None) -> int:
+    if starts is None:
+        return _ref._seed_pooling_flops(seeds, k, v, lengths, scale)
+    H, S, D = seeds
+    return 2 * k[0] * H * S * (D + v[2])
 
 
 # ----------------------------------------------------------------------------- registration
@@ -71,12 +116,12 @@ def _register() -> None:
     gdpa_bwd = triton_op(f"{NAMESPACE}::gdpa_triton_backward", _gdpa_bwd, mutates_args=())
 
     def gdpa_setup(ctx, inputs, output):
-        ctx.save_for_backward(*inputs[:4])
-        ctx.args = inputs[4:]
+        ctx.save_for_backward(*inputs[:5])          # q, k, v, lengths, starts
+        ctx.args = inputs[5:]
 
     def gdpa_grad(ctx, grad_out):
         grads = ns.gdpa_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None, None)
 
     gdpa.register_autograd(gdpa_grad, setup_context=gdpa_setup)
 
@@ -85,13 +130,13 @@ def _register() -> None:
                            mutates_args=())
 
     def window_setup(ctx, inputs, output):
-        q, k, v, lengths = inputs[:4]
-        ctx.save_for_backward(q, k, v, output[0], output[1], lengths)
-        ctx.args = inputs[4:]
+        q, k, v, lengths, starts = inputs[:5]
+        ctx.save_for_backward(q, k, v, output[0], output[1], lengths, starts)
+        ctx.args = inputs[5:]
 
     def window_grad(ctx, grad_out, grad_lse):
         grads = ns.window_attention_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None)
 
     window.register_autograd(window_grad, setup_context=window_setup)
 
@@ -99,27 +144,27 @@ def _register() -> None:
     seed_bwd = triton_op(f"{NAMESPACE}::seed_pooling_triton_backward", _seed_pooling_bwd, mutates_args=())
 
     def seed_setup(ctx, inputs, output):
-        seeds, k, v, lengths = inputs[:4]
-        ctx.save_for_backward(seeds, k, v, output[0], output[1], lengths)
-        ctx.scale = inputs[4]
+        seeds, k, v, lengths, starts = inputs[:5]
+        ctx.save_for_backward(seeds, k, v, output[0], output[1], lengths, starts)
+        ctx.args = inputs[5:]                       # max_len, scale
 
     def seed_grad(ctx, grad_out, grad_lse):
-        grads = ns.seed_pooling_triton_backward.default(grad_out, *ctx.saved_tensors, ctx.scale)
-        return (*grads, None, None)
+        grads = ns.seed_pooling_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
+        return (*grads, None, None, None, None)
 
     seed.register_autograd(seed_grad, setup_context=seed_setup)
 
     # FLOP formulas: the reference ops' (useful work only); outputs (o, lse) are counted as o.
-    register_flop_formula(ns.gdpa_triton)(_ref._gdpa_flops)
-    register_flop_formula(ns.gdpa_triton_backward)(_ref._backward_flops(_ref._gdpa_flops))
-    register_flop_formula(ns.window_attention_triton)(_ref._window_attention_flops)
+    register_flop_formula(ns.gdpa_triton)(_gdpa_flops)
+    register_flop_formula(ns.gdpa_triton_backward)(_ref._backward_flops(_gdpa_flops))
+    register_flop_formula(ns.window_attention_triton)(_window_attention_flops)
     register_flop_formula(ns.window_attention_triton_backward)(
-        lambda grad_out, q, k, v, o, lse, lengths, *args, out_shape=None:
-        5 * _ref._window_attention_flops(q, k, v, lengths, *args) // 2)
-    register_flop_formula(ns.seed_pooling_triton)(_ref._seed_pooling_flops)
+        lambda grad_out, q, k, v, o, lse, *args, out_shape=None:
+        5 * _window_attention_flops(q, k, v, *args) // 2)
+    register_flop_formula(ns.seed_pooling_triton)(_seed_pooling_flops)
     register_flop_formula(ns.seed_pooling_triton_backward)(
-        lambda grad_out, seeds, k, v, o, lse, lengths, scale, out_shape=None:
-        5 * _ref._seed_pooling_flops(seeds, k, v, lengths, scale) // 2)
+        lambda grad_out, seeds, k, v, o, lse, *args, out_shape=None:
+        5 * _seed_pooling_flops(seeds, k, v, *args) // 2)
     del gdpa_bwd, window_bwd, seed_bwd
 
 
@@ -129,19 +174,22 @@ if not hasattr(getattr(torch.ops, NAMESPACE), "gdpa_triton"):
 
 # ----------------------------------------------------------------------------- entry points
 
-def supports(name: str, *tensors: torch.Tensor) -> str | None:
-    """None when the Triton kernel of op `name` takes these tensors, else the reason it cannot."""
+def supports(name: str, *tensors: torch.Tensor, packed: bool = False) -> str | None:
+    """None when the Triton kernel of op `name` takes these tensors (`packed`: the sequence
+    tensors are [N, H, D] rows), else the reason it cannot."""
     module = {"gdpa": gdpa_kernels, "window_attention": window_kernels, "seed_pooling": seed_kernels}[name]
-    return module.unsupported(*tensors[:3])
+    return module.unsupported(*tensors[:3], packed=packed)
 
 
-def gdpa(q, k, v, lengths, activations: str, scale: float) -> torch.Tensor:
-    return torch.ops.kunlunc_kunlun_tiny.gdpa_triton.default(q, k, v, lengths, activations, scale)
+def gdpa(q, k, v, lengths, starts, max_len: int, activations: str, scale: float) -> torch.Tensor:
+    return torch.ops.kunlunc_kunlun_tiny.gdpa_triton.default(q, k, v, lengths, starts, max_len, activations, scale)
 
 
-def window_attention(q, k, v, lengths, window: int, causal: bool, kind: str, scale: float) -> torch.Tensor:
-    return torch.ops.kunlunc_kunlun_tiny.window_attention_triton.default(q, k, v, lengths, window, causal, kind, scale)[0]
+def window_attention(q, k, v, lengths, starts, max_len: int, window: int, causal: bool, kind: str,
+                     scale: float) -> torch.Tensor:
+    op = torch.ops.kunlunc_kunlun_tiny.window_attention_triton.default
+    return op(q, k, v, lengths, starts, max_len, window, causal, kind, scale)[0]
 
 
-def seed_pooling(seeds, k, v, lengths, scale: float) -> torch.Tensor:
-    return torch.ops.kunlunc_kunlun_tiny.seed_pooling_triton.default(seeds, k, v, lengths, scale)[0]
+def seed_pooling(seeds, k, v, lengths, starts, max_len: int, scale: float) -> torch.Tensor:
+    return torch.ops.kunlunc_kunlun_tiny.seed_pooling_triton.default(seeds, k, v, lengths, starts, max_len, scale)[0]

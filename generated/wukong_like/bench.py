@@ -65,17 +65,22 @@ class _Clock:
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_SCOPES = ("blocks", "model")
+LAYOUTS = ("padded", "packed")
 
 
 def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False,
-             scope: str = "blocks"):
+             scope: str = "blocks", layout: str = "padded"):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
     bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
     default mode) or one of COMPILE_MODES ("reduce-overhead" replays in CUDA graphs); `scope`:
-    "blocks" compiles each block (Model.compile_blocks), "model" the whole forward as one graph."""
+    "blocks" compiles each block (Model.compile_blocks), "model" the whole forward as one graph.
+    `layout`: the event sequences padded or packed (the four batches pack to the same row counts,
+    so shapes stay static under torch.compile)."""
     if scope not in COMPILE_SCOPES:
         raise ValueError(f"compile scope must be one of {COMPILE_SCOPES}, not {scope!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     torch.manual_seed(0)
     model = Model(backend=backend).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
@@ -84,7 +89,8 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
         model.compile_blocks(mode=compile_mode(compile))
     elif compile:
         forward = torch.compile(model, mode=compile_mode(compile))
-    batches = [example_batch(batch_size, device, seed=i, at_avg_len=True) for i in range(4)]
+    batches = [example_batch(batch_size, device, seed=i, at_avg_len=True, packed=layout == "packed")
+               for i in range(4)]
     counter = itertools.count()
 
     def step() -> None:
@@ -107,14 +113,15 @@ def compile_mode(compile: bool | str) -> str | None:
 
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
               backend: str = "auto", compile: bool | str = False, blocks: bool = True,
-              scope: str = "blocks") -> dict:
+              scope: str = "blocks", layout: str = "padded") -> dict:
     batch_size = batch_size or Config().batch_size
-    model, batches, step = training(device, batch_size, backend, compile, scope)
+    model, batches, step = training(device, batch_size, backend, compile, scope, layout)
     clock = _Clock(device)
     warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
     report = _report(model, device, batch_size, backend, compile, steps, measured)
     report["first_step_s"] = warm[0]
+    report["layout"] = layout
     if compile:
         report["compile_scope"] = scope
     else:             # a dispatch mode would make torch.compile recompile
@@ -245,7 +252,8 @@ def _leaf(x):
 def _forward_backward(block, args, dtype) -> None:
     with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
         out = block(*args)
-    outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
+    outs = [o for o in (out if isinstance(out, tuple) else (out,))     # (s, its Seq) from an embedding
+            if isinstance(o, torch.Tensor) and o.requires_grad]
     torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
 
 
@@ -264,7 +272,7 @@ def _host(seconds: float) -> str:
 def format_report(r: dict) -> str:
     lines = [
         f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}, "
-        f"batch {r['batch_size']}, {r['dtype']}, median of {r['steps']} steps",
+        f"batch {r['batch_size']}, {r['layout']}, {r['dtype']}, median of {r['steps']} steps",
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms"
         f" (GPU {r['estimated_gpu_step_s'] * 1e3:.3f}, host {_host(r['estimated_host_s'])})",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",

@@ -11,13 +11,14 @@ MAX_TIME_GAP = 2**20   # seconds; gaps are drawn log-uniformly in [0, MAX_TIME_G
 
 
 def example_batch(batch_size: int, device="cpu", seed: int = 0, full: bool = False,
-                  config: Config = Config(), at_avg_len: bool = False) -> dict:
+                  config: Config = Config(), at_avg_len: bool = False, packed: bool = False) -> dict:
     """A dict of inputs with labels. Lengths vary from 0 to max_len (full=True: all at max_len;
     at_avg_len=True: uniform around each event's avg_len, so the batch does the estimate's work).
 
     Layout: {"dense": [B, dense] float, "sparse": {feature: [B] int64},
              "events": {event: {"lengths": [B], "items": {feature: [B, T]}, "time_gaps": [B, T]}},
              "labels": [B, tasks] float in {0, 1}}
+    packed=True gives each event as pack_events does: no padding anywhere.
     """
     g = torch.Generator().manual_seed(seed)
     ids = lambda table, *shape: torch.randint(config.tables[table][0], shape, generator=g)  # noqa: E731
@@ -39,14 +40,35 @@ def example_batch(batch_size: int, device="cpu", seed: int = 0, full: bool = Fal
             inputs["time_gaps"] = (2.0 ** log_gap - 1).long()
         batch["events"][ev.name] = inputs
     batch["labels"] = torch.randint(2, (batch_size, len(config.tasks)), generator=g).float()
-    return _to(batch, torch.device(device))
+    return _to(pack_events(batch) if packed else batch, torch.device(device))
+
+
+def pack_events(batch: dict) -> dict:
+    """The batch with every event packed: {"offsets": [B + 1] int64 (CSR: example b's rows are
+    offsets[b]:offsets[b + 1]), "items": {feature: [N]}, "time_gaps": [N]}, N the batch's events.
+    The model computes the same on either layout; packed, its towers skip the padding (the
+    sequence GEMMs, norms and kernels run on N rows, not B·T). Other entries are shared."""
+    events = {}
+    for name, inputs in batch["events"].items():
+        lengths = inputs["lengths"]
+        some = next(iter(inputs["items"].values()))                  # [B, T]
+        valid = torch.arange(some.shape[1], device=lengths.device) < lengths[:, None]
+        packed = {"offsets": torch.cat([lengths.new_zeros(1), lengths.cumsum(0)]),
+                  "items": {f: ids[valid] for f, ids in inputs["items"].items()}}
+        if "time_gaps" in inputs:
+            packed["time_gaps"] = inputs["time_gaps"][valid]
+        events[name] = packed
+    return {**batch, "events": events}
 
 
 def _around(avg: float, max_len: int, n: int, g: torch.Generator) -> torch.Tensor:
-    """Lengths uniform on [lo, hi] ⊆ [0, max_len] with mean avg (the cost model's avg_len)."""
+    """Lengths evenly spread over [lo, hi] ⊆ [0, max_len] with mean avg (the cost model's
+    avg_len), in a random order: every seed gives the same multiset, so the same total (packed
+    batches of one size share their shapes)."""
     half = min(avg, max_len - avg)
     lo, hi = avg - half, avg + half
-    return (lo + torch.rand(n, generator=g) * (hi - lo)).round().long().clamp(0, max_len)
+    spread = torch.linspace(lo, hi, n, dtype=torch.float64) if n > 1 else torch.full((n,), float(avg), dtype=torch.float64)
+    return spread.round().long().clamp(0, max_len)[torch.randperm(n, generator=g)]
 
 
 def _to(tree, device):

@@ -3,7 +3,8 @@
 """The wukong_like model: 6 layers of width 384; towers: none.
 
 Straight-line code, one module per block of the compiled graph; the layer schedule
-(CompSkip: global, local, global, local, global, local) is unrolled below. Shapes: B batch; sequences padded to max_len.
+(CompSkip: global, local, global, local, global, local) is unrolled below. Shapes: B batch; each tower [B, T, d] padded to
+its max_len T, or [N, d] rows when the batch packs it (data.py), with the same code.
 """
 from __future__ import annotations
 

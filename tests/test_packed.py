@@ -1,0 +1,201 @@
+"""Packed towers: a batch whose events are CSR rows ([N] ids, offsets [B + 1]) trains the same
+model as the padded batch, on the torch path and on the Triton kernels.
+
+The packed layout is what lets the towers' projections and norms skip padding; these tests pin
+that it computes exactly the padded model's function: outputs and every parameter's gradient,
+with empty, length-1 and full-length examples.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genutil import SPECS, build_and_import, load_spec
+from packing import reversed_starts
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp(min=1e-30)).item()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    saved = os.environ.get("KUNLUNC_AUTOTUNE")
+    os.environ["KUNLUNC_AUTOTUNE"] = "0"         # correctness, not speed: one config per kernel
+    try:
+        pkg, _ = build_and_import(load_spec(SPECS / "kunlun_tiny.yaml"), tmp_path_factory.mktemp("tiny_packed"))
+    finally:
+        if saved is None:
+            del os.environ["KUNLUNC_AUTOTUNE"]
+        else:
+            os.environ["KUNLUNC_AUTOTUNE"] = saved
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def unfused(tmp_path_factory):
+    """fuse: false: the layers call the references, which take packed rows through to_padded."""
+    pkg, _ = build_and_import(load_spec(SPECS / "ablation_no_gdpa_fusion.yaml"), tmp_path_factory.mktemp("unfused"))
+    return pkg
+
+
+def _odd_batch(pkg, batch_size=5, seed=3):
+    batch = pkg.example_batch(batch_size, seed=seed)
+    for name, ev in batch["events"].items():
+        max_len = ev["items"][next(iter(ev["items"]))].shape[1]
+        ev["lengths"][:3] = torch.tensor([0, 1, max_len])   # empty, one event, full
+    return batch
+
+
+def _grads(model, batch):
+    model.zero_grad()
+    out = model(batch)
+    out.float().pow(2).sum().backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _same_model_both_layouts(pkg, backend, tol_out, tol_grad, batch_size=5):
+    torch.manual_seed(0)
+    model = pkg.Model(backend=backend)
+    padded = _odd_batch(pkg, batch_size)
+    packed = pkg.pack_events(padded)
+    out_pad, g_pad = _grads(model, padded)
+    out_pack, g_pack = _grads(model, packed)
+    assert out_pack.shape == out_pad.shape
+    assert _rel(out_pack, out_pad) <= tol_out
+    assert g_pack.keys() == g_pad.keys()
+    for name in g_pad:
+        assert _rel(g_pack[name], g_pad[name]) <= tol_grad, name
+
+
+def test_pack_events_is_csr(tiny):
+    padded = _odd_batch(tiny)
+    packed = tiny.pack_events(padded)
+    assert packed["dense"] is padded["dense"] and packed["labels"] is padded["labels"]
+    for name, ev in padded["events"].items():
+        p = packed["events"][name]
+        lengths = ev["lengths"]
+        assert p["offsets"].tolist() == [0, *torch.cumsum(lengths, 0).tolist()]
+        for f, ids in ev["items"].items():
+            assert p["items"][f].shape == (int(lengths.sum()),)
+            rows = [ids[b, :n] for b, n in enumerate(lengths.tolist())]
+            assert torch.equal(p["items"][f], torch.cat(rows))
+        assert ("time_gaps" in p) == ("time_gaps" in ev)
+        assert "lengths" not in p
+
+
+def test_bench_batches_pack_to_one_shape(tiny):
+    """example_batch(at_avg_len=True) spreads lengths evenly around avg_len in a seeded order,
+    so batches of one size pack to the same row counts (static shapes under torch.compile)."""
+    rows = {tuple(ev["offsets"][-1].item() for ev in tiny.example_batch(16, seed=s, at_avg_len=True,
+                                                                      packed=True)["events"].values())
+            for s in range(4)}
+    assert len(rows) == 1
+    lengths = [tiny.example_batch(16, seed=s, at_avg_len=True)["events"] for s in range(2)]
+    name = next(iter(lengths[0]))
+    assert not torch.equal(lengths[0][name]["lengths"], lengths[1][name]["lengths"])   # shuffled
+
+
+def test_packed_matches_padded_torch(tiny):
+    _same_model_both_layouts(tiny, "torch", 1e-6, 1e-5)
+
+
+def test_packed_matches_padded_unfused(unfused):
+    _same_model_both_layouts(unfused, "torch", 1e-6, 1e-5, batch_size=3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_packed_matches_padded_triton_interpreter(tiny):
+    """backend="triton": the kernels read the packed rows themselves (no padding in between)."""
+    _same_model_both_layouts(tiny, "triton", 1e-5, 1e-4)
+
+
+def test_to_padded_and_back(tiny):
+    ops = tiny.ops
+    lengths = torch.tensor([3, 0, 1, 4])
+    starts, _ = reversed_starts(lengths)                    # rows laid out last example first
+    n = int(lengths.sum())
+    x = torch.randn(n, 2, 5, requires_grad=True)
+    padded = ops.to_padded(x, lengths, starts, 4)           # [B, H, T, D]
+    assert padded.shape == (4, 2, 4, 5)
+    for b, (s, m) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        assert torch.equal(padded[b, :, :m].transpose(0, 1), x[s:s + m])
+        assert not padded[b, :, m:].any()
+    back = ops.to_packed(padded, lengths, starts, n)
+    assert torch.equal(back, x)
+    back.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    empty = ops.to_padded(x[:0], torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), 3)
+    assert empty.shape == (2, 2, 3, 5) and not empty.any()
+
+
+@pytest.mark.parametrize("kind", ["softmax", "silu"])
+def test_window_attention_packed_torch(tiny, kind):
+    """The activation kind pads packed rows for the GDPA window path; both kinds match padded."""
+    ops = tiny.ops
+    torch.manual_seed(1)
+    lengths = torch.tensor([5, 0, 1, 7])
+    starts, _ = reversed_starts(lengths)
+    n, T = int(lengths.sum()), 7
+    q, k, v = (torch.randn(n, 2, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    out = ops.window_attention(q, k, v, lengths, 2, False, kind, 0.3, starts=starts, max_len=T)
+    padded = [ops.to_padded(t, lengths, starts, T) for t in (q, k, v)]
+    ref = ops.to_packed(ops.window_attention_reference(*padded, lengths, 2, False, kind, 0.3), lengths, starts, n)
+    assert _rel(out, ref) <= 1e-12
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), g)
+    grads_ref = torch.autograd.grad(ref, (q, k, v), g)
+    for a, b in zip(grads, grads_ref):
+        assert _rel(a, b) <= 1e-10
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_packed_triton_flop_formulas_count_rows(tiny):
+    """FlopCounterMode sees the packed kernels' useful work: N rows, not B·T."""
+    ops = tiny.ops
+    lengths = torch.tensor([5, 0, 3])
+    starts, _ = reversed_starts(lengths)
+    N, H, D, M, T = 8, 2, 16, 4, 6
+    q = torch.randn(N, H, D)
+    k, v = torch.randn(3, H, M, D), torch.randn(3, H, M, D)
+    with FlopCounterMode(display=False) as fc:
+        ops.gdpa(q, k, v, lengths, "silu", 0.5, backend="triton", starts=starts, max_len=T)
+    assert fc.get_total_flops() == 2 * N * H * M * (D + D)
+    seeds = torch.randn(H, 3, D)
+    with FlopCounterMode(display=False) as fc:
+        ops.seed_pooling(seeds, q, q, lengths, 0.25, backend="triton", starts=starts, max_len=T)
+    assert fc.get_total_flops() == 2 * N * H * 3 * (D + D)
+    with FlopCounterMode(display=False) as fc:
+        ops.window_attention(q, q, q, lengths, 1, False, "softmax", 0.25, backend="triton",
+                             starts=starts, max_len=T)
+    pairs = N * ops.pairs_in_window(T, 1, False) // T       # a full example's band, per row
+    assert fc.get_total_flops() == 2 * H * pairs * (D + D)
+
+
+def _deep_cuda(tree):
+    if isinstance(tree, dict):
+        return {k: _deep_cuda(v) for k, v in tree.items()}
+    return tree.cuda()
+
+
+@pytest.mark.gpu
+def test_packed_matches_padded_on_gpu(tiny):
+    """bf16 autocast, the Triton kernels on packed rows, eager and torch.compile per block."""
+    torch.manual_seed(0)
+    model = tiny.Model(backend="triton").cuda()
+    padded = _deep_cuda(_odd_batch(tiny, batch_size=64))
+    packed = tiny.pack_events(padded)
+    out_pad, g_pad = _grads(model, padded)
+    out_pack, g_pack = _grads(model, packed)
+    assert _rel(out_pack, out_pad) <= 2e-2
+    flat = lambda g: torch.cat([g[n].double().flatten() for n in sorted(g_pad)])   # noqa: E731
+    assert _rel(flat(g_pack), flat(g_pad)) <= 3e-2
+    model.compile_blocks()
+    out_c, g_c = _grads(model, packed)
+    assert _rel(out_c, out_pad) <= 2e-2
+    assert _rel(flat(g_c), flat(g_pad)) <= 3e-2
