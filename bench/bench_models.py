@@ -114,7 +114,7 @@ def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cud
         cmd += ["--batch-size", str(batch)] if batch else []
         cmd += ["--compile", mode, "--compile-scope", scope] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
-        cmd += ["--layout", layout] if layout != "padded" else []
+        cmd += ["--layout", layout]
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

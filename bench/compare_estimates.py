@@ -35,13 +35,15 @@ def graph_of(spec: str, fused: bool):
 
 def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict]:
     """(step, GPU, host seconds, {group: GPU seconds}) of today's estimate for a measured row."""
-    fused, mode, *_ = VARIANTS[row["variant"]]
+    fused, mode, _, layout = VARIANTS[row["variant"]]
     est = estimate(graph_of(row["spec"], fused), target, row["batch_size"])
+    packed = "_packed" if layout == "packed" else ""
     if mode:
-        times = est.est_step_time_compiled_s, est.est_gpu_time_compiled_s, est.est_host_compiled_s
+        times = (getattr(est, f"est_step_time_compiled{packed}_s"), getattr(est, f"est_gpu_time_compiled{packed}_s"),
+                 est.est_host_compiled_s)
     else:
-        times = est.est_step_time_s, est.est_gpu_time_s, est.est_host_s
-    key = "time_compiled_s" if mode else "time_s"
+        times = getattr(est, f"est_step_time{packed}_s"), getattr(est, f"est_gpu_time{packed}_s"), est.est_host_s
+    key = f"time_compiled{packed}_s" if mode else f"time{packed}_s"
     return (*times, {g: v[key] for g, v in est.groups().items()})
 
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, fields
 
 from . import hardware
 from .ir import Graph, Op
-from .passes.fuse import FUSED_KINDS
+from .passes.fuse import FUSED_KINDS, FUSION_RULES
 
 ATTENTION_KINDS = FUSED_KINDS | {"attn_scores", "attn_values"}
 assert FUSED_KINDS <= set(hardware.KERNEL_KEYS), "every fused kind needs its efficiency factor"
@@ -49,6 +49,8 @@ TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
 HOST_KINDS = MATMUL_KINDS | ATTENTION_KINDS     # the ops the host-time estimate counts
+# elementwise steps inside an attention chain (scores -> ... -> values): padded in either layout
+ATTENTION_FNS = frozenset(fn for r in FUSION_RULES for kind, fn in r.pattern if kind == "elementwise")
 # Under torch.compile (per block) inductor fuses these with each other within a block: a value
 # passed between two of them never reaches memory (views are followed through).
 FUSIBLE = frozenset({"elementwise", "concat", "embedding"})
@@ -72,6 +74,7 @@ class OpCost:
     time_s: float       # estimated forward + backward time per step, eager
     kernel: str = ""
     time_compiled_s: float = 0.0   # the same under torch.compile: autocast casts fused away
+    padding: float = 0.0           # share of its time on padded rows: what a packed batch saves
 
 
 def pairs_in_window(t: float, window: int, causal: bool) -> float:
@@ -144,11 +147,14 @@ class CostModel:
         return avg_len / max_len
 
     def padded_fraction(self, op: Op) -> float:
-        """Share of op's work spent on padded rows: 1 - avg_len / max_len for an op over a tower's
-        rows that the torch path runs padded (GEMMs, norms, adds, lookups); 0 for the jagged
-        Triton kernels and for ops that are not over a tower's rows. Time scales with rows there,
-        so this share of its time is what a packed (no-padding) layout would save."""
-        if op.seq is None or op.kind in NO_LAUNCH or runs_triton_kernel(op):
+        """Share of op's work spent on padded rows: 1 - avg_len / max_len for a row-wise op over a
+        tower's rows (GEMMs, norms, adds, lookups). Time scales with rows there, so this share of
+        its time is what a packed batch (the towers as [N, d] rows) saves. 0 for ops not over a
+        tower's rows and for attention: the jagged Triton kernels skip padding in either layout,
+        and the torch path (an unfused chain, or a reference op) runs padded in either (on a
+        packed batch it scatters the rows to padded and back, a cost left unpriced here)."""
+        if (op.seq is None or op.kind in NO_LAUNCH or op.kind in ATTENTION_KINDS
+                or (op.kind == "elementwise" and op.attr("fn") in ATTENTION_FNS)):
             return 0.0
         max_len, avg_len = self.graph.seq_lens[op.seq]
         return 1.0 - avg_len / max_len
@@ -453,7 +459,7 @@ class CostModel:
             self._cached(("op_cost", op.id), lambda: self._fixed_cost(op))
         eager, compiled = self.times(op, factor)
         return OpCost(op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor, eager, kernel,
-                      compiled)
+                      compiled, self.padded_fraction(op))
 
 
 @dataclass(frozen=True)
@@ -478,6 +484,12 @@ class Estimate:
     est_host_s: float                # host time per step, eager (0: not fitted for the target)
     est_host_compiled_s: float       # host time per step, compiled per block
     est_padding_compiled_s: float    # compiled GPU time on padded rows outside the jagged kernels
+    # The same run on a packed batch (data.pack_events): each op's time less its padding share.
+    est_gpu_time_packed_s: float
+    est_gpu_time_compiled_packed_s: float
+    est_step_time_packed_s: float
+    est_step_time_compiled_packed_s: float
+    est_mfu_compiled_packed: float
     peak_flops: float
     ops: tuple[OpCost, ...]
 
@@ -495,11 +507,13 @@ class Estimate:
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
             t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "time_compiled_s": 0,
-                                        "params": 0})
+                                        "time_packed_s": 0, "time_compiled_packed_s": 0, "params": 0})
             t["flops_fwd"] += c.flops * self.batch_size
             t["flops_train"] += c.flops * c.train_factor * self.batch_size
             t["time_s"] += c.time_s
             t["time_compiled_s"] += c.time_compiled_s
+            t["time_packed_s"] += c.time_s * (1 - c.padding)
+            t["time_compiled_packed_s"] += c.time_compiled_s * (1 - c.padding)
             t["params"] += c.params
         return out
 
@@ -526,9 +540,12 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     gpu = sum(c.time_s for c in ops) + optimizer_s
     gpu_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
     host_ops = sum(1 for c in ops if c.kind in HOST_KINDS)
-    padding = sum(c.time_compiled_s * model.padded_fraction(op) for c, op in zip(ops, graph.ops()))
+    padding = sum(c.time_compiled_s * c.padding for c in ops)
+    gpu_packed = gpu - sum(c.time_s * c.padding for c in ops)
+    gpu_compiled_packed = gpu_compiled - padding
     host, host_compiled = (host_ops * model.hw.host_s.get(m, 0.0) for m in hardware.HOST_MODES)
     step, step_compiled = max(gpu, host), max(gpu_compiled, host_compiled)
+    step_compiled_packed = max(gpu_compiled_packed, host_compiled)
     return Estimate(
         name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
         params=dense_params + table_params, params_dense=dense_params,
@@ -538,7 +555,10 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
         est_mfu=train / (step * model.hw.peak_bf16), est_step_time_compiled_s=step_compiled,
         est_mfu_compiled=train / (step_compiled * model.hw.peak_bf16), est_gpu_time_s=gpu,
         est_gpu_time_compiled_s=gpu_compiled, host_ops=host_ops, est_host_s=host,
-        est_host_compiled_s=host_compiled, est_padding_compiled_s=padding, peak_flops=model.hw.peak_bf16,
+        est_host_compiled_s=host_compiled, est_padding_compiled_s=padding,
+        est_gpu_time_packed_s=gpu_packed, est_gpu_time_compiled_packed_s=gpu_compiled_packed,
+        est_step_time_packed_s=max(gpu_packed, host), est_step_time_compiled_packed_s=step_compiled_packed,
+        est_mfu_compiled_packed=train / (step_compiled_packed * model.hw.peak_bf16), peak_flops=model.hw.peak_bf16,
         ops=ops,
     )
 

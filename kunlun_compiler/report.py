@@ -75,12 +75,16 @@ def _totals(est: Estimate) -> list[str]:
 
 
 def _padding(est: Estimate) -> list[str]:
-    """What the padded layout costs: the compiled GPU time spent on rows past the lengths."""
+    """What the padded layout costs (the compiled GPU time on rows past the lengths), and the step
+    on a packed batch, which does not pay it."""
     if not est.est_padding_compiled_s:
         return []
     return [f"padded rows           {seconds(est.est_padding_compiled_s)} of the compiled GPU time "
             f"({est.est_padding_compiled_s / est.est_gpu_time_compiled_s:.0%}) goes to rows past the "
-            "lengths: GEMMs, norms and adds run padded, only the Triton kernels skip them"]
+            "lengths: GEMMs, norms and adds run padded, only the Triton kernels skip them",
+            f"packed batch          {seconds(est.est_step_time_packed_s)} eager, "
+            f"{seconds(est.est_step_time_compiled_packed_s)} compiled, MFU "
+            f"{est.est_mfu_compiled_packed:.1%} compiled: events as rows (pack_events), no padding"]
 
 
 def _split(gpu: float, host: float) -> str:

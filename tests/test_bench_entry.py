@@ -40,6 +40,20 @@ def test_bench_entry_point_on_cpu(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert text.returncode == 0 and "MFU" in text.stdout and "step time" in text.stdout
     assert "first step" in text.stdout           # --warmup 0 still times the first step apart
+    padded = subprocess.run([sys.executable, "-m", "kunlun_tiny", "bench", "--device", "cpu", "--steps", "1",
+                             "--warmup", "0", "--batch-size", "4", "--layout", "padded", "--json"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert padded.returncode == 0, padded.stderr
+    padded = json.loads(padded.stdout)
+    assert report["layout"] == "packed" and padded["layout"] == "padded"      # packed by default
+    assert padded["model_flops_per_step"] == report["model_flops_per_step"]   # useful work: the same
+    assert report["estimated_gpu_step_s"] == pytest.approx(est["est_gpu_time_packed_s"] * 4 / est["batch_size"])
+    assert padded["estimated_gpu_step_s"] == pytest.approx(est["est_gpu_time_s"] * 4 / est["batch_size"])
+    assert report["estimated_gpu_step_s"] < padded["estimated_gpu_step_s"]
+    assert all(g["measured_s"] > 0 for g in padded["groups"].values())
+    bad = subprocess.run([sys.executable, "-m", "kunlun_tiny", "bench", "--device", "cpu", "--layout", "ragged"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert bad.returncode == 2 and "--layout" in bad.stderr
 
 
 def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):

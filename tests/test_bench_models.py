@@ -108,11 +108,12 @@ def test_compile_speedup_and_first_step_are_reported():
     assert next(line for line in old.splitlines() if line.startswith("| m | fused |")).endswith("| n/a |")
 
 
-@pytest.mark.parametrize("variant, flags", [
-    ("fused", []), ("compiled", ["--compile", "default", "--compile-scope", "blocks"]),
-    ("compiled_model", ["--compile", "default", "--compile-scope", "model"]),
-    ("cudagraphs", ["--compile", "reduce-overhead", "--compile-scope", "blocks"])])
-def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags):
+@pytest.mark.parametrize("variant, flags, layout", [
+    ("fused", [], "padded"), ("compiled", ["--compile", "default", "--compile-scope", "blocks"], "padded"),
+    ("compiled_model", ["--compile", "default", "--compile-scope", "model"], "padded"),
+    ("cudagraphs", ["--compile", "reduce-overhead", "--compile-scope", "blocks"], "padded"),
+    ("packed", [], "packed"), ("compiled_packed", ["--compile", "default", "--compile-scope", "blocks"], "packed")])
+def test_variants_pass_their_compile_mode_and_layout(tmp_path, monkeypatch, variant, flags, layout):
     seen = fake_runs(monkeypatch, 0, stdout='{"measured_step_s": 1.0}')
     bm.measure(bm.Run.parse(f"kunlun_6g:{variant}@8"), tmp_path, 1, 10.0)
     cmd = seen[-1]
@@ -120,6 +121,7 @@ def test_variants_pass_their_compile_mode(tmp_path, monkeypatch, variant, flags)
     if flags:
         i = cmd.index("--compile")
         assert cmd[i:i + 4] == flags
+    assert cmd[cmd.index("--layout") + 1] == layout    # explicit: the package's default is packed
 
 
 def test_ablations_compare_within_one_variant():

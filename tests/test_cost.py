@@ -278,3 +278,36 @@ def test_padding_time_is_the_padded_share_of_tower_ops():
     assert est.est_padding_compiled_s == pytest.approx(0.5 * sum(o.time_compiled_s for o in click_rows))
     from kunlun_compiler.report import _padding
     assert _padding(est)[0].startswith("padded rows ") and "%" in _padding(est)[0]
+
+
+def test_packed_estimate_drops_the_padded_share():
+    """A packed batch's estimate is each op's time less its padded share, eager and compiled;
+    attention runs padded in either layout on the torch path (an unfused chain), so a spec with
+    `fuse: false` keeps its attention time whole. Per group, the same relation."""
+    g = compiled(_spec(**{"target: cpu": "target: h200"})).graph
+    est = estimate(g, "h200", 8)
+    assert est.est_gpu_time_compiled_packed_s == pytest.approx(
+        est.est_gpu_time_compiled_s - est.est_padding_compiled_s)
+    assert est.est_gpu_time_packed_s == pytest.approx(est.est_gpu_time_s - sum(o.time_s * o.padding for o in est.ops))
+    assert est.est_gpu_time_packed_s < est.est_gpu_time_s
+    assert est.est_step_time_compiled_packed_s == max(est.est_gpu_time_compiled_packed_s, est.est_host_compiled_s)
+    assert est.est_step_time_packed_s == max(est.est_gpu_time_packed_s, est.est_host_s)
+    assert est.est_mfu_compiled_packed == pytest.approx(
+        est.flops_train_per_step / (est.est_step_time_compiled_packed_s * 989e12))
+    for v in est.groups().values():
+        assert v["time_compiled_packed_s"] <= v["time_compiled_s"]
+    assert sum(v["time_packed_s"] for v in est.groups().values()) == pytest.approx(
+        sum(o.time_s * (1 - o.padding) for o in est.ops))
+    unfused = compiled(_spec(**{"target: cpu": "target: h200", "fuse: true": "fuse: false"})).graph
+    chain = [op for op in unfused.ops() if op.block == "l0_click_pffn"]
+    kinds = {op.kind for op in chain}
+    assert {"attn_scores", "attn_values"} <= kinds, kinds
+    u = estimate(unfused, "h200", 8)
+    by_id = {o.id: o for o in u.ops}
+    for op in chain:
+        attention = op.kind in ("attn_scores", "attn_values") or op.attr("fn") in ("activation", "scale")
+        if attention:
+            assert by_id[op.id].padding == 0.0, op.id
+    assert by_id["l0_click_pffn.q_proj"].padding == 0.5
+    from kunlun_compiler.report import _padding
+    assert _padding(est)[1].startswith("packed batch ")

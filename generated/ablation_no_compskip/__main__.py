@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     bench.add_argument("--compile-scope", choices=COMPILE_SCOPES, default="blocks",
                        help="compile each block, sharing graphs between like blocks (fast to compile), "
                             "or the whole model as one graph")
-    bench.add_argument("--layout", choices=LAYOUTS, default="padded",
-                       help="event sequences padded to max_len, or packed rows (data.pack_events): "
-                            "packed, the towers' projections and norms skip the padding")
+    bench.add_argument("--layout", choices=LAYOUTS, default="packed",
+                       help="event sequences as packed rows (data.pack_events: the towers' projections "
+                            "and norms skip the padding; the default) or padded to max_len")
     bench.add_argument("--no-blocks", action="store_true", help="skip the per-block timing")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

@@ -119,7 +119,7 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     clock = _Clock(device)
     warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
-    report = _report(model, device, batch_size, backend, compile, steps, measured)
+    report = _report(model, device, batch_size, backend, compile, steps, measured, layout)
     report["first_step_s"] = warm[0]
     report["layout"] = layout
     if compile:
@@ -135,13 +135,15 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     return report
 
 
-def _report(model, device, batch_size, backend, compile, steps, measured) -> dict:
+def _report(model, device, batch_size, backend, compile, steps, measured, layout="padded") -> dict:
     target = device_target(device)
     est = ESTIMATE["targets"][target]
     scale = batch_size / est["batch_size"]        # GPU time and FLOPs are linear in the batch size
     flops = est["flops_train_per_step"] * scale
     mode = "_compiled" if compile else ""         # compiled: the estimate without autocast casts
-    gpu, host = est[f"est_gpu_time{mode}_s"] * scale, est[f"est_host{mode}_s"]   # host: per step
+    mode += "_packed" if layout == "packed" else ""   # packed: without the padded rows' share
+    gpu = est[f"est_gpu_time{mode}_s"] * scale
+    host = est[f"est_host{'_compiled' if compile else ''}_s"]   # per step, either layout
     step = max(gpu, host)
     return {
         "model": 'kunlun_6g', "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
