@@ -206,7 +206,8 @@ class Model(nn.Module):
         distinct blocks, not with the layers: whole-model torch.compile of a deep stack unrolls
         every layer into one graph. Each block still fuses its own casts, norms and elementwise
         ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per block); shapes
-        are static unless dynamic=True. Raises dynamo's recompile limit (graphs per forward method,
+        are static unless dynamic=True, or dynamic=None (one recompile makes a changing size
+        dynamic: for packed batches whose row counts N vary, see data.pack_events). Raises dynamo's recompile limit (graphs per forward method,
         8 by default) to the number of blocks, so no block of a many-tower spec is left eager."""
         options.setdefault("dynamic", False)
         config = torch._dynamo.config
