@@ -7,8 +7,9 @@ with the compiler and calibration of this checkout (kunlun_compiler/calibration/
 at the row's batch size, for the row's variant: its spec as written or with `fuse: false`, and
 the eager or the compiled estimate (casts fused away) as the row ran eager or under torch.compile.
 The step estimate is max(GPU time, host time) (cost.py); its ratio is taken over the measured wall
-step time, and the GPU part's over the measured GPU kernel time. Per group, the estimate is GPU
-time only. Prints markdown tables.
+step time, and the GPU part's over the measured GPU kernel time. Per group, the estimate is what
+the bench measures, each block run alone: the sum over its blocks of max(GPU time, host time)
+(Estimate.group_steps). Prints markdown tables.
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def graph_of(spec: str, fused: bool):
     return compile_spec(Spec.model_validate(spec_data(spec, fused))).graph
 
 
-def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict]:
-    """(step, GPU, host seconds, {group: GPU seconds}) of today's estimate for a measured row."""
+def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict, dict]:
+    """(step, GPU, host seconds, {group: seconds, blocks run alone}, {group: GPU seconds}) of
+    today's estimate for a measured row."""
     fused, mode, _, layout = VARIANTS[row["variant"]]
     est = estimate(graph_of(row["spec"], fused), target, row["batch_size"])
     packed = "_packed" if layout == "packed" else ""
@@ -43,8 +45,9 @@ def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict]:
                  est.est_host_compiled_s)
     else:
         times = getattr(est, f"est_step_time{packed}_s"), getattr(est, f"est_gpu_time{packed}_s"), est.est_host_s
-    key = f"time_compiled{packed}_s" if mode else f"time{packed}_s"
-    return (*times, {g: v[key] for g, v in est.groups().items()})
+    key = f"time{'_compiled' if mode else ''}{packed}_s"
+    gpu = {g: v[key] for g, v in est.groups().items()}
+    return (*times, est.group_steps(compiled=bool(mode), packed=bool(packed)), gpu)
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -55,10 +58,10 @@ def tables(rows: list[dict], target: str) -> str:
     ok = [r for r in rows if r.get("measured_step_s") and r.get("variant") in VARIANTS]
     out = ["| spec | variant | batch | measured ms | GPU kernels ms | estimated ms | est GPU / host ms "
            "| est ÷ measured | est GPU ÷ GPU |", "|---|---|---|---|---|---|---|---|---|"]
-    groups = ["| spec | variant | batch | group | measured ms | GPU kernels ms | estimated ms | est ÷ measured "
-              "| est ÷ GPU |", "|---|---|---|---|---|---|---|---|---|"]
+    groups = ["| spec | variant | batch | group | measured ms | GPU kernels ms | estimated ms | est GPU ms "
+              "| est ÷ measured | est GPU ÷ GPU |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok:
-        step, est_gpu, est_host, per_group = re_estimate(r, target)
+        step, est_gpu, est_host, per_group, per_group_gpu = re_estimate(r, target)
         gpu = r.get("gpu_step_s")
         out.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {_ms(r['measured_step_s'])} | {_ms(gpu)} "
                    f"| {_ms(step)} | {_ms(est_gpu)} / {_ms(est_host)} | {_ratio(step, r['measured_step_s'])} "
@@ -67,10 +70,10 @@ def tables(rows: list[dict], target: str) -> str:
             continue
         for g, v in sorted(r["groups"].items(), key=lambda kv: -kv[1].get("measured_s", 0)):
             if v.get("measured_s"):
-                est = per_group.get(g, 0.0)
+                est, est_gpu_g = per_group.get(g, 0.0), per_group_gpu.get(g, 0.0)
                 groups.append(f"| {r['spec']} | {r['variant']} | {r['batch_size']} | {g} | {_ms(v['measured_s'])} "
-                              f"| {_ms(v.get('gpu_s'))} | {_ms(est)} | {_ratio(est, v['measured_s'])} "
-                              f"| {_ratio(est, v.get('gpu_s'))} |")
+                              f"| {_ms(v.get('gpu_s'))} | {_ms(est)} | {_ms(est_gpu_g)} "
+                              f"| {_ratio(est, v['measured_s'])} | {_ratio(est_gpu_g, v.get('gpu_s'))} |")
     return "\n".join(out + ([""] + groups if len(groups) > 2 else []))
 
 

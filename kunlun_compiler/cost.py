@@ -507,7 +507,9 @@ class Estimate:
         out: dict[str, dict[str, float]] = {}
         for c in self.ops:
             t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "time_compiled_s": 0,
-                                        "time_packed_s": 0, "time_compiled_packed_s": 0, "params": 0})
+                                        "time_packed_s": 0, "time_compiled_packed_s": 0, "params": 0,
+                                        "host_ops": 0})
+            t["host_ops"] += c.kind in HOST_KINDS
             t["flops_fwd"] += c.flops * self.batch_size
             t["flops_train"] += c.flops * c.train_factor * self.batch_size
             t["time_s"] += c.time_s
@@ -517,12 +519,35 @@ class Estimate:
             t["params"] += c.params
         return out
 
+    def host_per_op_s(self, compiled: bool) -> float:
+        """The host time of one HOST_KINDS op (0 where the target has no host fit)."""
+        host = self.est_host_compiled_s if compiled else self.est_host_s
+        return host / self.host_ops if self.host_ops else 0.0
+
+    def group_steps(self, compiled: bool, packed: bool = False) -> dict[str, float]:
+        """Per group, what its blocks take when each runs alone (how the generated bench times
+        them): the sum over its blocks of max(the block's GPU time, its host time). A block's host
+        time is its HOST_KINDS ops times the per-op host cost, as for the whole step."""
+        return group_steps(self.blocks(), self.host_per_op_s(compiled), compiled, packed)
+
     def to_json(self, ops: bool = True) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ops"}
         if ops:
             d["ops"] = [asdict(c) for c in self.ops]
         d["groups"] = self.groups()
         return d
+
+
+def group_steps(blocks: dict, host_per_op_s: float, compiled: bool, packed: bool = False,
+                gpu_scale: float = 1.0) -> dict[str, float]:
+    """Σ over each group's blocks of max(GPU time x gpu_scale, host_ops x host_per_op_s), from
+    Estimate.blocks() (or estimate.json's "blocks"); gpu_scale rescales the GPU part to another
+    batch size (host time does not change with it)."""
+    key = f"time{'_compiled' if compiled else ''}{'_packed' if packed else ''}_s"
+    out: dict[str, float] = {}
+    for b in blocks.values():
+        out[b["group"]] = out.get(b["group"], 0.0) + max(b[key] * gpu_scale, b["host_ops"] * host_per_op_s)
+    return out
 
 
 def estimate(graph: Graph, target: str | None = None, batch_size: int | None = None) -> Estimate:

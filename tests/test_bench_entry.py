@@ -110,6 +110,14 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     assert "host not fitted for this target" in bench.format_report({**report, **compiled_report})
     group, v = next(iter(est["groups"].items()))
     assert compiled_report["groups"][group]["estimated_s"] == pytest.approx(v["time_compiled_s"] * scale)
+    # per group: each block the longer of its GPU time and its share of the host time (what a block
+    # timed alone takes), the same rule as the compiler's Estimate.group_steps
+    from kunlun_compiler.cost import group_steps
+    expected = group_steps(est["blocks"], est["est_host_s"] / est["host_ops"], compiled=False, gpu_scale=scale)
+    assert {g: v["estimated_s"] for g, v in eager_report["groups"].items()} == pytest.approx(expected)
+    assert any(v["estimated_s"] > v["estimated_gpu_s"] for v in eager_report["groups"].values())
+    assert all(v["estimated_gpu_s"] == pytest.approx(est["groups"][g]["time_s"] * scale)
+               for g, v in eager_report["groups"].items())
     assert "compile (reduce-overhead, per block)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
         bench.training("cpu", 2, compile="fast")
