@@ -153,3 +153,38 @@ def test_compile_blocks_on_gpu_matches_eager(tiny):
     for name in g_x:
         err_e, err_r = _rel(g_e[name], g_x[name]), _rel(g_r[name], g_x[name])
         assert err_r <= 1.5 * err_e + 5e-3, (name, err_r, err_e)
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_seed_pooling_says_k_is_v_in_its_signature(tiny):
+    """HSP pools a sequence over itself (K = V). The op is called with v None then, so the shared
+    K/V kernels run whether or not tracing can tell that two tensors are one (under torch.compile
+    it could not); the gradient of the shared tensor is the same as through separate K and V."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    calls = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if "seed_pooling_triton" in str(func):
+                calls.append((str(func), args[3] if "backward" in str(func) else args[2]))
+            return func(*args, **(kwargs or {}))
+
+    ops = tiny.ops
+    torch.manual_seed(0)
+    seeds = torch.randn(2, 3, 16, requires_grad=True)
+    kv = torch.randn(4, 2, 9, 16, requires_grad=True)
+    lengths = torch.tensor([9, 0, 1, 5])
+    with Spy():
+        shared = ops.seed_pooling(seeds, kv, kv, lengths, 0.25, backend="triton")
+        grads = torch.autograd.grad(shared.square().sum(), (seeds, kv))
+    assert [v for name, v in calls] == [None, None], calls          # forward and backward: V is K
+    k, v = kv.detach().clone().requires_grad_(), kv.detach().clone().requires_grad_()
+    calls.clear()
+    with Spy():
+        apart = ops.seed_pooling(seeds, k, v, lengths, 0.25, backend="triton")
+        grads2 = torch.autograd.grad(apart.square().sum(), (seeds, k, v))
+    assert all(isinstance(v, torch.Tensor) for _, v in calls) and len(calls) == 2
+    assert _rel(shared, apart) <= 1e-6
+    assert _rel(grads[0], grads2[0]) <= 1e-5
+    assert _rel(grads[1], grads2[1] + grads2[2]) <= 1e-5

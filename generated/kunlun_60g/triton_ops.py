@@ -68,14 +68,25 @@ def _window_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, o: 
 
 # ----------------------------------------------------------------------------- seed pooling
 
-def _seed_pooling(seeds: Tensor, k: Tensor, v: Tensor, lengths: Tensor, starts: Optional[Tensor],
+# v None: V is K (HSP pools a sequence over itself). The kernels then read K/V once and write one
+# gradient. Said in the signature, not found by comparing k and v: under torch.compile the op sees
+# two fake tensors where eager sees one, and took the two-tensor path (twice the reads, a second
+# gradient and an add).
+
+def _seed_pooling(seeds: Tensor, k: Tensor, v: Optional[Tensor], lengths: Tensor, starts: Optional[Tensor],
                   max_len: int, scale: float) -> tuple[Tensor, Tensor]:
-    return seed_kernels.seed_pooling_forward(seeds, k, v, lengths, scale, starts=starts, max_len=max_len)
+    return seed_kernels.seed_pooling_forward(seeds, k, k if v is None else v, lengths, scale,
+                                             starts=starts, max_len=max_len)
 
 
-def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor,
+def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Optional[Tensor], o: Tensor, lse: Tensor,
                       lengths: Tensor, starts: Optional[Tensor], max_len: int,
                       scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(dseeds, dk, dv); with v None, dk is the whole gradient of the shared K = V and dv empty."""
+    if v is None:
+        dseeds, dkv = seed_kernels.seed_pooling_backward_shared_kv(grad_out, seeds, k, o, lse, lengths, scale,
+                                                                   starts=starts, max_len=max_len)
+        return dseeds, dkv, dkv.new_empty(0)
     return seed_kernels.seed_pooling_backward(grad_out, seeds, k, v, o, lse, lengths, scale,
                                               starts=starts, max_len=max_len)
 
@@ -101,6 +112,7 @@ def _window_attention_flops(q, k, v, lengths, starts, max_len, window, causal, k
 
 
 def _seed_pooling_flops(seeds, k, v, lengths, starts, max_len, scale, *, out_shape=None) -> int:
+    v = k if v is None else v                     # V is K
     if starts is None:
         return _ref._seed_pooling_flops(seeds, k, v, lengths, scale)
     H, S, D = seeds
@@ -149,8 +161,9 @@ def _register() -> None:
         ctx.args = inputs[5:]                       # max_len, scale
 
     def seed_grad(ctx, grad_out, grad_lse):
-        grads = ns.seed_pooling_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
-        return (*grads, None, None, None, None)
+        dseeds, dk, dv = ns.seed_pooling_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
+        shared = ctx.saved_tensors[2] is None
+        return dseeds, dk, None if shared else dv, None, None, None, None
 
     seed.register_autograd(seed_grad, setup_context=seed_setup)
 
@@ -192,4 +205,6 @@ def window_attention(q, k, v, lengths, starts, max_len: int, window: int, causal
 
 
 def seed_pooling(seeds, k, v, lengths, starts, max_len: int, scale: float) -> torch.Tensor:
-    return torch.ops.kunlunc_kunlun_60g.seed_pooling_triton.default(seeds, k, v, lengths, starts, max_len, scale)[0]
+    """K = V (`v is k`) reaches the op as v None: one read of K/V, one gradient."""
+    op = torch.ops.kunlunc_kunlun_60g.seed_pooling_triton.default
+    return op(seeds, k, None if v is k else v, lengths, starts, max_len, scale)[0]
