@@ -1,7 +1,7 @@
 """Where a training step of a generated model spends its time: torch.profiler over real steps.
 
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
-                                  [--compile [MODE]] [--scope blocks|model]
+                                  [--compile [MODE]] [--scope blocks|model] [--layout packed|padded]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
@@ -29,12 +29,14 @@ def main() -> None:
                    help="torch.compile the model first (optionally a mode: reduce-overhead, ...)")
     p.add_argument("--scope", default="blocks", choices=("blocks", "model"),
                    help="with --compile: each block (Model.compile_blocks) or the whole forward")
+    p.add_argument("--layout", default="packed", choices=("packed", "padded"),
+                   help="the batch's events as packed rows (the bench's default) or padded to max_len")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
     # the package's own training step: what `python -m <package> bench` times
     bench = importlib.import_module(f"{args.package}.bench")
-    _, _, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope)
+    _, _, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope, args.layout)
 
     for i in range(args.warmup):
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ with empty, length-1 and full-length examples.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -199,3 +200,46 @@ def test_packed_matches_padded_on_gpu(tiny):
     out_c, g_c = _grads(model, packed)
     assert _rel(out_c, out_pad) <= 2e-2
     assert _rel(flat(g_c), flat(g_pad)) <= 3e-2
+
+
+def test_bad_packed_batches_get_a_located_error(tiny):
+    """Malformed packed events name the event and key: ragged feature rows, offsets that are not a
+    CSR over the rows, an example longer than max_len."""
+    model = tiny.Model(backend="torch")
+    good = tiny.example_batch(3, seed=1, packed=True)
+    name = next(iter(good["events"]))
+    feature = next(iter(good["events"][name]["items"]))
+
+    def bad(change):
+        batch = {**good, "events": {**good["events"], name: {**good["events"][name]}}}
+        batch["events"][name]["items"] = dict(batch["events"][name]["items"])
+        change(batch["events"][name])
+        return batch
+
+    cases = [
+        (lambda ev: ev["items"].__setitem__(feature, ev["items"][feature][:-1]), "packed rows must all be one [N]"),
+        (lambda ev: ev.__setitem__("offsets", ev["offsets"][:, None]), "['offsets'] must be integer [B + 1]"),
+        (lambda ev: ev.__setitem__("offsets", ev["offsets"] + 1), "must rise from 0 to N"),
+        (lambda ev: ev.__setitem__("offsets", ev["offsets"].flip(0)), "must rise from 0 to N"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=re.escape(f"batch['events'][{name!r}]")) as exc:
+            model(bad(change))
+        assert message in str(exc.value), (message, str(exc.value))
+    assert f"['items'][{feature!r}] (" in str(bad_rows(model, bad, feature))
+    max_len = dict((e.name, e.max_len) for e in tiny.Config().events)[name]
+    packed = tiny.example_batch(1, seed=2, full=True, packed=True)
+    ev = packed["events"][name]                     # one example at max_len; give it one more row
+    packed["events"][name] = {"offsets": torch.tensor([0, max_len + 1]),
+                              "items": {f: torch.cat([ids, ids[:1]]) for f, ids in ev["items"].items()},
+                              **({"time_gaps": torch.cat([ev["time_gaps"], ev["time_gaps"][:1]])}
+                                 if "time_gaps" in ev else {})}
+    with pytest.raises(ValueError, match=f"more than max_len {max_len}"):
+        model(packed)
+
+
+def bad_rows(model, bad, feature):
+    """The error for one feature's rows cut short: it lists every key's shape."""
+    with pytest.raises(ValueError) as exc:
+        model(bad(lambda ev: ev["items"].__setitem__(feature, ev["items"][feature][:-1])))
+    return exc.value

@@ -84,7 +84,7 @@ class EventEmbedding(nn.Module):
 
     def __init__(self, event: str, max_len: int, dim: int, time_gaps: bool, items: tuple) -> None:
         super().__init__()
-        self.max_len, self.items = max_len, items
+        self.event, self.max_len, self.items = event, max_len, items
         self.proj = nn.ModuleDict({f"f_{name}": nn.Linear(width, dim, bias=False)
                                    for name, _, width in items if width != dim})
         self.position = nn.Parameter(torch.randn(max_len, dim) * 0.02)
@@ -94,6 +94,7 @@ class EventEmbedding(nn.Module):
     def forward(self, tables: EmbeddingTables, inputs: dict) -> tuple[torch.Tensor, ops.Seq]:
         if "offsets" in inputs:                                      # packed rows
             offsets = inputs["offsets"]                              # [B + 1], CSR
+            self._check_packed(inputs)
             rows = torch.arange(inputs["items"][self.items[0][0]].shape[0], device=offsets.device)
             # each row's example: the last b with offsets[b] <= row. (Not searchsorted over the
             # slice offsets[1:]: inductor on CUDA ignores a slice's start there, pytorch#160964.)
@@ -113,6 +114,28 @@ class EventEmbedding(nn.Module):
             bucket = torch.floor(torch.log2(1.0 + gaps)).long().clamp(max=TIME_GAP_BUCKETS - 1)
             s = s + self.time_gap(bucket)
         return self.norm(s), seq
+
+    def _check_packed(self, inputs: dict) -> None:
+        """Shapes always (free: no GPU sync); on CPU, outside torch.compile, the offsets too."""
+        offsets, rows = inputs["offsets"], inputs["items"][self.items[0][0]]
+        where = f"batch['events'][{self.event!r}]"
+        if offsets.dim() != 1 or offsets.shape[0] < 1 or offsets.is_floating_point():
+            raise ValueError(f"{where}['offsets'] must be integer [B + 1], got {tuple(offsets.shape)} {offsets.dtype}")
+        named = {f"['items'][{name!r}]": ids for name, ids in inputs["items"].items()}
+        if self.time_gap is not None:
+            named["['time_gaps']"] = inputs["time_gaps"]
+        shapes = {key: tuple(x.shape) for key, x in named.items()}
+        if len(set(shapes.values())) > 1 or len(shapes[next(iter(shapes))]) != 1:
+            got = ", ".join(f"{key} {shape}" for key, shape in shapes.items())
+            raise ValueError(f"{where}: packed rows must all be one [N], got {got}")
+        if offsets.device.type == "cpu" and not torch.compiler.is_compiling():
+            lengths = offsets.diff()
+            if offsets[0] != 0 or offsets[-1] != rows.shape[0] or (lengths < 0).any():
+                raise ValueError(f"{where}['offsets'] must rise from 0 to N = {rows.shape[0]} (CSR), "
+                                 f"got {offsets.tolist()[:8]}{' ...' if offsets.numel() > 8 else ''}")
+            if lengths.numel() and int(lengths.max()) > self.max_len:
+                raise ValueError(f"{where}: an example has {int(lengths.max())} events, more than "
+                                 f"max_len {self.max_len}")
 
 
 class WeightGeneration(nn.Module):
