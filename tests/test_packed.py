@@ -15,25 +15,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from genutil import SPECS, build_and_import, load_spec
+from modelutil import build_untuned, deep_cuda, grads, rel
 from packing import reversed_starts
 
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp(min=1e-30)).item()
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    saved = os.environ.get("KUNLUNC_AUTOTUNE")
-    os.environ["KUNLUNC_AUTOTUNE"] = "0"         # correctness, not speed: one config per kernel
-    try:
-        pkg, _ = build_and_import(load_spec(SPECS / "kunlun_tiny.yaml"), tmp_path_factory.mktemp("tiny_packed"))
-    finally:
-        if saved is None:
-            del os.environ["KUNLUNC_AUTOTUNE"]
-        else:
-            os.environ["KUNLUNC_AUTOTUNE"] = saved
-    return pkg
+    return build_untuned(SPECS / "kunlun_tiny.yaml", tmp_path_factory.mktemp("tiny_packed"))
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +40,19 @@ def _odd_batch(pkg, batch_size=5, seed=3):
     return batch
 
 
-def _grads(model, batch):
-    model.zero_grad()
-    out = model(batch)
-    out.float().pow(2).sum().backward()
-    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
 
 def _same_model_both_layouts(pkg, backend, tol_out, tol_grad, batch_size=5):
     torch.manual_seed(0)
     model = pkg.Model(backend=backend)
     padded = _odd_batch(pkg, batch_size)
     packed = pkg.pack_events(padded)
-    out_pad, g_pad = _grads(model, padded)
-    out_pack, g_pack = _grads(model, packed)
+    out_pad, g_pad = grads(model, padded)
+    out_pack, g_pack = grads(model, packed)
     assert out_pack.shape == out_pad.shape
-    assert _rel(out_pack, out_pad) <= tol_out
+    assert rel(out_pack, out_pad) <= tol_out
     assert g_pack.keys() == g_pad.keys()
     for name in g_pad:
-        assert _rel(g_pack[name], g_pad[name]) <= tol_grad, name
+        assert rel(g_pack[name], g_pad[name]) <= tol_grad, name
 
 
 def test_pack_events_is_csr(tiny):
@@ -146,12 +129,12 @@ def test_window_attention_packed_torch(tiny, kind):
     out = ops.window_attention(q, k, v, lengths, 2, False, kind, 0.3, starts=starts, max_len=T)
     padded = [ops.to_padded(t, lengths, starts, T) for t in (q, k, v)]
     ref = ops.to_packed(ops.window_attention_reference(*padded, lengths, 2, False, kind, 0.3), lengths, starts, n)
-    assert _rel(out, ref) <= 1e-12
+    assert rel(out, ref) <= 1e-12
     g = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), g)
     grads_ref = torch.autograd.grad(ref, (q, k, v), g)
     for a, b in zip(grads, grads_ref):
-        assert _rel(a, b) <= 1e-10
+        assert rel(a, b) <= 1e-10
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
@@ -178,28 +161,23 @@ def test_packed_triton_flop_formulas_count_rows(tiny):
     assert fc.get_total_flops() == 2 * H * pairs * (D + D)
 
 
-def _deep_cuda(tree):
-    if isinstance(tree, dict):
-        return {k: _deep_cuda(v) for k, v in tree.items()}
-    return tree.cuda()
-
 
 @pytest.mark.gpu
 def test_packed_matches_padded_on_gpu(tiny):
     """bf16 autocast, the Triton kernels on packed rows, eager and torch.compile per block."""
     torch.manual_seed(0)
     model = tiny.Model(backend="triton").cuda()
-    padded = _deep_cuda(_odd_batch(tiny, batch_size=64))
+    padded = deep_cuda(_odd_batch(tiny, batch_size=64))
     packed = tiny.pack_events(padded)
-    out_pad, g_pad = _grads(model, padded)
-    out_pack, g_pack = _grads(model, packed)
-    assert _rel(out_pack, out_pad) <= 2e-2
+    out_pad, g_pad = grads(model, padded)
+    out_pack, g_pack = grads(model, packed)
+    assert rel(out_pack, out_pad) <= 2e-2
     flat = lambda g: torch.cat([g[n].double().flatten() for n in sorted(g_pad)])   # noqa: E731
-    assert _rel(flat(g_pack), flat(g_pad)) <= 3e-2
+    assert rel(flat(g_pack), flat(g_pad)) <= 3e-2
     model.compile_blocks()
-    out_c, g_c = _grads(model, packed)
-    assert _rel(out_c, out_pad) <= 2e-2
-    assert _rel(flat(g_c), flat(g_pad)) <= 3e-2
+    out_c, g_c = grads(model, packed)
+    assert rel(out_c, out_pad) <= 2e-2
+    assert rel(flat(g_c), flat(g_pad)) <= 3e-2
 
 
 def test_bad_packed_batches_get_a_located_error(tiny):

@@ -10,27 +10,14 @@ import os
 import pytest
 import torch
 
-from genutil import SPECS, build_and_import, load_spec
+from genutil import SPECS
+from modelutil import build_untuned, deep_cuda, grads, rel
 
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp(min=1e-30)).item()
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    # Correctness, not speed: one config per kernel (KUNLUNC_AUTOTUNE=0, read when the kernels are
-    # imported). Autotuning every kernel shape of the model took the first GPU test past 100 s.
-    saved = os.environ.get("KUNLUNC_AUTOTUNE")
-    os.environ["KUNLUNC_AUTOTUNE"] = "0"
-    try:
-        pkg, _ = build_and_import(load_spec(SPECS / "kunlun_tiny.yaml"), tmp_path_factory.mktemp("tiny_triton"))
-    finally:
-        if saved is None:
-            del os.environ["KUNLUNC_AUTOTUNE"]
-        else:
-            os.environ["KUNLUNC_AUTOTUNE"] = saved
-    return pkg
+    return build_untuned(SPECS / "kunlun_tiny.yaml", tmp_path_factory.mktemp("tiny_triton"))
 
 
 def _pair(pkg, device):
@@ -41,12 +28,6 @@ def _pair(pkg, device):
     return ref, tri
 
 
-def _grads(model, batch):
-    model.zero_grad()
-    out = model(batch)
-    out.float().pow(2).sum().backward()
-    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
 
 @pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
                     reason="CPU interpreter check")
@@ -55,12 +36,12 @@ def test_triton_backend_matches_torch_on_cpu_interpreter(tiny):
     batch = tiny.example_batch(5, seed=3)
     for ev in batch["events"].values():
         ev["lengths"][:2] = torch.tensor([0, 1])
-    out_ref, g_ref = _grads(ref, batch)
-    out_tri, g_tri = _grads(tri, batch)
-    assert _rel(out_tri, out_ref) <= 1e-5
+    out_ref, g_ref = grads(ref, batch)
+    out_tri, g_tri = grads(tri, batch)
+    assert rel(out_tri, out_ref) <= 1e-5
     assert g_ref.keys() == g_tri.keys()
     for name in g_ref:
-        assert _rel(g_tri[name], g_ref[name]) <= 1e-4, name
+        assert rel(g_tri[name], g_ref[name]) <= 1e-4, name
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
@@ -90,35 +71,30 @@ def test_kernels_get_the_autocast_dtype_from_every_layer(tiny):
     assert all(dtypes == {torch.float16} for dtypes in seen.values()), seen
 
 
-def _deep_cuda(tree):
-    if isinstance(tree, dict):
-        return {k: _deep_cuda(v) for k, v in tree.items()}
-    return tree.cuda()
-
 
 @pytest.mark.gpu
 def test_triton_backend_matches_torch_on_gpu_fp32(tiny):
     ref, tri = _pair(tiny, "cuda")
-    batch = _deep_cuda(tiny.example_batch(64, seed=1))
+    batch = deep_cuda(tiny.example_batch(64, seed=1))
     with torch.autocast("cuda", enabled=False):
         tri.config = ref.config = type(ref.config)(dtype="fp32")
-        out_ref, g_ref = _grads(ref, batch)
-        out_tri, g_tri = _grads(tri, batch)
-    assert _rel(out_tri, out_ref) <= 1e-5
+        out_ref, g_ref = grads(ref, batch)
+        out_tri, g_tri = grads(tri, batch)
+    assert rel(out_tri, out_ref) <= 1e-5
     for name in g_ref:
-        assert _rel(g_tri[name], g_ref[name]) <= 1e-4, name
+        assert rel(g_tri[name], g_ref[name]) <= 1e-4, name
 
 
 @pytest.mark.gpu
 def test_triton_backend_bf16_and_compile(tiny):
     ref, tri = _pair(tiny, "cuda")
-    batch = _deep_cuda(tiny.example_batch(64, seed=2))
+    batch = deep_cuda(tiny.example_batch(64, seed=2))
     out_ref = ref(batch)
     out_tri = tri(batch)
-    assert _rel(out_tri, out_ref) <= 2e-2
+    assert rel(out_tri, out_ref) <= 2e-2
     compiled = torch.compile(tri, fullgraph=True)
     out_c = compiled(batch)
-    assert _rel(out_c, out_tri) <= 2e-2
+    assert rel(out_c, out_tri) <= 2e-2
     out_c.float().sum().backward()
 
 
@@ -141,17 +117,17 @@ def test_compile_blocks_on_gpu_matches_eager(tiny):
     exact.load_state_dict(tri.state_dict())
     exact.config = type(exact.config)(dtype="fp32")
     regional.compile_blocks(options={"emulate_precision_casts": True})
-    batch = _deep_cuda(tiny.example_batch(64, seed=3))
+    batch = deep_cuda(tiny.example_batch(64, seed=3))
     with torch.autocast("cuda", enabled=False):
-        out_x, g_x = _grads(exact, batch)
-    out_e, g_e = _grads(tri, batch)
-    out_r, g_r = _grads(regional, batch)
+        out_x, g_x = grads(exact, batch)
+    out_e, g_e = grads(tri, batch)
+    out_r, g_r = grads(regional, batch)
     assert g_r.keys() == g_e.keys() == g_x.keys()
-    assert _rel(out_r, out_x) <= 1.5 * _rel(out_e, out_x) + 1e-3
+    assert rel(out_r, out_x) <= 1.5 * rel(out_e, out_x) + 1e-3
     flat = lambda g: torch.cat([g[n].double().flatten() for n in sorted(g_x)])   # noqa: E731
-    assert _rel(flat(g_r), flat(g_x)) <= 1.5 * _rel(flat(g_e), flat(g_x)) + 1e-3
+    assert rel(flat(g_r), flat(g_x)) <= 1.5 * rel(flat(g_e), flat(g_x)) + 1e-3
     for name in g_x:
-        err_e, err_r = _rel(g_e[name], g_x[name]), _rel(g_r[name], g_x[name])
+        err_e, err_r = rel(g_e[name], g_x[name]), rel(g_r[name], g_x[name])
         assert err_r <= 1.5 * err_e + 5e-3, (name, err_r, err_e)
 
 
@@ -185,6 +161,6 @@ def test_seed_pooling_says_k_is_v_in_its_signature(tiny):
         apart = ops.seed_pooling(seeds, k, v, lengths, 0.25, backend="triton")
         grads2 = torch.autograd.grad(apart.square().sum(), (seeds, k, v))
     assert all(isinstance(v, torch.Tensor) for _, v in calls) and len(calls) == 2
-    assert _rel(shared, apart) <= 1e-6
-    assert _rel(grads[0], grads2[0]) <= 1e-5
-    assert _rel(grads[1], grads2[1] + grads2[2]) <= 1e-5
+    assert rel(shared, apart) <= 1e-6
+    assert rel(grads[0], grads2[0]) <= 1e-5
+    assert rel(grads[1], grads2[1] + grads2[2]) <= 1e-5

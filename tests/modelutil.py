@@ -1,0 +1,45 @@
+"""Helpers shared by the tests that train generated models: build untuned, compare, collect grads."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from genutil import build_and_import, load_spec
+
+
+def build_untuned(spec_path: Path, out_dir: Path):
+    """The package of a spec, imported with KUNLUNC_AUTOTUNE=0 (read when the kernels are
+    imported): one config per kernel, for correctness, not speed. Autotuning every kernel shape of
+    a model took the first GPU test past 100 s."""
+    saved = os.environ.get("KUNLUNC_AUTOTUNE")
+    os.environ["KUNLUNC_AUTOTUNE"] = "0"
+    try:
+        pkg, _ = build_and_import(load_spec(spec_path), out_dir)
+    finally:
+        if saved is None:
+            del os.environ["KUNLUNC_AUTOTUNE"]
+        else:
+            os.environ["KUNLUNC_AUTOTUNE"] = saved
+    return pkg
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """‖a − b‖ / ‖b‖ in float64."""
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp(min=1e-30)).item()
+
+
+def grads(model, batch) -> tuple[torch.Tensor, dict]:
+    """(output, {parameter name: gradient}) of sum(output²)."""
+    model.zero_grad()
+    out = model(batch)
+    out.float().pow(2).sum().backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def deep_cuda(tree):
+    """A batch (nested dicts of tensors) on the GPU."""
+    if isinstance(tree, dict):
+        return {k: deep_cuda(v) for k, v in tree.items()}
+    return tree.cuda()
