@@ -14,6 +14,8 @@ in memory is retried at half the batch. Variants of a spec:
              CUDA graphs (no per-op host work; the eager model is host-bound at small batches)
   packed, compiled_packed   fused and compiled with the events as packed rows (`--layout packed`:
              the towers' projections, norms and kernels skip the padding)
+  compiled_packed_bf16      compiled_packed with the towers' residual stream in the compute dtype
+             (`--stream compute`: bf16 for these specs)
 
 Usage (GPU host, repo root; kunlunc importable):
   python3 bench/bench_models.py --json $OUT/models.json                  # default sweep
@@ -35,12 +37,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope, layout)
-    "fused": (True, None, None, "padded"), "compiled": (True, "default", "blocks", "padded"),
-    "compiled_model": (True, "default", "model", "padded"),
-    "cudagraphs": (True, "reduce-overhead", "blocks", "padded"),
-    "unfused": (False, None, None, "padded"), "unfused_compiled": (False, "default", "blocks", "padded"),
-    "packed": (True, None, None, "packed"), "compiled_packed": (True, "default", "blocks", "packed"),
+VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope, layout, stream)
+    "fused": (True, None, None, "padded", "fp32"), "compiled": (True, "default", "blocks", "padded", "fp32"),
+    "compiled_model": (True, "default", "model", "padded", "fp32"),
+    "cudagraphs": (True, "reduce-overhead", "blocks", "padded", "fp32"),
+    "unfused": (False, None, None, "padded", "fp32"),
+    "unfused_compiled": (False, "default", "blocks", "padded", "fp32"),
+    "packed": (True, None, None, "packed", "fp32"),
+    "compiled_packed": (True, "default", "blocks", "packed", "fp32"),
+    "compiled_packed_bf16": (True, "default", "blocks", "packed", "compute"),
 }
 AS_WRITTEN = tuple(v for v, (fused, *_) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs, ...
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
@@ -105,7 +110,7 @@ def build(spec: str, fused: bool, work: Path) -> str:
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
             blocks: bool = True, logs: Path | None = None) -> dict:
     """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
-    fused, mode, scope, layout = VARIANTS[run.variant]
+    fused, mode, scope, layout, stream = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
@@ -114,7 +119,7 @@ def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cud
         cmd += ["--batch-size", str(batch)] if batch else []
         cmd += ["--compile", mode, "--compile-scope", scope] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
-        cmd += ["--layout", layout]
+        cmd += ["--layout", layout, "--stream", stream]
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -188,7 +193,7 @@ def markdown(results: list[dict], header: str) -> str:
     for spec in dict.fromkeys(r["spec"] for r in ok):
         for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled"),
                                ("compiled", "fused"), ("cudagraphs", "fused"), ("packed", "fused"),
-                               ("compiled_packed", "compiled")):
+                               ("compiled_packed", "compiled"), ("compiled_packed_bf16", "compiled_packed")):
             a, b = by.get((spec, variant)), by.get((spec, other))
             if a and b:
                 speed.append(f"| {spec} | {variant} ÷ {other} | {a['batch_size']} vs {b['batch_size']} | "

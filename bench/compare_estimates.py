@@ -37,8 +37,8 @@ def graph_of(spec: str, fused: bool):
 def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict, dict]:
     """(step, GPU, host seconds, {group: seconds, blocks run alone}, {group: GPU seconds}) of
     today's estimate for a measured row."""
-    fused, mode, _, layout = VARIANTS[row["variant"]]
-    est = estimate(graph_of(row["spec"], fused), target, row["batch_size"])
+    fused, mode, _, layout, stream = VARIANTS[row["variant"]]
+    est = estimate(graph_of(row["spec"], fused), target, row["batch_size"], stream=stream)
     packed = "_packed" if layout == "packed" else ""
     if mode:
         times = (getattr(est, f"est_step_time_compiled{packed}_s"), getattr(est, f"est_gpu_time_compiled{packed}_s"),

@@ -41,7 +41,7 @@ class FitError(ValueError):
 
 def mode_of(row: dict) -> str:
     """The host mode a bench_models row ran in: eager, or compiled per block."""
-    _, mode, scope, _ = VARIANTS[row["variant"]]
+    _, mode, scope, *_ = VARIANTS[row["variant"]]
     if mode is None:
         return "eager"
     if mode == "default" and scope == "blocks":

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("spec")
     i.add_argument("--target", choices=sorted(HARDWARE), help="hardware (default: the spec's compile.target)")
     i.add_argument("--batch-size", type=_positive, help="examples per step (default: the spec's batch_size)")
+    i.add_argument("--stream", choices=("fp32", "compute"), default="fp32",
+                   help="price the generated Model(stream=...): the towers' residual stream in fp32 "
+                        "(default) or in the compute dtype")
     i.add_argument("--json", action="store_true", help="one JSON object, with every op")
     i.add_argument("-v", "--verbose", action="store_true", help="also show what each pass changed")
     i.set_defaults(run=_inspect)
@@ -94,7 +97,7 @@ def _inspect(args) -> int:
     from .cost import estimate
     from .report import inspect_text
     compiled = _compile(args.spec, args.target)
-    est = estimate(compiled.graph, args.target, args.batch_size)
+    est = estimate(compiled.graph, args.target, args.batch_size, stream=args.stream)
     if args.json:
         out = est.to_json()
         out["passes"] = [{"name": r.name, "changed": r.changed, "stats": r.stats, "notes": list(r.notes)}

@@ -150,11 +150,16 @@ def _arg(arg: str, block, hs: str) -> str:
 
 
 def _estimates(compiled: Compiled) -> dict:
-    """Totals and per-group figures for every target; per op lives in `kunlunc inspect --json`."""
-    out = {"default_target": compiled.plan.target, "targets": {}}
+    """Totals and per-group figures for every target; per op lives in `kunlunc inspect --json`.
+    "compute_stream": the same for Model(stream="compute"), for the targets that train under
+    autocast."""
+    out = {"default_target": compiled.plan.target, "targets": {}, "compute_stream": {}}
     for target in HARDWARE:
-        est: Estimate = estimate(compiled.graph, target)
-        j = est.to_json(ops=False)
-        j["blocks"] = est.blocks()
-        out["targets"][target] = j
+        for stream, key in (("fp32", "targets"), ("compute", "compute_stream")):
+            est: Estimate = estimate(compiled.graph, target, stream=stream)
+            if est.stream != stream:          # fp32 training (or the CPU): one stream dtype only
+                continue
+            j = est.to_json(ops=False)
+            j["blocks"] = est.blocks()
+            out[key][target] = j
     return out

@@ -117,8 +117,14 @@ def _numel(shape: tuple[int, ...]) -> int:
     return out
 
 
+STREAMS = ("fp32", "compute")   # the towers' residual stream under autocast (generated Model(stream=))
+STREAM_BLOCKS = ("EventEmbedding", "WindowSelfAttention")   # the blocks that write it through a norm
+
+
 class CostModel:
-    def __init__(self, graph: Graph, target: str, batch_size: int) -> None:
+    def __init__(self, graph: Graph, target: str, batch_size: int, stream: str = "fp32") -> None:
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, not {stream!r}")
         self.graph = graph
         self.hw = hardware.get(target)
         self.batch_size = batch_size
@@ -129,10 +135,13 @@ class CostModel:
         # (codegen estimates every target), keyed by op id. Passes never run after costing.
         self._memo = graph.meta.setdefault("cost_memo", {})
         self.mixed = self.dtype != "fp32"   # trained under autocast: fp32 storage, half compute
+        self.stream = stream if self.mixed else "fp32"     # without autocast there is one dtype
         self.bandwidth = self.hw.mem_bw * self.hw.efficiency["memory"]   # bytes/s memory-bound ops reach
-        if "fp32" not in self._memo:
-            self._memo["fp32"], self._memo["static"] = self._fp32_outputs(), self._static_values()
-        self._fp32, self._static = self._memo["fp32"], self._memo["static"]
+        if f"fp32:{self.stream}" not in self._memo:
+            self._memo[f"fp32:{self.stream}"] = self._fp32_outputs()
+        if "static" not in self._memo:
+            self._memo["static"] = self._static_values()
+        self._fp32, self._static = self._memo[f"fp32:{self.stream}"], self._memo["static"]
 
     # ---- token counts ----------------------------------------------------------------------
     def _tokens(self, seq: str | None, useful: bool) -> float:
@@ -223,10 +232,14 @@ class CostModel:
 
     # ---- what the generated code executes (priced by time_s) --------------------------------
     def _fp32_outputs(self) -> dict[str, bool]:
-        """Per op, whether its output is fp32 when training under autocast (topological order)."""
+        """Per op, whether its output is fp32 when training under autocast (topological order).
+        Stream "compute": the blocks that write a tower's stream through a norm (STREAM_BLOCKS)
+        hand it on in the compute dtype, and the residual sums over it stay there."""
+        stream_ends = {out for b in self.graph.blocks.values() if b.cls in STREAM_BLOCKS
+                       for name, out in b.outs.items() if name.startswith("s_")} if self.stream == "compute" else set()
         out: dict[str, bool] = {}
         for op in self.graph.ops():
-            if op.kind in CASTS_INPUTS:
+            if op.kind in CASTS_INPUTS or op.id in stream_ends:
                 out[op.id] = False
             elif op.kind == "input":
                 out[op.id] = op.attr("dtype") == "float"     # ids and lengths are integers
@@ -260,8 +273,9 @@ class CostModel:
                 if self._fp32[i]]
 
     def _per_dtype(self, what: str, op: Op, compute):
-        """compute(op), memoized per dtype: every GPU target of one build shares the byte counts."""
-        return self._cached((what, self.dtype, op.id), lambda: compute(op))
+        """compute(op), memoized per dtype and stream: every GPU target of one build shares the
+        byte counts."""
+        return self._cached((what, self.dtype, self.stream, op.id), lambda: compute(op))
 
     def bytes_exec(self, op: Op) -> float:
         return self._per_dtype("bytes_exec", op, self._bytes_exec)
@@ -468,6 +482,7 @@ class Estimate:
     target: str
     dtype: str
     batch_size: int
+    stream: str                      # the towers' residual stream: fp32, or the compute dtype
     params: int
     params_dense: int
     flops_fwd_per_example: float
@@ -550,11 +565,14 @@ def group_steps(blocks: dict, host_per_op_s: float, compiled: bool, packed: bool
     return out
 
 
-def estimate(graph: Graph, target: str | None = None, batch_size: int | None = None) -> Estimate:
+def estimate(graph: Graph, target: str | None = None, batch_size: int | None = None,
+             stream: str = "fp32") -> Estimate:
+    """The estimate for `target` at `batch_size`; `stream` "compute" prices the generated
+    Model(stream="compute"), whose towers carry their residual stream in the compute dtype."""
     plan = graph.meta["plan"]
     target = target or plan.target
     batch = batch_size or plan.batch_size
-    model = CostModel(graph, target, batch)
+    model = CostModel(graph, target, batch, stream)
     ops = tuple(model.op_cost(op) for op in graph.ops())
     table_params = sum(t.vocab * t.dim for t in plan.tables)
     dense_params = sum(c.params for c in ops)
@@ -572,7 +590,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     step, step_compiled = max(gpu, host), max(gpu_compiled, host_compiled)
     step_compiled_packed = max(gpu_compiled_packed, host_compiled)
     return Estimate(
-        name=plan.name, target=target, dtype=model.dtype, batch_size=batch,
+        name=plan.name, target=target, dtype=model.dtype, batch_size=batch, stream=model.stream,
         params=dense_params + table_params, params_dense=dense_params,
         flops_fwd_per_example=_int(fwd), flops_fwd_per_step=_int(fwd * batch),
         flops_fwd_exec_per_step=_int(sum(c.flops_exec for c in ops) * batch),

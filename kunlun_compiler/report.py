@@ -22,7 +22,8 @@ def seconds(t: float) -> str:
 
 
 def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> str:
-    lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}",
+    stream = ", the towers' stream in the compute dtype" if est.stream == "compute" else ""
+    lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}{stream}",
              f"cost model: {hardware.get(est.target).source}", ""]
     if verbose:
         lines += ["canonicalize:"] + [f"  {n}" for n in compiled.canonical_notes] + ["", "passes:"]

@@ -176,3 +176,29 @@ def test_block_inputs_of_a_compiled_model_do_not_recompile_it(tmp_path, monkeypa
             else:
                 torch.testing.assert_close(got, want, msg=name)
     torch._dynamo.reset()
+
+
+def test_stream_picks_its_estimate(tmp_path, monkeypatch):
+    """`--stream compute` trains Model(stream="compute") and is set beside the compute-stream
+    estimate of its target (where the target trains under autocast; the CPU has one stream)."""
+    import importlib
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_stream")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bench = importlib.import_module("kunlunc_bench_stream.bench")
+    main = importlib.import_module("kunlunc_bench_stream.__main__").main
+    estimates = bench.ESTIMATE
+    assert "cpu" not in estimates["compute_stream"] and "h200" in estimates["compute_stream"]
+    monkeypatch.setattr(bench, "device_target", lambda device: "h200")
+    fp32 = bench._report(None, "cpu", 8, "auto", "default", 1, 1.0, "packed", "fp32")
+    half = bench._report(None, "cpu", 8, "auto", "default", 1, 1.0, "packed", "compute")
+    scale = 8 / estimates["targets"]["h200"]["batch_size"]
+    assert fp32["estimated_gpu_step_s"] == pytest.approx(estimates["targets"]["h200"]["est_gpu_time_compiled_packed_s"] * scale)
+    assert half["estimated_gpu_step_s"] == pytest.approx(
+        estimates["compute_stream"]["h200"]["est_gpu_time_compiled_packed_s"] * scale)
+    assert half["estimated_gpu_step_s"] < fp32["estimated_gpu_step_s"]
+    model, _, _ = bench.training("cpu", 2, stream="compute")
+    assert model.stream == "compute" and model.embed_click.stream == "compute"
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--device", "cpu", "--stream", "bf16"])
+    assert exc.value.code == 2

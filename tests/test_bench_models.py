@@ -112,7 +112,8 @@ def test_compile_speedup_and_first_step_are_reported():
     ("fused", [], "padded"), ("compiled", ["--compile", "default", "--compile-scope", "blocks"], "padded"),
     ("compiled_model", ["--compile", "default", "--compile-scope", "model"], "padded"),
     ("cudagraphs", ["--compile", "reduce-overhead", "--compile-scope", "blocks"], "padded"),
-    ("packed", [], "packed"), ("compiled_packed", ["--compile", "default", "--compile-scope", "blocks"], "packed")])
+    ("packed", [], "packed"), ("compiled_packed", ["--compile", "default", "--compile-scope", "blocks"], "packed"),
+    ("compiled_packed_bf16", ["--compile", "default", "--compile-scope", "blocks"], "packed")])
 def test_variants_pass_their_compile_mode_and_layout(tmp_path, monkeypatch, variant, flags, layout):
     seen = fake_runs(monkeypatch, 0, stdout='{"measured_step_s": 1.0}')
     bm.measure(bm.Run.parse(f"kunlun_6g:{variant}@8"), tmp_path, 1, 10.0)
@@ -122,6 +123,7 @@ def test_variants_pass_their_compile_mode_and_layout(tmp_path, monkeypatch, vari
         i = cmd.index("--compile")
         assert cmd[i:i + 4] == flags
     assert cmd[cmd.index("--layout") + 1] == layout    # explicit: the package's default is packed
+    assert cmd[cmd.index("--stream") + 1] == ("compute" if variant.endswith("_bf16") else "fp32")
 
 
 def test_ablations_compare_within_one_variant():

@@ -52,6 +52,13 @@ def test_inspect_json_keys(capsys):
     assert out["flops_fwd_per_step"] == 32 * out["flops_fwd_per_example"]
     assert {"id", "kind", "flops", "bytes", "params", "time_s"} <= set(out["ops"][0])
     assert [p["name"] for p in out["passes"]] == ["compskip", "tower_depth", "prune_readouts", "fuse", "select_kernels"]
+    assert out["stream"] == "fp32"
+    assert cli.main(["inspect", TINY, "--json", "--target", "h200", "--batch-size", "32", "--stream", "compute"]) == 0
+    half = json.loads(capsys.readouterr().out)
+    assert half["stream"] == "compute" and half["est_gpu_time_s"] < out["est_gpu_time_s"]
+    assert half["flops_train_per_step"] == out["flops_train_per_step"]
+    assert cli.main(["inspect", TINY, "--target", "h200", "--stream", "compute"]) == 0
+    assert "the towers' stream in the compute dtype" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_inspect_table(capsys):

@@ -70,20 +70,21 @@ LAYOUTS = ("padded", "packed")
 
 
 def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False,
-             scope: str = "blocks", layout: str = "padded"):
+             scope: str = "blocks", layout: str = "padded", stream: str = "fp32"):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
     bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
     default mode) or one of COMPILE_MODES ("reduce-overhead" replays in CUDA graphs); `scope`:
     "blocks" compiles each block (Model.compile_blocks), "model" the whole forward as one graph.
     `layout`: the event sequences padded or packed (the four batches pack to the same row counts,
-    so shapes stay static under torch.compile)."""
+    so shapes stay static under torch.compile). `stream`: Model's (the towers' residual stream
+    in fp32 or in the compute dtype)."""
     if scope not in COMPILE_SCOPES:
         raise ValueError(f"compile scope must be one of {COMPILE_SCOPES}, not {scope!r}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     torch.manual_seed(0)
-    model = Model(backend=backend).to(device)
+    model = Model(backend=backend, stream=stream).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     forward = model
     if compile and scope == "blocks":
@@ -114,15 +115,15 @@ def compile_mode(compile: bool | str) -> str | None:
 
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
               backend: str = "auto", compile: bool | str = False, blocks: bool = True,
-              scope: str = "blocks", layout: str = "padded") -> dict:
+              scope: str = "blocks", layout: str = "padded", stream: str = "fp32") -> dict:
     batch_size = batch_size or Config().batch_size
-    model, batches, step = training(device, batch_size, backend, compile, scope, layout)
+    model, batches, step = training(device, batch_size, backend, compile, scope, layout, stream)
     clock = _Clock(device)
     warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
-    report = _report(model, device, batch_size, backend, compile, steps, measured, layout)
+    report = _report(model, device, batch_size, backend, compile, steps, measured, layout, stream)
     report["first_step_s"] = warm[0]
-    report["layout"] = layout
+    report["layout"], report["stream"] = layout, stream
     if compile:
         report["compile_scope"] = scope
     else:             # a dispatch mode would make torch.compile recompile
@@ -136,9 +137,11 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     return report
 
 
-def _report(model, device, batch_size, backend, compile, steps, measured, layout="padded") -> dict:
+def _report(model, device, batch_size, backend, compile, steps, measured, layout="padded",
+            stream="fp32") -> dict:
     target = device_target(device)
-    est = ESTIMATE["targets"][target]
+    # the compute-stream estimate where the target trains under autocast (else one stream dtype)
+    est = ESTIMATE["compute_stream" if stream == "compute" else "targets"].get(target) or ESTIMATE["targets"][target]
     scale = batch_size / est["batch_size"]        # GPU time and FLOPs are linear in the batch size
     flops = est["flops_train_per_step"] * scale
     mode = "_compiled" if compile else ""         # compiled: the estimate without autocast casts
@@ -227,7 +230,7 @@ def _capture_inputs(model: Model, batch: dict) -> dict:
     Blocks compiled in place (Model.compile_blocks) are left alone: hooks and no_grad would change
     their guards and recompile every graph, so an eager copy of the model runs the pass instead."""
     if any(getattr(getattr(model, name), "_compiled_call_impl", None) is not None for name in BLOCK_GROUPS):
-        twin = Model(model.config, backend=model.backend).to(next(model.parameters()).device)
+        twin = Model(model.config, backend=model.backend, stream=model.stream).to(next(model.parameters()).device)
         twin.load_state_dict(model.state_dict())
         ours = {id(t): m for (_, t), (_, m) in zip(twin.named_modules(), model.named_modules())}
         seen = _capture_inputs(twin, batch)     # modules passed as inputs (the tables): the model's own
@@ -281,7 +284,8 @@ def _host(seconds: float) -> str:
 def format_report(r: dict) -> str:
     lines = [
         f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}, "
-        f"batch {r['batch_size']}, {r['layout']}, {r['dtype']}, median of {r['steps']} steps",
+        f"batch {r['batch_size']}, {r['layout']}, {r['dtype']}{', compute-dtype stream' if r.get('stream') == 'compute' else ''}, "
+        f"median of {r['steps']} steps",
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms"
         f" (GPU {r['estimated_gpu_step_s'] * 1e3:.3f}, host {_host(r['estimated_host_s'])})",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",

@@ -2,8 +2,8 @@
 # Do not edit: rebuild with `kunlunc build`.
 """python -m ablation_one_tower bench [--device cuda|cpu] [--steps N] [--batch-size N]
                                   [--backend auto|torch|triton] [--compile [MODE]]
-                                  [--compile-scope blocks|model] [--layout padded|packed]
-                                  [--json]"""
+                                  [--compile-scope blocks|model] [--layout packed|padded]
+                                  [--stream fp32|compute] [--json]"""
 import argparse
 import json
 import sys
@@ -11,6 +11,7 @@ import sys
 import torch
 
 from .bench import COMPILE_MODES, COMPILE_SCOPES, LAYOUTS, format_report, run_bench
+from .model import STREAMS
 from .config import Config
 
 
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     bench.add_argument("--layout", choices=LAYOUTS, default="packed",
                        help="event sequences as packed rows (data.pack_events: the towers' projections "
                             "and norms skip the padding; the default) or padded to max_len")
+    bench.add_argument("--stream", choices=STREAMS, default="fp32",
+                       help="the towers' residual stream under autocast: fp32, or the compute dtype "
+                            "(half the bytes, no casts before each projection)")
     bench.add_argument("--no-blocks", action="store_true", help="skip the per-block timing")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
         parser.error("--steps and --batch-size must be positive, --warmup not negative")
     report = run_bench(device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                        backend=args.backend, compile=args.compile, blocks=not args.no_blocks,
-                       scope=args.compile_scope, layout=args.layout)
+                       scope=args.compile_scope, layout=args.layout, stream=args.stream)
     print(json.dumps(report, indent=1, sort_keys=True) if args.json else format_report(report))
     return 0
 

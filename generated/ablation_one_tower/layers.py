@@ -36,6 +36,15 @@ def merge_heads(x: torch.Tensor, packed: bool = False) -> torch.Tensor:
     return x.transpose(-2, -3).reshape(*lead, t, h * d)
 
 
+def to_stream(x: torch.Tensor, stream: str) -> torch.Tensor:
+    """A tower's residual stream as the Model keeps it (Model's `stream`): "fp32" as it comes
+    (autocast's norms give fp32); "compute" in the autocast dtype when autocast is on."""
+    device = x.device.type
+    if stream == "compute" and device in ("cuda", "cpu") and torch.is_autocast_enabled(device):
+        return x.to(torch.get_autocast_dtype(device))
+    return x
+
+
 def token_mixer(tokens_out: int, tokens_in: int) -> nn.Parameter:
     """A learned token-axis linear [tokens_out, tokens_in], applied as W @ x."""
     return nn.Parameter(torch.randn(tokens_out, tokens_in) / math.sqrt(tokens_in))
@@ -85,6 +94,7 @@ class EventEmbedding(nn.Module):
     def __init__(self, event: str, max_len: int, dim: int, time_gaps: bool, items: tuple) -> None:
         super().__init__()
         self.event, self.max_len, self.items = event, max_len, items
+        self.stream = "fp32"     # set by Model: fp32 | compute
         self.proj = nn.ModuleDict({f"f_{name}": nn.Linear(width, dim, bias=False)
                                    for name, _, width in items if width != dim})
         self.position = nn.Parameter(torch.randn(max_len, dim) * 0.02)
@@ -113,7 +123,7 @@ class EventEmbedding(nn.Module):
             gaps = inputs["time_gaps"].clamp(min=0).to(torch.float32)
             bucket = torch.floor(torch.log2(1.0 + gaps)).long().clamp(max=TIME_GAP_BUCKETS - 1)
             s = s + self.time_gap(bucket)
-        return self.norm(s), seq
+        return to_stream(self.norm(s), self.stream), seq
 
     def _check_packed(self, inputs: dict) -> None:
         """Shapes always (free: no GPU sync); on CPU, outside torch.compile, the offsets too."""
@@ -192,6 +202,7 @@ class WindowSelfAttention(nn.Module):
         super().__init__()
         self.heads, self.window, self.causal, self.kind, self.scale, self.fused = heads, window, causal, kind, scale, fused
         self.backend = "torch"   # set by Model: torch | triton | auto
+        self.stream = "fp32"     # set by Model: fp32 | compute
         self.qkv = nn.Linear(dim, 3 * dim)
         self.o_proj = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
@@ -204,7 +215,7 @@ class WindowSelfAttention(nn.Module):
             o = ops.window_attention(*args, backend=self.backend, starts=seq.starts, max_len=seq.max_len)
         else:
             o = ops.window_attention_reference(*args, seq.starts, seq.max_len)
-        return self.norm(s + self.o_proj(merge_heads(o, packed)))
+        return to_stream(self.norm(s + self.o_proj(merge_heads(o, packed))), self.stream)
 
 
 class HierarchicalSeedPooling(nn.Module):

@@ -80,6 +80,7 @@ BLOCK_GROUPS = {
     'head': 'rest',
 }
 BACKENDS = ("auto", "torch", "triton")
+STREAMS = ("fp32", "compute")
 
 
 def resolve_backend(backend: str) -> str:
@@ -93,12 +94,20 @@ def resolve_backend(backend: str) -> str:
 
 
 class Model(nn.Module):
-    """forward(batch) -> logits [B, 2], one column per task of Config.tasks."""
+    """forward(batch) -> logits [B, 2], one column per task of Config.tasks.
 
-    def __init__(self, config: Config = Config(), backend: str = "auto") -> None:
+    `stream`: how the towers carry their residual stream when training under autocast (CUDA, the
+    spec's bf16 or fp16). "fp32" keeps it as autocast's norms give it, fp32; "compute" holds it in
+    the compute dtype, which halves the bytes of every read and write of the stream and drops the
+    casts in front of each projection and kernel. The norms still compute in fp32."""
+
+    def __init__(self, config: Config = Config(), backend: str = "auto", stream: str = "fp32") -> None:
         super().__init__()
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, not {stream!r}")
         self.config = config
         self.backend = resolve_backend(backend)
+        self.stream = stream
         self.tables = EmbeddingTables(config.tables)
         self.features = FeatureTokens(dense=24, dense_tokens=1, dim=384, features=(('user_id', 'user_id', 16), ('ad_id', 'ad_id', 16), ('advertiser_id', 'advertiser_id', 32), ('campaign_id', 'campaign_id', 16), ('ad_category', 'ad_category', 32), ('ad_format', 'ad_format', 16), ('query_id', 'query_id', 16), ('page_id', 'page_id', 32), ('country', 'country', 16), ('language', 'language', 16), ('device_type', 'device_type', 16), ('os_version', 'os_version', 16), ('user_age_bucket', 'user_age_bucket', 8), ('hour_of_day', 'hour_of_day', 8), ('day_of_week', 'day_of_week', 8), ('placement', 'placement', 8)))
         self.embed_click = EventEmbedding(event='click', max_len=1024, dim=256, time_gaps=True, items=(('click_ad', 'ad_id', 16), ('click_advertiser', 'advertiser_id', 32), ('click_category', 'ad_category', 32), ('click_page', 'page_id', 32)))
@@ -153,6 +162,8 @@ class Model(nn.Module):
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = self.backend
+            if hasattr(module, "stream"):
+                module.stream = self.stream
 
     def compile_blocks(self, **options) -> "Model":
         """torch.compile each block in place (regional compilation), then train `self` as usual.

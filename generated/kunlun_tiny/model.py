@@ -45,6 +45,7 @@ BLOCK_GROUPS = {
     'head': 'rest',
 }
 BACKENDS = ("auto", "torch", "triton")
+STREAMS = ("fp32", "compute")
 
 
 def resolve_backend(backend: str) -> str:
@@ -58,12 +59,20 @@ def resolve_backend(backend: str) -> str:
 
 
 class Model(nn.Module):
-    """forward(batch) -> logits [B, 2], one column per task of Config.tasks."""
+    """forward(batch) -> logits [B, 2], one column per task of Config.tasks.
 
-    def __init__(self, config: Config = Config(), backend: str = "auto") -> None:
+    `stream`: how the towers carry their residual stream when training under autocast (CUDA, the
+    spec's bf16 or fp16). "fp32" keeps it as autocast's norms give it, fp32; "compute" holds it in
+    the compute dtype, which halves the bytes of every read and write of the stream and drops the
+    casts in front of each projection and kernel. The norms still compute in fp32."""
+
+    def __init__(self, config: Config = Config(), backend: str = "auto", stream: str = "fp32") -> None:
         super().__init__()
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, not {stream!r}")
         self.config = config
         self.backend = resolve_backend(backend)
+        self.stream = stream
         self.tables = EmbeddingTables(config.tables)
         self.features = FeatureTokens(dense=4, dense_tokens=1, dim=16, features=(('user_id', 'user_id', 16), ('ad_id', 'ad_id', 16), ('ad_category', 'ad_category', 8)))
         self.embed_click = EventEmbedding(event='click', max_len=24, dim=16, time_gaps=True, items=(('click_item', 'ad_id', 16), ('click_category', 'ad_category', 8)))
@@ -83,6 +92,8 @@ class Model(nn.Module):
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = self.backend
+            if hasattr(module, "stream"):
+                module.stream = self.stream
 
     def compile_blocks(self, **options) -> "Model":
         """torch.compile each block in place (regional compilation), then train `self` as usual.
