@@ -226,3 +226,32 @@ def bad_rows(model, bad, feature):
     with pytest.raises(ValueError) as exc:
         model(bad(lambda ev: ev["items"].__setitem__(feature, ev["items"][feature][:-1])))
     return exc.value
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_packed_rows_fall_back_to_the_padded_kernel(tiny, monkeypatch):
+    """Where a packed kernel does not take the tensors but the padded one does, the op pads the rows
+    and still runs the kernel (not the torch reference)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    ops = tiny.ops
+    monkeypatch.setattr(ops, "_use_triton", lambda backend, name, *t, packed=False: backend != "torch" and not packed)
+    seen = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func).split(".")[-2])
+            return func(*args, **(kwargs or {}))
+
+    lengths = torch.tensor([4, 0, 2])
+    starts, n = reversed_starts(lengths)
+    q, kv = torch.randn(n, 2, 16), torch.randn(3, 2, 5, 16)
+    seeds = torch.randn(2, 3, 16)
+    with Spy():
+        o = ops.gdpa(q, kv, kv, lengths, "silu", 0.5, backend="auto", starts=starts, max_len=4)
+        p = ops.seed_pooling(seeds, q, q, lengths, 0.25, backend="auto", starts=starts, max_len=4)
+    assert "gdpa_triton" in seen and "seed_pooling_triton" in seen
+    assert "gdpa" not in seen and "seed_pooling" not in seen            # the torch ops never ran
+    ref = ops.gdpa_reference(q, kv, kv, lengths, "silu", 0.5, starts, 4)
+    assert rel(o, ref) <= 1e-5
+    assert rel(p, ops.seed_pooling_reference(seeds, q, q, lengths, 0.25, starts, 4)) <= 1e-5

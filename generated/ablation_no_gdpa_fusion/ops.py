@@ -501,8 +501,8 @@ def gdpa(
     packed = starts is not None
     if _use_triton(backend, "gdpa", q, k, v, packed=packed):
         return _triton.gdpa(q, k, v, lengths, starts, max_len, activations, scale)
-    if packed:
-        o = gdpa(to_padded(q, lengths, starts, max_len), k, v, lengths, activations, scale)
+    if packed:   # no packed kernel for these tensors: the padded path (kernel or torch) between
+        o = gdpa(to_padded(q, lengths, starts, max_len), k, v, lengths, activations, scale, backend=backend)
         return to_packed(o, lengths, starts, q.shape[0])
     return torch.ops.kunlunc_ablation_no_gdpa_fusion.gdpa.default(q, k, v, lengths, activations, scale)
 
@@ -540,8 +540,8 @@ def seed_pooling(
     packed = starts is not None
     if _use_triton(backend, "seed_pooling", seeds, k, v, packed=packed):
         return _triton.seed_pooling(seeds, k, v, lengths, starts, max_len, scale)
-    if packed:
-        shared = v is k
-        k = to_padded(k, lengths, starts, max_len)
-        v = k if shared else to_padded(v, lengths, starts, max_len)
+    if packed:   # no packed kernel for these tensors: the padded path (kernel or torch)
+        k_pad = to_padded(k, lengths, starts, max_len)
+        v_pad = k_pad if v is k else to_padded(v, lengths, starts, max_len)
+        return seed_pooling(seeds, k_pad, v_pad, lengths, scale, backend=backend)
     return torch.ops.kunlunc_ablation_no_gdpa_fusion.seed_pooling.default(seeds, k, v, lengths, scale)
