@@ -14,7 +14,7 @@ import jinja2
 
 from . import __version__
 from .compiler import Compiled
-from .cost import TIME_GAP_BUCKETS, Estimate, estimate
+from .cost import TIME_GAP_BUCKETS, Estimate, estimate, trains_mixed
 from .hardware import HARDWARE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -156,9 +156,9 @@ def _estimates(compiled: Compiled) -> dict:
     out = {"default_target": compiled.plan.target, "targets": {}, "compute_stream": {}}
     for target in HARDWARE:
         for stream, key in (("fp32", "targets"), ("compute", "compute_stream")):
+            if stream == "compute" and not trains_mixed(compiled.plan, target):
+                continue                      # fp32 training (or the CPU): one stream dtype only
             est: Estimate = estimate(compiled.graph, target, stream=stream)
-            if est.stream != stream:          # fp32 training (or the CPU): one stream dtype only
-                continue
             j = est.to_json(ops=False)
             j["blocks"] = est.blocks()
             out[key][target] = j

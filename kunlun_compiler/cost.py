@@ -33,6 +33,7 @@ with the batch. A step's estimate is max(GPU time, host time).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 
 from . import hardware
 from .ir import Graph, Op
@@ -117,6 +118,16 @@ def _numel(shape: tuple[int, ...]) -> int:
     return out
 
 
+def train_dtype(plan, target: str) -> str:
+    """The dtype a target trains the plan in: the spec's (autocast) on a GPU; the CPU runs fp32."""
+    return "fp32" if target == "cpu" else plan.dtype
+
+
+def trains_mixed(plan, target: str) -> bool:
+    """Under autocast on this target, so the towers' stream has a choice of dtype."""
+    return train_dtype(plan, target) != "fp32"
+
+
 STREAMS = ("fp32", "compute")   # the towers' residual stream under autocast (generated Model(stream=))
 STREAM_BLOCKS = ("EventEmbedding", "WindowSelfAttention")   # the blocks that write it through a norm
 
@@ -129,7 +140,7 @@ class CostModel:
         self.hw = hardware.get(target)
         self.batch_size = batch_size
         plan = graph.meta["plan"]
-        self.dtype = "fp32" if target == "cpu" else plan.dtype
+        self.dtype = train_dtype(plan, target)
         self.elt = DTYPE_BYTES[self.dtype]
         # FLOPs and element counts do not depend on the target: computed once per compiled graph
         # (codegen estimates every target), keyed by op id. Passes never run after costing.
@@ -137,11 +148,33 @@ class CostModel:
         self.mixed = self.dtype != "fp32"   # trained under autocast: fp32 storage, half compute
         self.stream = stream if self.mixed else "fp32"     # without autocast there is one dtype
         self.bandwidth = self.hw.mem_bw * self.hw.efficiency["memory"]   # bytes/s memory-bound ops reach
-        if f"fp32:{self.stream}" not in self._memo:
-            self._memo[f"fp32:{self.stream}"] = self._fp32_outputs()
         if "static" not in self._memo:
             self._memo["static"] = self._static_values()
-        self._fp32, self._static = self._memo[f"fp32:{self.stream}"], self._memo["static"]
+        self._fp32, self._static = self._fp32_map(self.stream), self._memo["static"]
+        self._stream_ops = self._stream_dependent()
+
+    def _fp32_map(self, stream: str) -> dict[str, bool]:
+        if f"fp32:{stream}" not in self._memo:
+            self._memo[f"fp32:{stream}"] = self._fp32_outputs(stream)
+        return self._memo[f"fp32:{stream}"]
+
+    def _stream_dependent(self) -> frozenset:
+        """The ops whose per-dtype costs may differ from the fp32 stream's: every op of a block
+        where an output's dtype changes, or that reads such a value or feeds one. The others share
+        the fp32 stream's memoized work (a build estimates both streams for every target);
+        tests/test_cost.py checks that sharing changes no number."""
+        if self.stream == "fp32":
+            return frozenset()
+        key = f"stream_ops:{self.stream}"
+        if key not in self._memo:
+            base = self._fp32_map("fp32")
+            changed = [op for op in self.graph.ops() if self._fp32[op.id] != base[op.id]]
+            blocks = {op.block for op in changed}
+            for op in changed:
+                blocks.update(r.block for r in self._readers(op))
+                blocks.update(self._source(i).block for i in op.inputs)
+            self._memo[key] = frozenset(op.id for op in self.graph.ops() if op.block in blocks)
+        return self._memo[key]
 
     # ---- token counts ----------------------------------------------------------------------
     def _tokens(self, seq: str | None, useful: bool) -> float:
@@ -231,12 +264,12 @@ class CostModel:
         return moved + _numel(op.shape) * self._scale(op, True)
 
     # ---- what the generated code executes (priced by time_s) --------------------------------
-    def _fp32_outputs(self) -> dict[str, bool]:
+    def _fp32_outputs(self, stream: str) -> dict[str, bool]:
         """Per op, whether its output is fp32 when training under autocast (topological order).
         Stream "compute": the blocks that write a tower's stream through a norm (STREAM_BLOCKS)
         hand it on in the compute dtype, and the residual sums over it stay there."""
         stream_ends = {out for b in self.graph.blocks.values() if b.cls in STREAM_BLOCKS
-                       for name, out in b.outs.items() if name.startswith("s_")} if self.stream == "compute" else set()
+                       for name, out in b.outs.items() if name.startswith("s_")} if stream == "compute" else set()
         out: dict[str, bool] = {}
         for op in self.graph.ops():
             if op.kind in CASTS_INPUTS or op.id in stream_ends:
@@ -275,7 +308,8 @@ class CostModel:
     def _per_dtype(self, what: str, op: Op, compute):
         """compute(op), memoized per dtype and stream: every GPU target of one build shares the
         byte counts."""
-        return self._cached((what, self.dtype, self.stream, op.id), lambda: compute(op))
+        stream = self.stream if op.id in self._stream_ops else "fp32"
+        return self._cached((what, self.dtype, stream, op.id), lambda: compute(op))
 
     def bytes_exec(self, op: Op) -> float:
         return self._per_dtype("bytes_exec", op, self._bytes_exec)
@@ -469,11 +503,23 @@ class CostModel:
                 op.attr("kernel", ""))
 
     def op_cost(self, op: Op) -> OpCost:
+        """The op's costs at this target, batch, dtype and stream; an op whose costs the stream
+        does not change shares the fp32 stream's (memoized per hardware table object)."""
+        self._memo.setdefault(("hardware", id(self.hw)), self.hw)   # keeps the id from being reused
+        stream = self.stream if op.id in self._stream_ops else "fp32"
+        return self._cached(("op_cost", id(self.hw), self.batch_size, self.dtype, stream, op.id),
+                            lambda: self._op_cost(op))
+
+    def _op_cost(self, op: Op) -> OpCost:
         group, flops, flops_exec, moved, params, factor, kernel = \
-            self._cached(("op_cost", op.id), lambda: self._fixed_cost(op))
+            self._cached(("fixed_cost", op.id), lambda: self._fixed_cost(op))
         eager, compiled = self.times(op, factor)
         return OpCost(op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor, eager, kernel,
                       compiled, self.padded_fraction(op))
+
+
+_TOTALS = ("flops_fwd", "flops_train", "time_s", "time_compiled_s", "time_packed_s", "time_compiled_packed_s",
+           "params", "host_ops")
 
 
 @dataclass(frozen=True)
@@ -509,21 +555,27 @@ class Estimate:
     ops: tuple[OpCost, ...]
 
     def groups(self) -> dict[str, dict[str, float]]:
-        return self._totals_by(lambda c: c.group)
+        """Per group, the sums of its blocks' totals (see blocks)."""
+        out: dict[str, dict[str, float]] = {}
+        for b in self._block_totals.values():
+            t = out.setdefault(b["group"], dict.fromkeys(_TOTALS, 0))
+            for k in _TOTALS:
+                t[k] += b[k]
+        return out
 
     def blocks(self) -> dict[str, dict[str, float]]:
-        totals = self._totals_by(lambda c: c.block)
-        for c in self.ops:
-            totals[c.block]["group"] = c.group
-        return totals
+        """Per block (in op order): per-step forward and training FLOPs, times (eager, compiled,
+        and both on a packed batch), params, host_ops, and its group. A fresh copy each call."""
+        return {name: dict(t) for name, t in self._block_totals.items()}
 
-    def _totals_by(self, key) -> dict[str, dict[str, float]]:
-        """Per-step forward and training FLOPs, time and params, summed over ops by key(op)."""
-        out: dict[str, dict[str, float]] = {}
+    @cached_property
+    def _block_totals(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
         for c in self.ops:
-            t = out.setdefault(key(c), {"flops_fwd": 0, "flops_train": 0, "time_s": 0, "time_compiled_s": 0,
-                                        "time_packed_s": 0, "time_compiled_packed_s": 0, "params": 0,
-                                        "host_ops": 0})
+            t = out.get(c.block)
+            if t is None:
+                t = out[c.block] = dict.fromkeys(_TOTALS, 0)
+                t["group"] = c.group
             t["host_ops"] += c.kind in HOST_KINDS
             t["flops_fwd"] += c.flops * self.batch_size
             t["flops_train"] += c.flops * c.train_factor * self.batch_size

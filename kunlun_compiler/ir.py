@@ -83,6 +83,7 @@ class Graph:
         self.seq_lens: dict[str, tuple[int, float]] = {}  # event -> (max_len, avg_len)
         self.meta: dict[str, Any] = {}
         self._topo: list[str] | None = None
+        self._ops: tuple[Op, ...] | None = None   # the ops in _topo order
         self._by_block: dict[str, set[str]] = {}
         self._stand_ins: dict[str, set[str]] = {}   # op id -> blocks whose passthrough names it
 
@@ -122,6 +123,7 @@ class Graph:
         if old.inputs != op.inputs:
             raise IRError(f"update of {op.id!r} may not rewire its inputs")
         self._g.nodes[op.id]["op"] = op
+        self._ops = None
 
     def replace_block(self, block: Block) -> None:
         if block.name not in self.blocks:
@@ -197,7 +199,10 @@ class Graph:
     def ops(self) -> list[Op]:
         if self._topo is None:   # cached until the graph's structure changes
             self._topo = list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
-        return [self._g.nodes[n]["op"] for n in self._topo]
+            self._ops = None
+        if self._ops is None:    # ... and the op objects until one is swapped (update, rewiring)
+            self._ops = tuple(self._g.nodes[n]["op"] for n in self._topo)
+        return list(self._ops)
 
     def consumers(self, op_id: str) -> list[Op]:
         return sorted((self.op(n) for n in self._g.successors(op_id)), key=lambda o: self._order[o.id])

@@ -311,3 +311,20 @@ def test_packed_estimate_drops_the_padded_share():
     assert by_id["l0_click_pffn.q_proj"].padding == 0.5
     from kunlun_compiler.report import _padding
     assert _padding(est)[1].startswith("packed batch ")
+
+
+@pytest.mark.parametrize("name", ["kunlun_tiny", "kunlun_60g", "ablation_no_gdpa_fusion", "ablation_one_tower"])
+def test_streams_share_memoized_work_without_changing_a_number(name):
+    """A build estimates both streams for every target. The compute stream reuses the fp32
+    stream's memoized per-op work for the ops it cannot change; estimated alone, on a graph with
+    no memo, every number is the same, to the last bit, in either order."""
+    from genutil import SPECS
+    from kunlun_compiler.hardware import HARDWARE
+    alone = {}
+    for stream in ("compute", "fp32"):
+        g = compiled(SPECS / f"{name}.yaml").graph          # a fresh graph: an empty memo
+        alone[stream] = {t: estimate(g, t, stream=stream).to_json() for t in HARDWARE}
+    g = compiled(SPECS / f"{name}.yaml").graph
+    shared = {s: {t: estimate(g, t, stream=s).to_json() for t in HARDWARE} for s in ("fp32", "compute")}
+    assert shared == alone
+    assert shared["compute"]["h200"]["est_gpu_time_s"] < shared["fp32"]["h200"]["est_gpu_time_s"]
