@@ -152,6 +152,7 @@ class CostModel:
             self._memo["static"] = self._static_values()
         self._fp32, self._static = self._fp32_map(self.stream), self._memo["static"]
         self._stream_ops = self._stream_dependent()
+        self._memo[("hardware", id(self.hw))] = self.hw   # op costs are keyed by id(hw): keep it alive
 
     def _fp32_map(self, stream: str) -> dict[str, bool]:
         if f"fp32:{stream}" not in self._memo:
@@ -221,9 +222,10 @@ class CostModel:
     # ---- per-op formulas ---------------------------------------------------------------------
     def _cached(self, key: tuple, compute):
         """compute(), memoized in the graph's cost memo under key (shared by every target)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+        value = self._memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._memo[key] = compute()
+        return value
 
     def flops(self, op: Op, useful: bool = True) -> float:
         return self._cached(("flops", op.id, useful), lambda: self._flops(op, useful))
@@ -449,11 +451,13 @@ class CostModel:
         return op
 
     def _readers(self, op: Op) -> list[Op]:
-        """The ops that read op's value, through views."""
-        out = []
-        for c in self.graph.consumers(op.id):
-            out.extend(self._readers(c) if c.kind in VIEWS else [c])
-        return out
+        """The ops that read op's value, through views (memoized: the graph no longer changes)."""
+        def readers() -> tuple[Op, ...]:
+            out: list[Op] = []
+            for c in self.graph.consumers(op.id):
+                out.extend(self._readers(c) if c.kind in VIEWS else [c])
+            return tuple(out)
+        return list(self._cached(("readers", op.id), readers))
 
     def _fused_with(self, op: Op, other: Op) -> bool:
         """op and other land in one inductor kernel: both fusible, in the same block."""
@@ -505,7 +509,6 @@ class CostModel:
     def op_cost(self, op: Op) -> OpCost:
         """The op's costs at this target, batch, dtype and stream; an op whose costs the stream
         does not change shares the fp32 stream's (memoized per hardware table object)."""
-        self._memo.setdefault(("hardware", id(self.hw)), self.hw)   # keeps the id from being reused
         stream = self.stream if op.id in self._stream_ops else "fp32"
         return self._cached(("op_cost", id(self.hw), self.batch_size, self.dtype, stream, op.id),
                             lambda: self._op_cost(op))
@@ -518,6 +521,7 @@ class CostModel:
                       compiled, self.padded_fraction(op))
 
 
+_MISSING = object()
 _TOTALS = ("flops_fwd", "flops_train", "time_s", "time_compiled_s", "time_packed_s", "time_compiled_packed_s",
            "params", "host_ops")
 

@@ -84,6 +84,7 @@ class Graph:
         self.meta: dict[str, Any] = {}
         self._topo: list[str] | None = None
         self._ops: tuple[Op, ...] | None = None   # the ops in _topo order
+        self._op_of: dict[str, Op] = {}           # id -> op, beside the graph's node data (fast lookup)
         self._by_block: dict[str, set[str]] = {}
         self._stand_ins: dict[str, set[str]] = {}   # op id -> blocks whose passthrough names it
 
@@ -99,6 +100,7 @@ class Graph:
         self._topo = None
         self._by_block.setdefault(op.block, set()).add(op.id)
         self._g.add_node(op.id, op=op)
+        self._op_of[op.id] = op
         for src in op.inputs:
             self._g.add_edge(src, op.id)
         return op
@@ -122,7 +124,7 @@ class Graph:
         old = self.op(op.id)
         if old.inputs != op.inputs:
             raise IRError(f"update of {op.id!r} may not rewire its inputs")
-        self._g.nodes[op.id]["op"] = op
+        self._set_op(op)
         self._ops = None
 
     def replace_block(self, block: Block) -> None:
@@ -149,9 +151,14 @@ class Graph:
         del self.blocks[name]
         return len(ops)
 
+    def _set_op(self, op: Op) -> None:
+        self._g.nodes[op.id]["op"] = op
+        self._op_of[op.id] = op
+
     def _forget(self, op_id: str) -> None:
         self._by_block[self.op(op_id).block].discard(op_id)
         self._g.remove_node(op_id)
+        del self._op_of[op_id]
         del self._order[op_id]
         self._topo = None
 
@@ -160,7 +167,7 @@ class Graph:
             if dst in skip:
                 continue
             dst_op = self.op(dst)
-            self._g.nodes[dst]["op"] = dst_op.with_(inputs=tuple(new if i == old else i for i in dst_op.inputs))
+            self._set_op(dst_op.with_(inputs=tuple(new if i == old else i for i in dst_op.inputs)))
             self._g.remove_edge(old, dst)
             self._g.add_edge(new, dst)
         self._topo = None
@@ -178,7 +185,7 @@ class Graph:
         for dst in consumers:
             dst_op = self.op(dst)
             inputs = tuple(new_op.id if i == last else i for i in dst_op.inputs)
-            self._g.nodes[dst]["op"] = dst_op.with_(inputs=inputs)
+            self._set_op(dst_op.with_(inputs=inputs))
             self._g.add_edge(new_op.id, dst)
         self._topo = None
         return new_op
@@ -186,7 +193,7 @@ class Graph:
     # ---- queries ------------------------------------------------------------------------
     def op(self, op_id: str) -> Op:
         try:
-            return self._g.nodes[op_id]["op"]
+            return self._op_of[op_id]
         except KeyError:
             raise IRError(f"no op {op_id!r}") from None
 
@@ -201,7 +208,7 @@ class Graph:
             self._topo = list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
             self._ops = None
         if self._ops is None:    # ... and the op objects until one is swapped (update, rewiring)
-            self._ops = tuple(self._g.nodes[n]["op"] for n in self._topo)
+            self._ops = tuple(self._op_of[n] for n in self._topo)
         return list(self._ops)
 
     def consumers(self, op_id: str) -> list[Op]:
