@@ -6,6 +6,7 @@ At the shapes of /work/shared/perf-baselines.md (bf16; each causal and bidirecti
 `triton.testing.do_bench` (median, ms):
   ours           templates/kernels/window_attention.py, forward and forward+backward, full lengths
   ours jagged    the same with lengths uniform in [0, T] (useful FLOPs counted on those lengths)
+  ours packed jagged   the same jagged batch as packed rows [N, H, D] (the models' packed layout)
   ours model     forward on transposed views of [B, T, H*D] (the layout the model passes)
   flex           torch.compile(flex_attention) with a create_block_mask band (full lengths)
   sdpa mask      F.scaled_dot_product_attention with a dense boolean band mask (forward)
@@ -100,6 +101,25 @@ def tflops(flops: float, ms: float) -> float:
     return flops / (ms * 1e-3) / 1e12
 
 
+def pack_jagged(tensors, lengths):
+    """[B, H, T, D] tensors -> ([N, H, D] rows back to back, ...), lengths, starts, T: the packed
+    layout of the same jagged batch (no padding rows at all)."""
+    T = tensors[0].shape[2]
+    valid = torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]     # [B, T]
+    rows = tuple(x.transpose(1, 2)[valid].contiguous() for x in tensors)          # [N, H, D]
+    return (*rows, lengths, torch.cumsum(lengths, 0) - lengths, T)
+
+
+def ours_packed(q, k, v, do, lengths, starts, T, window, causal, scale, backward=False):
+    """The kernels on packed rows ("ours packed jagged"): what the models run on a packed batch."""
+    def run():
+        o, lse = wa.window_attention_forward(q, k, v, lengths, window, causal, scale, starts=starts, max_len=T)
+        if backward:
+            wa.window_attention_backward(do, q, k, v, o, lse, lengths, window, causal, scale,
+                                         starts=starts, max_len=T)
+    return run
+
+
 def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, device):
     """Times every variant at one shape; returns {name: {"ms", "tflops", "flops"}}."""
     scale = 1 / math.sqrt(D)
@@ -129,6 +149,10 @@ def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, d
     record("ours fwd+bwd", ours(full, backward=True), 3.5 * fwd_flops)
     record("ours jagged fwd", ours(jagged), jag_flops)
     record("ours jagged fwd+bwd", ours(jagged, backward=True), 3.5 * jag_flops)
+    packed = pack_jagged((q, k, v, do), jagged)
+    record("ours packed jagged fwd", ours_packed(*packed, window, causal, scale), jag_flops)
+    record("ours packed jagged fwd+bwd", ours_packed(*packed, window, causal, scale, backward=True),
+           3.5 * jag_flops)
     qm, km, vm = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in (q, k, v))
     record("ours model-layout fwd", ours(full, qm, km, vm), fwd_flops)
 
