@@ -317,3 +317,21 @@ def test_matmul_samples_price_their_own_shapes(tmp_path, monkeypatch):
     bad = calibration(samples=[{"measure": "matmul", "in_features": 16, "out_features": 48, "efficiency": 2}])
     with pytest.raises(CalibrationError, match=r"samples\[0\]\.efficiency must be in \(0, 1\]"):
         hardware.parse_calibration(bad, "f.json")
+
+
+def test_linear_shapes_cover_the_narrow_gemms_too():
+    """The heaviest shapes by FLOPs, then up to half as many (in, out) pairs not yet sampled, the
+    heaviest first: the interaction's GEMMs (M = batch) get a factor of their own."""
+    from collections import Counter
+    from opsload import import_file
+    cal = import_file(ROOT / "bench" / "calibrate.py", "_kunlunc_calibrate")
+    S = cal.LinearShape
+    shapes = Counter({S(1 << 20, 512, 512, True): 10, S(1 << 20, 256, 256, True): 10,
+                      S(1 << 19, 512, 512, True): 4,          # a pair already sampled: skipped
+                      S(256, 1536, 4096, True): 6, S(256, 272, 1536, True): 6, S(64, 8, 8, False): 1})
+    picked = cal.pick_linear_shapes(shapes, max_shapes=2)
+    assert [(s.rows, s.in_features, s.out_features) for s, _ in picked] == [
+        (1 << 20, 512, 512), (1 << 20, 256, 256), (256, 1536, 4096)]          # 2 + 2 // 2
+    picked = cal.pick_linear_shapes(shapes, max_shapes=4)
+    assert [(s.in_features, s.out_features) for s, _ in picked] == [
+        (512, 512), (256, 256), (512, 512), (1536, 4096), (272, 1536), (8, 8)]
