@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_models import VARIANTS, _ms, spec_data  # noqa: E402
 from kunlun_compiler.compiler import compile_spec  # noqa: E402
-from kunlun_compiler.cost import estimate  # noqa: E402
+from kunlun_compiler.cost import estimate, time_key  # noqa: E402
 from kunlun_compiler.spec import Spec  # noqa: E402
 
 
@@ -39,15 +39,9 @@ def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict, dict
     today's estimate for a measured row."""
     fused, mode, _, layout, stream = VARIANTS[row["variant"]]
     est = estimate(graph_of(row["spec"], fused), target, row["batch_size"], stream=stream)
-    packed = "_packed" if layout == "packed" else ""
-    if mode:
-        times = (getattr(est, f"est_step_time_compiled{packed}_s"), getattr(est, f"est_gpu_time_compiled{packed}_s"),
-                 est.est_host_compiled_s)
-    else:
-        times = getattr(est, f"est_step_time{packed}_s"), getattr(est, f"est_gpu_time{packed}_s"), est.est_host_s
-    key = f"time{'_compiled' if mode else ''}{packed}_s"
-    gpu = {g: v[key] for g, v in est.groups().items()}
-    return (*times, est.group_steps(compiled=bool(mode), packed=bool(packed)), gpu)
+    compiled, packed = bool(mode), layout == "packed"
+    gpu = {g: v[time_key(compiled, packed)] for g, v in est.groups().items()}
+    return (*est.step(compiled, packed), est.group_steps(compiled, packed), gpu)
 
 
 def _ratio(a: float | None, b: float | None) -> str:

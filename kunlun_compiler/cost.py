@@ -307,11 +307,15 @@ class CostModel:
         return [self.graph.op(i) for i in dict.fromkeys(op.inputs)   # K = V is cast once
                 if self._fp32[i]]
 
+    def _stream_of(self, op: Op) -> str:
+        """The stream op's costs are memoized under: its own where the stream changes them, else
+        the fp32 stream's (shared)."""
+        return self.stream if op.id in self._stream_ops else "fp32"
+
     def _per_dtype(self, what: str, op: Op, compute):
         """compute(op), memoized per dtype and stream: every GPU target of one build shares the
         byte counts."""
-        stream = self.stream if op.id in self._stream_ops else "fp32"
-        return self._cached((what, self.dtype, stream, op.id), lambda: compute(op))
+        return self._cached((what, self.dtype, self._stream_of(op), op.id), lambda: compute(op))
 
     def bytes_exec(self, op: Op) -> float:
         return self._per_dtype("bytes_exec", op, self._bytes_exec)
@@ -509,8 +513,7 @@ class CostModel:
     def op_cost(self, op: Op) -> OpCost:
         """The op's costs at this target, batch, dtype and stream; an op whose costs the stream
         does not change shares the fp32 stream's (memoized per hardware table object)."""
-        stream = self.stream if op.id in self._stream_ops else "fp32"
-        return self._cached(("op_cost", id(self.hw), self.batch_size, self.dtype, stream, op.id),
+        return self._cached(("op_cost", id(self.hw), self.batch_size, self.dtype, self._stream_of(op), op.id),
                             lambda: self._op_cost(op))
 
     def _op_cost(self, op: Op) -> OpCost:
@@ -595,6 +598,13 @@ class Estimate:
         host = self.est_host_compiled_s if compiled else self.est_host_s
         return host / self.host_ops if self.host_ops else 0.0
 
+    def step(self, compiled: bool, packed: bool = False) -> tuple[float, float, float]:
+        """(step, GPU, host) seconds of a run: eager or compiled per block, on a padded or a
+        packed batch."""
+        suffix = f"{'_compiled' if compiled else ''}{'_packed' if packed else ''}"
+        host = self.est_host_compiled_s if compiled else self.est_host_s
+        return getattr(self, f"est_step_time{suffix}_s"), getattr(self, f"est_gpu_time{suffix}_s"), host
+
     def group_steps(self, compiled: bool, packed: bool = False) -> dict[str, float]:
         """Per group, what its blocks take when each runs alone (how the generated bench times
         them): the sum over its blocks of max(the block's GPU time, its host time). A block's host
@@ -609,12 +619,17 @@ class Estimate:
         return d
 
 
+def time_key(compiled: bool, packed: bool = False) -> str:
+    """The block and group field of a run's GPU time: time[_compiled][_packed]_s."""
+    return f"time{'_compiled' if compiled else ''}{'_packed' if packed else ''}_s"
+
+
 def group_steps(blocks: dict, host_per_op_s: float, compiled: bool, packed: bool = False,
                 gpu_scale: float = 1.0) -> dict[str, float]:
     """Σ over each group's blocks of max(GPU time x gpu_scale, host_ops x host_per_op_s), from
     Estimate.blocks() (or estimate.json's "blocks"); gpu_scale rescales the GPU part to another
     batch size (host time does not change with it)."""
-    key = f"time{'_compiled' if compiled else ''}{'_packed' if packed else ''}_s"
+    key = time_key(compiled, packed)
     out: dict[str, float] = {}
     for b in blocks.values():
         out[b["group"]] = out.get(b["group"], 0.0) + max(b[key] * gpu_scale, b["host_ops"] * host_per_op_s)
