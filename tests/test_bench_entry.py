@@ -84,6 +84,7 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
         bench.training("cpu", 2, compile=True, scope="layers")
     report = bench.run_bench("cpu", steps=1, warmup=0, batch_size=2, compile="reduce-overhead", blocks=False)
     assert report["compile"] == "reduce-overhead" and seen[-1] == "reduce-overhead"
+    assert report["layout"] == "packed"      # the Python API's default layout is the CLI's
     assert "dispatched_ops_per_step" not in report      # a dispatch mode would recompile a compiled model
     assert bench.dispatched_ops(lambda: torch.ones(3) + 1) == 2   # aten.ones, aten.add
     from types import SimpleNamespace
@@ -98,8 +99,8 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     monkeypatch.setitem(est, "est_gpu_time_compiled_s", gpu / 2)
     monkeypatch.setitem(est, "est_host_compiled_s", 0.0)
     monkeypatch.setitem(est, "est_host_s", gpu * scale * 3)
-    compiled_report = bench._report(None, "cpu", 2, "auto", "default", 1, 1.0)
-    eager_report = bench._report(None, "cpu", 2, "auto", False, 1, 1.0)
+    compiled_report = bench._report(None, "cpu", 2, "auto", "default", 1, 1.0, "padded")
+    eager_report = bench._report(None, "cpu", 2, "auto", False, 1, 1.0, "padded")
     assert compiled_report["estimated_step_s"] == pytest.approx(gpu / 2 * scale)
     assert eager_report["estimated_gpu_step_s"] == pytest.approx(gpu * scale)
     assert eager_report["estimated_step_s"] == eager_report["estimated_host_s"] == pytest.approx(gpu * scale * 3)

@@ -70,7 +70,7 @@ LAYOUTS = ("padded", "packed")
 
 
 def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False,
-             scope: str = "blocks", layout: str = "padded", stream: str = "fp32"):
+             scope: str = "blocks", layout: str = "packed", stream: str = "fp32"):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
     bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
@@ -115,7 +115,7 @@ def compile_mode(compile: bool | str) -> str | None:
 
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
               backend: str = "auto", compile: bool | str = False, blocks: bool = True,
-              scope: str = "blocks", layout: str = "padded", stream: str = "fp32") -> dict:
+              scope: str = "blocks", layout: str = "packed", stream: str = "fp32") -> dict:
     batch_size = batch_size or Config().batch_size
     model, batches, step = training(device, batch_size, backend, compile, scope, layout, stream)
     clock = _Clock(device)
@@ -137,7 +137,7 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     return report
 
 
-def _report(model, device, batch_size, backend, compile, steps, measured, layout="padded",
+def _report(model, device, batch_size, backend, compile, steps, measured, layout="packed",
             stream="fp32") -> dict:
     target = device_target(device)
     # the compute-stream estimate where the target trains under autocast (else one stream dtype)
