@@ -59,13 +59,18 @@ PAPER = {
     "ablation_one_expert": ("2 Wukong experts vs 1", "n/a", "n/a"),
 }
 # Default sweep: batch sizes that fit an H200 (141 GB) as measured there (2026-11-29: kunlun_60g
-# fused 94 GB at 256, unfused 70 GB at 16); halved on OOM. Eager kunlun_6g is host-bound at 256,
-# so the ablations run compiled as well. More than one 10-minute device call: pick with --runs.
+# fused 94 GB at 256, unfused 70 GB at 16, compiled_packed 91 GB at 384); halved on OOM. kunlun_6g
+# is host-bound at 256 even compiled (121 ms a step, 60 ms of kernels), so the ablations run at 1024
+# in the fastest variant, where each step is GPU work (the estimate's max(GPU, host) says so, and
+# the five ablations measured 0.95-1.10 of it there). More than one 10-minute device call: pick
+# with --runs.
+ABLATION_RUN = "compiled_packed_bf16@1024"
 DEFAULT_RUNS = (
     "kunlun_6g:fused@256", "kunlun_6g:unfused@256", "kunlun_6g:compiled@256", "kunlun_6g:unfused_compiled@256",
     "kunlun_60g:fused@256", "kunlun_60g:unfused@16", "kunlun_60g:compiled@256", "kunlun_60g:unfused_compiled@16",
+    "kunlun_60g:compiled_packed@256", "kunlun_60g:compiled_packed_bf16@256", "kunlun_60g:compiled_packed_bf16@384",
     "kunlun_60g:cudagraphs@64", "kunlun_180g:fused@64",
-    *(f"{spec}:{variant}@256" for variant in ("fused", "compiled") for spec in PAPER),
+    *(f"{spec}:{ABLATION_RUN}" for spec in ("kunlun_6g", *PAPER)),
 )
 MARK_BEGIN, MARK_END = "<!-- bench_models:begin -->", "<!-- bench_models:end -->"
 

@@ -37,7 +37,11 @@ def test_every_default_run_names_a_spec_and_variant():
     for text in bm.DEFAULT_RUNS:
         run = bm.Run.parse(text)
         assert (ROOT / "specs" / f"{run.spec}.yaml").exists(), text
-    assert set(bm.PAPER) <= {bm.Run.parse(t).spec for t in bm.DEFAULT_RUNS}
+    runs = [bm.Run.parse(t) for t in bm.DEFAULT_RUNS]
+    assert set(bm.PAPER) <= {r.spec for r in runs}
+    # each ablation runs beside the full model in the same variant and batch (the ablation table)
+    full = {(r.variant, r.batch) for r in runs if r.spec == "kunlun_6g"}
+    assert all((r.variant, r.batch) in full for r in runs if r.spec in bm.PAPER)
 
 
 def test_unfused_build_turns_fusion_off(tmp_path):
