@@ -31,6 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--inductor-option takes KEY=VALUE, got {text!r}")
+    parsed = {"True": True, "False": False}.get(value, value)
+    return key, int(value) if value.lstrip("-").isdigit() else parsed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("package", help="a package under generated/, e.g. kunlun_6g")
@@ -39,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--stream", choices=("fp32", "compute"), default="compute")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--no-swap", action="store_true", help="never copy mutated buffers to the CPU while autotuning")
+    ap.add_argument("--inductor-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an inductor option for every torch.compile (True/False/ints are parsed)")
     ap.add_argument("--out", type=Path, help="copy the generated files that launched a copy-back here")
     args = ap.parse_args(argv)
 
@@ -67,6 +77,11 @@ def main(argv=None) -> int:
         return copies
 
     triton_heuristics.CachingAutotuner.copy_args_to_cpu_if_needed = watched
+    options = dict(_option(text) for text in args.inductor_option)
+    if options:
+        compile_ = torch.compile
+        torch.compile = functools.partial(compile_, options=options)
+        print(f"inductor options: {options}", flush=True)
     sys.path.insert(0, str(ROOT / "generated"))
     bench = importlib.import_module(f"{args.package}.bench")
     _, _, step = bench.training("cuda", args.batch_size, "auto", True, "blocks", args.layout, args.stream)

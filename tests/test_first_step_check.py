@@ -1,0 +1,17 @@
+"""bench/first_step_check.py: the option parsing it does before it needs a GPU."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import first_step_check as fsc  # noqa: E402
+
+
+def test_inductor_options_parse():
+    assert fsc._option("triton.autotune_pointwise=False") == ("triton.autotune_pointwise", False)
+    assert fsc._option("max_autotune=True") == ("max_autotune", True)
+    assert fsc._option("triton.num_configs=-3") == ("triton.num_configs", -3)
+    assert fsc._option("mode=x=y") == ("mode", "x=y")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        fsc._option("triton.autotune_pointwise")
