@@ -33,19 +33,34 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (fuse the spec's way?, torch.compile mode or None for eager, compile scope, layout, stream)
-    "fused": (True, None, None, "padded", "fp32"), "compiled": (True, "default", "blocks", "padded", "fp32"),
-    "compiled_model": (True, "default", "model", "padded", "fp32"),
-    "cudagraphs": (True, "reduce-overhead", "blocks", "padded", "fp32"),
-    "unfused": (False, None, None, "padded", "fp32"),
-    "unfused_compiled": (False, "default", "blocks", "padded", "fp32"),
-    "packed": (True, None, None, "packed", "fp32"),
-    "compiled_packed": (True, "default", "blocks", "packed", "fp32"),
-    "compiled_packed_bf16": (True, "default", "blocks", "packed", "compute"),
+class Variant(NamedTuple):
+    fused: bool            # the spec as written (compile.fuse), or fuse: false
+    mode: str | None       # torch.compile mode, None for eager
+    scope: str | None      # compile scope: blocks or model
+    layout: str            # padded or packed batches
+    stream: str            # the towers' residual stream: fp32 or compute (bf16)
+    graph: bool = False    # the whole step captured in one CUDA graph and replayed (--cuda-graph)
+
+
+VARIANTS = {
+    "fused": Variant(True, None, None, "padded", "fp32"),
+    "compiled": Variant(True, "default", "blocks", "padded", "fp32"),
+    "compiled_model": Variant(True, "default", "model", "padded", "fp32"),
+    "cudagraphs": Variant(True, "reduce-overhead", "blocks", "padded", "fp32"),
+    "unfused": Variant(False, None, None, "padded", "fp32"),
+    "unfused_compiled": Variant(False, "default", "blocks", "padded", "fp32"),
+    "packed": Variant(True, None, None, "packed", "fp32"),
+    "compiled_packed": Variant(True, "default", "blocks", "packed", "fp32"),
+    "compiled_packed_bf16": Variant(True, "default", "blocks", "packed", "compute"),
+    # eager and compiled steps replayed as one CUDA graph: the GPU's work without host time per op
+    "graphed": Variant(True, None, None, "padded", "fp32", graph=True),
+    "unfused_graphed": Variant(False, None, None, "padded", "fp32", graph=True),
+    "compiled_packed_bf16_graphed": Variant(True, "default", "blocks", "packed", "compute", graph=True),
 }
 AS_WRITTEN = tuple(v for v, (fused, *_) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs, ...
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
@@ -115,7 +130,7 @@ def build(spec: str, fused: bool, work: Path) -> str:
 def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cuda",
             blocks: bool = True, logs: Path | None = None) -> dict:
     """One run in its own process; a failed run's whole stderr goes to `logs` when given."""
-    fused, mode, scope, layout, stream = VARIANTS[run.variant]
+    fused, mode, scope, layout, stream, graph = VARIANTS[run.variant]
     name = build(run.spec, fused, work)
     batch = run.batch
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")])}
@@ -124,7 +139,7 @@ def measure(run: Run, work: Path, steps: int, timeout: float, device: str = "cud
         cmd += ["--batch-size", str(batch)] if batch else []
         cmd += ["--compile", mode, "--compile-scope", scope] if mode else []
         cmd += [] if blocks else ["--no-blocks"]
-        cmd += ["--layout", layout, "--stream", stream]
+        cmd += ["--layout", layout, "--stream", stream] + (["--cuda-graph"] if graph else [])
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -198,7 +213,9 @@ def markdown(results: list[dict], header: str) -> str:
     for spec in dict.fromkeys(r["spec"] for r in ok):
         for variant, other in (("fused", "unfused"), ("fused", "unfused_compiled"), ("compiled", "unfused_compiled"),
                                ("compiled", "fused"), ("cudagraphs", "fused"), ("packed", "fused"),
-                               ("compiled_packed", "compiled"), ("compiled_packed_bf16", "compiled_packed")):
+                               ("compiled_packed", "compiled"), ("compiled_packed_bf16", "compiled_packed"),
+                               ("graphed", "unfused_graphed"), ("graphed", "fused"),
+                               ("compiled_packed_bf16_graphed", "compiled_packed_bf16")):
             a, b = by.get((spec, variant)), by.get((spec, other))
             if a and b:
                 speed.append(f"| {spec} | {variant} ÷ {other} | {a['batch_size']} vs {b['batch_size']} | "

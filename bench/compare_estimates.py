@@ -37,11 +37,14 @@ def graph_of(spec: str, fused: bool):
 def re_estimate(row: dict, target: str) -> tuple[float, float, float, dict, dict]:
     """(step, GPU, host seconds, {group: seconds, blocks run alone}, {group: GPU seconds}) of
     today's estimate for a measured row."""
-    fused, mode, _, layout, stream = VARIANTS[row["variant"]]
-    est = estimate(graph_of(row["spec"], fused), target, row["batch_size"], stream=stream)
-    compiled, packed = bool(mode), layout == "packed"
-    gpu = {g: v[time_key(compiled, packed)] for g, v in est.groups().items()}
-    return (*est.step(compiled, packed), est.group_steps(compiled, packed), gpu)
+    v = VARIANTS[row["variant"]]
+    est = estimate(graph_of(row["spec"], v.fused), target, row["batch_size"], stream=v.stream)
+    compiled, packed = bool(v.mode), v.layout == "packed"
+    gpu = {g: t[time_key(compiled, packed)] for g, t in est.groups().items()}
+    step, gpu_step, host = est.step(compiled, packed)
+    if v.graph:                   # one CUDA graph launch a step: the GPU time alone
+        step, host = gpu_step, 0.0
+    return step, gpu_step, host, est.group_steps(compiled, packed), gpu
 
 
 def _ratio(a: float | None, b: float | None) -> str:

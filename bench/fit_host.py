@@ -41,7 +41,10 @@ class FitError(ValueError):
 
 def mode_of(row: dict) -> str:
     """The host mode a bench_models row ran in: eager, or compiled per block."""
-    _, mode, scope, *_ = VARIANTS[row["variant"]]
+    variant = VARIANTS[row["variant"]]
+    mode, scope = variant.mode, variant.scope
+    if variant.graph:
+        raise FitError(f"{row['variant']} replays the step as one CUDA graph: it has no host time per op to fit")
     if mode is None:
         return "eager"
     if mode == "default" and scope == "blocks":

@@ -203,3 +203,74 @@ def test_stream_picks_its_estimate(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--device", "cpu", "--stream", "bf16"])
     assert exc.value.code == 2
+
+
+def _bench_module(tmp_path, monkeypatch, name):
+    import importlib
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(f"{name}.bench"), importlib.import_module(f"{name}.__main__").main
+
+
+def test_cuda_graph_option_is_checked_and_priced(tmp_path, monkeypatch):
+    """`--cuda-graph` (the whole step in one CUDA graph) is refused off CUDA and beside a compile
+    mode that replays graphs of its own; its estimate is the GPU time alone (no host time per op);
+    a batch of other shapes than the captured one is refused before anything replays."""
+    bench, main = _bench_module(tmp_path, monkeypatch, "kunlunc_bench_graph")
+    with pytest.raises(ValueError, match="needs device 'cuda'"):
+        bench.training("cpu", 2, graph=True)
+    for mode in bench.GRAPH_CONFLICTS:         # refused before any CUDA work
+        with pytest.raises(ValueError, match="CUDA graphs of its own"):
+            bench.training("cuda", 2, compile=mode, graph=True)
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--device", "cuda", "--compile", mode, "--cuda-graph"])
+        assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--device", "cpu", "--cuda-graph"])
+    assert exc.value.code == 2
+    monkeypatch.setattr(bench, "device_target", lambda device: "h200")
+    est = bench.ESTIMATE["targets"]["h200"]
+    scale = 4096 / est["batch_size"]       # a batch large enough that GPU time is not host time
+    eager = bench._report(None, "cpu", 4096, "auto", False, 1, 1.0, "packed", "fp32")
+    graphed = bench._report(None, "cpu", 4096, "auto", False, 1, 1.0, "packed", "fp32", True)
+    assert graphed["estimated_step_s"] == graphed["estimated_gpu_step_s"] == pytest.approx(
+        est["est_gpu_time_packed_s"] * scale)
+    assert graphed["estimated_host_s"] == 0.0 and eager["estimated_host_s"] > 0
+    small = bench._report(None, "cpu", 1, "auto", False, 1, 1.0, "packed", "fp32", True)
+    assert small["estimated_step_s"] < bench._report(None, "cpu", 1, "auto", False, 1, 1.0)["estimated_step_s"]
+    text = bench.format_report({**graphed, "cuda_graph": True, "layout": "packed", "first_step_s": 1.0})
+    assert "+ CUDA graph" in text and "one CUDA graph launch" in text
+    ragged = [bench.example_batch(3, seed=i, packed=True) for i in range(2)]    # row counts differ
+    assert ragged[0]["events"]["click"]["offsets"][-1] != ragged[1]["events"]["click"]["offsets"][-1]
+    batches = [ragged[0]]
+    step = bench.graphed_step(lambda batch: None, batches)    # captures ragged[0]'s shapes
+    batches[0] = ragged[1]
+    with pytest.raises(ValueError, match="fixed shapes"):
+        step()
+
+
+@pytest.mark.gpu
+def test_cuda_graph_step_matches_eager_on_gpu(tmp_path, monkeypatch):
+    """The captured step trains as the eager step does: the same parameter updates after the
+    first call (the warm-up steps and the first replay, all on the first batch) and two more
+    replays on the next batches, which must be copied in (a stale batch gives other updates)."""
+    import torch
+    monkeypatch.setenv("KUNLUNC_AUTOTUNE", "0")
+    bench, _ = _bench_module(tmp_path, monkeypatch, "kunlunc_bench_graph_gpu")
+    model_g, batches_g, step_g = bench.training("cuda", 8, graph=True)
+    model_e, batches_e, step_e = bench.training("cuda", 8)
+    init = {n: p.detach().clone() for n, p in model_e.named_parameters()}
+    b0, b1, b2 = batches_e[:3]
+    batches_e[:] = [b0] * (bench.GRAPH_WARMUP + 1) + [b1, b2]   # the graphed sequence, step by step
+    for _ in range(len(batches_e)):
+        step_e()
+    for _ in range(3):
+        step_g()
+    torch.cuda.synchronize()
+    worst = 0.0
+    for (n, pe), (_, pg) in zip(model_e.named_parameters(), model_g.named_parameters()):
+        de, dg = pe.detach() - init[n], pg.detach() - init[n]
+        if de.norm() > 0:
+            worst = max(worst, ((dg - de).norm() / de.norm()).item())
+    assert worst < 2e-2, worst

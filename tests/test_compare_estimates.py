@@ -29,6 +29,11 @@ def test_rows_get_the_estimate_of_their_variant():
     packed = ce.re_estimate(_row("compiled_packed"), "h200")
     assert packed[:2] == (fused.est_step_time_compiled_packed_s, fused.est_gpu_time_compiled_packed_s)
     assert packed[4] == {g: v["time_compiled_packed_s"] for g, v in fused.groups().items()}
+    # a step replayed as one CUDA graph: the GPU time, no host time (tiny at 8 is host-bound otherwise)
+    assert ce.re_estimate(_row("graphed"), "h200")[:3] == (fused.est_gpu_time_s, fused.est_gpu_time_s, 0.0)
+    assert fused.est_step_time_s > fused.est_gpu_time_s
+    unfused_graphed = ce.re_estimate(_row("unfused_graphed"), "h200")
+    assert unfused_graphed[:3] == (unfused.est_gpu_time_s, unfused.est_gpu_time_s, 0.0)
 
 
 def test_group_estimate_is_per_block_max_of_gpu_and_host():

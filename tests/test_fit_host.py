@@ -48,6 +48,8 @@ def test_fit_refuses_rows_that_do_not_measure_the_host():
         fh.fit([_row("fused", 0.2)], "h200")
     with pytest.raises(fh.FitError, match="reduce-overhead"):
         fh.fit([_row("cudagraphs", 0.2)], "h200")
+    with pytest.raises(fh.FitError, match="one CUDA graph"):
+        fh.fit([_row("graphed", 0.2), _row("compiled", 0.1)], "h200")
     with pytest.raises(fh.FitError, match="no measured row 'kunlun_tiny:fused@16'"):
         fh.select([_row("fused", 0.2), {**_row("fused", 0.2, batch=16), "measured_step_s": None}],
                   ["kunlun_tiny:fused@16"])

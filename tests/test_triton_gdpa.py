@@ -311,3 +311,15 @@ def test_packed_query_errors():
     with pytest.raises(ValueError, match=r"packed q must be \[N, H, D\]"):
         gdpa.gdpa_forward(q[:, :1], k, k, lens, None, "relu", 1.0, q_starts=starts, max_len=4)
     assert "must be [N, H, D]" in gdpa.unsupported(q[None], k, k, packed=True)
+
+
+def test_head_tables_made_once_per_device():
+    """A mixed-activation GDPA keeps its per-group head tables: made (a host-to-device copy) at the
+    first call, then reused, so a training step can be captured in a CUDA graph."""
+    first = gdpa._head_groups("relu, gelu_tanh, relu", 3, torch.device("cpu"))
+    again = gdpa._head_groups("relu,gelu_tanh,relu", 3, torch.device("cpu"))
+    assert [(a, n) for a, n, _ in first] == [(gdpa.ACTIVATION_IDS["relu"], 2), (gdpa.ACTIVATION_IDS["gelu_tanh"], 1)]
+    assert [t.tolist() for _, _, t in first] == [[0, 2], [1]]
+    assert all(t is u for (_, _, t), (_, _, u) in zip(first, again))
+    assert all(t.dtype == torch.int32 for _, _, t in first)
+    assert gdpa._head_groups("relu", 4, torch.device("cpu")) == [(gdpa.ACTIVATION_IDS["relu"], 4, None)]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from . import ESTIMATE
 from .config import Config
@@ -67,10 +67,11 @@ class _Clock:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_SCOPES = ("blocks", "model")
 LAYOUTS = ("padded", "packed")
+GRAPH_CONFLICTS = ("reduce-overhead", "max-autotune")   # compile modes that replay CUDA graphs themselves
 
 
 def training(device: str, batch_size: int, backend: str = "auto", compile: bool | str = False,
-             scope: str = "blocks", layout: str = "packed", stream: str = "fp32"):
+             scope: str = "blocks", layout: str = "packed", stream: str = "fp32", graph: bool = False):
     """(model, batches, step): step() runs one training step (forward, binary cross-entropy,
     backward, AdamW) on the next of four example batches. What `bench` times and what
     bench/profile_step.py in the kunlunc repository profiles. `compile`: False, True (torch.compile's
@@ -78,14 +79,21 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
     "blocks" compiles each block (Model.compile_blocks), "model" the whole forward as one graph.
     `layout`: the event sequences padded or packed (the four batches pack to the same row counts,
     so shapes stay static under torch.compile). `stream`: Model's (the towers' residual stream
-    in fp32 or in the compute dtype)."""
+    in fp32 or in the compute dtype). `graph` (CUDA only): the whole step, optimizer included, is
+    captured once in a CUDA graph and replayed (`graphed_step`), so the host issues one launch per
+    step instead of every kernel: what an eager or per-block compiled step loses to host time."""
+    if graph and device != "cuda":
+        raise ValueError("graph=True captures the step in a CUDA graph: it needs device 'cuda'")
+    if graph and compile and compile_mode(compile) in GRAPH_CONFLICTS:
+        raise ValueError(f"graph=True captures the whole step; compile mode {compile!r} already "
+                         "replays CUDA graphs of its own: use one or the other")
     if scope not in COMPILE_SCOPES:
         raise ValueError(f"compile scope must be one of {COMPILE_SCOPES}, not {scope!r}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     torch.manual_seed(0)
     model = Model(backend=backend, stream=stream).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda", capturable=graph)
     forward = model
     if compile and scope == "blocks":
         model.compile_blocks(mode=compile_mode(compile))
@@ -95,13 +103,58 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
                for i in range(4)]
     counter = itertools.count()
 
-    def step() -> None:
-        batch = batches[next(counter) % len(batches)]
+    def train_step(batch: dict) -> None:
         loss = F.binary_cross_entropy_with_logits(forward(batch), batch["labels"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    if graph:
+        return model, batches, graphed_step(train_step, batches)
+
+    def step() -> None:
+        train_step(batches[next(counter) % len(batches)])
     return model, batches, step
+
+
+GRAPH_WARMUP = 3   # eager steps on a side stream before capture (compile, autotune, allocator)
+
+
+def graphed_step(train_step, batches: list[dict]):
+    """step() for train_step(batch) captured in one CUDA graph. The first call runs GRAPH_WARMUP
+    steps on a side stream (torch.compile and Triton autotuning happen there, outside the graph),
+    then captures one step on a static copy of the batch; every call copies the next batch into
+    that copy and replays. The batches must share every shape (packed batches from
+    example_batch(at_avg_len=True) do: they pack to the same row counts). The optimizer must be
+    capturable (AdamW(capturable=True)); the step's gradients live in the graph's memory."""
+    static = tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, batches[0])
+    slots = [t for t in tree_leaves(static) if isinstance(t, torch.Tensor)]
+    counter = itertools.count()
+    captured: list[torch.cuda.CUDAGraph] = []
+
+    def load(batch: dict) -> None:
+        leaves = [t for t in tree_leaves(batch) if isinstance(t, torch.Tensor)]
+        if [t.shape for t in leaves] != [t.shape for t in slots]:
+            raise ValueError("a CUDA-graph step replays fixed shapes: every batch must have the shapes "
+                             "of the first (use example_batch(..., at_avg_len=True) or pad to them)")
+        for slot, t in zip(slots, leaves):
+            slot.copy_(t, non_blocking=True)
+
+    def step() -> None:
+        load(batches[next(counter) % len(batches)])
+        if not captured:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP):
+                    train_step(static)
+            torch.cuda.current_stream().wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                train_step(static)
+            captured.append(g)
+        captured[0].replay()
+    return step
 
 
 def compile_mode(compile: bool | str) -> str | None:
@@ -115,15 +168,15 @@ def compile_mode(compile: bool | str) -> str | None:
 
 def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size: int | None = None,
               backend: str = "auto", compile: bool | str = False, blocks: bool = True,
-              scope: str = "blocks", layout: str = "packed", stream: str = "fp32") -> dict:
+              scope: str = "blocks", layout: str = "packed", stream: str = "fp32", graph: bool = False) -> dict:
     batch_size = batch_size or Config().batch_size
-    model, batches, step = training(device, batch_size, backend, compile, scope, layout, stream)
+    model, batches, step = training(device, batch_size, backend, compile, scope, layout, stream, graph)
     clock = _Clock(device)
     warm = clock.time(step, max(warmup, 1))    # the first step compiles and autotunes
     measured = statistics.median(clock.time(step, steps))
-    report = _report(model, device, batch_size, backend, compile, steps, measured, layout, stream)
+    report = _report(model, device, batch_size, backend, compile, steps, measured, layout, stream, graph)
     report["first_step_s"] = warm[0]
-    report["layout"], report["stream"] = layout, stream
+    report["layout"], report["stream"], report["cuda_graph"] = layout, stream, graph
     if compile:
         report["compile_scope"] = scope
     else:             # a dispatch mode would make torch.compile recompile
@@ -138,7 +191,7 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
 
 
 def _report(model, device, batch_size, backend, compile, steps, measured, layout="packed",
-            stream="fp32") -> dict:
+            stream="fp32", graph=False) -> dict:
     target = device_target(device)
     # the compute-stream estimate where the target trains under autocast (else one stream dtype)
     est = ESTIMATE["compute_stream" if stream == "compute" else "targets"].get(target) or ESTIMATE["targets"][target]
@@ -148,7 +201,7 @@ def _report(model, device, batch_size, backend, compile, steps, measured, layout
     mode += "_packed" if layout == "packed" else ""   # packed: without the padded rows' share
     gpu = est[f"est_gpu_time{mode}_s"] * scale
     host = est[f"est_host{'_compiled' if compile else ''}_s"]   # per step, either layout
-    step = max(gpu, host)
+    step = gpu if graph else max(gpu, host)   # a replayed CUDA graph: one launch, no host time per op
     # a block timed alone takes the longer of its GPU time and its host time (its ops' share)
     per_op = host / est["host_ops"] if est["host_ops"] else 0.0
     groups: dict = {}
@@ -163,7 +216,7 @@ def _report(model, device, batch_size, backend, compile, steps, measured, layout
         "batch_size": batch_size, "steps": steps,
         "dtype": model.config.dtype if device == "cuda" else "fp32",
         "measured_step_s": measured, "estimated_step_s": step, "estimated_gpu_step_s": gpu,
-        "estimated_host_s": host, "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
+        "estimated_host_s": 0.0 if graph else host, "model_flops_per_step": flops, "measured_tflops": flops / measured / 1e12,
         "measured_mfu": flops / (measured * est["peak_flops"]), "estimated_mfu": flops / (step * est["peak_flops"]),
         "peak_flops": est["peak_flops"], "groups": groups,
     }
@@ -277,17 +330,19 @@ def _compiled(r: dict) -> str:
     return f" + compile ({scope})" if mode == "default" else f" + compile ({mode}, {scope})"
 
 
-def _host(seconds: float) -> str:
-    return f"{seconds * 1e3:.3f}" if seconds else "not fitted for this target"
+def _host(r: dict) -> str:
+    if r.get("cuda_graph"):
+        return "none: one CUDA graph launch"
+    return f"{r['estimated_host_s'] * 1e3:.3f}" if r["estimated_host_s"] else "not fitted for this target"
 
 
 def format_report(r: dict) -> str:
     lines = [
-        f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}, "
+        f"{r['model']} on {r['device']} ({r['target']}), backend {r['backend']}{_compiled(r)}{' + CUDA graph' if r.get('cuda_graph') else ''}, "
         f"batch {r['batch_size']}, {r['layout']}, {r['dtype']}{', compute-dtype stream' if r.get('stream') == 'compute' else ''}, "
         f"median of {r['steps']} steps",
         f"  step time    measured {r['measured_step_s'] * 1e3:9.3f} ms   estimated {r['estimated_step_s'] * 1e3:9.3f} ms"
-        f" (GPU {r['estimated_gpu_step_s'] * 1e3:.3f}, host {_host(r['estimated_host_s'])})",
+        f" (GPU {r['estimated_gpu_step_s'] * 1e3:.3f}, host {_host(r)})",
         f"  throughput   {r['measured_tflops']:.2f} TFLOP/s of {r['peak_flops'] / 1e12:.3g} peak",
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
         *([f"  GPU kernels  {r['gpu_step_s'] * 1e3:9.3f} ms of the step (host time excluded)"]

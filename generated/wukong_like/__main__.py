@@ -3,14 +3,14 @@
 """python -m wukong_like bench [--device cuda|cpu] [--steps N] [--batch-size N]
                                   [--backend auto|torch|triton] [--compile [MODE]]
                                   [--compile-scope blocks|model] [--layout packed|padded]
-                                  [--stream fp32|compute] [--json]"""
+                                  [--stream fp32|compute] [--cuda-graph] [--json]"""
 import argparse
 import json
 import sys
 
 import torch
 
-from .bench import COMPILE_MODES, COMPILE_SCOPES, LAYOUTS, format_report, run_bench
+from .bench import COMPILE_MODES, COMPILE_SCOPES, GRAPH_CONFLICTS, LAYOUTS, format_report, run_bench
 from .model import STREAMS
 from .config import Config
 
@@ -36,14 +36,22 @@ def main(argv=None) -> int:
     bench.add_argument("--stream", choices=STREAMS, default="fp32",
                        help="the towers' residual stream under autocast: fp32, or the compute dtype "
                             "(half the bytes, no casts before each projection)")
+    bench.add_argument("--cuda-graph", action="store_true",
+                       help="capture the whole step (optimizer included) in one CUDA graph and replay it: "
+                            "no host time per op (CUDA only; batches of fixed shapes)")
     bench.add_argument("--no-blocks", action="store_true", help="skip the per-block timing")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.warmup < 0:
         parser.error("--steps and --batch-size must be positive, --warmup not negative")
+    if args.cuda_graph and args.device != "cuda":
+        parser.error("--cuda-graph needs --device cuda")
+    if args.cuda_graph and args.compile in GRAPH_CONFLICTS:
+        parser.error(f"--cuda-graph captures the whole step; --compile {args.compile} replays CUDA graphs "
+                     "of its own: use one or the other")
     report = run_bench(device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                        backend=args.backend, compile=args.compile, blocks=not args.no_blocks,
-                       scope=args.compile_scope, layout=args.layout, stream=args.stream)
+                       scope=args.compile_scope, layout=args.layout, stream=args.stream, graph=args.cuda_graph)
     print(json.dumps(report, indent=1, sort_keys=True) if args.json else format_report(report))
     return 0
 

@@ -467,8 +467,22 @@ def _head_groups(
     groups: dict[str, list[int]] = {}
     for h, name in enumerate(names):
         groups.setdefault(name, []).append(h)
-    return [(ACTIVATION_IDS[name], len(hs), torch.tensor(hs, dtype=torch.int32, device=device))
-            for name, hs in groups.items()]
+    return [(ACTIVATION_IDS[name], len(hs), _head_table(tuple(hs), device)) for name, hs in groups.items()]
+
+
+_HEAD_TABLES: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
+
+
+def _head_table(heads: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The int32 table of a group's heads on `device`. Made (a host-to-device copy) once per
+    (heads, device) and kept, so that a step can be captured in a CUDA graph and replayed; a
+    tensor made while tracing (a fake or functional tensor) is used but not kept."""
+    table = _HEAD_TABLES.get((heads, device))
+    if table is None:
+        table = torch.tensor(heads, dtype=torch.int32, device=device)
+        if type(table) is torch.Tensor:
+            _HEAD_TABLES[(heads, device)] = table
+    return table
 
 
 def _window_mode(window: int, causal: bool, T: int, S: int) -> tuple[int, int]:
