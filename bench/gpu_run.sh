@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|all]
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
+# firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with a candidate fix
+#   at once, on cold caches (FIRST_STEP_NOSWAP=1: also with the autotune copy-back off).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 set -uo pipefail
@@ -18,6 +20,20 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
+  exit 0
+fi
+if [ "$what" = firststep ]; then
+  # a cold first compiled step two ways at once (compilation is CPU work; each has its own caches):
+  # watched, and with one config per pointwise kernel (the candidate fix); FIRST_STEP_NOSWAP=1 adds
+  # a third with inductor's autotune copy-back off (mind the memory: kunlun_6g@1024 is ~45 GB each)
+  run=${FIRST_STEP:-kunlun_6g@1024}; args="${run%@*} --batch-size ${run#*@}"
+  timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args --out "$OUT/first_step" > "$OUT/first_step_watch.txt" 2>&1 &
+  timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args \
+    --inductor-option triton.autotune_pointwise=False > "$OUT/first_step_pointwise.txt" 2>&1 &
+  [ -n "${FIRST_STEP_NOSWAP:-}" ] && timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args \
+    --no-swap > "$OUT/first_step_noswap.txt" 2>&1 &
+  wait
+  for f in "$OUT"/first_step_*.txt; do echo "== $f"; grep -E "^(step|copy-back|inductor options)" "$f" | sort | uniq -c | head -20; done
   exit 0
 fi
 if [ "$what" = profile ]; then
