@@ -1,6 +1,7 @@
 """How many ops one training step of a generated model dispatches: forward, backward, optimizer.
 
-    python3 bench/count_ops.py PACKAGE [--batch-size 1] [--autocast bf16|fp16|none] [--top 15] [--json]
+    python3 bench/count_ops.py PACKAGE [--batch-size 1] [--autocast bf16|fp16|none]
+                               [--layout packed|padded] [--stream fp32|compute] [--top 15] [--json]
 
 Eager PyTorch pays host time per dispatched op; on the H200 the eager kunlun_60g step was
 host-bound at batch 64 and below (about 320 ms per step whatever the batch, 2026-11-29). This
@@ -43,14 +44,16 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_step(package: str, batch_size: int, autocast: str) -> dict[str, collections.Counter]:
-    """{phase: Counter} for one training step after a warm-up step (optimizer state exists)."""
+def count_step(package: str, batch_size: int, autocast: str, layout: str = "packed",
+               stream: str = "fp32") -> dict[str, collections.Counter]:
+    """{phase: Counter} for one training step after a warm-up step (optimizer state exists), on a
+    packed or padded batch, with the towers' residual stream in fp32 or the compute dtype."""
     pkg = importlib.import_module(package)
     data = importlib.import_module(f"{package}.data")
     torch.manual_seed(0)
-    model = pkg.Model(backend="torch")
+    model = pkg.Model(backend="torch", stream=stream)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)   # as the bench on CUDA
-    batch = data.example_batch(batch_size, "cpu", seed=0, at_avg_len=True)
+    batch = data.example_batch(batch_size, "cpu", seed=0, at_avg_len=True, packed=layout == "packed")
     dtype = AUTOCAST[autocast]
     phases = {"forward": OpCounter(), "backward": OpCounter(), "optimizer": OpCounter()}
 
@@ -75,15 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("package")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--autocast", choices=tuple(AUTOCAST), default="bf16")
+    p.add_argument("--layout", choices=("packed", "padded"), default="packed",
+                   help="the batch's event sequences (the bench's default: packed)")
+    p.add_argument("--stream", choices=("fp32", "compute"), default="fp32",
+                   help="the towers' residual stream (Model(stream=...))")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--json", action="store_true", help="print {phase: {op: count}}")
     args = p.parse_args(argv)
-    counts = count_step(args.package, args.batch_size, args.autocast)
+    counts = count_step(args.package, args.batch_size, args.autocast, args.layout, args.stream)
     if args.json:
         print(json.dumps({phase: dict(c.most_common()) for phase, c in counts.items()}, indent=1))
         return 0
     total = sum(sum(c.values()) for c in counts.values())
-    print(f"{args.package}, batch {args.batch_size}, autocast {args.autocast}: {total} ops per training step")
+    print(f"{args.package}, batch {args.batch_size}, {args.layout}, autocast {args.autocast}, {args.stream} stream: "
+          f"{total} ops per training step")
     for phase, c in counts.items():
         print(f"  {phase:<10}{sum(c.values()):>7}   " + ", ".join(f"{k} {v}" for k, v in c.most_common(args.top)))
     return 0

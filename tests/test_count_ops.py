@@ -22,3 +22,17 @@ def test_counts_each_attention_op_once_per_call(monkeypatch, capsys):
     assert fp32["forward"]["aten._to_copy"] < counts["forward"]["aten._to_copy"]   # autocast casts
     assert count_ops.main(["kunlun_tiny", "--top", "3"]) == 0
     assert "ops per training step" in capsys.readouterr().out
+
+
+def test_counts_the_layout_and_stream_asked_for(monkeypatch, capsys):
+    """--layout and --stream reach the step: a padded batch has no offsets to search (the packed
+    embedding finds each row's example with searchsorted), and the compute-dtype stream casts less."""
+    monkeypatch.syspath_prepend(str(ROOT / "generated"))
+    packed = count_ops.count_step("kunlun_tiny", 2, "bf16", layout="packed")
+    padded = count_ops.count_step("kunlun_tiny", 2, "bf16", layout="padded")
+    assert packed["forward"]["aten.searchsorted"] > 0 and padded["forward"]["aten.searchsorted"] == 0
+    compute = count_ops.count_step("kunlun_tiny", 2, "bf16", layout="packed", stream="compute")
+    casts = lambda c: c["forward"]["aten._to_copy"] + c["backward"]["aten._to_copy"]   # noqa: E731
+    assert casts(compute) < casts(packed)
+    assert count_ops.main(["kunlun_tiny", "--layout", "padded", "--stream", "compute", "--top", "2"]) == 0
+    assert "padded, autocast bf16, compute stream" in capsys.readouterr().out
