@@ -1,6 +1,6 @@
 """Compile every Triton kernel of templates/kernels for an NVIDIA architecture, without a GPU.
 
-    python3 bench/compile_kernels.py [--arch 90]
+    python3 bench/compile_kernels.py [--arch 90] [--resources]
 
 Each kernel is compiled through Triton's own pipeline down to a cubin (Triton's bundled ptxas),
 in bf16 at head dim 64, in the padded and the packed layout, with the first Hopper config of its
@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -95,13 +96,85 @@ def jobs():
            dict(NUM_SEEDS=128, HEAD_D=64, BLOCK_S=block_s, BLOCK_D=block_d), 4, 1)
 
 
+def config_jobs(head_dims=(64, 128)):
+    """(label, jit function, constexprs, num_warps, num_stages) for every Hopper config of every
+    kernel's autotune list, padded layout, bf16, at each head dim (seed pooling at 64 and 128
+    seeds, the presets' counts): what --resources compiles. The seed-pooling lists are shown before
+    its register-budget filter (seed_pooling._fits), which may drop some at launch."""
+    wa, gdpa, sp = _module("window_attention"), _module("gdpa"), _module("seed_pooling")
+    for d in head_dims:
+        block_d = max(16, 1 << (d - 1).bit_length())
+        head = dict(HEAD_D=d, BLOCK_D=block_d, PRECISION="tf32", PACKED=False)
+        for name, kernel, shapes in (("fwd", wa._fwd_kernel, wa._FWD_SHAPES),
+                                     ("dq", wa._bwd_dq_kernel, wa._DQ_SHAPES),
+                                     ("dkdv", wa._bwd_dkdv_kernel, wa._DKDV_SHAPES)):
+            for m, n, warps, stages in shapes[1:]:                  # shapes[0]: the interpreter's
+                yield (f"window_attention.{name} D{d} {m}x{n} w{warps} s{stages}", kernel,
+                       {**head, "BLOCK_M": m, "BLOCK_N": n}, warps, stages)
+        width = "" if block_d * 2 <= 256 else "_wide" if block_d * 2 <= 512 else "_widest"
+        shared = dict(HEAD_DIM=d, BLOCK_D=block_d, ACT=gdpa.ACTIVATION_IDS["gelu_tanh"], HAS_KV_LEN=False,
+                      MODE=gdpa.NO_WINDOW.value, HEAD_TABLE=False, FAST=True, DOT_PREC="tf32", PACKED_Q=False)
+        for name, kernel in (("fwd", gdpa._gdpa_fwd_kernel), ("dkdv", gdpa._gdpa_bwd_dkdv_kernel),
+                             ("dq", gdpa._gdpa_bwd_dq_kernel)):
+            for m, n, warps, stages in gdpa._HOPPER_CONFIGS[name + width]:
+                yield (f"gdpa.{name} D{d} {m}x{n} w{warps} s{stages}", kernel,
+                       {**shared, "BLOCK_M": m, "BLOCK_N": n}, warps, stages)
+        for seeds in (64, 128):
+            block_s, block_d_s, n_sblk = sp._seed_blocks(seeds, d)
+            common = dict(NUM_SEEDS=seeds, HEAD_D=d, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
+                          BLOCK_D=block_d_s, PACKED=False)
+            for block_t, warps, stages in sp._FWD_TRIPLES:
+                yield (f"seed_pooling.fwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._fwd_kernel,
+                       {**common, "SPLIT": False, "BLOCK_T": block_t}, warps, stages)
+            for block_t, warps, stages in sp._BWD_TRIPLES:
+                yield (f"seed_pooling.bwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._bwd_kernel,
+                       {**common, "SUM_KV": True, "N_SBLK": n_sblk, "BLOCK_T": block_t}, warps, stages)
+
+
+_USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+
+
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """{"reg", "stack", "shared", "local"} of a cubin's kernel, from the cuobjdump Triton bundles
+    (registers per thread; stack and local bytes per thread: spilled registers live there; shared:
+    the static part only, Triton's tiles take dynamic shared memory, in the kernel's metadata)."""
+    import subprocess
+    import tempfile
+
+    import triton
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        out = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True, text=True,
+                             check=True).stdout
+    found = _USAGE.search(out)
+    if not found:
+        raise RuntimeError(f"no resource usage in cuobjdump's output: {out[-300:]}")
+    return dict(zip(("reg", "stack", "shared", "local"), map(int, found.groups())))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90: Hopper)")
+    p.add_argument("--resources", action="store_true",
+                   help="every autotune config of every kernel (padded, bf16, head dims 64 and 128): "
+                        "registers, and the stack bytes that spilled registers take")
+    p.add_argument("--only", default="", metavar="TEXT", help="with --resources: the configs whose label has TEXT")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("error: TRITON_INTERPRET is set: kernels would be interpreted, not compiled", file=sys.stderr)
         return 1
+    if args.resources:
+        print(f"{'kernel and config':<52}{'regs':>6}{'stack B':>9}{'shared B':>10}")
+        for label, kernel, constexprs, warps, stages in config_jobs():
+            if args.only not in label:
+                continue
+            compiled = compile_kernel(kernel, constexprs, warps, stages, args.arch)
+            use = resource_usage(compiled.asm["cubin"])
+            flag = "  spills" if use["stack"] or use["local"] else ""
+            print(f"{label:<52}{use['reg']:>6}{use['stack']:>9}{compiled.metadata.shared:>10}{flag}", flush=True)
+        return 0
     for label, kernel, constexprs, warps, stages in jobs():
         t0 = time.perf_counter()
         try:

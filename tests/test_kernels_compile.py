@@ -49,3 +49,21 @@ def test_refuses_to_run_interpreted():
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "compile_kernels.py")],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert p.returncode == 1 and p.stderr.startswith("error: TRITON_INTERPRET is set")
+
+
+@pytest.mark.skipif(not _has_nvidia_backend(), reason="Triton's NVIDIA backend is not installed")
+def test_resources_report_registers_and_spills():
+    """--resources compiles each autotune config and reads its registers and stack (spill) bytes
+    from the cubin with Triton's bundled cuobjdump; --only picks configs by label."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "compile_kernels.py"), "--resources",
+                        "--only", "seed_pooling.bwd D64 S64 T16 w8"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    header, *rows = p.stdout.strip().splitlines()
+    assert "regs" in header and "stack B" in header
+    assert len(rows) == 1 and rows[0].startswith("seed_pooling.bwd D64 S64 T16 w8 s2")
+    regs, stack, shared = (int(x) for x in rows[0].split() if x.isdigit())
+    assert 0 < regs <= 255 and stack >= 0 and shared > 0
+    assert rows[0].endswith("spills") == (stack > 0)
