@@ -1,6 +1,6 @@
 """Compile every Triton kernel of templates/kernels for an NVIDIA architecture, without a GPU.
 
-    python3 bench/compile_kernels.py [--arch 90] [--resources]
+    python3 bench/compile_kernels.py [--arch 90] [--resources [--packed] [--only TEXT]]
 
 Each kernel is compiled through Triton's own pipeline down to a cubin (Triton's bundled ptxas),
 in bf16 at head dim 64, in the padded and the packed layout, with the first Hopper config of its
@@ -8,6 +8,11 @@ autotune list. The interpreter tests check what the kernels compute; this checks
 GPU compiler can reject (an op on a 0-d value, a dtype that differs between constexpr branches,
 an unsupported tl.dot shape), and prints each kernel's shared memory. Exit status 1 names the
 kernel that failed. Run it where TRITON_INTERPRET is unset: triton.jit decides at import.
+
+--resources compiles every config of every autotune list instead (head dims 64 and 128, seed
+pooling at 64 and 128 seeds) and prints each one's registers a thread and the stack bytes that
+spilled registers take, read from the cubin with Triton's bundled cuobjdump: which configs spill
+on the GPU, found without one (bench/results/2026-11-29-cpu-resources.txt).
 """
 from __future__ import annotations
 
@@ -96,15 +101,15 @@ def jobs():
            dict(NUM_SEEDS=128, HEAD_D=64, BLOCK_S=block_s, BLOCK_D=block_d), 4, 1)
 
 
-def config_jobs(head_dims=(64, 128)):
+def config_jobs(head_dims=(64, 128), packed: bool = False):
     """(label, jit function, constexprs, num_warps, num_stages) for every Hopper config of every
-    kernel's autotune list, padded layout, bf16, at each head dim (seed pooling at 64 and 128
+    kernel's autotune list, bf16, padded or packed, at each head dim (seed pooling at 64 and 128
     seeds, the presets' counts): what --resources compiles. The seed-pooling lists are shown before
     its register-budget filter (seed_pooling._fits), which may drop some at launch."""
     wa, gdpa, sp = _module("window_attention"), _module("gdpa"), _module("seed_pooling")
     for d in head_dims:
         block_d = max(16, 1 << (d - 1).bit_length())
-        head = dict(HEAD_D=d, BLOCK_D=block_d, PRECISION="tf32", PACKED=False)
+        head = dict(HEAD_D=d, BLOCK_D=block_d, PRECISION="tf32", PACKED=packed)
         for name, kernel, shapes in (("fwd", wa._fwd_kernel, wa._FWD_SHAPES),
                                      ("dq", wa._bwd_dq_kernel, wa._DQ_SHAPES),
                                      ("dkdv", wa._bwd_dkdv_kernel, wa._DKDV_SHAPES)):
@@ -113,7 +118,7 @@ def config_jobs(head_dims=(64, 128)):
                        {**head, "BLOCK_M": m, "BLOCK_N": n}, warps, stages)
         width = "" if block_d * 2 <= 256 else "_wide" if block_d * 2 <= 512 else "_widest"
         shared = dict(HEAD_DIM=d, BLOCK_D=block_d, ACT=gdpa.ACTIVATION_IDS["gelu_tanh"], HAS_KV_LEN=False,
-                      MODE=gdpa.NO_WINDOW.value, HEAD_TABLE=False, FAST=True, DOT_PREC="tf32", PACKED_Q=False)
+                      MODE=gdpa.NO_WINDOW.value, HEAD_TABLE=False, FAST=True, DOT_PREC="tf32", PACKED_Q=packed)
         for name, kernel in (("fwd", gdpa._gdpa_fwd_kernel), ("dkdv", gdpa._gdpa_bwd_dkdv_kernel),
                              ("dq", gdpa._gdpa_bwd_dq_kernel)):
             for m, n, warps, stages in gdpa._HOPPER_CONFIGS[name + width]:
@@ -122,7 +127,7 @@ def config_jobs(head_dims=(64, 128)):
         for seeds in (64, 128):
             block_s, block_d_s, n_sblk = sp._seed_blocks(seeds, d)
             common = dict(NUM_SEEDS=seeds, HEAD_D=d, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
-                          BLOCK_D=block_d_s, PACKED=False)
+                          BLOCK_D=block_d_s, PACKED=packed)
             for block_t, warps, stages in sp._FWD_TRIPLES:
                 yield (f"seed_pooling.fwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._fwd_kernel,
                        {**common, "SPLIT": False, "BLOCK_T": block_t}, warps, stages)
@@ -158,16 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90: Hopper)")
     p.add_argument("--resources", action="store_true",
-                   help="every autotune config of every kernel (padded, bf16, head dims 64 and 128): "
-                        "registers, and the stack bytes that spilled registers take")
+                   help="every autotune config of every kernel (bf16, head dims 64 and 128; padded "
+                        "unless --packed): registers, and the stack bytes that spilled registers take")
     p.add_argument("--only", default="", metavar="TEXT", help="with --resources: the configs whose label has TEXT")
+    p.add_argument("--packed", action="store_true", help="with --resources: the packed-layout kernels")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("error: TRITON_INTERPRET is set: kernels would be interpreted, not compiled", file=sys.stderr)
         return 1
     if args.resources:
         print(f"{'kernel and config':<52}{'regs':>6}{'stack B':>9}{'shared B':>10}")
-        for label, kernel, constexprs, warps, stages in config_jobs():
+        for label, kernel, constexprs, warps, stages in config_jobs(packed=args.packed):
             if args.only not in label:
                 continue
             compiled = compile_kernel(kernel, constexprs, warps, stages, args.arch)
