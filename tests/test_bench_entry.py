@@ -274,3 +274,53 @@ def test_cuda_graph_step_matches_eager_on_gpu(tmp_path, monkeypatch):
         if de.norm() > 0:
             worst = max(worst, ((dg - de).norm() / de.norm()).item())
     assert worst < 2e-2, worst
+
+
+def test_graphed_step_warms_up_captures_once_and_replays_each_batch(tmp_path, monkeypatch):
+    """graphed_step's data flow, with torch.cuda's streams and graphs replaced by stand-ins (this
+    machine has no GPU): GRAPH_WARMUP eager steps and one capture on the first call, all on one
+    static batch; then every call copies the next batch into that same static batch and replays."""
+    import contextlib
+
+    import torch
+    bench, _ = _bench_module(tmp_path, monkeypatch, "kunlunc_bench_graph_flow")
+    log, state = [], {"capturing": False}
+
+    class Graph:
+        def replay(self):
+            log.append(("replay", state["recorded"]()))
+
+    @contextlib.contextmanager
+    def graph(g, **_):
+        state["capturing"] = True
+        yield
+        state["capturing"] = False
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+    for name, value in (("Stream", Stream), ("CUDAGraph", Graph), ("graph", graph),
+                        ("stream", lambda s: contextlib.nullcontext()), ("current_stream", lambda: Stream())):
+        monkeypatch.setattr(torch.cuda, name, value)
+    batches = [bench.example_batch(2, seed=i, at_avg_len=True, packed=True) for i in range(3)]
+    assert len({int(b["events"]["click"]["offsets"][-1]) for b in batches}) == 1   # one shape
+    seen = []
+
+    def train_step(batch):
+        seen.append(batch)
+        labels = batch["events"]["click"]["time_gaps"].clone()   # what a replay reads from the static batch
+        if state["capturing"]:
+            state["recorded"] = lambda: batch["events"]["click"]["time_gaps"].clone()
+            log.append(("capture", labels))
+        else:
+            log.append(("eager", labels))
+    step = bench.graphed_step(train_step, batches)
+    for _ in range(4):
+        step()
+    kinds = [k for k, _ in log]
+    assert kinds == ["eager"] * bench.GRAPH_WARMUP + ["capture"] + ["replay"] * 4
+    assert all(b is seen[0] for b in seen) and seen[0] is not batches[0]      # one static batch
+    order = [0] * (bench.GRAPH_WARMUP + 2) + [1, 2, 0]                        # warm-up, capture, replays
+    gaps = [b["events"]["click"]["time_gaps"] for b in batches]
+    assert not torch.equal(gaps[0], gaps[1]) and not torch.equal(gaps[1], gaps[2])
+    assert all(torch.equal(v, gaps[i]) for (_, v), i in zip(log, order))
