@@ -149,3 +149,36 @@ def test_gpu_kernel_time_is_set_beside_the_estimate():
     old = bm.markdown([result("m", "fused", 8, 0.4)], "hdr")             # runs from before the field
     cells = [c.strip() for c in next(line for line in old.splitlines() if line.startswith("| m |")).strip("|").split("|")]
     assert cells[4] == "n/a" and cells[7] == "n/a"
+
+
+def test_a_cold_first_step_failure_is_retried_once(tmp_path, monkeypatch):
+    """A compiled run whose cold first step fails with inductor's autotune write-back into a saved
+    tensor runs once more (the caches are warm then) and says so; any other failure, a second such
+    failure, or an eager run is not retried."""
+    import json
+    cold = ("Traceback\nRuntimeError: one of the variables needed for gradient computation has been "
+            "modified by an inplace operation: [torch.cuda.LongTensor [1024]] is at version 106; expected "
+            "version 0 instead.\n")
+    ok = json.dumps(result("kunlun_6g", "compiled", 8, 0.1, first_step_s=30.0))
+
+    def runs(*procs):
+        calls = []
+
+        class Proc:
+            def __init__(self, code, out, err):
+                self.returncode, self.stdout, self.stderr = code, out, err
+        queue = [Proc(*p) for p in procs]
+        monkeypatch.setattr(bm, "build", lambda spec, fused, work: "pkg")
+        monkeypatch.setattr(bm.subprocess, "run", lambda cmd, **k: calls.append(cmd) or queue.pop(0))
+        return calls
+    calls = runs((1, "", cold), (0, ok, ""))
+    r = bm.measure(bm.Run.parse("kunlun_6g:compiled@8"), tmp_path, 1, 10.0)
+    assert len(calls) == 2 and r["measured_step_s"] == 0.1
+    assert r["first_attempt_error"].startswith("RuntimeError: one of the variables")
+    assert "2nd attempt" in bm.markdown([r], "hdr")
+    calls = runs((1, "", cold), (1, "", cold))
+    r = bm.measure(bm.Run.parse("kunlun_6g:compiled@8"), tmp_path, 1, 10.0)
+    assert len(calls) == 2 and r["error"].startswith("RuntimeError")
+    calls = runs((1, "", cold))
+    r = bm.measure(bm.Run.parse("kunlun_6g:fused@8"), tmp_path, 1, 10.0)      # eager: no caches to warm
+    assert len(calls) == 1 and "error" in r
