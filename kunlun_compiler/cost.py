@@ -593,17 +593,19 @@ class Estimate:
             t["params"] += c.params
         return out
 
+    def host_s(self, compiled: bool) -> float:
+        """Host time per step, eager or compiled per block (either layout; 0: no host fit)."""
+        return self.est_host_compiled_s if compiled else self.est_host_s
+
     def host_per_op_s(self, compiled: bool) -> float:
         """The host time of one HOST_KINDS op (0 where the target has no host fit)."""
-        host = self.est_host_compiled_s if compiled else self.est_host_s
-        return host / self.host_ops if self.host_ops else 0.0
+        return self.host_s(compiled) / self.host_ops if self.host_ops else 0.0
 
     def step(self, compiled: bool, packed: bool = False) -> tuple[float, float, float]:
         """(step, GPU, host) seconds of a run: eager or compiled per block, on a padded or a
         packed batch."""
         suffix = f"{'_compiled' if compiled else ''}{'_packed' if packed else ''}"
-        host = self.est_host_compiled_s if compiled else self.est_host_s
-        return getattr(self, f"est_step_time{suffix}_s"), getattr(self, f"est_gpu_time{suffix}_s"), host
+        return getattr(self, f"est_step_time{suffix}_s"), getattr(self, f"est_gpu_time{suffix}_s"), self.host_s(compiled)
 
     def group_steps(self, compiled: bool, packed: bool = False) -> dict[str, float]:
         """Per group, what its blocks take when each runs alone (how the generated bench times

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from .bench import COMPILE_MODES, COMPILE_SCOPES, GRAPH_CONFLICTS, LAYOUTS, format_report, run_bench
+from .bench import COMPILE_MODES, COMPILE_SCOPES, LAYOUTS, format_report, graph_problem, run_bench
 from .model import STREAMS
 from .config import Config
 
@@ -44,11 +44,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.warmup < 0:
         parser.error("--steps and --batch-size must be positive, --warmup not negative")
-    if args.cuda_graph and args.device != "cuda":
-        parser.error("--cuda-graph needs --device cuda")
-    if args.cuda_graph and args.compile in GRAPH_CONFLICTS:
-        parser.error(f"--cuda-graph captures the whole step; --compile {args.compile} replays CUDA graphs "
-                     "of its own: use one or the other")
+    problem = graph_problem(args.device, args.compile) if args.cuda_graph else None
+    if problem:
+        parser.error(problem)
     report = run_bench(device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                        backend=args.backend, compile=args.compile, blocks=not args.no_blocks,
                        scope=args.compile_scope, layout=args.layout, stream=args.stream, graph=args.cuda_graph)

@@ -82,11 +82,9 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
     in fp32 or in the compute dtype). `graph` (CUDA only): the whole step, optimizer included, is
     captured once in a CUDA graph and replayed (`graphed_step`), so the host issues one launch per
     step instead of every kernel: what an eager or per-block compiled step loses to host time."""
-    if graph and device != "cuda":
-        raise ValueError("graph=True captures the step in a CUDA graph: it needs device 'cuda'")
-    if graph and compile and compile_mode(compile) in GRAPH_CONFLICTS:
-        raise ValueError(f"graph=True captures the whole step; compile mode {compile!r} already "
-                         "replays CUDA graphs of its own: use one or the other")
+    problem = graph_problem(device, compile) if graph else None
+    if problem:
+        raise ValueError(problem)
     if scope not in COMPILE_SCOPES:
         raise ValueError(f"compile scope must be one of {COMPILE_SCOPES}, not {scope!r}")
     if layout not in LAYOUTS:
@@ -115,6 +113,16 @@ def training(device: str, batch_size: int, backend: str = "auto", compile: bool 
     def step() -> None:
         train_step(batches[next(counter) % len(batches)])
     return model, batches, step
+
+
+def graph_problem(device: str, compile: bool | str) -> str | None:
+    """Why a step cannot be captured in one CUDA graph on `device` with `compile`, or None."""
+    if device != "cuda":
+        return "a CUDA-graph step (--cuda-graph, graph=True) needs device 'cuda'"
+    if compile and compile_mode(compile) in GRAPH_CONFLICTS:
+        return (f"a CUDA-graph step captures the whole step; compile mode {compile!r} replays CUDA graphs "
+                "of its own: use one or the other")
+    return None
 
 
 GRAPH_WARMUP = 3   # eager steps on a side stream before capture (compile, autotune, allocator)
