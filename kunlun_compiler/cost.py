@@ -32,8 +32,9 @@ with the batch. A step's estimate is max(GPU time, host time).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import NamedTuple
 
 from . import hardware
 from .ir import Graph, Op
@@ -61,8 +62,9 @@ VIEWS = frozenset({"reshape", "slice"})
 OPTIMIZER_BYTES_PER_PARAM = 7 * 4
 
 
-@dataclass(frozen=True)
-class OpCost:
+class OpCost(NamedTuple):
+    """One op's costs at a target (a NamedTuple: a build makes one per op per target and stream)."""
+
     id: str
     kind: str
     block: str
@@ -412,27 +414,30 @@ class CostModel:
         kernel that produces the value (a value from another block, or a parameter)."""
         if op.kind in NO_LAUNCH:
             return 0.0, 0.0
-        flops_exec, key, moved_example, moved_step, cast_example, cast_step, casts = \
-            self._per_dtype("work", op, self._work)
-        flops = flops_exec * self.batch_size * train_factor
-        compute = flops / (self.hw.peak(self.dtype) * self._efficiency(op, key))
+        work = self._per_dtype("work", op, self._work)
+        return self._priced(work, self.compiled_work(op), train_factor,
+                            self._efficiency(work[1], _gemm_shape(op, work[1])))
 
-        def priced(example: float, step: float, c_example: float, c_step: float, n_casts: int,
-                   launches: int) -> float:
-            memory = (example * self.batch_size + step) * TRAIN_BYTES_FACTOR / self.bandwidth
-            cast = (c_example * self.batch_size + c_step) / self.bandwidth
-            return max(compute, memory) + cast + 2 * (launches + n_casts) * self.hw.launch_s
-        eager = priced(moved_example, moved_step, cast_example, cast_step, casts, 1)
-        return eager, priced(*self.compiled_work(op))
+    def _priced(self, work: tuple, compiled_work: tuple, train_factor: float,
+                efficiency: float) -> tuple[float, float]:
+        """`times` from the op's target-independent work (`_work`, `compiled_work`): compute at
+        efficiency x peak against bytes at bandwidth, plus casts and launches."""
+        flops_exec, _, example, step, c_example, c_step, casts = work
+        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s
+        compute = flops_exec * batch * train_factor / (self.hw.peak(self.dtype) * efficiency)
+        eager = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
+                 + (c_example * batch + c_step) / bandwidth + 2 * (1 + casts) * launch)
+        example, step, c_example, c_step, casts, launches = compiled_work
+        compiled = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
+                    + (c_example * batch + c_step) / bandwidth + 2 * (launches + casts) * launch)
+        return eager, compiled
 
-    def _efficiency(self, op: Op, key: str) -> float:
+    def _efficiency(self, key: str, gemm_shape: tuple[int, int] | None) -> float:
         """The op's fraction of peak: a linear's own shape where calibration measured it (narrow
         GEMMs run far below wide ones: 0.17 at 128 x 128, 0.54 at 512 x 512 on the H200), else
         its key's factor."""
-        if op.kind == "linear" and key == "matmul":
-            shape = (op.attrs["in_features"], op.attrs["out_features"])
-            return self.hw.matmul_shapes.get(shape, self.hw.efficiency[key])
-        return self.hw.efficiency[key]
+        factor = self.hw.efficiency[key]
+        return factor if gemm_shape is None else self.hw.matmul_shapes.get(gemm_shape, factor)
 
     def compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int]:
         """(bytes per example, bytes per step, cast bytes per example, per step, casts, launches)
@@ -517,11 +522,39 @@ class CostModel:
                             lambda: self._op_cost(op))
 
     def _op_cost(self, op: Op) -> OpCost:
+        return self._cost_from_row(self._row(op))
+
+    def op_costs(self) -> tuple[OpCost, ...]:
+        """Every op's `op_cost`, in graph order, priced in one pass over rows that every target
+        of a dtype and stream shares (a build prices 9 target and stream pairs: on a large spec
+        this loop is most of `kunlunc build`)."""
+        rows = self._cached(("rows", self.dtype, self.stream),
+                            lambda: tuple(self._row(op) for op in self.graph.ops()))
+        return tuple(self._cost_from_row(r) for r in rows)
+
+    def _row(self, op: Op) -> tuple:
+        """op_cost's target-independent parts: the op, OpCost's fields before the times, its
+        work and compiled work (None: no kernel), the shape its GEMM efficiency is looked up by,
+        its kernel and padding."""
         group, flops, flops_exec, moved, params, factor, kernel = \
             self._cached(("fixed_cost", op.id), lambda: self._fixed_cost(op))
-        eager, compiled = self.times(op, factor)
-        return OpCost(op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor, eager, kernel,
-                      compiled, self.padded_fraction(op))
+        head = (op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor)
+        if op.kind in NO_LAUNCH:
+            return head, None, None, None, kernel, self.padded_fraction(op)
+        work = self._per_dtype("work", op, self._work)
+        return head, work, self.compiled_work(op), _gemm_shape(op, work[1]), kernel, self.padded_fraction(op)
+
+    def _cost_from_row(self, row: tuple) -> OpCost:
+        head, work, compiled_work, shape, kernel, padding = row
+        if work is None:
+            return OpCost(*head, 0.0, kernel, 0.0, padding)
+        eager, compiled = self._priced(work, compiled_work, head[-1], self._efficiency(work[1], shape))
+        return OpCost(*head, eager, kernel, compiled, padding)
+
+
+def _gemm_shape(op: Op, key: str) -> tuple[int, int] | None:
+    """(in, out) features of a linear priced as a GEMM (calibration may have measured its shape)."""
+    return (op.attrs["in_features"], op.attrs["out_features"]) if op.kind == "linear" and key == "matmul" else None
 
 
 _MISSING = object()
@@ -616,7 +649,7 @@ class Estimate:
     def to_json(self, ops: bool = True) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ops"}
         if ops:
-            d["ops"] = [asdict(c) for c in self.ops]
+            d["ops"] = [c._asdict() for c in self.ops]
         d["groups"] = self.groups()
         return d
 
@@ -646,7 +679,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     target = target or plan.target
     batch = batch_size or plan.batch_size
     model = CostModel(graph, target, batch, stream)
-    ops = tuple(model.op_cost(op) for op in graph.ops())
+    ops = model.op_costs()
     table_params = sum(t.vocab * t.dim for t in plan.tables)
     dense_params = sum(c.params for c in ops)
     fwd = sum(c.flops for c in ops)

@@ -18,7 +18,7 @@ import pytest
 from genutil import ROOT, SPECS
 from kunlun_compiler import hardware
 from kunlun_compiler.compiler import compile_spec
-from kunlun_compiler.cost import OPTIMIZER_BYTES_PER_PARAM, CostModel, efficiency_key, estimate
+from kunlun_compiler.cost import OPTIMIZER_BYTES_PER_PARAM, CostModel, _gemm_shape, efficiency_key, estimate
 from kunlun_compiler.hardware import EFFICIENCY_KEYS, KERNEL_KEYS, CalibrationError
 from kunlun_compiler.loader import load_spec
 
@@ -312,8 +312,10 @@ def test_matmul_samples_price_their_own_shapes(tmp_path, monkeypatch):
     monkeypatch.setattr(hardware, "HARDWARE", table)
     tiny = compile_spec(load_spec(SPECS / "kunlun_tiny.yaml"), "h200").graph
     model = CostModel(tiny, "h200", 1)
-    assert model._efficiency(tiny.op("l1_click_swa.qkv_proj"), "matmul") == pytest.approx(0.425)
-    assert model._efficiency(tiny.op("l1_click_swa.o_proj"), "matmul") == FACTORS["matmul"]
+    def efficiency(op_id: str) -> float:
+        return model._efficiency("matmul", _gemm_shape(tiny.op(op_id), "matmul"))
+    assert efficiency("l1_click_swa.qkv_proj") == pytest.approx(0.425)
+    assert efficiency("l1_click_swa.o_proj") == FACTORS["matmul"]
     bad = calibration(samples=[{"measure": "matmul", "in_features": 16, "out_features": 48, "efficiency": 2}])
     with pytest.raises(CalibrationError, match=r"samples\[0\]\.efficiency must be in \(0, 1\]"):
         hardware.parse_calibration(bad, "f.json")

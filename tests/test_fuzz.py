@@ -827,16 +827,39 @@ def _deep(model_layers: int, wukong_layers: int, events: int = 2) -> bytes:
     return yaml.safe_dump(spec, sort_keys=False).encode()
 
 
+# The build-time budget holds on the 2-core development machine at its faster speed. That machine
+# switches between two speeds about 1.6x apart within seconds (2026-11-29: this workload took
+# 0.055 s or 0.092 s, best of 3, minutes apart), so a build is judged against the budget scaled by
+# how slow the machine runs around it, never below 1x (a faster machine does not tighten it).
+REFERENCE_WORKLOAD_S = 0.055
+
+
+def _reference_workload() -> float:
+    """Seconds, best of 3, of a fixed pure-Python loop of dict and tuple churn (what the compiler
+    does): the machine's speed at this moment."""
+    def once() -> float:
+        start, table = time.perf_counter(), {}
+        for i in range(200_000):
+            key = ("op", i % 5000, i & 7)
+            table[key] = table.get(key, 0.0) + i * 0.5
+        return time.perf_counter() - start
+    return min(once() for _ in range(3))
+
+
 def _build_time_ok(data: bytes, tmp_path: Path) -> None:
     spec = tmp_path / "deep.yaml"
     spec.write_bytes(data)
     assert run_cli(["validate", str(spec)]).rc == 0, "the bounds changed; update the test"
-    # The faster of two builds: on a 2-core machine one wall-clock sample of a ~1.8 s build varied
-    # 1.8-2.5 s with nothing else changed; the minimum is what the code needs.
-    calls = [run_cli(["build", str(spec), "-o", str(tmp_path / "out"), "--force"], watchdog_s=CALL_LIMIT_S + 2)
-             for _ in range(2)]
-    assert all(c.rc == 0 for c in calls), [(c.rc, c.err[-500:]) for c in calls]
-    assert min(c.seconds for c in calls) < CALL_LIMIT_S, [round(c.seconds, 2) for c in calls]
+    # The best of three builds, each over the machine's slowdown measured just before and after it
+    # (the faster of the two): the minimum is what the code needs.
+    scaled = []
+    for _ in range(3):
+        before = _reference_workload()
+        call = run_cli(["build", str(spec), "-o", str(tmp_path / "out"), "--force"], watchdog_s=3 * CALL_LIMIT_S)
+        slowdown = max(1.0, min(before, _reference_workload()) / REFERENCE_WORKLOAD_S)
+        assert call.rc == 0, (call.rc, call.err[-500:])
+        scaled.append((call.seconds / slowdown, call.seconds, slowdown))
+    assert min(scaled)[0] < CALL_LIMIT_S, [tuple(round(x, 2) for x in s) for s in scaled]
 
 
 @pytest.mark.parametrize("layers,wukong,events", [(32, 9, 2), (16, 1, 15), (128, 1, 0)],
