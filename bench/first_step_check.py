@@ -12,6 +12,10 @@ autotuning) or that copy-back off, the same step passes.
 This script runs two training steps on fresh inductor and Triton caches, prints every such
 copy-back (kernel, argument, shape, dtype, the generated file and line that launched it) and copies
 those generated files to --out. `--no-swap` turns the copy-back off, to check that it is the cause.
+The candidate fixes: `--inductor-option triton.autotune_pointwise=False` (one config per pointwise
+kernel: nothing to autotune, nothing to copy back) and `--functorch-option donated_buffer=False`
+(AOT autograd no longer hands saved tensors to the backward graph as buffers to write in place,
+which is how a backward kernel comes to have an in-out int64 argument at all).
 
   python3 bench/first_step_check.py kunlun_6g --batch-size 1024 --out $OUT/first_step
   python3 bench/first_step_check.py kunlun_6g --batch-size 1024 --no-swap
@@ -34,9 +38,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:
-        raise SystemExit(f"--inductor-option takes KEY=VALUE, got {text!r}")
+        raise SystemExit(f"an option takes KEY=VALUE, got {text!r}")
     parsed = {"True": True, "False": False}.get(value, value)
     return key, int(value) if value.lstrip("-").isdigit() else parsed
+
+
+def set_functorch_options(texts: list[str]) -> dict[str, object]:
+    """Set torch._functorch.config.KEY = VALUE for each text; an unknown key is an error."""
+    import torch._functorch.config as functorch_config
+    options = dict(_option(text) for text in texts)
+    for key, value in options.items():
+        if not hasattr(functorch_config, key):
+            raise SystemExit(f"torch._functorch.config has no option {key!r}")
+        setattr(functorch_config, key, value)
+    return options
 
 
 def main(argv=None) -> int:
@@ -49,6 +64,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-swap", action="store_true", help="never copy mutated buffers to the CPU while autotuning")
     ap.add_argument("--inductor-option", action="append", default=[], metavar="KEY=VALUE",
                     help="an inductor option for every torch.compile (True/False/ints are parsed)")
+    ap.add_argument("--functorch-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="set torch._functorch.config.KEY (AOT autograd), e.g. donated_buffer=False")
     ap.add_argument("--out", type=Path, help="copy the generated files that launched a copy-back here")
     args = ap.parse_args(argv)
 
@@ -82,6 +99,8 @@ def main(argv=None) -> int:
         compile_ = torch.compile
         torch.compile = functools.partial(compile_, options=options)
         print(f"inductor options: {options}", flush=True)
+    for key, value in set_functorch_options(args.functorch_option).items():
+        print(f"functorch option: {key}={value!r}", flush=True)
     sys.path.insert(0, str(ROOT / "generated"))
     bench = importlib.import_module(f"{args.package}.bench")
     _, _, step = bench.training("cuda", args.batch_size, "auto", True, "blocks", args.layout, args.stream)

@@ -5,8 +5,8 @@
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
-# firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with a candidate fix
-#   at once, on cold caches (FIRST_STEP_NOSWAP=1: also with the autotune copy-back off).
+# firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with two candidate
+#   fixes at once, on cold caches (FIRST_STEP_NOSWAP=1: the second candidate becomes the copy-back off).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 set -uo pipefail
@@ -23,17 +23,21 @@ if [ "$what" = calibrate ]; then
   exit 0
 fi
 if [ "$what" = firststep ]; then
-  # a cold first compiled step two ways at once (compilation is CPU work; each has its own caches):
-  # watched, and with one config per pointwise kernel (the candidate fix); FIRST_STEP_NOSWAP=1 adds
-  # a third with inductor's autotune copy-back off (mind the memory: kunlun_6g@1024 is ~45 GB each)
+  # a cold first compiled step three ways at once (compilation is CPU work; each has its own caches):
+  # watched; with one config per pointwise kernel; without AOT autograd's donated buffers (or, with
+  # FIRST_STEP_NOSWAP=1, with inductor's autotune copy-back off). kunlun_6g@1024 is ~45 GB each.
   run=${FIRST_STEP:-kunlun_6g@1024}; args="${run%@*} --batch-size ${run#*@}"
   timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args --out "$OUT/first_step" > "$OUT/first_step_watch.txt" 2>&1 &
   timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args \
     --inductor-option triton.autotune_pointwise=False > "$OUT/first_step_pointwise.txt" 2>&1 &
-  [ -n "${FIRST_STEP_NOSWAP:-}" ] && timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args \
-    --no-swap > "$OUT/first_step_noswap.txt" 2>&1 &
+  if [ -n "${FIRST_STEP_NOSWAP:-}" ]; then
+    timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args --no-swap > "$OUT/first_step_noswap.txt" 2>&1 &
+  else
+    timeout ${FIRST_STEP_TIMEOUT:-400} python3 bench/first_step_check.py $args \
+      --functorch-option donated_buffer=False > "$OUT/first_step_nodonate.txt" 2>&1 &
+  fi
   wait
-  for f in "$OUT"/first_step_*.txt; do echo "== $f"; grep -E "^(step|copy-back|inductor options)" "$f" | sort | uniq -c | head -20; done
+  for f in "$OUT"/first_step_*.txt; do echo "== $f"; grep -E "^(step|copy-back|inductor options|functorch option)" "$f" | sort | uniq -c | head -20; done
   exit 0
 fi
 if [ "$what" = profile ]; then

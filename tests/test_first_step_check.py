@@ -15,3 +15,12 @@ def test_inductor_options_parse():
     assert fsc._option("mode=x=y") == ("mode", "x=y")
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         fsc._option("triton.autotune_pointwise")
+
+
+def test_functorch_options_are_set_and_checked(monkeypatch):
+    import torch._functorch.config as functorch_config
+    monkeypatch.setattr(functorch_config, "donated_buffer", True)
+    assert fsc.set_functorch_options(["donated_buffer=False"]) == {"donated_buffer": False}
+    assert functorch_config.donated_buffer is False
+    with pytest.raises(SystemExit, match="no option 'donated_bufer'"):
+        fsc.set_functorch_options(["donated_bufer=False"])
