@@ -87,16 +87,17 @@ def jobs():
             m, n, warps, stages = gdpa._HOPPER_CONFIGS[name][0]
             yield f"gdpa.{name} {layout}", kernel, {**shared, "BLOCK_M": m, "BLOCK_N": n}, warps, stages
 
-        block_s, block_d, n_sblk = sp._seed_blocks(128, 64)
+        block_s, block_d, _ = sp._seed_blocks(128, 64)
         common = dict(NUM_SEEDS=128, HEAD_D=64, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
                       BLOCK_D=block_d, PACKED=packed)
         block_t, warps, stages = sp._FWD_TRIPLES[0]
         for split in (False, True):
             yield (f"seed_pooling.fwd{' split' if split else ''} {layout}", sp._fwd_kernel,
                    {**common, "SPLIT": split, "BLOCK_T": block_t}, warps, stages)
-        block_t, warps, stages = sp._BWD_TRIPLES[0]
+        block_t, warps, stages, bwd_s = sp._bwd_configs(128, block_s, block_d)[0]
         yield (f"seed_pooling.bwd {layout}", sp._bwd_kernel,
-               {**common, "SUM_KV": True, "N_SBLK": n_sblk, "BLOCK_T": block_t}, warps, stages)
+               {**common, "SUM_KV": True, "BLOCK_S": bwd_s, "N_SBLK": -(-128 // bwd_s), "BLOCK_T": block_t},
+               warps, stages)
     yield ("seed_pooling.combine", sp._combine_kernel,
            dict(NUM_SEEDS=128, HEAD_D=64, BLOCK_S=block_s, BLOCK_D=block_d), 4, 1)
 
@@ -125,15 +126,16 @@ def config_jobs(head_dims=(64, 128), packed: bool = False):
                 yield (f"gdpa.{name} D{d} {m}x{n} w{warps} s{stages}", kernel,
                        {**shared, "BLOCK_M": m, "BLOCK_N": n}, warps, stages)
         for seeds in (64, 128):
-            block_s, block_d_s, n_sblk = sp._seed_blocks(seeds, d)
+            block_s, block_d_s, _ = sp._seed_blocks(seeds, d)
             common = dict(NUM_SEEDS=seeds, HEAD_D=d, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
                           BLOCK_D=block_d_s, PACKED=packed)
             for block_t, warps, stages in sp._FWD_TRIPLES:
                 yield (f"seed_pooling.fwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._fwd_kernel,
                        {**common, "SPLIT": False, "BLOCK_T": block_t}, warps, stages)
-            for block_t, warps, stages in sp._BWD_TRIPLES:
-                yield (f"seed_pooling.bwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._bwd_kernel,
-                       {**common, "SUM_KV": True, "N_SBLK": n_sblk, "BLOCK_T": block_t}, warps, stages)
+            for block_t, warps, stages, bwd_s in sp._bwd_configs(seeds, block_s, block_d_s):
+                yield (f"seed_pooling.bwd D{d} S{seeds} T{block_t} w{warps} s{stages} BS{bwd_s}", sp._bwd_kernel,
+                       {**common, "SUM_KV": True, "BLOCK_S": bwd_s, "N_SBLK": -(-seeds // bwd_s), "BLOCK_T": block_t},
+                       warps, stages)
 
 
 _USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")

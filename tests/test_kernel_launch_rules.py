@@ -34,7 +34,8 @@ def load(name):
 g, w, s = load("gdpa"), load("window_attention"), load("seed_pooling")
 print(json.dumps({"gdpa": len(g._tuned("fwd", "", g.AUTOTUNE).configs),
                   "window": len(w._FWD[False].configs),
-                  "seed": len(s._fwd_tuned(16, 64, True, False).configs)}))
+                  "seed": len(s._fwd_tuned(16, 16, 64, True, False).configs),
+                  "seed_bwd": len(s._bwd_tuned(64, 64, 128, True, False).configs)}))
 """
 
 

@@ -137,6 +137,32 @@ def test_several_seed_blocks(monkeypatch):
         check(seeds, k, v, lengths, gen, torch.float32, shared)
 
 
+def test_backward_over_smaller_seed_blocks_than_the_forward(monkeypatch):
+    """The backward's seed block is a tuned choice: offered blocks smaller than the forward's (the
+    interpreter runs the first, the smallest) loop over seeds adding into dK/dV, and still match."""
+    monkeypatch.setattr(sp, "_SMALL_SEED_TILE", 16 * 16)   # 40 seeds, D 16: blocks of 64 -> 16
+    sp._bwd_tuned.cache_clear()
+    try:
+        block_s, block_d, n_sblk = sp._seed_blocks(40, 16)
+        configs = sp._bwd_configs(40, block_s, block_d)
+        assert (block_s, n_sblk) == (64, 1) and configs[0][3] == 16
+        assert {c[3] for c in configs} == {16, 64}
+        for shared in (True, False):
+            seeds, k, v, lengths, gen = make_inputs(3, 2, 70, 16, 40, torch.float32, shared)
+            check(seeds, k, v, lengths, gen, torch.float32, shared)
+    finally:
+        sp._bwd_tuned.cache_clear()
+
+
+def test_small_seed_blocks_only_where_one_block_spills():
+    """64 seeds at D 128 and 128 at D 64 get 32- and 64-row alternatives (8 warps, short tiles);
+    64 seeds at D 64 keep their one family."""
+    assert {c[3] for c in sp._bwd_configs(64, 64, 128)} == {32, 64}
+    assert {c[3] for c in sp._bwd_configs(128, 128, 64)} == {64, 128}
+    assert {c[3] for c in sp._bwd_configs(64, 64, 64)} == {64}
+    assert all(w == 8 and t <= 32 for t, w, _, bs in sp._bwd_configs(64, 64, 128) if bs == 32)
+
+
 def test_non_contiguous_inputs():
     """Strided seeds, k, v and grad_out (slices and transposes), D not a power of two."""
     gen = torch.Generator().manual_seed(1)

@@ -31,6 +31,8 @@ are harmless too), and grouping examples keeps the partials to a few percent of 
 Seed blocks. All seeds of a head sit in one block of BLOCK_S = next_pow2(max(S, 16)) rows (tl.dot
 needs 16) while BLOCK_S·BLOCK_D <= _SEED_TILE; beyond that the forward gives each seed block its
 own program (K/V re-read, mostly from L2) and the backward loops over seed blocks, adding into dK/dV.
+The backward's seed block is also an autotune choice: where one block's dQ accumulator would spill
+registers, smaller blocks are offered beside it (_bwd_configs).
 
 Precision: fp32 accumulation always; fp32 inputs use input_precision="ieee" (no tf32) so fp32
 reaches ~1e-6; fp16/bf16 round P and dS to the input dtype for the tensor cores, as FlashAttention.
@@ -68,32 +70,30 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 def _fits(config, budget: int, tiles, bs: int, bd: int, kv_shared: bool, ieee: bool) -> bool:
     """False when the config's fp32 tiles need more than `budget` registers per thread (they
-    would spill) or its K/V pipeline overflows shared memory."""
+    would spill) or its K/V pipeline overflows shared memory. A config's own BLOCK_S (the
+    backward's) takes the place of the launch's."""
     kv_tiles = 1 if kv_shared else 2
     elt = 4 if ieee else 2
     bt = config.kwargs["BLOCK_T"]
+    bs = config.kwargs.get("BLOCK_S", bs)
     return (tiles(bs, bd, bt) <= budget * 32 * config.num_warps
             and config.num_stages * kv_tiles * bt * bd * elt <= 160 * 1024)
 
 
-def _configs(triples):
-    if _INTERPRET:  # one small config: the interpreter runs numpy per op, nothing to tune
-        return [triton.Config({"BLOCK_T": 32}, num_warps=4, num_stages=1)]
-    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in triples]
-
-
-def _tuned(kernel, triples, key, budget: int, tiles):
-    """kernel -> get(BLOCK_S, BLOCK_D, KV_SHARED, IEEE): one autotuner per tile family, over the
-    configs that fit it, made once.
+def _tuned(kernel, candidates, key, budget: int, tiles):
+    """kernel -> get(NUM_SEEDS, BLOCK_S, BLOCK_D, KV_SHARED, IEEE): one autotuner per tile family,
+    over the configs of `candidates(NUM_SEEDS, BLOCK_S)` that fit it, made once.
 
     The configs are filtered here rather than through `prune_configs_by`: torch's wrap_triton
     runs an early_config_prune itself on every eager call and wraps the survivors in a *new*
     autotuner with an empty cache, so every call re-benchmarked every config (measured on the
     H200, 2026-11-29: 490 ms per forward call instead of ~0.2 ms)."""
     @functools.cache
-    def get(bs: int, bd: int, kv_shared: bool, ieee: bool):
-        configs = _configs(triples)
-        if not _INTERPRET:
+    def get(num_seeds: int, bs: int, bd: int, kv_shared: bool, ieee: bool):
+        configs = candidates(num_seeds, bs, bd)
+        if _INTERPRET:  # one small config: the interpreter runs numpy per op, nothing to tune
+            configs = [triton.Config({**configs[0].kwargs, "BLOCK_T": 32}, num_warps=4, num_stages=1)]
+        else:
             fit = [c for c in configs if _fits(c, budget, tiles, bs, bd, kv_shared, ieee)]
             configs = fit or [min(configs, key=lambda c: c.kwargs["BLOCK_T"] * 8 // c.num_warps)]
             configs = configs if _AUTOTUNE else configs[:1]
@@ -104,11 +104,42 @@ def _tuned(kernel, triples, key, budget: int, tiles):
 # (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
 # Few on purpose: each config of each key costs a compile of a few seconds on the first call.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
-# The backward holds dQ, the seeds and a score tile per program: at 64 seeds and D = 64 the first
-# three spill 72-256 bytes of registers a thread on sm_90 (`bench/compile_kernels.py --resources`,
-# with Triton 3.9's ptxas); 16- and 32-row tiles over 8 warps do not (at 128 seeds only the
-# 16-row one). The autotuner picks by time; spilling is a cost, not an error.
-_BWD_TRIPLES = [(32, 4, 2), (64, 4, 2), (64, 8, 2), (16, 8, 2), (32, 8, 2)]
+# The backward holds dQ, the seeds and a score tile per program: at 64 seeds and D = 64 the 4-warp
+# triples and 64-row tiles spill 72-256 bytes of registers a thread on sm_90
+# (`bench/compile_kernels.py --resources`, with Triton 3.9's ptxas); 16- and 32-row tiles over 8
+# warps do not. The first is the untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by time;
+# spilling is a cost, not an error.
+_BWD_TRIPLES = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]
+# Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, every
+# triple spills (64 seeds at D = 128: 272-640 bytes; 128 seeds at D = 64: 192 bytes at (32, 8, 2)),
+# and the 8-warp, short-tile triples are offered again over smaller seed blocks that do not
+# (32 x 128: 208-242 registers, no spill): each extra block re-reads K/V and reads back dK/dV,
+# so the autotuner chooses between spilling and that traffic by time.
+_SMALL_SEED_TILE = 32 * 128
+
+
+def _bwd_configs(num_seeds: int, block_s: int, block_d: int) -> list[tuple[int, int, int, int]]:
+    """(BLOCK_T, num_warps, num_stages, BLOCK_S) of the backward's candidates, the untuned default
+    first: the small seed blocks (where offered) before the launch's own."""
+    small = block_s
+    while small > 16 and small * block_d > _SMALL_SEED_TILE:
+        small //= 2
+    own = [(t, w, st, block_s) for t, w, st in _BWD_TRIPLES]
+    if small == block_s:
+        return own
+    return [(t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32] + own
+
+
+def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
+    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st) for t, w, st in _FWD_TRIPLES]
+
+
+def _bwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
+    return [triton.Config({"BLOCK_T": t, "BLOCK_S": bs, "N_SBLK": triton.cdiv(num_seeds, bs)},
+                          num_warps=w, num_stages=st)
+            for t, w, st, bs in _bwd_configs(num_seeds, block_s, block_d)]
+
+
 # chunk (T rounded up to 256 when not split) buckets T, so a new length rarely retunes.
 _KEY = ["chunk", "NUM_SEEDS", "HEAD_D", "KV_SHARED"]
 
@@ -375,13 +406,13 @@ def _bwd_kernel(
             tl.debug_barrier()  # the next seed block reads back the dK/dV tiles stored above
 
 
-_fwd_tuned = _tuned(_fwd_kernel, _FWD_TRIPLES, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
-_bwd_tuned = _tuned(_bwd_kernel, _BWD_TRIPLES, _KEY + ["SUM_KV"], budget=160,
+_fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
+_bwd_tuned = _tuned(_bwd_kernel, _bwd_candidates, _KEY + ["SUM_KV"], budget=160,
                     tiles=lambda bs, bd, bt: 2 * bs * bt + 2 * bt * bd + bs * bd)
 
 
 def _tuned_kernel(get, meta: dict):
-    return get(meta["BLOCK_S"], meta["BLOCK_D"], meta["KV_SHARED"], meta["IEEE"])
+    return get(meta["NUM_SEEDS"], meta["BLOCK_S"], meta["BLOCK_D"], meta["KV_SHARED"], meta["IEEE"])
 
 
 # ----------------------------------------------------------------------------- host side
@@ -547,7 +578,9 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     if B * H * T * S == 0 or k.numel() == 0:
         dk = torch.zeros_like(k)
         return torch.zeros_like(seeds), dk, dk if sum_kv else torch.zeros_like(v)
-    meta, n_sblk = _meta(seeds, k, v, scale)
+    meta, _ = _meta(seeds, k, v, scale)
+    kernel = _tuned_kernel(_bwd_tuned, meta)
+    del meta["BLOCK_S"]   # the backward's seed block is a tuned choice (its configs carry it and N_SBLK)
     dk = torch.empty_like(k)  # keeps k's layout (e.g. a transposed [B, T, H·D] view)
     dv = dk if sum_kv else torch.empty_like(v)
     n_sm = _num_sms(k.device)
@@ -558,10 +591,10 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
     n_split = triton.cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
-    torch.library.wrap_triton(_tuned_kernel(_bwd_tuned, meta))[(n_groups * n_split, H)](
+    torch.library.wrap_triton(kernel)[(n_groups * n_split, H)](
         seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
         B, H, T, chunk, n_split, per_prog,
         *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
         *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E,
-        SUM_KV=sum_kv, N_SBLK=n_sblk, PACKED=packed, **meta)
+        SUM_KV=sum_kv, PACKED=packed, **meta)
     return dq_part.sum(0).to(seeds.dtype), dk, dv
