@@ -37,20 +37,19 @@ from functools import cached_property
 from typing import NamedTuple
 
 from . import hardware
-from .ir import Graph, Op
+from .ir import NO_LAUNCH, Graph, Op
 from .passes.fuse import FUSED_KINDS, FUSION_RULES
 
 ATTENTION_KINDS = FUSED_KINDS | {"attn_scores", "attn_values"}
 assert FUSED_KINDS <= set(hardware.KERNEL_KEYS), "every fused kind needs its efficiency factor"
 MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
-NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})
 TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice in backward
 # Elementwise functions autocast runs in fp32 (its fp32 op list): their outputs are fp32.
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
-HOST_KINDS = MATMUL_KINDS | ATTENTION_KINDS     # the ops the host-time estimate counts
+HOST_KINDS = MATMUL_KINDS | ATTENTION_KINDS     # the ops the host-time estimate counts (is_host_op)
 # elementwise steps inside an attention chain (scores -> ... -> values): padded in either layout
 ATTENTION_FNS = frozenset(fn for r in FUSION_RULES for kind, fn in r.pattern if kind == "elementwise")
 # Under torch.compile (per block) inductor fuses these with each other within a block: a value
@@ -78,6 +77,7 @@ class OpCost(NamedTuple):
     kernel: str = ""
     time_compiled_s: float = 0.0   # the same under torch.compile: autocast casts fused away
     padding: float = 0.0           # share of its time on padded rows: what a packed batch saves
+    batched_with: str = ""         # runs in the kernel of this op (passes.batch_experts): no launch, no host op
 
 
 def pairs_in_window(t: float, window: int, causal: bool) -> float:
@@ -416,14 +416,15 @@ class CostModel:
             return 0.0, 0.0
         work = self._per_dtype("work", op, self._work)
         return self._priced(work, self.compiled_work(op), train_factor,
-                            self._efficiency(work[1], _gemm_shape(op, work[1])))
+                            self._efficiency(work[1], _gemm_shape(op, work[1])), not op.attr("batched_with"))
 
     def _priced(self, work: tuple, compiled_work: tuple, train_factor: float,
-                efficiency: float) -> tuple[float, float]:
+                efficiency: float, launches: bool = True) -> tuple[float, float]:
         """`times` from the op's target-independent work (`_work`, `compiled_work`): compute at
-        efficiency x peak against bytes at bandwidth, plus casts and launches."""
+        efficiency x peak against bytes at bandwidth, plus casts and launches. `launches` False:
+        the op runs inside another op's kernels (batched experts), its casts too."""
         flops_exec, _, example, step, c_example, c_step, casts = work
-        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s
+        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s if launches else 0.0
         compute = flops_exec * batch * train_factor / (self.hw.peak(self.dtype) * efficiency)
         eager = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
                  + (c_example * batch + c_step) / bandwidth + 2 * (1 + casts) * launch)
@@ -539,17 +540,24 @@ class CostModel:
         group, flops, flops_exec, moved, params, factor, kernel = \
             self._cached(("fixed_cost", op.id), lambda: self._fixed_cost(op))
         head = (op.id, op.kind, op.block, group, flops, flops_exec, moved, params, factor)
+        tail = (kernel, self.padded_fraction(op), op.attr("batched_with", ""))
         if op.kind in NO_LAUNCH:
-            return head, None, None, None, kernel, self.padded_fraction(op)
+            return head, None, None, None, tail
         work = self._per_dtype("work", op, self._work)
-        return head, work, self.compiled_work(op), _gemm_shape(op, work[1]), kernel, self.padded_fraction(op)
+        return head, work, self.compiled_work(op), _gemm_shape(op, work[1]), tail
 
     def _cost_from_row(self, row: tuple) -> OpCost:
-        head, work, compiled_work, shape, kernel, padding = row
+        head, work, compiled_work, shape, (kernel, padding, batched_with) = row
         if work is None:
-            return OpCost(*head, 0.0, kernel, 0.0, padding)
-        eager, compiled = self._priced(work, compiled_work, head[-1], self._efficiency(work[1], shape))
-        return OpCost(*head, eager, kernel, compiled, padding)
+            return OpCost(*head, 0.0, kernel, 0.0, padding, batched_with)
+        eager, compiled = self._priced(work, compiled_work, head[-1], self._efficiency(work[1], shape),
+                                       not batched_with)
+        return OpCost(*head, eager, kernel, compiled, padding, batched_with)
+
+
+def is_host_op(cost: OpCost) -> bool:
+    """The op counts in `host_ops`: a HOST_KINDS op with a kernel launch of its own."""
+    return cost.kind in HOST_KINDS and not cost.batched_with
 
 
 def _gemm_shape(op: Op, key: str) -> tuple[int, int] | None:
@@ -616,7 +624,7 @@ class Estimate:
             if t is None:
                 t = out[c.block] = dict.fromkeys(_TOTALS, 0)
                 t["group"] = c.group
-            t["host_ops"] += c.kind in HOST_KINDS
+            t["host_ops"] += is_host_op(c)
             t["flops_fwd"] += c.flops * self.batch_size
             t["flops_train"] += c.flops * c.train_factor * self.batch_size
             t["time_s"] += c.time_s
@@ -688,7 +696,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     optimizer_s = optimizer_bytes / model.bandwidth
     gpu = sum(c.time_s for c in ops) + optimizer_s
     gpu_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
-    host_ops = sum(1 for c in ops if c.kind in HOST_KINDS)
+    host_ops = sum(1 for c in ops if is_host_op(c))
     padding = sum(c.time_compiled_s * c.padding for c in ops)
     gpu_packed = gpu - sum(c.time_s * c.padding for c in ops)
     gpu_compiled_packed = gpu_compiled - padding

@@ -23,6 +23,9 @@ Shape = tuple[int, ...]
 _SHAPE_RULES: dict[str, Callable[["Op", list[Shape]], Shape]] = {}
 
 
+NO_LAUNCH = frozenset({"reshape", "input", "param", "output", "slice"})   # ops that run no kernel
+
+
 def shape_rule(*kinds: str):
     def register(fn):
         for kind in kinds:

@@ -154,6 +154,18 @@ def expert_groups(tokens: int, experts: int) -> tuple[int, ...]:
     return tuple(base + (1 if j < extra else 0) for j in range(experts))
 
 
+def expert_runs(groups: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(first expert, count) of each run of consecutive experts with one token count: the experts
+    the generated first Wukong layer batches together (templates: layers.expert_runs)."""
+    runs: list[tuple[int, int]] = []
+    for j, n in enumerate(groups):
+        if runs and groups[runs[-1][0]] == n:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((j, 1))
+    return runs
+
+
 def _wukong_layer(b: Builder, name: str, a: str, n: int) -> tuple[str, int]:
     p, d = b.plan, b.plan.dim
     y = b.op(f"{name}.fm_proj", "param", shape=(n, p.wukong_rank))

@@ -39,12 +39,12 @@ def test_rows_get_the_estimate_of_their_variant():
 def test_group_estimate_is_per_block_max_of_gpu_and_host():
     """A block timed alone takes the longer of its GPU time and its host time (its HOST_KINDS ops x
     the per-op host cost); a group sums its blocks. Host-bound blocks make the sum exceed the GPU."""
-    from kunlun_compiler.cost import HOST_KINDS, estimate, group_steps
+    from kunlun_compiler.cost import estimate, group_steps, is_host_op
     est = estimate(ce.graph_of("kunlun_tiny", True), "h200", 8)
     per_op = est.est_host_compiled_s / est.host_ops
     assert est.host_per_op_s(compiled=True) == per_op > 0
     blocks = est.blocks()
-    assert sum(b["host_ops"] for b in blocks.values()) == est.host_ops == sum(c.kind in HOST_KINDS for c in est.ops)
+    assert sum(b["host_ops"] for b in blocks.values()) == est.host_ops == sum(is_host_op(c) for c in est.ops)
     expected: dict = {}
     for b in blocks.values():
         expected[b["group"]] = expected.get(b["group"], 0) + max(b["time_compiled_s"], b["host_ops"] * per_op)

@@ -18,11 +18,15 @@ def tiny():
 
 def test_reports_say_what_changed(tiny):
     by_name = {r.name: r for r in tiny.reports}
-    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "select_kernels"]
+    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_experts", "select_kernels"]
     assert by_name["compskip"].stats == {"removed_blocks": 6, "global": 1, "local": 1, "both": 0}
     assert "removed l1_click_hsp (layer 1 is local)" in by_name["compskip"].notes
     assert by_name["tower_depth"].notes == ("removed l1_impression_swa (tower impression has 1 of 2 layers)",)
     assert by_name["fuse"].stats == {"gdpa": 2, "seed_pooling": 3, "window_attention": 1}
+    # two experts of 9 tokens each (one run): each of the 9 launching ops of expert 1's one Wukong
+    # layer rides expert 0's batched kernel, in both interaction blocks
+    assert by_name["batch_experts"].stats == {"batched_ops": 18, "kernels": 18}
+    assert by_name["batch_experts"].notes == ("2 expert block(s): 36 expert ops in 18 batched kernels",)
     assert by_name["select_kernels"].stats == {"gdpa:torch": 2, "seed_pooling:torch": 3, "window_attention:torch": 1}
     for r in tiny.reports:
         assert r.ops_after <= r.ops_before
@@ -61,3 +65,18 @@ def test_compilation_is_deterministic():
     a, b = compile_spec(spec), compile_spec(spec)
     assert [op.id for op in a.graph.ops()] == [op.id for op in b.graph.ops()]
     assert [o.shape for o in a.graph.ops()] == [o.shape for o in b.graph.ops()]
+
+
+def test_batched_experts_follow_the_runs_of_group_sizes():
+    """The first Wukong layer batches each run of experts with one token count, later layers all
+    experts; a batched op names the op whose kernel it shares, of the same role and layer."""
+    c = compile_spec(load_spec(SPECS / "kunlun_60g.yaml"), verify="each")   # groups (33, 32, 32), 2 layers
+    g = c.graph
+    assert g.op("l0_interaction.expert0.layer0.fm").attr("batched_with") is None
+    assert g.op("l0_interaction.expert1.layer0.fm").attr("batched_with") is None
+    assert g.op("l0_interaction.expert2.layer0.fm").attr("batched_with") == "l0_interaction.expert1.layer0.fm"
+    assert g.op("l0_interaction.expert2.layer1.fmb_out").attr("batched_with") == "l0_interaction.expert0.layer1.fmb_out"
+    assert g.op("l0_interaction.expert2.layer0.fm_proj").attr("batched_with") is None   # params launch nothing
+    one = compile_spec(load_spec(SPECS / "ablation_one_expert.yaml"))
+    assert not any(op.attr("batched_with") for op in one.graph.ops())
+    assert next(r for r in one.reports if r.name == "batch_experts").changed is False

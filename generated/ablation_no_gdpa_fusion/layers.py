@@ -255,52 +255,107 @@ class HierarchicalSeedPooling(nn.Module):
         return self.out_proj(pooled)                                 # [B, k, d]
 
 
-class WukongLayer(nn.Module):
-    """A' = LN(concat(FMB(A), LCB(A)) + P·A), FMB the factorization machine block on A·(AᵀY)."""
+class ExpertLinear(nn.Module):
+    """`experts` independent Linear(width_in, width_out) layers, one per expert, as one batched
+    matmul: x [E, B, width_in] -> [E, B, width_out]. Initialized as nn.Linear is."""
 
-    def __init__(self, tokens: int, dim: int, fmb_tokens: int, lcb_tokens: int, rank: int, mlp: tuple) -> None:
+    def __init__(self, experts: int, width_in: int, width_out: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(width_in)
+        self.weight = nn.Parameter(torch.empty(experts, width_in, width_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(experts, width_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+
+class ExpertLayerNorm(nn.Module):
+    """LayerNorm over the last dim with one affine per expert: x [E, ..., width]."""
+
+    def __init__(self, experts: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.weight = nn.Parameter(torch.ones(experts, width))
+        self.bias = nn.Parameter(torch.zeros(experts, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (self.width,)
+        return torch.addcmul(self.bias.view(shape), nn.functional.layer_norm(x, (self.width,)), self.weight.view(shape))
+
+
+class WukongExperts(nn.Module):
+    """One Wukong layer of `experts` experts at once, each with its own weights, on A [E, B, n, d]:
+    A' = LN(concat(FMB(A), LCB(A)) + P·A), FMB the factorization machine block on A·(AᵀY). Every
+    matmul runs once for all the experts (batched over E)."""
+
+    def __init__(self, experts: int, tokens: int, dim: int, fmb_tokens: int, lcb_tokens: int, rank: int,
+                 mlp: tuple) -> None:
         super().__init__()
         self.dim, self.fmb_tokens = dim, fmb_tokens
-        self.fm_proj = nn.Parameter(torch.randn(tokens, rank) / math.sqrt(tokens))
-        self.fm_norm = nn.LayerNorm(tokens * rank)
-        layers, width = [], tokens * rank
-        for hidden in mlp:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.fmb_mlp = nn.Sequential(*layers, nn.Linear(width, fmb_tokens * dim))
-        self.lcb = token_mixer(lcb_tokens, tokens)
+        self.fm_proj = nn.Parameter(torch.randn(experts, tokens, rank) / math.sqrt(tokens))
+        self.fm_norm = ExpertLayerNorm(experts, tokens * rank)
+        widths = (tokens * rank, *mlp)
+        self.fmb_mlp = nn.ModuleList(ExpertLinear(experts, i, o) for i, o in zip(widths, widths[1:]))
+        self.fmb_out = ExpertLinear(experts, widths[-1], fmb_tokens * dim)
+        self.lcb = nn.Parameter(torch.randn(experts, lcb_tokens, tokens) / math.sqrt(tokens))
         out = fmb_tokens + lcb_tokens
-        self.skip = token_mixer(out, tokens) if out != tokens else None
-        self.norm = nn.LayerNorm(dim)
+        self.skip = nn.Parameter(torch.randn(experts, out, tokens) / math.sqrt(tokens)) if out != tokens else None
+        self.norm = ExpertLayerNorm(experts, dim)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        aty = torch.matmul(a.transpose(1, 2), self.fm_proj)          # [B, d, rank]
-        fm = torch.matmul(a, aty)                                    # [B, n, rank]
-        fmb = self.fmb_mlp(self.fm_norm(fm.flatten(1))).view(a.shape[0], self.fmb_tokens, self.dim)
-        lcb = torch.matmul(self.lcb, a)                              # [B, n_L, d]
-        skip = a if self.skip is None else torch.matmul(self.skip, a)
-        return self.norm(torch.cat([fmb, lcb], dim=1) + skip)
+        e, b = a.shape[:2]
+        aty = torch.matmul(a.transpose(-1, -2), self.fm_proj.unsqueeze(1))    # [E, B, d, rank]
+        fm = torch.matmul(a, aty)                                            # [E, B, n, rank]
+        h = self.fm_norm(fm.flatten(2))                                      # [E, B, n*rank]
+        for layer in self.fmb_mlp:
+            h = torch.relu(layer(h))
+        fmb = self.fmb_out(h).view(e, b, self.fmb_tokens, self.dim)
+        lcb = torch.matmul(self.lcb.unsqueeze(1), a)                         # [E, B, n_L, d]
+        skip = a if self.skip is None else torch.matmul(self.skip.unsqueeze(1), a)
+        return self.norm(torch.cat([fmb, lcb], dim=2) + skip)
+
+
+def expert_runs(groups: tuple) -> list[tuple[int, int]]:
+    """(first expert, count) of each run of consecutive experts with one token count."""
+    runs: list[tuple[int, int]] = []
+    for j, n in enumerate(groups):
+        if runs and groups[runs[-1][0]] == n:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((j, 1))
+    return runs
 
 
 class MixtureOfWukongExperts(nn.Module):
-    """G = [X ‖ X_sum ‖ H_1..H_E] split into contiguous groups, one Wukong stack each."""
+    """G = [X ‖ X_sum ‖ H_1..H_E] split into contiguous groups, one Wukong stack each.
+
+    The experts run batched: the first layer once per run of experts with one group size (their
+    token counts differ by at most one), every later layer once for all experts."""
 
     def __init__(self, tokens: int, dim: int, groups: tuple, layers: int, fmb_tokens: int,
                  lcb_tokens: int, rank: int, mlp: tuple) -> None:
         super().__init__()
-        self.groups = list(groups)
+        self.groups, self.runs = list(groups), expert_runs(groups)
         out = fmb_tokens + lcb_tokens
-        self.experts = nn.ModuleList(
-            nn.Sequential(*(WukongLayer(n if i == 0 else out, dim, fmb_tokens, lcb_tokens, rank, mlp)
-                            for i in range(layers)))
-            for n in groups)
+        self.first = nn.ModuleList(WukongExperts(count, groups[start], dim, fmb_tokens, lcb_tokens, rank, mlp)
+                                   for start, count in self.runs)
+        self.rest = nn.ModuleList(WukongExperts(len(groups), out, dim, fmb_tokens, lcb_tokens, rank, mlp)
+                                  for _ in range(layers - 1))
         self.project = token_mixer(tokens, len(groups) * out)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, x_sum: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
         g = torch.cat([x, x_sum, *hs], dim=1)                        # [B, n_G, d]
-        outs = [expert(part) for expert, part in zip(self.experts, g.split(self.groups, dim=1))]
-        return self.norm(x + torch.matmul(self.project, torch.cat(outs, dim=1)))
+        parts, offset = [], 0
+        for layer, (start, count) in zip(self.first, self.runs):
+            n = self.groups[start]                                   # a run's groups: [count, B, n, d]
+            parts.append(layer(g[:, offset:offset + count * n].unflatten(1, (count, n)).transpose(0, 1)))
+            offset += count * n
+        a = torch.cat(parts) if len(parts) > 1 else parts[0]         # [E, B, n_out, d]
+        for layer in self.rest:
+            a = layer(a)
+        experts = a.transpose(0, 1).flatten(1, 2)                    # [B, E*n_out, d], expert by expert
+        return self.norm(x + torch.matmul(self.project, experts))
 
 
 class Head(nn.Module):
