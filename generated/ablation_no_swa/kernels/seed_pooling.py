@@ -127,7 +127,9 @@ def _bwd_configs(num_seeds: int, block_s: int, block_d: int) -> list[tuple[int, 
     own = [(t, w, st, block_s) for t, w, st in _BWD_TRIPLES]
     if small == block_s:
         return own
-    return [(t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32] + own
+    # 16-row T tiles first: the untuned default then spills in no layout (32 rows over a 64-seed
+    # block spill 24 bytes a thread on packed rows at D = 64)
+    return sorted((t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32) + own
 
 
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
