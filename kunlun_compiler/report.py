@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import hardware
 from .compiler import Compiled
-from .cost import Estimate
+from .cost import HOST_KINDS, Estimate
 
 
 def si(x: float, unit: str = "") -> str:
@@ -46,10 +46,19 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> st
 
 
 def _kernels(est: Estimate) -> dict[str, str]:
+    """Per block, its fused op's kernel; for batched experts, how many kernels their ops share."""
     out: dict[str, str] = {}
+    batched: dict[str, list[int]] = {}
     for c in est.ops:
         if c.kernel:
             out[c.block] = f"{c.kind}:{c.kernel}"
+        if c.kind in HOST_KINDS:
+            counts = batched.setdefault(c.block, [0, 0])
+            counts[0] += 1
+            counts[1] += not c.batched_with
+    for block, (ops, kernels) in batched.items():
+        if kernels < ops:
+            out.setdefault(block, f"experts: {ops} mm in {kernels}")
     return out
 
 

@@ -66,6 +66,10 @@ def test_inspect_table(capsys):
     assert cli.main(["inspect", TINY, "-v"]) == 0
     text = capsys.readouterr().out
     assert "estimated MFU" in text and "l0_click_pffn" in text and "gdpa:torch" in text and "compskip" in text
+    # two experts of one token count and one Wukong layer: their 6 + 6 matmul-class ops run as 6
+    # batched kernels, beside the block's `project`
+    interaction = next(line for line in text.splitlines() if line.startswith("l0_interaction "))
+    assert "experts: 13 mm in 7" in interaction, interaction
 
 
 def test_bad_arguments_exit_nonzero(capsys):
