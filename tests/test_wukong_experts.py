@@ -22,14 +22,15 @@ def _expert_layer(layer, j: int, a: torch.Tensor) -> torch.Tensor:
     """Expert j of a WukongExperts on its own tokens a [B, n, d]:
     A' = LN(concat(FMB(A), LCB(A)) + P·A), FMB = MLP(LN(flatten(A·(AᵀY))))."""
     b = a.shape[0]
-    fm = a @ (a.transpose(1, 2) @ layer.fm_proj[j])                       # [B, n, rank]
-    h = F.layer_norm(fm.flatten(1), (fm[0].numel(),), layer.fm_norm.weight[j], layer.fm_norm.bias[j])
+    fm = a @ (a.transpose(1, 2) @ layer.fm_proj[j, 0])                    # [B, n, rank]
+    h = F.layer_norm(fm.flatten(1), (fm[0].numel(),), layer.fm_norm.weight[j].flatten(),
+                     layer.fm_norm.bias[j].flatten())
     for lin in layer.fmb_mlp:
-        h = torch.relu(h @ lin.weight[j] + lin.bias[j])
-    fmb = (h @ layer.fmb_out.weight[j] + layer.fmb_out.bias[j]).view(b, layer.fmb_tokens, layer.dim)
-    skip = a if layer.skip is None else layer.skip[j] @ a
-    return F.layer_norm(torch.cat([fmb, layer.lcb[j] @ a], dim=1) + skip, (layer.dim,),
-                        layer.norm.weight[j], layer.norm.bias[j])
+        h = torch.relu(h @ lin.weight[j] + lin.bias[j, 0])
+    fmb = (h @ layer.fmb_out.weight[j] + layer.fmb_out.bias[j, 0]).view(b, layer.fmb_tokens, layer.dim)
+    skip = a if layer.skip is None else layer.skip[j, 0] @ a
+    return F.layer_norm(torch.cat([fmb, layer.lcb[j, 0] @ a], dim=1) + skip, (layer.dim,),
+                        layer.norm.weight[j].flatten(), layer.norm.bias[j].flatten())
 
 
 def _reference(moe, x, x_sum, hs) -> torch.Tensor:

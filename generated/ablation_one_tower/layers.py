@@ -257,61 +257,64 @@ class HierarchicalSeedPooling(nn.Module):
 
 class ExpertLinear(nn.Module):
     """`experts` independent Linear(width_in, width_out) layers, one per expert, as one batched
-    matmul: x [E, B, width_in] -> [E, B, width_out]. Initialized as nn.Linear is."""
+    matmul: x [E, B, width_in] -> [E, B, width_out]. Initialized as nn.Linear is. The bias is
+    stored as [E, 1, width_out], the shape it broadcasts in (no reshaping op per call)."""
 
     def __init__(self, experts: int, width_in: int, width_out: int) -> None:
         super().__init__()
         bound = 1 / math.sqrt(width_in)
         self.weight = nn.Parameter(torch.empty(experts, width_in, width_out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(experts, width_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(experts, 1, width_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
 class ExpertLayerNorm(nn.Module):
-    """LayerNorm over the last dim with one affine per expert: x [E, ..., width]."""
+    """LayerNorm over the last dim with one affine per expert, on x [E, *lead, width] with
+    `lead_dims` dims between; the affine is stored in the shape it broadcasts in."""
 
-    def __init__(self, experts: int, width: int) -> None:
+    def __init__(self, experts: int, width: int, lead_dims: int) -> None:
         super().__init__()
         self.width = width
-        self.weight = nn.Parameter(torch.ones(experts, width))
-        self.bias = nn.Parameter(torch.zeros(experts, width))
+        shape = (experts,) + (1,) * lead_dims + (width,)
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (self.width,)
-        return torch.addcmul(self.bias.view(shape), nn.functional.layer_norm(x, (self.width,)), self.weight.view(shape))
+        return torch.addcmul(self.bias, nn.functional.layer_norm(x, (self.width,)), self.weight)
 
 
 class WukongExperts(nn.Module):
     """One Wukong layer of `experts` experts at once, each with its own weights, on A [E, B, n, d]:
     A' = LN(concat(FMB(A), LCB(A)) + P·A), FMB the factorization machine block on A·(AᵀY). Every
-    matmul runs once for all the experts (batched over E)."""
+    matmul runs once for all the experts (batched over E); the token-axis weights are stored
+    [E, 1, rows, n], broadcasting over the batch."""
 
     def __init__(self, experts: int, tokens: int, dim: int, fmb_tokens: int, lcb_tokens: int, rank: int,
                  mlp: tuple) -> None:
         super().__init__()
         self.dim, self.fmb_tokens = dim, fmb_tokens
-        self.fm_proj = nn.Parameter(torch.randn(experts, tokens, rank) / math.sqrt(tokens))
-        self.fm_norm = ExpertLayerNorm(experts, tokens * rank)
+        self.fm_proj = nn.Parameter(torch.randn(experts, 1, tokens, rank) / math.sqrt(tokens))
+        self.fm_norm = ExpertLayerNorm(experts, tokens * rank, lead_dims=1)
         widths = (tokens * rank, *mlp)
         self.fmb_mlp = nn.ModuleList(ExpertLinear(experts, i, o) for i, o in zip(widths, widths[1:]))
         self.fmb_out = ExpertLinear(experts, widths[-1], fmb_tokens * dim)
-        self.lcb = nn.Parameter(torch.randn(experts, lcb_tokens, tokens) / math.sqrt(tokens))
+        self.lcb = nn.Parameter(torch.randn(experts, 1, lcb_tokens, tokens) / math.sqrt(tokens))
         out = fmb_tokens + lcb_tokens
-        self.skip = nn.Parameter(torch.randn(experts, out, tokens) / math.sqrt(tokens)) if out != tokens else None
-        self.norm = ExpertLayerNorm(experts, dim)
+        self.skip = nn.Parameter(torch.randn(experts, 1, out, tokens) / math.sqrt(tokens)) if out != tokens else None
+        self.norm = ExpertLayerNorm(experts, dim, lead_dims=2)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         e, b = a.shape[:2]
-        aty = torch.matmul(a.transpose(-1, -2), self.fm_proj.unsqueeze(1))    # [E, B, d, rank]
+        aty = torch.matmul(a.transpose(-1, -2), self.fm_proj)               # [E, B, d, rank]
         fm = torch.matmul(a, aty)                                            # [E, B, n, rank]
         h = self.fm_norm(fm.flatten(2))                                      # [E, B, n*rank]
         for layer in self.fmb_mlp:
             h = torch.relu(layer(h))
         fmb = self.fmb_out(h).view(e, b, self.fmb_tokens, self.dim)
-        lcb = torch.matmul(self.lcb.unsqueeze(1), a)                         # [E, B, n_L, d]
-        skip = a if self.skip is None else torch.matmul(self.skip.unsqueeze(1), a)
+        lcb = torch.matmul(self.lcb, a)                                      # [E, B, n_L, d]
+        skip = a if self.skip is None else torch.matmul(self.skip, a)
         return self.norm(torch.cat([fmb, lcb], dim=2) + skip)
 
 
