@@ -193,8 +193,9 @@ def _pffn(b: Builder, t: TowerPlan, layer: int) -> None:
     s = b.streams[f"s_{e}"]
     q = b.heads("q", b.linear("q_proj", b.op("norm", "elementwise", s, seq=e, fn="layer_norm"), t.dim, t.dim), t.heads)
     kv = b.op("kv_tokens", "token_linear", b.streams["x_sum"], n_in=p.summary_tokens, n_out=p.kv_tokens)
-    k = b.heads("k", b.linear("k_proj", kv, p.dim, t.dim), t.heads)
-    v = b.heads("v", b.linear("v_proj", kv, p.dim, t.dim), t.heads)
+    kv = b.linear("kv_proj", kv, p.dim, 2 * t.dim)      # K and V in one GEMM, as the module runs it
+    k, v = (b.heads(n, b.op(f"{n}_part", "slice", kv, start=i * t.dim, stop=(i + 1) * t.dim, axis=-1), t.heads)
+            for i, n in enumerate("kv"))
     if p.qk_norm:
         q = b.op("q_norm", "elementwise", q, seq=e, fn="rms_norm")
         k = b.op("k_norm", "elementwise", k, fn="rms_norm")

@@ -172,8 +172,7 @@ class PersonalizedFFN(nn.Module):
         self.norm = nn.LayerNorm(seq_dim)
         self.q_proj = nn.Linear(seq_dim, seq_dim)
         self.kv_tokens = token_mixer(kv_tokens, summary_tokens)
-        self.k_proj = nn.Linear(dim, seq_dim)
-        self.v_proj = nn.Linear(dim, seq_dim)
+        self.kv_proj = nn.Linear(dim, 2 * seq_dim)                  # K and V in one GEMM
         self.q_norm = nn.RMSNorm(seq_dim // heads) if qk_norm else None
         self.k_norm = nn.RMSNorm(seq_dim // heads) if qk_norm else None
         self.o_proj = nn.Linear(seq_dim, seq_dim)
@@ -182,8 +181,7 @@ class PersonalizedFFN(nn.Module):
         packed = seq.starts is not None
         q = split_heads(self.q_proj(self.norm(s)), self.heads, packed)  # [B, H, T, D] or [N, H, D]
         kv = torch.matmul(self.kv_tokens, x_sum)                     # [B, m, d]
-        k = split_heads(self.k_proj(kv), self.heads)                 # [B, H, m, D]
-        v = split_heads(self.v_proj(kv), self.heads)
+        k, v = (split_heads(t, self.heads) for t in self.kv_proj(kv).chunk(2, dim=-1))  # [B, H, m, D]
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.fused:
