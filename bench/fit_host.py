@@ -6,7 +6,8 @@
 A training step cannot finish before the host has issued it: Python, autograd, dispatch and the
 kernel launches. On small models or small batches that host time, not the GPU, sets the step
 (kunlun_6g compiled per block on the H200: 121 ms a step, 60 ms of it kernels). cost.py prices it
-as `host_ops` (the graph's matmul, attention and Triton-kernel ops) times a per-op host cost per
+as `host_ops` (the graph's matmul, attention and Triton-kernel ops, batched experts once per
+batch) times a per-op host cost per
 mode: eager, and torch.compile per block (the bench's default scope). This script takes that cost
 from measured rows of bench/bench_models.py that are host-bound: a row qualifies when its GPU time
 (measured, or else the GPU estimate) is at most half its step. Each mode's cost is the mean over
@@ -88,7 +89,8 @@ def fit(rows: list[dict], target: str) -> dict:
     if missing:
         raise FitError(f"no host-bound row for mode {', '.join(missing)}: fit needs one of each")
     return {**{f"{m}_s_per_op": statistics.fmean(v) for m, v in per_mode.items()},
-            "ops": "host_ops: the graph's matmul, attention and Triton-kernel ops (cost.HOST_KINDS)",
+            "ops": "host_ops: the graph's matmul, attention and Triton-kernel ops with a kernel of their own "
+                   "(cost.is_host_op: batched experts count once per batch)",
             "fit_from": used}
 
 
