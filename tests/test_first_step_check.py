@@ -17,10 +17,14 @@ def test_inductor_options_parse():
         fsc._option("triton.autotune_pointwise")
 
 
-def test_functorch_options_are_set_and_checked(monkeypatch):
+def test_functorch_options_are_set_and_checked():
     import torch._functorch.config as functorch_config
-    monkeypatch.setattr(functorch_config, "donated_buffer", True)
-    assert fsc.set_functorch_options(["donated_buffer=False"]) == {"donated_buffer": False}
-    assert functorch_config.donated_buffer is False
-    with pytest.raises(SystemExit, match="no option 'donated_bufer'"):
-        fsc.set_functorch_options(["donated_bufer=False"])
+    before = functorch_config.donated_buffer
+    # torch's config.patch restores the option; pytest's monkeypatch (9.2+) would delete it from a
+    # config module on undo (the value lives outside the module's __dict__), breaking later tests
+    with functorch_config.patch(donated_buffer=True):
+        assert fsc.set_functorch_options(["donated_buffer=False"]) == {"donated_buffer": False}
+        assert functorch_config.donated_buffer is False
+        with pytest.raises(SystemExit, match="no option 'donated_bufer'"):
+            fsc.set_functorch_options(["donated_bufer=False"])
+    assert functorch_config.donated_buffer == before
