@@ -419,12 +419,12 @@ class CostModel:
                             self._efficiency(work[1], _gemm_shape(op, work[1])), not op.attr("batched_with"))
 
     def _priced(self, work: tuple, compiled_work: tuple, train_factor: float,
-                efficiency: float, launches: bool = True) -> tuple[float, float]:
+                efficiency: float, own_kernel: bool = True) -> tuple[float, float]:
         """`times` from the op's target-independent work (`_work`, `compiled_work`): compute at
-        efficiency x peak against bytes at bandwidth, plus casts and launches. `launches` False:
-        the op runs inside another op's kernels (batched experts), its casts too."""
+        efficiency x peak against bytes at bandwidth, plus casts and launches. `own_kernel` False:
+        the op runs inside another op's kernels (batched experts), its casts too: no launches."""
         flops_exec, _, example, step, c_example, c_step, casts = work
-        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s if launches else 0.0
+        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s if own_kernel else 0.0
         compute = flops_exec * batch * train_factor / (self.hw.peak(self.dtype) * efficiency)
         eager = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
                  + (c_example * batch + c_step) / bandwidth + 2 * (1 + casts) * launch)

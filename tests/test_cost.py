@@ -332,3 +332,21 @@ def test_streams_share_memoized_work_without_changing_a_number(name):
     shared = {s: {t: estimate(g, t, stream=s).to_json() for t in HARDWARE} for s in ("fp32", "compute")}
     assert shared == alone
     assert shared["compute"]["h200"]["est_gpu_time_s"] < shared["fp32"]["h200"]["est_gpu_time_s"]
+
+
+def test_a_batched_expert_op_pays_no_launch():
+    """Of two same-shaped expert ops sharing one batched kernel, the one riding the other's kernel
+    costs its bytes and FLOPs but no launches (the op's and its autocast casts'), eager and
+    compiled; it is no host op."""
+    g = compiled(load_spec(SPECS / "kunlun_60g.yaml")).graph     # groups (33, 32, 32)
+    leader, rider = "l0_interaction.expert1.layer0.fmb_out", "l0_interaction.expert2.layer0.fmb_out"
+    assert g.op(rider).attr("batched_with") == leader
+    model = CostModel(g, "h200", 256)
+    costs = {c.id: c for c in estimate(g, "h200", 256).ops if c.id in (leader, rider)}
+    launch = hardware.get("h200").launch_s
+    n_casts = model.cast_bytes(g.op(leader))[2]          # the weight's bf16 cast under autocast
+    assert n_casts >= 1
+    assert costs[leader].time_s - costs[rider].time_s == pytest.approx(2 * (1 + n_casts) * launch)
+    assert costs[leader].time_compiled_s > costs[rider].time_compiled_s
+    assert costs[leader].flops == costs[rider].flops and costs[leader].params == costs[rider].params
+    assert costs[rider].batched_with == leader and not costs[leader].batched_with
