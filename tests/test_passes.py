@@ -80,3 +80,12 @@ def test_batched_experts_follow_the_runs_of_group_sizes():
     one = compile_spec(load_spec(SPECS / "ablation_one_expert.yaml"))
     assert not any(op.attr("batched_with") for op in one.graph.ops())
     assert next(r for r in one.reports if r.name == "batch_experts").changed is False
+
+
+def test_batch_experts_refuses_ops_of_different_shapes(monkeypatch):
+    """Batching experts whose token counts differ would price one kernel for two shapes: an IR error."""
+    import sys
+    be = sys.modules["kunlun_compiler.passes.batch_experts"]     # the module (the package exports the pass)
+    monkeypatch.setattr(be, "expert_runs", lambda groups: [(0, len(groups))])   # 33, 32, 32 as one run
+    with pytest.raises(IRError, match=r"expert1\.layer0\.\w+ .* cannot share the kernel of .*expert0\.layer0"):
+        compile_spec(load_spec(SPECS / "kunlun_60g.yaml"))

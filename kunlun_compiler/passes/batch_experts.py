@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..ir import NO_LAUNCH, Graph
+from ..ir import NO_LAUNCH, Graph, IRError
 from ..lower import expert_runs
 from .manager import PassResult
 
@@ -37,6 +37,10 @@ def batch_experts(graph: Graph) -> PassResult:
         key = (op.block, layer, batch, found["role"])
         leader = leaders.setdefault(key, op.id)
         if leader != op.id:
+            first = graph.op(leader)
+            if (first.kind, first.shape, first.attrs.get("fn")) != (op.kind, op.shape, op.attrs.get("fn")):
+                raise IRError(f"batch_experts: {op.id} ({op.kind} {op.shape}) cannot share the kernel of "
+                              f"{leader} ({first.kind} {first.shape})")
             graph.update(op.with_(attrs={**op.attrs, "batched_with": leader}))
             batched += 1
         else:
