@@ -32,6 +32,12 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+# the GEMM-class aten ops a step dispatches (matmul and linear decompose into these)
+MATMUL_OPS = frozenset({"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm"})
+
+
+def matmuls(counts: collections.Counter) -> int:
+    return sum(v for k, v in counts.items() if k in MATMUL_OPS)
 
 
 class OpCounter(TorchDispatchMode):
@@ -94,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     total = sum(sum(c.values()) for c in counts.values())
     print(f"{args.package}, batch {args.batch_size}, {args.layout}, autocast {args.autocast}, {args.stream} stream: "
-          f"{total} ops per training step")
+          f"{total} ops per training step, {sum(matmuls(c) for c in counts.values())} of them GEMMs "
+          f"({', '.join(sorted(MATMUL_OPS))})")
     for phase, c in counts.items():
-        print(f"  {phase:<10}{sum(c.values()):>7}   " + ", ".join(f"{k} {v}" for k, v in c.most_common(args.top)))
+        print(f"  {phase:<10}{sum(c.values()):>7} ({matmuls(c)} GEMMs)   "
+              + ", ".join(f"{k} {v}" for k, v in c.most_common(args.top)))
     return 0
 
 

@@ -36,3 +36,17 @@ def test_counts_the_layout_and_stream_asked_for(monkeypatch, capsys):
     assert casts(compute) < casts(packed)
     assert count_ops.main(["kunlun_tiny", "--layout", "padded", "--stream", "compute", "--top", "2"]) == 0
     assert "padded, autocast bf16, compute stream" in capsys.readouterr().out
+
+
+def test_the_forward_dispatches_one_gemm_per_launching_ir_matmul(monkeypatch):
+    """The generated forward dispatches exactly one GEMM (mm, addmm, bmm, baddbmm) per matmul-class
+    IR op with a kernel of its own: batched experts and the merged K/V projection as the IR prices
+    them (kunlun_6g: 277 matmul-class ops, 30 riding a batched expert kernel)."""
+    from kunlun_compiler.cost import MATMUL_KINDS
+    monkeypatch.syspath_prepend(str(ROOT / "generated"))
+    for name in ("kunlun_tiny", "kunlun_6g"):
+        graph = compiled(load_spec(SPECS / f"{name}.yaml")).graph
+        own = sum(1 for op in graph.ops() if op.kind in MATMUL_KINDS and not op.attr("batched_with"))
+        counts = count_ops.count_step(name, batch_size=1, autocast="bf16")
+        assert count_ops.matmuls(counts["forward"]) == own, name
+    assert own == 277 - 30
