@@ -302,6 +302,10 @@ def _reshape(op: Op, ins: list[Shape]) -> Shape:
 
 @shape_rule("concat")
 def _concat(op: Op, ins: list[Shape]) -> Shape:
+    """Along the token axis (0), or with axis=-1 along the feature axis."""
+    if op.attrs.get("axis", 0) == -1:
+        _need(len({s[:-1] for s in ins}) == 1, "leading axes differ")
+        return (*ins[0][:-1], sum(s[-1] for s in ins))
     _need(len({s[1:] for s in ins}) == 1, "trailing axes differ")
     return (sum(s[0] for s in ins), *ins[0][1:])
 

@@ -83,10 +83,15 @@ def _features(b: Builder) -> None:
         dense = b.op("dense", "input", shape=(p.dense,), dtype="float")
         proj = b.linear("dense_proj", dense, p.dense, p.dense_tokens * d)
         tokens.append(b.op("dense_tokens", "reshape", proj, shape=(p.dense_tokens, d)))
+    first_of_width: dict[int, str] = {}   # the generated module projects each width's features in one bmm
     for f in p.sparse:
         ids = b.op(f"{f.name}.ids", "input", shape=(1,), dtype="int64")
         emb = b.op(f"{f.name}.embed", "embedding", ids, table=f.table, dim=f.dim)
-        tokens.append(b.linear(f"{f.name}.proj", emb, f.dim, d, bias=False) if f.dim != d else emb)
+        if f.dim != d:
+            batch = {"batched_with": first_of_width[f.dim]} if f.dim in first_of_width else {}
+            emb = b.linear(f"{f.name}.proj", emb, f.dim, d, bias=False, **batch)
+            first_of_width.setdefault(f.dim, emb)
+        tokens.append(emb)
     x = b.op("concat", "concat", *tokens) if len(tokens) > 1 else tokens[0]
     x = b.op("norm", "elementwise", x, fn="layer_norm")
     b.end("FeatureTokens", ("batch",), {"x": x}, group="embeddings",
@@ -98,11 +103,15 @@ def _event(b: Builder, t: TowerPlan) -> None:
     e, T = t.event, t.max_len
     b.begin(f"embed_{e}")
     lengths = b.op("lengths", "input", shape=(), dtype="int64")
-    parts = []
+    parts, projected = [], []
     for f in t.items:
         ids = b.op(f"{f.name}.ids", "input", seq=e, shape=(T,), dtype="int64")
         emb = b.op(f"{f.name}.embed", "embedding", ids, seq=e, table=f.table, dim=f.dim)
-        parts.append(b.linear(f"{f.name}.proj", emb, f.dim, t.dim, bias=False) if f.dim != t.dim else emb)
+        (projected if f.dim != t.dim else parts).append(emb)
+    if projected:   # Σ_i emb_i W_i as one GEMM: [emb_1 ‖ emb_2 ‖ ...] @ [W_1; W_2; ...]
+        x = b.op("items", "concat", *projected, seq=e, axis=-1) if len(projected) > 1 else projected[0]
+        width = sum(f.dim for f in t.items if f.dim != t.dim)
+        parts.insert(0, b.linear("items_proj", x, width, t.dim, bias=False))
     parts.append(b.op("position", "param", seq=e, shape=(T, t.dim)))
     if t.time_gaps:
         gaps = b.op("time_gaps", "input", seq=e, shape=(T,), dtype="int64")

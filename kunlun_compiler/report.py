@@ -46,7 +46,7 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> st
 
 
 def _kernels(est: Estimate) -> dict[str, str]:
-    """Per block, its fused op's kernel; for batched experts, how many kernels their ops share."""
+    """Per block, its fused op's kernel; where matmuls run batched, how many kernels they share."""
     out: dict[str, str] = {}
     batched: dict[str, list[int]] = {}
     for c in est.ops:
@@ -58,7 +58,7 @@ def _kernels(est: Estimate) -> dict[str, str]:
             counts[1] += not c.batched_with
     for block, (ops, kernels) in batched.items():
         if kernels < ops:
-            out.setdefault(block, f"experts: {ops} mm in {kernels}")
+            out.setdefault(block, f"batched: {ops} mm in {kernels}")
     return out
 
 

@@ -69,7 +69,7 @@ def test_inspect_table(capsys):
     # two experts of one token count and one Wukong layer: their 6 + 6 matmul-class ops run as 6
     # batched kernels, beside the block's `project`
     interaction = next(line for line in text.splitlines() if line.startswith("l0_interaction "))
-    assert "experts: 13 mm in 7" in interaction, interaction
+    assert "batched: 13 mm in 7" in interaction, interaction
 
 
 def test_bad_arguments_exit_nonzero(capsys):

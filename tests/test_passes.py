@@ -78,7 +78,7 @@ def test_batched_experts_follow_the_runs_of_group_sizes():
     assert g.op("l0_interaction.expert2.layer1.fmb_out").attr("batched_with") == "l0_interaction.expert0.layer1.fmb_out"
     assert g.op("l0_interaction.expert2.layer0.fm_proj").attr("batched_with") is None   # params launch nothing
     one = compile_spec(load_spec(SPECS / "ablation_one_expert.yaml"))
-    assert not any(op.attr("batched_with") for op in one.graph.ops())
+    assert not any(op.attr("batched_with") for op in one.graph.ops() if op.block.endswith("_interaction"))
     assert next(r for r in one.reports if r.name == "batch_experts").changed is False
 
 

@@ -43,19 +43,26 @@ def _run(pkg, stream, batch, packed=False):
     with _Casts() as casts, torch.autocast("cpu", dtype=torch.bfloat16):
         out = model._forward(pkg.pack_events(batch) if packed else batch).float()
         out.square().sum().backward()
-    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     return out, grads, streams, casts.n
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 def test_compute_stream_is_bf16_and_close(tiny, packed):
-    batch = tiny.example_batch(6, seed=4)
+    batch = tiny.example_batch(64, seed=4)
     out32, g32, s32, casts32 = _run(tiny, "fp32", batch, packed)
     out16, g16, s16, casts16 = _run(tiny, "compute", batch, packed)
     assert set(s32.values()) == {torch.float32} and set(s16.values()) == {torch.bfloat16}
-    assert rel(out16, out32) <= 2e-2             # bf16 rounding of the stream (0.5% here): close, not equal
+    assert rel(out16, out32) <= 2e-2             # bf16 rounding of the stream (0.4% here): close, not equal
     assert rel(out16, out32) > 0
-    assert rel(g16, g32) <= 3e-2                 # 0.85% here
+    # Gradients per parameter. The stream's rounding flips a few ReLUs of the Wukong and head MLPs,
+    # so any one gradient moves by chance: over data seeds the whole gradient vector differed by
+    # 0.5-18% at batch 6 and 0.6-2.3% at 64 (median per parameter 0.5-2.3%, worst 7-14%). A lost
+    # or garbled gradient is off by ~100%.
+    assert g16.keys() == g32.keys()
+    errors = sorted(rel(g16[n], g32[n]) for n in g32)
+    assert errors[len(errors) // 2] <= 5e-2, errors[len(errors) // 2]
+    assert errors[-1] <= 0.5, [(n, rel(g16[n], g32[n])) for n in g32 if rel(g16[n], g32[n]) > 0.5]
     assert casts16 < casts32, (casts16, casts32)  # the casts before projections and kernels go
 
 

@@ -64,27 +64,32 @@ class EmbeddingTables(nn.Module):
 
 
 class FeatureTokens(nn.Module):
-    """Dense floats and categorical features -> the interaction tokens X [B, n, d]."""
+    """Dense floats and categorical features -> the interaction tokens X [B, n, d]. The features
+    narrower or wider than d are projected to it, those of one width in one batched matmul."""
 
     def __init__(self, dense: int, dense_tokens: int, dim: int, features: tuple) -> None:
         super().__init__()
         self.dense_tokens, self.dim, self.features = dense_tokens, dim, features
         self.dense_proj = nn.Linear(dense, dense_tokens * dim) if dense else None
-        self.proj = nn.ModuleDict({f"f_{name}": nn.Linear(width, dim, bias=False)
-                                   for name, _, width in features if width != dim})
+        self.widths: dict[int, list[str]] = {}                       # width -> its features, in order
+        for name, _, width in features:
+            if width != dim:
+                self.widths.setdefault(width, []).append(name)
+        # per width, its features' Linear(width, d, bias=False) weights stacked: [k, width, d]
+        self.proj = nn.ParameterDict({f"w{width}": nn.Parameter(torch.empty(len(names), width, dim).uniform_(
+            -1 / math.sqrt(width), 1 / math.sqrt(width))) for width, names in self.widths.items()})
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tables: EmbeddingTables, batch: dict) -> torch.Tensor:
-        tokens = []
+        emb = {name: tables(table, batch["sparse"][name]) for name, table, _ in self.features}  # [B, width]
+        for width, names in self.widths.items():                     # [k, B, width] @ [k, width, d]
+            emb.update(zip(names, torch.bmm(torch.stack([emb[n] for n in names]), self.proj[f"w{width}"])))
+        x = torch.stack([emb[name] for name, _, _ in self.features], dim=1) if self.features else None
         if self.dense_proj is not None:
             dense = batch["dense"]                                   # [B, dense]
-            tokens.append(self.dense_proj(dense).view(dense.shape[0], self.dense_tokens, self.dim))
-        for name, table, _ in self.features:
-            emb = tables(table, batch["sparse"][name])               # [B, width]
-            if f"f_{name}" in self.proj:
-                emb = self.proj[f"f_{name}"](emb)
-            tokens.append(emb.unsqueeze(1))                          # [B, 1, d]
-        return self.norm(torch.cat(tokens, dim=1))
+            tokens = self.dense_proj(dense).view(dense.shape[0], self.dense_tokens, self.dim)
+            x = tokens if x is None else torch.cat([tokens, x], dim=1)
+        return self.norm(x)
 
 
 class EventEmbedding(nn.Module):
@@ -93,10 +98,16 @@ class EventEmbedding(nn.Module):
 
     def __init__(self, event: str, max_len: int, dim: int, time_gaps: bool, items: tuple) -> None:
         super().__init__()
-        self.event, self.max_len, self.items = event, max_len, items
+        self.event, self.max_len, self.dim, self.items = event, max_len, dim, items
         self.stream = "fp32"     # set by Model: fp32 | compute
-        self.proj = nn.ModuleDict({f"f_{name}": nn.Linear(width, dim, bias=False)
-                                   for name, _, width in items if width != dim})
+        # Σ_i emb_i W_i over the items not of width d_e, as one GEMM on their concatenation: each
+        # item's rows of the weight initialized as its own Linear(width, d_e) would be
+        widths = [width for _, _, width in items if width != dim]
+        self.proj = nn.Linear(sum(widths), dim, bias=False) if widths else None
+        if widths:
+            with torch.no_grad():
+                for rows, width in zip(self.proj.weight.split(widths, dim=1), widths):
+                    rows.uniform_(-1 / math.sqrt(width), 1 / math.sqrt(width))
         self.position = nn.Parameter(torch.randn(max_len, dim) * 0.02)
         self.time_gap = nn.Embedding(TIME_GAP_BUCKETS, dim) if time_gaps else None
         self.norm = nn.LayerNorm(dim)
@@ -114,11 +125,15 @@ class EventEmbedding(nn.Module):
         else:
             s = self.position                                        # [T, d_e], broadcast
             seq = ops.Seq(inputs["lengths"], None, self.max_len)
-        for name, table, _ in self.items:
+        projected = []
+        for name, table, width in self.items:
             emb = tables(table, inputs["items"][name])               # [B, T, width] or [N, width]
-            if f"f_{name}" in self.proj:
-                emb = self.proj[f"f_{name}"](emb)
-            s = s + emb
+            if width == self.dim:
+                s = s + emb
+            else:
+                projected.append(emb)
+        if projected:
+            s = self.proj(torch.cat(projected, dim=-1) if len(projected) > 1 else projected[0]) + s
         if self.time_gap is not None:
             gaps = inputs["time_gaps"].clamp(min=0).to(torch.float32)
             bucket = torch.floor(torch.log2(1.0 + gaps)).long().clamp(max=TIME_GAP_BUCKETS - 1)
