@@ -110,8 +110,7 @@ def _event(b: Builder, t: TowerPlan) -> None:
         (projected if f.dim != t.dim else parts).append(emb)
     if projected:   # Σ_i emb_i W_i as one GEMM: [emb_1 ‖ emb_2 ‖ ...] @ [W_1; W_2; ...]
         x = b.op("items", "concat", *projected, seq=e, axis=-1) if len(projected) > 1 else projected[0]
-        width = sum(f.dim for f in t.items if f.dim != t.dim)
-        parts.insert(0, b.linear("items_proj", x, width, t.dim, bias=False))
+        parts.insert(0, b.linear("items_proj", x, b.graph.op(x).shape[-1], t.dim, bias=False))
     parts.append(b.op("position", "param", seq=e, shape=(T, t.dim)))
     if t.time_gaps:
         gaps = b.op("time_gaps", "input", seq=e, shape=(T,), dtype="int64")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import hardware
 from .compiler import Compiled
-from .cost import HOST_KINDS, Estimate
+from .cost import HOST_KINDS, Estimate, is_host_op
 
 
 def si(x: float, unit: str = "") -> str:
@@ -55,7 +55,7 @@ def _kernels(est: Estimate) -> dict[str, str]:
         if c.kind in HOST_KINDS:
             counts = batched.setdefault(c.block, [0, 0])
             counts[0] += 1
-            counts[1] += not c.batched_with
+            counts[1] += is_host_op(c)
     for block, (ops, kernels) in batched.items():
         if kernels < ops:
             out.setdefault(block, f"batched: {ops} mm in {kernels}")

@@ -43,3 +43,16 @@ def deep_cuda(tree):
     if isinstance(tree, dict):
         return {k: deep_cuda(v) for k, v in tree.items()}
     return tree.cuda()
+
+
+def perturb(module) -> None:
+    """Move every parameter off its init (ones, zeros) so that each weight matters to a comparison."""
+    for p in module.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+
+
+def assert_same_grads(out, ref, inputs, names) -> None:
+    """The gradients of out and of ref for one random upstream gradient agree (float64 bounds)."""
+    grad = torch.randn_like(out)
+    for name, g1, g2 in zip(names, torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad)):
+        torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")

@@ -11,23 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from genutil import build_and_import, load_spec, SPECS
+from modelutil import assert_same_grads, perturb
 
 
 @pytest.fixture(scope="module")
 def layers(tmp_path_factory):
     pkg, _ = build_and_import(load_spec(SPECS / "kunlun_tiny.yaml"), tmp_path_factory.mktemp("proj"))
     return importlib.import_module(f"{pkg.__name__}.layers")
-
-
-def _perturb(module) -> None:
-    for p in module.parameters():        # away from the init's ones and zeros: every weight matters
-        p.data.add_(0.1 * torch.randn_like(p))
-
-
-def _grads_match(out, ref, inputs, names) -> None:
-    grad = torch.randn_like(out)
-    for name, g1, g2 in zip(names, torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad)):
-        torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @pytest.mark.parametrize("dense", [0, 3])
@@ -39,7 +29,7 @@ def test_feature_tokens_project_each_width_in_one_bmm(layers, dense):
     block = layers.FeatureTokens(dense, 2, dim, features).double()
     assert block.widths == {4: ["a", "c", "e"], 6: ["d"]}             # b is already d wide
     assert {k: tuple(v.shape) for k, v in block.proj.items()} == {"w4": (3, 4, 8), "w6": (1, 6, 8)}
-    _perturb(block)
+    perturb(block)
     batch = {"sparse": {name: torch.randint(10, (5,)) for name, _, _ in features},
              "dense": torch.randn(5, dense, dtype=torch.float64)}
     out = block(tables, batch)
@@ -58,7 +48,7 @@ def test_feature_tokens_project_each_width_in_one_bmm(layers, dense):
     assert out.shape == ref.shape == (5, (2 if dense else 0) + len(features), dim)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     params = dict(block.named_parameters()) | {f"tables.{k}": v for k, v in tables.named_parameters()}
-    _grads_match(out, ref, list(params.values()), list(params))
+    assert_same_grads(out, ref, list(params.values()), list(params))
 
 
 @pytest.mark.parametrize("packed", [False, True])
@@ -69,7 +59,7 @@ def test_event_items_are_projected_by_one_linear_on_their_concatenation(layers, 
     tables = layers.EmbeddingTables({"tx": (20, 8), "ty": (20, 4), "tz": (20, 6)}).double()
     block = layers.EventEmbedding("click", T, dim, False, items).double()
     assert tuple(block.proj.weight.shape) == (dim, 4 + 6)
-    _perturb(block)
+    perturb(block)
     if packed:
         offsets = torch.tensor([0, 2, 2, 7])
         inputs = {"items": {n: torch.randint(20, (7,)) for n, _, _ in items}, "offsets": offsets}
@@ -84,7 +74,7 @@ def test_event_items_are_projected_by_one_linear_on_their_concatenation(layers, 
                        block.norm.weight, block.norm.bias)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     params = dict(block.named_parameters()) | {f"tables.{k}": v for k, v in tables.named_parameters()}
-    _grads_match(out, ref, list(params.values()), list(params))
+    assert_same_grads(out, ref, list(params.values()), list(params))
 
 
 def test_item_projection_rows_start_as_their_own_linears(layers):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from genutil import build_and_import, load_spec, SPECS
+from modelutil import assert_same_grads, perturb
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,7 @@ def test_batched_experts_match_the_per_expert_math(layers, groups, layers_, fmb,
     torch.manual_seed(0)
     dim, rank, x_tokens, x_sum_tokens = 8, 3, sum(groups) - 3, 2
     moe = layers.MixtureOfWukongExperts(x_tokens, dim, groups, layers_, fmb, lcb, rank, (10, 6)).double()
-    for p in moe.parameters():           # away from the init's ones and zeros: every weight matters
-        p.data.add_(0.1 * torch.randn_like(p))
+    perturb(moe)
     x = torch.randn(5, x_tokens, dim, dtype=torch.float64, requires_grad=True)
     x_sum = torch.randn(5, x_sum_tokens, dim, dtype=torch.float64, requires_grad=True)
     hs = [torch.randn(5, 1, dim, dtype=torch.float64, requires_grad=True)]
@@ -64,11 +64,7 @@ def test_batched_experts_match_the_per_expert_math(layers, groups, layers_, fmb,
     out, ref = moe(x, x_sum, hs), _reference(moe, x, x_sum, hs)
     assert out.shape == ref.shape == (5, x_tokens, dim)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, inputs, grad)
-    want = torch.autograd.grad(ref, inputs, grad)
-    for (name, _), g1, g2 in zip([("x", 0), ("x_sum", 0), ("h", 0), *moe.named_parameters()], got, want):
-        torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
+    assert_same_grads(out, ref, inputs, ["x", "x_sum", "h", *(n for n, _ in moe.named_parameters())])
 
 
 def test_runs_of_equal_group_sizes(layers):
