@@ -316,10 +316,26 @@ def test_packed_query_errors():
 def test_head_tables_made_once_per_device():
     """A mixed-activation GDPA keeps its per-group head tables: made (a host-to-device copy) at the
     first call, then reused, so a training step can be captured in a CUDA graph."""
-    first = gdpa._head_groups("relu, gelu_tanh, relu", 3, torch.device("cpu"))
-    again = gdpa._head_groups("relu,gelu_tanh,relu", 3, torch.device("cpu"))
+    like = torch.zeros(1, device=DEVICE)
+    first = gdpa._head_groups("relu, gelu_tanh, relu", 3, like)
+    again = gdpa._head_groups("relu,gelu_tanh,relu", 3, like)
     assert [(a, n) for a, n, _ in first] == [(gdpa.ACTIVATION_IDS["relu"], 2), (gdpa.ACTIVATION_IDS["gelu_tanh"], 1)]
     assert [t.tolist() for _, _, t in first] == [[0, 2], [1]]
     assert all(t is u for (_, _, t), (_, _, u) in zip(first, again))
     assert all(t.dtype == torch.int32 for _, _, t in first)
-    assert gdpa._head_groups("relu", 4, torch.device("cpu")) == [(gdpa.ACTIVATION_IDS["relu"], 4, None)]
+    assert gdpa._head_groups("relu", 4, like) == [(gdpa.ACTIVATION_IDS["relu"], 4, None)]
+
+
+
+def test_kept_head_tables_stay_out_of_traced_graphs():
+    """Once an eager call has kept a group's head table, tracing (torch.compile's fake tensors) must
+    still get a table of the tracing mode: the kept real tensor inside a traced graph failed
+    inductor on the H200 ("Please convert all Tensors to FakeTensors"). (The CPU cannot trace the
+    interpreted kernels themselves: tests/test_triton_model.py checks the compiled model on a GPU.)"""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    kept = gdpa._head_groups("silu,relu", 2, torch.zeros(1, device=DEVICE))
+    with FakeTensorMode():
+        traced = gdpa._head_groups("silu,relu", 2, torch.zeros(1, device=DEVICE))
+    assert all(type(t) is torch.Tensor for _, _, t in kept)
+    assert all(isinstance(t, FakeTensor) for _, _, t in traced)
+    assert [t.tolist() for _, _, t in gdpa._head_groups("silu,relu", 2, torch.zeros(1, device=DEVICE))] == [[0], [1]]

@@ -456,10 +456,10 @@ def _launcher(kernel_name: str, block_d: int, dtype: torch.dtype):
 # ----------------------------------------------------------------------------- Python API
 
 def _head_groups(
-    activations: str, heads: int, device: torch.device,
+    activations: str, heads: int, like: torch.Tensor,
 ) -> list[tuple[int, int, torch.Tensor | None]]:
-    """[(ACT, heads in the group, int32 head table or None)], one entry per distinct activation;
-    a single activation for all heads needs no table."""
+    """[(ACT, heads in the group, int32 head table on like's device, or None)], one entry per
+    distinct activation; a single activation for all heads needs no table."""
     names = [name.strip() for name in activations.split(",")]
     unknown = [name for name in names if name not in ACTIVATION_IDS]
     if unknown:
@@ -471,21 +471,22 @@ def _head_groups(
     groups: dict[str, list[int]] = {}
     for h, name in enumerate(names):
         groups.setdefault(name, []).append(h)
-    return [(ACTIVATION_IDS[name], len(hs), _head_table(tuple(hs), device)) for name, hs in groups.items()]
+    return [(ACTIVATION_IDS[name], len(hs), _head_table(tuple(hs), like)) for name, hs in groups.items()]
 
 
 _HEAD_TABLES: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
 
-def _head_table(heads: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """The int32 table of a group's heads on `device`. Made (a host-to-device copy) once per
-    (heads, device) and kept, so that a step can be captured in a CUDA graph and replayed; a
-    tensor made while tracing (a fake or functional tensor) is used but not kept."""
-    table = _HEAD_TABLES.get((heads, device))
+def _head_table(heads: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """The int32 table of a group's heads on like's device. In eager (like a plain tensor) it is
+    made (a host-to-device copy) once per (heads, device) and kept, so that a step can be captured
+    in a CUDA graph and replayed. While tracing (like a fake or functional tensor) it is made
+    afresh in the tracing mode: a kept real tensor there would break torch.compile."""
+    if type(like) is not torch.Tensor:
+        return torch.tensor(heads, dtype=torch.int32, device=like.device)
+    table = _HEAD_TABLES.get((heads, like.device))
     if table is None:
-        table = torch.tensor(heads, dtype=torch.int32, device=device)
-        if type(table) is torch.Tensor:
-            _HEAD_TABLES[(heads, device)] = table
+        table = _HEAD_TABLES[(heads, like.device)] = torch.tensor(heads, dtype=torch.int32, device=like.device)
     return table
 
 
@@ -513,7 +514,7 @@ def _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations, window, cau
     )
     kv_len = kv_lengths if kv_lengths is not None else q_lengths
     starts = q_starts if q_starts is not None else q_lengths
-    for act, n_heads, table in _head_groups(activations, k.shape[1], q.device):
+    for act, n_heads, table in _head_groups(activations, k.shape[1], q):
         pointers = (q_lengths, kv_len, table if table is not None else q_lengths, starts)
         yield n_heads, pointers, dict(shared, ACT=act, HEAD_TABLE=table is not None)
 
