@@ -268,16 +268,26 @@ class HierarchicalSeedPooling(nn.Module):
         return self.out_proj(pooled)                                 # [B, k, d]
 
 
+def expert_shape(experts: int, lead_dims: int, width: int) -> tuple[int, ...]:
+    """The shape of a per-expert vector (a bias, a LayerNorm affine) that broadcasts over x
+    [E, *lead, width]: [E, 1, ..., 1, width]; for one expert just [width], which broadcasts the
+    same. (A [1, ..., 1, width] parameter under torch.compile on CUDA got its gradient back as
+    [width] from inductor's mix-order reduction of the LayerNorm backward, in torch 2.10-2.11,
+    and the backward failed: pytorch/pytorch#178080.)"""
+    return (width,) if experts == 1 else (experts,) + (1,) * lead_dims + (width,)
+
+
 class ExpertLinear(nn.Module):
     """`experts` independent Linear(width_in, width_out) layers, one per expert, as one batched
     matmul: x [E, B, width_in] -> [E, B, width_out]. Initialized as nn.Linear is. The bias is
-    stored as [E, 1, width_out], the shape it broadcasts in (no reshaping op per call)."""
+    stored in the shape it broadcasts in (no reshaping op per call): [E, 1, width_out], or
+    [width_out] for one expert (see expert_shape)."""
 
     def __init__(self, experts: int, width_in: int, width_out: int) -> None:
         super().__init__()
         bound = 1 / math.sqrt(width_in)
         self.weight = nn.Parameter(torch.empty(experts, width_in, width_out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(experts, 1, width_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(expert_shape(experts, 1, width_out)).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -285,12 +295,12 @@ class ExpertLinear(nn.Module):
 
 class ExpertLayerNorm(nn.Module):
     """LayerNorm over the last dim with one affine per expert, on x [E, *lead, width] with
-    `lead_dims` dims between; the affine is stored in the shape it broadcasts in."""
+    `lead_dims` dims between; the affine is stored in the shape it broadcasts in (expert_shape)."""
 
     def __init__(self, experts: int, width: int, lead_dims: int) -> None:
         super().__init__()
         self.width = width
-        shape = (experts,) + (1,) * lead_dims + (width,)
+        shape = expert_shape(experts, lead_dims, width)
         self.weight = nn.Parameter(torch.ones(shape))
         self.bias = nn.Parameter(torch.zeros(shape))
 
