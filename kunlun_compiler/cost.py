@@ -77,7 +77,7 @@ class OpCost(NamedTuple):
     kernel: str = ""
     time_compiled_s: float = 0.0   # the same under torch.compile: autocast casts fused away
     padding: float = 0.0           # share of its time on padded rows: what a packed batch saves
-    batched_with: str = ""         # runs in the kernel of this op (passes.batch_experts): no launch, no host op
+    batched_with: str = ""         # runs in the kernel of this op (passes.batch_kernels): no launch, no host op
 
 
 def pairs_in_window(t: float, window: int, causal: bool) -> float:

@@ -83,14 +83,11 @@ def _features(b: Builder) -> None:
         dense = b.op("dense", "input", shape=(p.dense,), dtype="float")
         proj = b.linear("dense_proj", dense, p.dense, p.dense_tokens * d)
         tokens.append(b.op("dense_tokens", "reshape", proj, shape=(p.dense_tokens, d)))
-    first_of_width: dict[int, str] = {}   # the generated module projects each width's features in one bmm
     for f in p.sparse:
         ids = b.op(f"{f.name}.ids", "input", shape=(1,), dtype="int64")
         emb = b.op(f"{f.name}.embed", "embedding", ids, table=f.table, dim=f.dim)
         if f.dim != d:
-            batch = {"batched_with": first_of_width[f.dim]} if f.dim in first_of_width else {}
-            emb = b.linear(f"{f.name}.proj", emb, f.dim, d, bias=False, **batch)
-            first_of_width.setdefault(f.dim, emb)
+            emb = b.linear(f"{f.name}.proj", emb, f.dim, d, bias=False)   # one bmm per width (passes.batch_kernels)
         tokens.append(emb)
     x = b.op("concat", "concat", *tokens) if len(tokens) > 1 else tokens[0]
     x = b.op("norm", "elementwise", x, fn="layer_norm")

@@ -51,7 +51,7 @@ def test_inspect_json_keys(capsys):
     assert out["batch_size"] == 32 and out["target"] == "h200"
     assert out["flops_fwd_per_step"] == 32 * out["flops_fwd_per_example"]
     assert {"id", "kind", "flops", "bytes", "params", "time_s"} <= set(out["ops"][0])
-    assert [p["name"] for p in out["passes"]] == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_experts",
+    assert [p["name"] for p in out["passes"]] == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_kernels",
                                                   "select_kernels"]
     assert out["stream"] == "fp32"
     assert cli.main(["inspect", TINY, "--json", "--target", "h200", "--batch-size", "32", "--stream", "compute"]) == 0

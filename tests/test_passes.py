@@ -18,15 +18,15 @@ def tiny():
 
 def test_reports_say_what_changed(tiny):
     by_name = {r.name: r for r in tiny.reports}
-    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_experts", "select_kernels"]
+    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_kernels", "select_kernels"]
     assert by_name["compskip"].stats == {"removed_blocks": 6, "global": 1, "local": 1, "both": 0}
     assert "removed l1_click_hsp (layer 1 is local)" in by_name["compskip"].notes
     assert by_name["tower_depth"].notes == ("removed l1_impression_swa (tower impression has 1 of 2 layers)",)
     assert by_name["fuse"].stats == {"gdpa": 2, "seed_pooling": 3, "window_attention": 1}
     # two experts of 9 tokens each (one run): each of the 9 launching ops of expert 1's one Wukong
     # layer rides expert 0's batched kernel, in both interaction blocks
-    assert by_name["batch_experts"].stats == {"batched_ops": 18, "kernels": 18}
-    assert by_name["batch_experts"].notes == ("2 expert block(s): 36 expert ops in 18 batched kernels",)
+    assert by_name["batch_kernels"].stats == {"batched_ops": 18, "kernels": 18}
+    assert by_name["batch_kernels"].notes == ("Wukong expert ops: 36 in 18 kernels",)
     assert by_name["select_kernels"].stats == {"gdpa:torch": 2, "seed_pooling:torch": 3, "window_attention:torch": 1}
     for r in tiny.reports:
         assert r.ops_after <= r.ops_before
@@ -79,13 +79,31 @@ def test_batched_experts_follow_the_runs_of_group_sizes():
     assert g.op("l0_interaction.expert2.layer0.fm_proj").attr("batched_with") is None   # params launch nothing
     one = compile_spec(load_spec(SPECS / "ablation_one_expert.yaml"))
     assert not any(op.attr("batched_with") for op in one.graph.ops() if op.block.endswith("_interaction"))
-    assert next(r for r in one.reports if r.name == "batch_experts").changed is False
+    report = next(r for r in one.reports if r.name == "batch_kernels")
+    assert report.notes == ("feature projections: 16 in 3 kernels",)                # no expert batch
 
 
-def test_batch_experts_refuses_ops_of_different_shapes(monkeypatch):
+def test_feature_projections_of_one_width_share_a_kernel():
+    """FeatureTokens projects the sparse features of one embedding width in one bmm: each
+    projection names the first of its width; the dense projection and features of the model
+    width (no projection) are left alone."""
+    c = compile_spec(load_spec(SPECS / "kunlun_60g.yaml"))
+    projs = [op for op in c.graph.ops() if op.block == "features" and op.kind == "linear"]
+    widths: dict[int, str] = {}
+    for op in projs:
+        if c.graph.op(op.inputs[0]).kind != "embedding":
+            assert op.attr("batched_with") is None, op.id                      # the dense projection
+            continue
+        leader = widths.setdefault(op.attrs["in_features"], op.id)
+        assert op.attr("batched_with") == (None if leader == op.id else leader), op.id
+    assert len(widths) == 3 and sum(1 for op in projs if op.attr("batched_with")) == 13
+    assert "feature projections: 16 in 3 kernels" in next(r for r in c.reports if r.name == "batch_kernels").notes
+
+
+def test_batch_kernels_refuses_ops_of_different_shapes(monkeypatch):
     """Batching experts whose token counts differ would price one kernel for two shapes: an IR error."""
     import sys
-    be = sys.modules["kunlun_compiler.passes.batch_experts"]     # the module (the package exports the pass)
+    be = sys.modules["kunlun_compiler.passes.batch_kernels"]     # the module (the package exports the pass)
     monkeypatch.setattr(be, "expert_runs", lambda groups: [(0, len(groups))])   # 33, 32, 32 as one run
     with pytest.raises(IRError, match=r"expert1\.layer0\.\w+ .* cannot share the kernel of .*expert0\.layer0"):
         compile_spec(load_spec(SPECS / "kunlun_60g.yaml"))
