@@ -39,3 +39,27 @@ def test_no_orphan_packages():
 def test_build_is_deterministic():
     path = spec_paths()[0]
     assert render(compiled(path), "a.yaml") == render(compiled(path), "a.yaml")
+
+
+@pytest.mark.parametrize("path", spec_paths(), ids=lambda p: p.stem)
+def test_no_parameter_is_a_vector_padded_with_ones(path):
+    """No generated parameter is shaped [1, ..., 1, width]: a vector that broadcasts is stored as
+    [width]. (kunlun_6g's one-expert LayerNorm affines were [1, 1, 1, 384], and under
+    torch.compile on CUDA inductor returned their gradient as [384]: the backward failed,
+    pytorch/pytorch#178080.) Built on the meta device: shapes only."""
+    import importlib.util
+    import sys
+
+    import torch
+    name = compiled(path).plan.name
+    alias = f"_kunlunc_golden_{name}"               # not the plain name: other tests import that
+    spec = importlib.util.spec_from_file_location(alias, GENERATED / name / "__init__.py",
+                                                  submodule_search_locations=[str(GENERATED / name)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = package
+    spec.loader.exec_module(package)
+    with torch.device("meta"):
+        model = package.Model()
+    padded = [(n, tuple(p.shape)) for n, p in model.named_parameters()
+              if p.dim() >= 2 and all(d == 1 for d in p.shape[:-1])]
+    assert not padded, padded
