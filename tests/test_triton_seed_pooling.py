@@ -154,9 +154,12 @@ def test_backward_over_smaller_seed_blocks_than_the_forward(monkeypatch):
         sp._bwd_tuned.cache_clear()
 
 
-def test_small_seed_blocks_only_where_one_block_spills():
-    """64 seeds at D 128 and 128 at D 64 get 32- and 64-row alternatives (8 warps, short tiles);
-    64 seeds at D 64 keep their one family."""
+def test_small_seed_blocks_only_where_one_block_is_large():
+    """64 seeds at D 128 and 128 at D 64 (a dQ block past 32 x 128) get 32- and 64-row
+    alternatives (8 warps, short tiles), the untuned default first: 32-row T tiles, which spill in
+    no layout (16-row ones spill 24 bytes at D 128); 64 seeds at D 64 keep their one family."""
+    assert sp._bwd_configs(64, 64, 128)[0] == (32, 8, 2, 32)
+    assert sp._bwd_configs(128, 128, 64)[0] == (32, 8, 2, 64)
     assert {c[3] for c in sp._bwd_configs(64, 64, 128)} == {32, 64}
     assert {c[3] for c in sp._bwd_configs(128, 128, 64)} == {64, 128}
     assert {c[3] for c in sp._bwd_configs(64, 64, 64)} == {64}

@@ -410,13 +410,13 @@ _HOPPER_CONFIGS = {
     "fwd": [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 4), (128, 32, 8, 4)],
     "fwd_wide": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 8, 3)],
     "fwd_widest": [(32, 32, 4, 2), (64, 32, 4, 2)],
-    # at D = 128 the last five spill 48-248 bytes a thread on sm_90 (compile_kernels.py
-    # --resources, Triton 3.9's ptxas); the first two do not
+    # at D = 128 only (64, 64, 4, 3) spills (32 bytes a thread on sm_90, padded or packed:
+    # bench/compile_kernels.py --resources [--packed], specialized as a launch is, Triton 3.9's ptxas)
     "dkdv": [(32, 64, 8, 2), (32, 32, 4, 3), (32, 128, 8, 3), (16, 128, 8, 4), (64, 64, 4, 3),
              (64, 64, 8, 3), (32, 64, 4, 4)],
     "dkdv_wide": [(32, 64, 4, 2), (64, 64, 8, 2), (32, 128, 8, 2)],
     "dkdv_widest": [(32, 32, 4, 2), (16, 32, 4, 2)],
-    # (128, *, 8, *) spill 32 bytes a thread at D = 128 on packed rows; (64, 64, 4, 3) does not
+    # none spills at D = 64 or 128, padded or packed (same tables)
     "dq": [(64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 32, 8, 3), (64, 32, 4, 4)],
     "dq_wide": [(64, 32, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2)],
     "dq_widest": [(32, 32, 4, 2), (32, 16, 4, 2)],

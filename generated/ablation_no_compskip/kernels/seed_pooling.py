@@ -104,17 +104,18 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 # (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
 # Few on purpose: each config of each key costs a compile of a few seconds on the first call.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
-# The backward holds dQ, the seeds and a score tile per program: at 64 seeds and D = 64 the 4-warp
-# triples and 64-row tiles spill 72-256 bytes of registers a thread on sm_90
-# (`bench/compile_kernels.py --resources`, with Triton 3.9's ptxas); 16- and 32-row tiles over 8
-# warps do not. The first is the untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by time;
-# spilling is a cost, not an error.
+# The backward holds dQ, the seeds and a score tile per program: where a seed block is 128 x 64 or
+# 64 x 128 or larger, the 4-warp triples spill 56-696 bytes of registers a thread on sm_90
+# (`bench/compile_kernels.py --resources [--packed]`, specialized as a launch is, Triton 3.9's
+# ptxas); the 8-warp ones spill at most 136 bytes, and only over 128 x 128. The first is the
+# untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by time; spilling is a cost, not an
+# error.
 _BWD_TRIPLES = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]
-# Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, every
-# triple spills (64 seeds at D = 128: 272-640 bytes; 128 seeds at D = 64: 192 bytes at (32, 8, 2)),
-# and the 8-warp, short-tile triples are offered again over smaller seed blocks that do not
-# (32 x 128: 208-242 registers, no spill): each extra block re-reads K/V and reads back dK/dV,
-# so the autotuner chooses between spilling and that traffic by time.
+# Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, the
+# 8-warp, short-tile triples are also offered over smaller seed blocks (32 x 128: 158-162
+# registers): each extra block re-reads K/V and reads back dK/dV, against more registers and the
+# 4-warp triples' spills over the whole block, and the autotuner chooses by time. (The eighth
+# session's tables, compiled without a launch's specialization, had every triple spilling there.)
 _SMALL_SEED_TILE = 32 * 128
 
 
@@ -127,9 +128,9 @@ def _bwd_configs(num_seeds: int, block_s: int, block_d: int) -> list[tuple[int, 
     own = [(t, w, st, block_s) for t, w, st in _BWD_TRIPLES]
     if small == block_s:
         return own
-    # 16-row T tiles first: the untuned default then spills in no layout (32 rows over a 64-seed
-    # block spill 24 bytes a thread on packed rows at D = 64)
-    return sorted((t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32) + own
+    # 32-row T tiles first: the untuned default then spills in no layout (16 rows over a 32-seed
+    # block hold only 128 registers and spill 24 bytes a thread at D = 128)
+    return sorted(((t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32), reverse=True) + own
 
 
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:

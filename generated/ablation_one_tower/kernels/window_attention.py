@@ -454,16 +454,15 @@ def _configs(shapes, large_d: bool):
 # First entry: the interpreter's config (small tiles with BLOCK_M != BLOCK_N, so CPU tests
 # cross several tiles and the edge/interior split). The rest: Hopper candidates, the second the
 # untuned default (KUNLUNC_AUTOTUNE=0): one that spills no registers on sm_90 at D = 64 or 128,
-# padded or packed (bench/compile_kernels.py --resources [--packed], Triton 3.9's ptxas; the
-# previous defaults spilled 200-1264 bytes a thread at D = 128).
+# padded or packed (bench/compile_kernels.py --resources [--packed], specialized as a launch is,
+# Triton 3.9's ptxas; the previous defaults spilled 88-976 bytes a thread at D = 128).
 _FWD_SHAPES = [(32, 16, 4, 1), (64, 64, 8, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3),
                (128, 32, 4, 4), (64, 64, 4, 3), (64, 32, 4, 3), (64, 32, 4, 4)]
 _DQ_SHAPES = [(32, 16, 4, 1), (64, 32, 8, 3), (128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3),
               (64, 32, 4, 3), (128, 32, 8, 2), (64, 64, 8, 3)]
-# dK/dV: BLOCK_N is the key tile a program owns, BLOCK_M the query tiles it loops over. On packed
-# rows at D = 128 every config up to (64, 64, 8, 3) spills 40-336 bytes a thread on sm_90
-# (bench/compile_kernels.py --resources --packed, Triton 3.9's ptxas); (64, 32, 8, 3) and
-# (32, 32, 4, 3) do not.
+# dK/dV: BLOCK_N is the key tile a program owns, BLOCK_M the query tiles it loops over. At D = 128
+# (32, 128, 4, 3), (64, 128, 8, 3) and (64, 64, 4, 3) spill 24-976 bytes a thread on sm_90, padded
+# or packed (bench/compile_kernels.py --resources [--packed], Triton 3.9's ptxas); the others do not.
 _DKDV_SHAPES = [(16, 32, 4, 1), (64, 32, 8, 3), (32, 128, 4, 3), (64, 128, 8, 3), (64, 64, 4, 3),
                 (32, 64, 4, 3), (32, 128, 8, 2), (32, 64, 8, 3), (64, 64, 8, 3), (32, 32, 4, 3)]
 _KEY = ["T", "LEFT", "RIGHT", "HEAD_D"]  # (dtype is added by the autotuner)
