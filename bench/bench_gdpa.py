@@ -6,7 +6,8 @@ Run from anywhere on a CUDA host (needs only torch and triton):
 
 H=4, D=128, gelu_tanh, bf16, random data. Times are medians of triton.testing.do_bench. TFLOP/s
 counts useful FLOPs: 4·B·H·T·S·D forward, 3.5x that for forward+backward; the jagged rows count
-valid pairs only. "naive" is matmul(gelu_tanh(matmul(q, kᵀ)), v) · scale in eager PyTorch;
+valid pairs only. Jagged (lengths uniform in [0, T]) is timed in both layouts: padded [B, H, T, D]
+and packed rows [N, H, D], the generated models' default, each against its own full-length time. "naive" is matmul(gelu_tanh(matmul(q, kᵀ)), v) · scale in eager PyTorch;
 "flash" is softmax attention through SDPA's FlashAttention backend on the same shapes. Ratios are
 TFLOP/s ratios of one run (compare those, not absolute figures, across runs). Also checks the
 kernels once against an fp32 reference and prints the error. JSON goes to --json (default
@@ -53,17 +54,19 @@ DEVICE = "cuda"
 @torch.library.triton_op("kunlunc_bench::gdpa_forward", mutates_args=())
 def gdpa_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_lengths: torch.Tensor,
                     kv_lengths: Optional[torch.Tensor], activations: str, scale: float,
-                    window: int, causal: bool) -> torch.Tensor:
-    return gdpa.gdpa_forward(q, k, v, q_lengths, kv_lengths, activations, scale, window, causal)
+                    window: int, causal: bool, q_starts: Optional[torch.Tensor] = None,
+                    max_len: int = -1) -> torch.Tensor:
+    return gdpa.gdpa_forward(q, k, v, q_lengths, kv_lengths, activations, scale, window, causal,
+                             q_starts, None if q_starts is None else max_len)
 
 
 @torch.library.triton_op("kunlunc_bench::gdpa_backward", mutates_args=())
 def gdpa_backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      q_lengths: torch.Tensor, kv_lengths: Optional[torch.Tensor], activations: str,
-                     scale: float, window: int, causal: bool,
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     scale: float, window: int, causal: bool, q_starts: Optional[torch.Tensor] = None,
+                     max_len: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return gdpa.gdpa_backward(grad_out, q, k, v, q_lengths, kv_lengths, activations, scale,
-                              window, causal)
+                              window, causal, q_starts, None if q_starts is None else max_len)
 
 
 def median_ms(fn, rep: int, grad_to_none=None) -> float:
@@ -96,15 +99,26 @@ def inputs(B, T, S, dtype=torch.bfloat16, grad=False):
     return [x.requires_grad_(grad) for x in (q, k, v)] + [grad_out]
 
 
-def kernel_steps(q, k, v, grad_out, q_lengths, kv_lengths, scale):
-    """(forward, forward + backward) through the Triton kernels, as autograd would run them."""
+def kernel_steps(q, k, v, grad_out, q_lengths, kv_lengths, scale, q_starts=None, max_len=-1):
+    """(forward, forward + backward) through the Triton kernels, as autograd would run them;
+    q_starts given: q and grad_out are packed rows [N, H, D] (see packed_rows)."""
     def forward():
-        return gdpa_forward_op(q, k, v, q_lengths, kv_lengths, ACT, scale, -1, False)
+        return gdpa_forward_op(q, k, v, q_lengths, kv_lengths, ACT, scale, -1, False, q_starts, max_len)
 
     def forward_backward():
         forward()
-        return gdpa_backward_op(grad_out, q, k, v, q_lengths, kv_lengths, ACT, scale, -1, False)
+        return gdpa_backward_op(grad_out, q, k, v, q_lengths, kv_lengths, ACT, scale, -1, False,
+                                q_starts, max_len)
     return forward, forward_backward
+
+
+def packed_rows(lengths: torch.Tensor, dtype=torch.bfloat16):
+    """(q, grad_out, starts) for the packed layout the generated models use: the examples' query
+    rows back to back, [N, H, D] with N = sum(lengths), and each example's first row."""
+    starts = torch.cumsum(lengths, 0) - lengths
+    n = int(lengths.sum())
+    q = (torch.randn(n, H, D, device=DEVICE) * D ** -0.25).to(dtype)
+    return q, torch.randn(n, H, D, device=DEVICE).to(dtype), starts
 
 
 def bench_shape(kind, B, T, S, rep) -> dict:
@@ -121,6 +135,12 @@ def bench_shape(kind, B, T, S, rep) -> dict:
     valid_pairs = int((jagged * (jagged if kind == "self" else S)).sum())
     fwd, both = kernel_steps(q, k, v, grad_out, jagged, jagged if kind == "self" else None, scale)
     ms["jagged_fwd"], ms["jagged_fwd_bwd"] = median_ms(fwd, rep), median_ms(both, rep)
+    # The packed layout (the generated models' default): the query rows alone, full and jagged.
+    for name, lengths in (("packed", full), ("packed_jagged", jagged)):
+        q_rows, grad_rows, starts = packed_rows(lengths)
+        fwd, both = kernel_steps(q_rows, k, v, grad_rows, lengths, lengths if kind == "self" else None,
+                                 scale, starts, T)
+        ms[f"{name}_fwd"], ms[f"{name}_fwd_bwd"] = median_ms(fwd, rep), median_ms(both, rep)
 
     with torch.no_grad():
         ms["naive_fwd"] = median_ms(lambda: naive(q, k, v, scale), rep)
@@ -132,7 +152,7 @@ def bench_shape(kind, B, T, S, rep) -> dict:
     ms["flash_fwd_bwd"] = median_ms(fwd_bwd(flash, grad_out, q, k, v), rep, grad_to_none=[q, k, v])
 
     def tflops(name):
-        work = 4 * H * D * valid_pairs if name.startswith("jagged") else flops
+        work = 4 * H * D * valid_pairs if "jagged" in name else flops
         return work * (FWD_BWD if name.endswith("fwd_bwd") else 1) / (ms[name] * 1e-3) / 1e12
 
     row = {"kind": kind, "B": B, "T": T, "S": S, "H": H, "D": D, "ms": ms,
@@ -146,6 +166,8 @@ def bench_shape(kind, B, T, S, rep) -> dict:
         "fwd_bwd_vs_flash": tf["gdpa_fwd_bwd"] / tf["flash_fwd_bwd"],
         "jagged_time_vs_full_fwd": ms["jagged_fwd"] / ms["gdpa_fwd"],
         "jagged_time_vs_full_fwd_bwd": ms["jagged_fwd_bwd"] / ms["gdpa_fwd_bwd"],
+        "packed_jagged_time_vs_full_fwd": ms["packed_jagged_fwd"] / ms["packed_fwd"],
+        "packed_jagged_time_vs_full_fwd_bwd": ms["packed_jagged_fwd_bwd"] / ms["packed_fwd_bwd"],
     }
     row["configs"] = {name: str(gdpa._tuned(name, "", True).best_config)  # bf16 D=128 lists
                       for name in ("fwd", "dkdv", "dq")}
@@ -190,8 +212,9 @@ def check_correctness(T: int = 300, dtype=torch.bfloat16) -> dict:
 def print_table(rows) -> None:
     head = (f"{'shape (B,T,S)':<24}{'gdpa':>7}{'naive':>7}{'flash':>7}{'/naive':>8}{'/flash':>8}"
             f" |{'gdpa':>7}{'naive':>7}{'flash':>7}{'/naive':>8}{'/flash':>8}"
-            f" |{'jag fwd':>8}{'jag f+b':>8}{'t/full':>7}")
-    print("TFLOP/s (useful FLOPs); forward | forward+backward | jagged (valid pairs only)")
+            f" |{'jag fwd':>8}{'jag f+b':>8}{'t/full':>7} |{'packed':>7}{'t/full':>7}")
+    print("TFLOP/s (useful FLOPs); forward | forward+backward | jagged (valid pairs only; t/full:"
+          " forward+backward time against full lengths) | packed rows: forward TFLOP/s, jagged t/full")
     print(head)
     for r in rows:
         tf, ra = r["tflops"], r["ratios"]
@@ -201,7 +224,8 @@ def print_table(rows) -> None:
               f"{tf['gdpa_fwd_bwd']:>7.0f}{tf['naive_fwd_bwd']:>7.0f}{tf['flash_fwd_bwd']:>7.0f}"
               f"{ra['fwd_bwd_vs_naive']:>7.2f}x{ra['fwd_bwd_vs_flash']:>7.2f}x |"
               f"{tf['jagged_fwd']:>8.0f}{tf['jagged_fwd_bwd']:>8.0f}"
-              f"{ra['jagged_time_vs_full_fwd_bwd']:>7.2f}")
+              f"{ra['jagged_time_vs_full_fwd_bwd']:>7.2f} |"
+              f"{tf['packed_fwd']:>7.0f}{ra['packed_jagged_time_vs_full_fwd_bwd']:>7.2f}")
 
 
 def main() -> int:
