@@ -107,9 +107,9 @@ _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
 # The backward holds dQ, the seeds and a score tile per program: where a seed block is 128 x 64 or
 # 64 x 128 or larger, the 4-warp triples spill 56-696 bytes of registers a thread on sm_90
 # (`bench/compile_kernels.py --resources [--packed]`, specialized as a launch is, Triton 3.9's
-# ptxas); the 8-warp ones spill at most 136 bytes, and only over 128 x 128. The first is the
-# untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by time; spilling is a cost, not an
-# error.
+# ptxas); the 8-warp ones spill less (120-136 bytes over 128 x 128 at D = 128, 8-24 bytes in two
+# smaller cases). The first is the untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by
+# time; spilling is a cost, not an error.
 _BWD_TRIPLES = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]
 # Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, the
 # 8-warp, short-tile triples are also offered over smaller seed blocks (32 x 128: 158-162
