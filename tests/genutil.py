@@ -30,13 +30,19 @@ def build_and_import(spec, out_dir: Path, spec_file: str = "spec.yaml"):
     """Render and write the package for `spec` under out_dir, import it under a unique name."""
     c = compiled(spec)
     target = write_package(render(c, spec_file), Path(out_dir), c.plan.name)
-    name = f"_kunlunc_test_{c.plan.name}_{next(_counter)}"
-    mod_spec = importlib.util.spec_from_file_location(name, target / "__init__.py",
-                                                      submodule_search_locations=[str(target)])
+    return import_package(target, f"_kunlunc_test_{c.plan.name}_{next(_counter)}"), c
+
+
+def import_package(directory: Path, name: str):
+    """Imports the generated package in `directory` as module `name` (registered in sys.modules,
+    its relative imports resolved inside directory): not under its own name, which other tests
+    import from elsewhere."""
+    mod_spec = importlib.util.spec_from_file_location(name, directory / "__init__.py",
+                                                      submodule_search_locations=[str(directory)])
     module = importlib.util.module_from_spec(mod_spec)
     sys.modules[name] = module
     mod_spec.loader.exec_module(module)
-    return module, c
+    return module
 
 
 def full_length(spec):
@@ -50,4 +56,4 @@ def spec_text(text: str):
     return load_spec_text(text, "test.yaml")
 
 
-__all__ = ["spec_paths", "compiled", "build_and_import", "full_length", "estimate", "load_spec", "spec_text"]
+__all__ = ["spec_paths", "compiled", "build_and_import", "import_package", "full_length", "estimate", "load_spec", "spec_text"]

@@ -3,12 +3,13 @@ fp32) its packed kernel steps give the padded steps' values on the valid rows, f
 and for the PFFN's short KV. (The timing itself needs a GPU.)"""
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from opsload import import_file
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
@@ -19,9 +20,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_gdpa.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("kunlunc_bench_gdpa", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(BENCH, "kunlunc_bench_gdpa")
     module.DEVICE = "cpu"
     return module
 

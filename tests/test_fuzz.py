@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import importlib.util
 import io
 import itertools
 import json
@@ -49,7 +48,7 @@ import torch
 import yaml
 from hypothesis import Phase, given, settings
 
-from genutil import ROOT, spec_paths
+from genutil import ROOT, import_package, spec_paths
 from kunlun_compiler import cli
 from kunlun_compiler.compiler import compile_spec
 from kunlun_compiler.cost import estimate
@@ -644,11 +643,7 @@ def _run_package(target: Path, spec) -> str | None:
         return f"the cost model failed: {type(exc).__name__}: {exc}"
     modname = f"_kunlunc_fuzz_{next(_unique)}"
     try:
-        mod_spec = importlib.util.spec_from_file_location(
-            modname, target / "__init__.py", submodule_search_locations=[str(target)])
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[modname] = module
-        mod_spec.loader.exec_module(module)
+        module = import_package(target, modname)
         torch.manual_seed(0)
         with torch.no_grad():
             out = module.Model()(module.example_batch(2))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from genutil import ROOT, compiled, spec_paths
+from genutil import ROOT, compiled, import_package, spec_paths
 from kunlun_compiler.codegen import render
 
 GENERATED = ROOT / "generated"
@@ -47,17 +47,9 @@ def test_no_parameter_is_a_vector_padded_with_ones(path):
     [width]. (kunlun_6g's one-expert LayerNorm affines were [1, 1, 1, 384], and under
     torch.compile on CUDA inductor returned their gradient as [384]: the backward failed,
     pytorch/pytorch#178080.) Built on the meta device: shapes only."""
-    import importlib.util
-    import sys
-
     import torch
     name = compiled(path).plan.name
-    alias = f"_kunlunc_golden_{name}"               # not the plain name: other tests import that
-    spec = importlib.util.spec_from_file_location(alias, GENERATED / name / "__init__.py",
-                                                  submodule_search_locations=[str(GENERATED / name)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[alias] = package
-    spec.loader.exec_module(package)
+    package = import_package(GENERATED / name, f"_kunlunc_golden_{name}")
     with torch.device("meta"):
         model = package.Model()
     padded = [(n, tuple(p.shape)) for n, p in model.named_parameters()

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from genutil import ROOT
+from opsload import import_file
 
 
 def _has_nvidia_backend() -> bool:
@@ -70,10 +71,7 @@ def test_resources_report_registers_and_spills():
 
 
 def test_specialization_is_what_a_launch_on_contiguous_tensors_gets():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("kunlunc_ck", ROOT / "bench" / "compile_kernels.py")
-    ck = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ck)
+    ck = import_file(ROOT / "bench" / "compile_kernels.py", "kunlunc_ck")
     params = ["Q", "K", "O", "LENGTHS", "stride_qb", "stride_qt", "stride_qd", "stride_dkd", "sk_b",
               "sk_d", "sdo_d", "T", "n_heads", "scale", "B", "BLOCK_M"]
     ones, attrs = ck.specialization(params, {"BLOCK_M": 64})
