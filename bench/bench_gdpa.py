@@ -8,7 +8,9 @@ H=4, D=128, gelu_tanh, bf16, random data. Times are medians of triton.testing.do
 counts useful FLOPs: 4·B·H·T·S·D forward, 3.5x that for forward+backward; the jagged rows count
 valid pairs only. Jagged (lengths uniform in [0, T]) is timed in both layouts: padded [B, H, T, D]
 and packed rows [N, H, D], the generated models' default, each against its own full-length time. "naive" is matmul(gelu_tanh(matmul(q, kᵀ)), v) · scale in eager PyTorch;
-"flash" is softmax attention through SDPA's FlashAttention backend on the same shapes. Ratios are
+"flash" is softmax attention through SDPA's FlashAttention backend on the same shapes (the issue's
+peer); the cuDNN backend and SDPA's own choice (no backend forced) are timed beside it, since
+perf-baselines.md's "SDPA flash" figures sit far above what the FlashAttention backend gives. Ratios are
 TFLOP/s ratios of one run (compare those, not absolute figures, across runs). Also checks the
 kernels once against an fp32 reference and prints the error. JSON goes to --json (default
 $OUT/bench_gdpa.json when OUT is set).
@@ -83,6 +85,29 @@ def flash(q, k, v):
         return F.scaled_dot_product_attention(q, k, v)
 
 
+# Other SDPA peers, timed beside the FlashAttention backend: which one perf-baselines.md measured
+# is not recorded there. None: SDPA picks the backend itself.
+SDPA_PEERS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "sdpa_default": None}
+
+
+def sdpa_peer(backend):
+    def attend(q, k, v):
+        if backend is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v)
+    return attend
+
+
+def time_or_none(fn, rep, grad_to_none=None):
+    """median_ms, or None where the backend refuses these inputs (not built, unsupported shape)."""
+    try:
+        return median_ms(fn, rep, grad_to_none)
+    except RuntimeError as err:
+        print(f"    peer skipped: {str(err).splitlines()[0][:120]}", flush=True)
+        return None
+
+
 def fwd_bwd(forward, grad_out, *inputs):
     def step():
         forward(*inputs).backward(grad_out)
@@ -145,14 +170,21 @@ def bench_shape(kind, B, T, S, rep) -> dict:
     with torch.no_grad():
         ms["naive_fwd"] = median_ms(lambda: naive(q, k, v, scale), rep)
         ms["flash_fwd"] = median_ms(lambda: flash(q, k, v), rep)
+        for name, backend in SDPA_PEERS.items():
+            ms[f"{name}_fwd"] = time_or_none(lambda: sdpa_peer(backend)(q, k, v), rep)
     for x in (q, k, v):
         x.requires_grad_(True)
     ms["naive_fwd_bwd"] = median_ms(fwd_bwd(lambda *a: naive(*a, scale), grad_out, q, k, v), rep,
                                     grad_to_none=[q, k, v])
     ms["flash_fwd_bwd"] = median_ms(fwd_bwd(flash, grad_out, q, k, v), rep, grad_to_none=[q, k, v])
+    for name, backend in SDPA_PEERS.items():
+        ms[f"{name}_fwd_bwd"] = time_or_none(fwd_bwd(sdpa_peer(backend), grad_out, q, k, v), rep,
+                                             grad_to_none=[q, k, v])
 
     def tflops(name):
         work = 4 * H * D * valid_pairs if "jagged" in name else flops
+        if ms[name] is None:
+            return None
         return work * (FWD_BWD if name.endswith("fwd_bwd") else 1) / (ms[name] * 1e-3) / 1e12
 
     row = {"kind": kind, "B": B, "T": T, "S": S, "H": H, "D": D, "ms": ms,
@@ -169,6 +201,10 @@ def bench_shape(kind, B, T, S, rep) -> dict:
         "packed_jagged_time_vs_full_fwd": ms["packed_jagged_fwd"] / ms["packed_fwd"],
         "packed_jagged_time_vs_full_fwd_bwd": ms["packed_jagged_fwd_bwd"] / ms["packed_fwd_bwd"],
     }
+    for name in SDPA_PEERS:
+        for mode in ("fwd", "fwd_bwd"):
+            peer = tf[f"{name}_{mode}"]
+            row["ratios"][f"{mode}_vs_{name}"] = None if peer is None else tf[f"gdpa_{mode}"] / peer
     row["configs"] = {name: str(gdpa._tuned(name, "", True).best_config)  # bf16 D=128 lists
                       for name in ("fwd", "dkdv", "dq")}
     return row
@@ -226,6 +262,18 @@ def print_table(rows) -> None:
               f"{tf['jagged_fwd']:>8.0f}{tf['jagged_fwd_bwd']:>8.0f}"
               f"{ra['jagged_time_vs_full_fwd_bwd']:>7.2f} |"
               f"{tf['packed_fwd']:>7.0f}{ra['packed_jagged_time_vs_full_fwd_bwd']:>7.2f}")
+    print("SDPA peers, TFLOP/s forward / forward+backward (GDPA's ratio to each): flash backend,"
+          " cuDNN backend, SDPA's own choice")
+
+    def cell(r, peer):
+        tf, ra = r["tflops"], r["ratios"]
+        if tf[f"{peer}_fwd"] is None or tf[f"{peer}_fwd_bwd"] is None:
+            return f"{'n/a':>26}"
+        return (f"{tf[f'{peer}_fwd']:>5.0f} /{tf[f'{peer}_fwd_bwd']:>4.0f}"
+                f" ({ra[f'fwd_vs_{peer}']:.2f}x /{ra[f'fwd_bwd_vs_{peer}']:.2f}x)")
+    for r in rows:
+        print(f"{r['kind']:<6}{r['B']:>5},{r['T']:>5},{r['S']:>5}   "
+              + " | ".join(cell(r, peer) for peer in ("flash", *SDPA_PEERS)))
 
 
 def main() -> int:
