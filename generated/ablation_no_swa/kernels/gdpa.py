@@ -409,7 +409,12 @@ def _config(block_m: int, block_n: int, warps: int, stages: int) -> triton.Confi
 # for fp32 D = 256 (fp32 runs on FMA units with input_precision="ieee" anyway). The first config
 # of each list is the one used untuned (AUTOTUNE = False).
 _HOPPER_CONFIGS = {
-    "fwd": [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 4), (128, 32, 8, 4)],
+    # The last three fit two or three programs on an SM at D = 128 (4 warps, 134-183 registers,
+    # 64-112 KB of shared memory; the others fit one): one program's activation can then run
+    # under another's tensor-core work, the overlap this kernel lacks within a program (see
+    # BENCHMARKS.md, GDPA). Offered to the autotuner, not yet timed.
+    "fwd": [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 4), (128, 32, 8, 4),
+            (64, 64, 4, 3), (64, 32, 4, 3), (64, 64, 8, 2)],
     "fwd_wide": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 8, 3)],
     "fwd_widest": [(32, 32, 4, 2), (64, 32, 4, 2)],
     # at D = 128 only (64, 64, 4, 3) spills (32 bytes a thread on sm_90, padded or packed:
@@ -418,8 +423,10 @@ _HOPPER_CONFIGS = {
              (64, 64, 8, 3), (32, 64, 4, 4)],
     "dkdv_wide": [(32, 64, 4, 2), (64, 64, 8, 2), (32, 128, 8, 2)],
     "dkdv_widest": [(32, 32, 4, 2), (16, 32, 4, 2)],
-    # none spills at D = 64 or 128, padded or packed (same tables)
-    "dq": [(64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 32, 8, 3), (64, 32, 4, 4)],
+    # none spills at D = 64 or 128, padded or packed (same tables); the last two fit two programs
+    # on an SM at D = 128 (as the forward's last three), not yet timed
+    "dq": [(64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 32, 8, 3), (64, 32, 4, 4),
+           (64, 32, 8, 2), (64, 32, 4, 3)],
     "dq_wide": [(64, 32, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2)],
     "dq_widest": [(32, 32, 4, 2), (32, 16, 4, 2)],
 }
