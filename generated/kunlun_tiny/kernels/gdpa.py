@@ -428,7 +428,7 @@ _HOPPER_CONFIGS = {
             (64, 64, 4, 3), (64, 32, 4, 3), (64, 64, 8, 2)],
     "fwd_wide": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 8, 3)],
     "fwd_widest": [(32, 32, 4, 2), (64, 32, 4, 2)],
-    # at D = 128 only (64, 64, 4, 3) spills (32 bytes a thread on sm_90, padded or packed:
+    # at D = 128 only (64, 64, 4, 3) spills (40 bytes a thread on sm_90, padded or packed:
     # bench/compile_kernels.py --resources [--packed], specialized as a launch is, Triton 3.9's ptxas)
     "dkdv": [(32, 64, 8, 2), (32, 32, 4, 3), (32, 128, 8, 3), (16, 128, 8, 4), (64, 64, 4, 3),
              (64, 64, 8, 3), (32, 64, 4, 4)],
