@@ -324,3 +324,27 @@ def test_graphed_step_warms_up_captures_once_and_replays_each_batch(tmp_path, mo
     gaps = [b["events"]["click"]["time_gaps"] for b in batches]
     assert not torch.equal(gaps[0], gaps[1]) and not torch.equal(gaps[1], gaps[2])
     assert all(torch.equal(v, gaps[i]) for (_, v), i in zip(log, order))
+
+
+def test_report_says_when_the_step_waits_on_the_host(tmp_path, monkeypatch):
+    """A CUDA step measured well past its GPU kernels gets a line naming the wait and what removes
+    it (--cuda-graph; a larger batch where the compile mode replays graphs itself); a step at its
+    kernel time, a graphed step and a CPU run (no kernel time) get none. Blocks whose times alone
+    sum past the step show n/a for the optimizer's share, not a negative time."""
+    bench, _ = _bench_module(tmp_path, monkeypatch, "kunlunc_bench_host_wait")
+    base = bench._report(None, "cpu", 2, "auto", False, 1, 0.130, "packed", "fp32")
+    base.update(layout="packed", first_step_s=1.0)
+    waiting = bench.format_report({**base, "gpu_step_s": 0.117})
+    line = next(x for x in waiting.splitlines() if "host wait" in x)
+    assert "13.000 ms" in line and "(10%)" in line and "--cuda-graph" in line
+    assert "host wait" not in bench.format_report({**base, "gpu_step_s": 0.128})       # 1.5%: none
+    assert "host wait" not in bench.format_report(base)                                 # CPU: no kernel time
+    assert "host wait" not in bench.format_report({**base, "gpu_step_s": 0.05, "cuda_graph": True})
+    replaying = bench.format_report({**base, "gpu_step_s": 0.05, "compile": "reduce-overhead"})
+    assert "a larger --batch-size" in replaying and "--cuda-graph" not in replaying.split("host wait")[1]
+    blocks = {**base, "blocks_total_s": 0.2, "groups": {}}
+    glue = next(x for x in bench.format_report(blocks).splitlines() if "optimizer, glue" in x)
+    assert "n/a" in glue and "-" not in glue.split("glue")[1].split("(")[0]
+    glue = next(x for x in bench.format_report({**blocks, "blocks_total_s": 0.1}).splitlines()
+                if "optimizer, glue" in x)
+    assert "30.000" in glue

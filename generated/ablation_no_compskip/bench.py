@@ -355,6 +355,7 @@ def format_report(r: dict) -> str:
         f"  MFU          measured {r['measured_mfu']:.1%}   estimated {r['estimated_mfu']:.1%}",
         *([f"  GPU kernels  {r['gpu_step_s'] * 1e3:9.3f} ms of the step (host time excluded)"]
           if "gpu_step_s" in r else []),
+        *_host_bound(r),
         *([f"  host ops     {r['dispatched_ops_per_step']} dispatched per step (eager pays host time for each)"]
           if "dispatched_ops_per_step" in r else []),
         f"  first step   {r['first_step_s']:.3f} s (Triton autotuning, if any{', and torch.compile' if r['compile'] else ''})",
@@ -367,5 +368,21 @@ def format_report(r: dict) -> str:
             lines.append(f"  {g:<18}{v.get('measured_s', 0) * 1e3:12.3f}{gpu}{v['estimated_s'] * 1e3:14.3f}"
                          f"{v.get('estimated_gpu_s', 0) * 1e3:12.3f}{v.get('measured_tflops', 0):10.2f}")
         rest = r["measured_step_s"] - r["blocks_total_s"]
-        lines.append(f"  {'optimizer, glue':<18}{rest * 1e3:12.3f}  (step minus the blocks timed alone)")
+        lines.append(f"  {'optimizer, glue':<18}{rest * 1e3:12.3f}  (step minus the blocks timed alone)" if rest >= 0
+                     else f"  {'optimizer, glue':<18}{'n/a':>12}  (the blocks timed alone sum to more than the step:"
+                          " alone, they wait on the host)")
     return "\n".join(lines)
+
+
+HOST_BOUND_SHARE = 0.05   # a step this much longer than its GPU kernels waits on the host
+
+
+def _host_bound(r: dict) -> list[str]:
+    """A line when the measured step waits on the host, with what removes that wait."""
+    gap = r["measured_step_s"] - r.get("gpu_step_s", r["measured_step_s"])
+    if r.get("cuda_graph") or gap <= HOST_BOUND_SHARE * r["measured_step_s"]:
+        return []
+    hint = ("--cuda-graph (one launch a step)" if graph_problem("cuda", r["compile"]) is None
+            else "a larger --batch-size")
+    return [f"  host wait    {gap * 1e3:9.3f} ms of the step ({gap / r['measured_step_s']:.0%}) beyond its GPU kernels:"
+            f" try {hint}"]
