@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
+# One device call: the GPU tests, then every kernel benchmark (and the Gluon GDPA experiment);
+# logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|all]
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -60,4 +61,6 @@ if [ "$what" != tests ]; then
   for b in gdpa window seed_pooling; do
     timeout 240 python3 "bench/bench_$b.py" --json "$OUT/bench_$b.json" 2>&1 | tee "$OUT/bench_$b.log" | tail -30
   done
+  # the Gluon forward experiment (a wrong mbarrier phase would hang: hence its own short limit)
+  timeout 180 python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 | tee "$OUT/gdpa_gluon.log" | tail -12
 fi
