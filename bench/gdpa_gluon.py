@@ -315,6 +315,8 @@ def main() -> int:
             except Exception as exc:  # an experiment: record what failed and go on
                 row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         rows.append(row)
+        if args.json:   # after every shape: a hang in a later one (a wrong barrier phase) keeps these
+            Path(args.json).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
         best = max((g["tflops"] for g in row["gluon"].values() if "tflops" in g), default=float("nan"))
         print(f"B{B} T{T} S{S}: triton {row['triton_tflops']:.0f} TFLOP/s, gluon best {best:.0f}; "
               + ", ".join(f"{n} {g.get('tflops', float('nan')):.0f} (err {g.get('rel_err_vs_fp32', float('nan')):.1e})"
