@@ -19,7 +19,10 @@ for. This kernel follows the schedule FlashAttention-3 calls intra-warpgroup ove
         wait for S_{j+1}                    (P_j·V_j stays in flight)
     P_{n-1} = act(S_{n-1}); O += P_{n-1}·V_{n-1}
 
-Tiles j-1, j and j+1 are resident at once, so STAGES >= 3.
+Tiles j-1, j and j+1 are resident at once, so STAGES >= 3. OVERLAP=False is the control: the
+same tiles, stages and TMA pipeline, but each Q·Kᵀ waited for before its activation and each P·V
+before the next tile, the Triton kernel's serial schedule; timing both tells how much of any gain
+is the overlap and how much the TMA pipeline.
 
 Scope (an experiment, not a kernel the compiler selects): bf16, q [B, H, T, D] and k, v
 [B, H, S, D] contiguous, every length full, no window, gelu_tanh, D in {64, 128}, T a multiple of
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import sys
@@ -83,7 +87,10 @@ def _wait_tile(bars, tile, STAGES: gl.constexpr):
 
 @gluon.jit
 def gdpa_fwd_overlap_kernel(q_desc, k_desc, v_desc, o_desc, T, S, scale,
-                            STAGES: gl.constexpr, num_warps: gl.constexpr):
+                            STAGES: gl.constexpr, OVERLAP: gl.constexpr, num_warps: gl.constexpr):
+    """OVERLAP False is the control: the same tiles, stages and TMA pipeline, but each key tile's
+    Q·Kᵀ is waited for before its activation (which reads it, so no compiler can hoist it) and
+    each P·V before the next tile: the Triton kernel's serial schedule."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
@@ -121,33 +128,45 @@ def gdpa_fwd_overlap_kernel(q_desc, k_desc, v_desc, o_desc, T, S, scale,
     s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     acc = gl.zeros([BLOCK_M, HEAD_D], gl.float32, o_layout)
 
-    _wait_tile(kv_bars, 0, STAGES)
-    s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-    s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
-    # Iteration j issues Q·K_{j+1}ᵀ, runs the activation of S_j under it and under the P·V still in
-    # flight from j-1, waits for that P·V (the older group) and frees its stage, issues P_j·V_j,
-    # and waits for Q·K_{j+1}ᵀ, leaving P_j·V_j in flight. j = 0 is peeled: nothing is in flight
-    # before it, and the loop carries the in-flight accumulator.
-    _wait_tile(kv_bars, 1, STAGES)
-    s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-    p_prev = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
-    acc = warpgroup_mma(p_prev, v_smem.index(0), acc, use_acc=False, is_async=True)
-    s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))
-    for j in range(1, n_tiles - 1):
-        _wait_tile(kv_bars, j + 1, STAGES)
-        s_next = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), s_zero,
-                               use_acc=False, is_async=True)
+    if OVERLAP:
+        _wait_tile(kv_bars, 0, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+        # Iteration j issues Q·K_{j+1}ᵀ, runs the activation of S_j under it and under the P·V still in
+        # flight from j-1, waits for that P·V (the older group) and frees its stage, issues P_j·V_j,
+        # and waits for Q·K_{j+1}ᵀ, leaving P_j·V_j in flight. j = 0 is peeled: nothing is in flight
+        # before it, and the loop carries the in-flight accumulator.
+        _wait_tile(kv_bars, 1, STAGES)
+        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        p_prev = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
+        acc = warpgroup_mma(p_prev, v_smem.index(0), acc, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))
+        for j in range(1, n_tiles - 1):
+            _wait_tile(kv_bars, j + 1, STAGES)
+            s_next = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), s_zero,
+                                   use_acc=False, is_async=True)
+            p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
+            acc, p_prev = warpgroup_mma_wait(num_outstanding=1, deps=(acc, p_prev))   # P_{j-1}·V_{j-1}
+            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
+                _load_kv(k_desc, v_desc, k_smem, v_smem, kv_bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
+            acc = warpgroup_mma(p, v_smem.index(j % STAGES), acc, is_async=True)
+            s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))                 # Q·K_{j+1}ᵀ
+            p_prev = p
         p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
-        acc, p_prev = warpgroup_mma_wait(num_outstanding=1, deps=(acc, p_prev))   # P_{j-1}·V_{j-1}
-        if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
-            _load_kv(k_desc, v_desc, k_smem, v_smem, kv_bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
-        acc = warpgroup_mma(p, v_smem.index(j % STAGES), acc, is_async=True)
-        s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))                 # Q·K_{j+1}ᵀ
-        p_prev = p
-    p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
-    acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
-    acc = warpgroup_mma(p, v_smem.index((n_tiles - 1) % STAGES), acc, is_async=True)
-    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
+        acc = warpgroup_mma(p, v_smem.index((n_tiles - 1) % STAGES), acc, is_async=True)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    else:
+        for j in range(0, n_tiles):
+            _wait_tile(kv_bars, j, STAGES)
+            s = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), s_zero, use_acc=False,
+                              is_async=True)
+            s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+            p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
+            acc = warpgroup_mma(p, v_smem.index(j % STAGES), acc, is_async=True)
+            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+            if j + STAGES < n_tiles:  # tile j's stage is free
+                _load_kv(k_desc, v_desc, k_smem, v_smem, kv_bars, j + STAGES, kv_row, BLOCK_N, STAGES)
 
     mbarrier.invalidate(q_bar)
     for i in gl.static_range(STAGES):
@@ -181,8 +200,9 @@ def unsupported(q, k, v, block_m: int, block_n: int) -> str | None:
 
 
 def gdpa_forward_overlap(q, k, v, scale: float, block_m: int = 128, block_n: int = 64,
-                         stages: int = 3, num_warps: int = 8) -> torch.Tensor:
-    """O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through the overlapped Gluon kernel."""
+                         stages: int = 3, num_warps: int = 8, overlap: bool = True) -> torch.Tensor:
+    """O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through the Gluon kernel (overlap False: its
+    control, the activation not overlapped)."""
     reason = unsupported(q, k, v, block_m, block_n)
     if reason:
         raise ValueError(f"gdpa_forward_overlap: {reason}")
@@ -190,14 +210,14 @@ def gdpa_forward_overlap(q, k, v, scale: float, block_m: int = 128, block_n: int
     o = torch.empty_like(q)
     q_desc, k_desc, v_desc, o_desc = descriptors(q, k, v, o, block_m, block_n)
     gdpa_fwd_overlap_kernel[(T // block_m, B * H)](q_desc, k_desc, v_desc, o_desc, T, k.shape[2],
-                                                   float(scale), stages, num_warps=num_warps)
+                                                   float(scale), stages, overlap, num_warps=num_warps)
     return o
 
 
 # ----------------------------------------------------------------------------- compile without a GPU
 
 def compile_sm90(block_m: int = 128, block_n: int = 64, stages: int = 3, num_warps: int = 8,
-                 head_dim: int = 128):
+                 head_dim: int = 128, overlap: bool = True):
     """The kernel compiled for sm_90 by the installed Triton, with no GPU (descriptors over CPU
     tensors give the signature a launch would)."""
     import inspect
@@ -211,14 +231,16 @@ def compile_sm90(block_m: int = 128, block_n: int = 64, stages: int = 3, num_war
     fn = gdpa_fwd_overlap_kernel
     params = list(inspect.signature(fn.fn).parameters)
     signature = {name: mangle_type(d) for name, d in zip(params, descs)}
-    signature.update(T="i32", S="i32", scale="fp32", STAGES="constexpr", num_warps="constexpr")
-    constexprs = {(params.index("STAGES"),): stages, (params.index("num_warps"),): num_warps}
+    signature.update(T="i32", S="i32", scale="fp32", STAGES="constexpr", OVERLAP="constexpr",
+                     num_warps="constexpr")
+    constexprs = {(params.index("STAGES"),): stages, (params.index("OVERLAP"),): overlap,
+                  (params.index("num_warps"),): num_warps}
     return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs),
                           target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
 
 
-def sass_ops(cubin: bytes) -> list[str]:
-    """The cubin's SASS opcodes in order (Triton's bundled cuobjdump)."""
+def sass_instructions(cubin: bytes) -> list[str]:
+    """The cubin's SASS instructions in order, opcode and operands (Triton's bundled cuobjdump)."""
     import re
     import subprocess
     import tempfile
@@ -227,22 +249,31 @@ def sass_ops(cubin: bytes) -> list[str]:
         f.write(cubin)
         f.flush()
         text = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True, check=True).stdout
-    found = (re.match(r"\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_.]+)", line) for line in text.splitlines())
-    return [m.group(1) for m in found if m]
+    found = (re.match(r"\s*/\*[0-9a-f]+\*/\s+([^;]*);", line) for line in text.splitlines())
+    return [" ".join(m.group(1).split()) for m in found if m]
 
 
-def activation_under_wgmma(ops: list[str]) -> int:
-    """How many MUFU.TANH the SASS issues between two HGMMAs of one open wgmma group (no
-    WARPGROUP.DEPBAR wait in between): activation work that runs while the tensor cores work."""
-    under, pending, open_group = 0, 0, False
-    for op in ops:
+def activation_under_wgmma(instructions: list[str]) -> int:
+    """How many MUFU.TANH the SASS issues, in text order, while a wgmma group is in flight: after
+    an HGMMA whose group is not yet waited for. An HGMMA marked gsb0 commits its group;
+    `WARPGROUP.DEPBAR.LE gsb0, N` waits until at most N groups are outstanding. (A loop body is
+    read once, from the state the code before it leaves.)"""
+    import re
+    under, outstanding, uncommitted = 0, 0, False
+    for ins in instructions:
+        op = ins.split()[0]
+        if op.startswith("@"):                       # a predicated instruction: the opcode follows
+            op = ins.split()[1]
         if op.startswith("HGMMA"):
-            under += pending if open_group else 0
-            pending, open_group = 0, True
+            if "gsb0" in ins:
+                outstanding, uncommitted = outstanding + 1, False
+            else:
+                uncommitted = True
         elif op.startswith("WARPGROUP.DEPBAR"):
-            pending, open_group = 0, False
-        elif op.startswith("MUFU.TANH") and open_group:
-            pending += 1
+            allowed = re.search(r"gsb0\s*,\s*(0x[0-9a-f]+|\d+)", ins)
+            outstanding = min(outstanding, int(allowed.group(1), 0) if allowed else 0)
+        elif op.startswith("MUFU.TANH") and (outstanding or uncommitted):
+            under += 1
     return under
 
 
@@ -272,13 +303,15 @@ def main() -> int:
     if args.compile_only:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from compile_kernels import resource_usage
-        for head_dim in (64, 128):
-            for bm, bn, stages, warps in CONFIGS:
-                kernel = compile_sm90(bm, bn, stages, warps, head_dim)
-                r = resource_usage(kernel.asm["cubin"])
-                under = activation_under_wgmma(sass_ops(kernel.asm["cubin"]))
-                print(f"D{head_dim} {bm}x{bn} stages {stages} warps {warps}: regs {r['reg']} stack {r['stack']} "
-                      f"shared {kernel.metadata.shared} tanh_under_wgmma {under}")
+        for overlap in (True, False):
+            for head_dim in (64, 128):
+                for bm, bn, stages, warps in CONFIGS:
+                    kernel = compile_sm90(bm, bn, stages, warps, head_dim, overlap)
+                    r = resource_usage(kernel.asm["cubin"])
+                    under = activation_under_wgmma(sass_instructions(kernel.asm["cubin"]))
+                    print(f"{'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
+                          f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
+                          f"tanh_under_wgmma {under}")
         return 0
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
         print("needs a Hopper GPU (sm_90)", file=sys.stderr)
@@ -302,10 +335,10 @@ def main() -> int:
         exact = (torch.nn.functional.gelu(q[:8].float() @ k[:8].float().mT, approximate="tanh")
                  @ v[:8].float()) * scale
         row = {"B": B, "T": T, "S": S, "triton_tflops": flops / triton_ms / 1e9, "gluon": {}}
-        for bm, bn, stages, warps in CONFIGS:
-            name = f"{bm}x{bn}x{stages}x{warps}"
+        for (bm, bn, stages, warps), overlap in itertools.product(CONFIGS, (True, False)):
+            name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
             try:
-                fn = lambda: gdpa_forward_overlap(q, k, v, scale, bm, bn, stages, warps)  # noqa: E731
+                fn = lambda: gdpa_forward_overlap(q, k, v, scale, bm, bn, stages, warps, overlap)  # noqa: E731
                 o = fn()
                 err = ((o[:8].float() - exact).norm() / exact.norm()).item()
                 vs_triton = ((o.float() - ref.float()).norm() / ref.float().norm()).item()
