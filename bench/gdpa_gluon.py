@@ -1,6 +1,7 @@
 """Experiment: a GDPA forward in Gluon that overlaps the activation with the tensor cores (Hopper).
 
     python3 bench/gdpa_gluon.py [--json PATH]          # on an H100/H200: check, then time
+    python3 bench/gdpa_gluon.py --compile-only         # anywhere: compile for sm_90, print resources
 
 Why. The Triton GDPA forward (templates/kernels/gdpa.py) runs per key tile Q·Kᵀ, waits, runs the
 activation (one MUFU tanh and four FP32 ops a score) with the tensor cores idle, then P·V

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One device call: the GPU tests, then every kernel benchmark (and the Gluon GDPA experiment);
-# logs and JSON under $OUT.
+# One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|all]
+# gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
+#   a wrong mbarrier phase would hang rather than fail).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
@@ -21,6 +22,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
+  exit 0
+fi
+if [ "$what" = gluon ]; then
+  timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 \
+    | tee "$OUT/gdpa_gluon.log" | tail -20
   exit 0
 fi
 if [ "$what" = firststep ]; then
@@ -61,6 +67,4 @@ if [ "$what" != tests ]; then
   for b in gdpa window seed_pooling; do
     timeout 240 python3 "bench/bench_$b.py" --json "$OUT/bench_$b.json" 2>&1 | tee "$OUT/bench_$b.log" | tail -30
   done
-  # the Gluon forward experiment (a wrong mbarrier phase would hang: hence its own short limit)
-  timeout 180 python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 | tee "$OUT/gdpa_gluon.log" | tail -12
 fi
