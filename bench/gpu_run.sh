@@ -24,9 +24,11 @@ if [ "$what" = calibrate ]; then
     | tee "$OUT/calibrate.log" | tail -30
   exit 0
 fi
-if [ "$what" = gluon ]; then
+if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then the timing shapes
+  timeout 150 python3 bench/gdpa_gluon.py --quick --json "$OUT/gdpa_gluon_quick.json" 2>&1 \
+    | tee "$OUT/gdpa_gluon_quick.log" | tail -8
   timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 \
-    | tee "$OUT/gdpa_gluon.log" | tail -20
+    | tee "$OUT/gdpa_gluon.log" | tail -12
   exit 0
 fi
 if [ "$what" = firststep ]; then
