@@ -80,23 +80,20 @@ def naive(q, k, v, scale):
     return torch.matmul(F.gelu(torch.matmul(q, k.mT), approximate="tanh"), v) * scale
 
 
-def flash(q, k, v):
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-        return F.scaled_dot_product_attention(q, k, v)
-
-
-# Other SDPA peers, timed beside the FlashAttention backend: which one perf-baselines.md measured
-# is not recorded there. None: SDPA picks the backend itself.
-SDPA_PEERS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "sdpa_default": None}
-
-
 def sdpa_peer(backend):
+    """Softmax attention through SDPA on `backend` (None: SDPA picks the backend itself)."""
     def attend(q, k, v):
         if backend is None:
             return F.scaled_dot_product_attention(q, k, v)
         with sdpa_kernel(backend):
             return F.scaled_dot_product_attention(q, k, v)
     return attend
+
+
+flash = sdpa_peer(SDPBackend.FLASH_ATTENTION)   # the issue's peer
+# Other SDPA peers, timed beside the FlashAttention backend: which one perf-baselines.md measured
+# is not recorded there.
+SDPA_PEERS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "sdpa_default": None}
 
 
 def time_or_none(fn, rep, grad_to_none=None):

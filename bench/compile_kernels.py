@@ -166,10 +166,8 @@ def config_jobs(head_dims=(64, 128), packed: bool = False):
 _USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
 
 
-def resource_usage(cubin: bytes) -> dict[str, int]:
-    """{"reg", "stack", "shared", "local"} of a cubin's kernel, from the cuobjdump Triton bundles
-    (registers per thread; stack and local bytes per thread: spilled registers live there; shared:
-    the static part only, Triton's tiles take dynamic shared memory, in the kernel's metadata)."""
+def cuobjdump(cubin: bytes, flag: str) -> str:
+    """The output of the cuobjdump Triton bundles, run with `flag` on a cubin."""
     import subprocess
     import tempfile
 
@@ -178,8 +176,14 @@ def resource_usage(cubin: bytes) -> dict[str, int]:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        out = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True, text=True,
-                             check=True).stdout
+        return subprocess.run([str(tool), flag, f.name], capture_output=True, text=True, check=True).stdout
+
+
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """{"reg", "stack", "shared", "local"} of a cubin's kernel, from the cuobjdump Triton bundles
+    (registers per thread; stack and local bytes per thread: spilled registers live there; shared:
+    the static part only, Triton's tiles take dynamic shared memory, in the kernel's metadata)."""
+    out = cuobjdump(cubin, "--dump-resource-usage")
     found = _USAGE.search(out)
     if not found:
         raise RuntimeError(f"no resource usage in cuobjdump's output: {out[-300:]}")

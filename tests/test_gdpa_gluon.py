@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from genutil import ROOT
+from opsload import import_file
 
 
 def _has_gluon_hopper() -> bool:
@@ -56,10 +57,7 @@ def test_gluon_forward_compiles_and_overlaps_the_activation():
 def test_overlap_count_reads_the_schedule():
     """The counter behind the test above: a tanh counts while an HGMMA's group is in flight (issued,
     or committed by gsb0 and not yet waited for down to zero); a DEPBAR.LE N leaves N groups."""
-    spec = importlib.util.spec_from_file_location("gdpa_gluon_for_test", ROOT / "bench" / "gdpa_gluon.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    count = module.activation_under_wgmma
+    count = import_file(ROOT / "bench" / "gdpa_gluon.py", "gdpa_gluon_for_test").activation_under_wgmma
     mma, commit = "HGMMA.64x64x16.F32.BF16 R24, gdesc[UR12], R24", "HGMMA.64x64x16.F32.BF16 R24, gdesc[UR12], R24, gsb0"
     tanh, wait0, wait1 = "MUFU.TANH R1, R2", "WARPGROUP.DEPBAR.LE gsb0, 0x0", "WARPGROUP.DEPBAR.LE gsb0, 0x1"
     assert count([mma, tanh, tanh, commit, wait0]) == 2            # between the HGMMAs of a group
