@@ -1,0 +1,54 @@
+"""Which arguments torch.compile believes a Triton kernel writes (for tests/test_kernel_mutation.py).
+
+    python3 tests/mutation_probe.py KERNEL_FILE LAUNCHES.pt
+
+LAUNCHES.pt holds [(kernel name, {argument: value})]; prints one JSON line: per launch, the names
+torch's `identify_accessed_tensors` reports as written. It compiles the kernels to Triton IR for
+sm_90, which needs Triton's NVIDIA backend but no GPU; it must run without TRITON_INTERPRET (the
+analysis reads compiled JITFunctions, and Triton's own library functions are decorated once, at
+import). An analysis that fails is an error here, not torch's silent "every input is mutated".
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+
+import torch
+import triton
+from torch._higher_order_ops import triton_kernel_wrap
+
+
+class Hopper:
+    """The one thing torch's IR generation asks of Triton's driver: the target to compile for."""
+
+    def get_current_target(self):
+        from triton.backends.compiler import GPUTarget
+        return GPUTarget("cuda", 90, 32)
+
+
+class _Raise(logging.Handler):
+    def emit(self, record):
+        raise RuntimeError(f"torch's analysis failed: {record.getMessage()}")
+
+
+def main(kernel_file: str, launches_file: str) -> None:
+    if triton.knobs.runtime.interpret:
+        raise SystemExit("run without TRITON_INTERPRET: the analysis needs compiled kernels")
+    spec = importlib.util.spec_from_file_location("_kunlunc_mutation_probe", kernel_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    launches = torch.load(launches_file, weights_only=False)
+    triton_kernel_wrap.log.addHandler(_Raise(level=logging.WARNING))
+    triton.runtime.driver.set_active(Hopper())
+    writes = []
+    for name, args in launches:
+        kernel = getattr(module, name)
+        accesses = triton_kernel_wrap.identify_accessed_tensors(kernel, args, {})
+        writes.append([dep.name for dep in accesses.read_writes.writes])
+    print(json.dumps(writes))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
