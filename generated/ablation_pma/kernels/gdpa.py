@@ -152,23 +152,24 @@ def _act_factor(ID: tl.constexpr):
 # ----------------------------------------------------------------------------- tiles and ranges
 
 @triton.jit
-def _tile_of_program(HEADS, n_rows, n_heads, HEAD_TABLE: tl.constexpr, BLOCK: tl.constexpr):
-    """(b, h, first row) of this program; programs of one (b, h) are consecutive. With
-    HEAD_TABLE, this launch covers the n_heads heads listed in HEADS (one activation's)."""
+def _tile_of_program(n_rows, n_heads, BLOCK: tl.constexpr):
+    """(b, head slot, first row) of this program; programs of one (b, head) are consecutive. The
+    slot is the head, or with a head table (HEAD_TABLE) its index in the table: this launch then
+    covers the n_heads heads listed there (one activation's).
+
+    No helper takes a pointer and returns an index: torch.compile's analysis of a kernel would
+    count every pointer passed to such a helper as written (tests/test_kernel_mutation.py), so
+    the kernels load lengths, starts and table entries themselves."""
     n_tiles = tl.cdiv(n_rows, BLOCK)
     pid = tl.program_id(0)
     bh = pid // n_tiles
-    h = bh % n_heads
-    if HEAD_TABLE:
-        h = tl.load(HEADS + h)
-    return bh // n_heads, h, (pid % n_tiles) * BLOCK
+    return bh // n_heads, bh % n_heads, (pid % n_tiles) * BLOCK
 
 
 @triton.jit
-def _length(LENGTHS, b, size):
-    """lengths[b] clamped to [0, size] (a length past the padded size means 'all')."""
-    n = tl.load(LENGTHS + b).to(tl.int32)
-    return tl.minimum(tl.maximum(n, 0), size)
+def _clamp(n, size):
+    """A loaded length clamped to [0, size] (a length past the padded size means 'all')."""
+    return tl.minimum(tl.maximum(n.to(tl.int32), 0), size)
 
 
 @triton.jit
@@ -242,15 +243,15 @@ def _head_base(ptr, b, h, stride_b, stride_h):
 
 
 @triton.jit
-def _q_rows(Q_STARTS, b, q_len, T, PACKED_Q: tl.constexpr):
-    """(row0, limit) of example b's query rows. Padded: its own [T] axis, every row up to T
-    written (zeros past q_len). Packed: rows from Q_STARTS[b] of one [N] axis, and nothing past
-    q_len written (those rows are the next example's)."""
+def _q_rows(start, q_len, T, PACKED_Q: tl.constexpr):
+    """(row0, limit) of an example's query rows, given its loaded start (unused when padded).
+    Padded: its own [T] axis, every row up to T written (zeros past q_len). Packed:
+    rows from start of one [N] axis, and nothing past q_len written (the next example's)."""
     if PACKED_Q:
-        row0 = tl.load(Q_STARTS + b).to(tl.int64)
+        row0 = start.to(tl.int64)
         limit = q_len
     else:
-        row0 = tl.program_id(0).to(tl.int64) * 0  # a 0-d int64 that every backend accepts
+        row0 = start.to(tl.int64) * 0  # a 0-d int64 that every backend accepts
         limit = T
     return row0, limit
 
@@ -270,16 +271,17 @@ def _gdpa_fwd_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32) / _act_factor(ACT)  # torch.compile passes floats as fp64
-    b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
+    b, h, m0 = _tile_of_program(T, n_heads, BLOCK_M)
+    h = tl.load(HEADS + h) if HEAD_TABLE else h
     rows = m0 + tl.arange(0, BLOCK_M)
-    q_len = _length(Q_LEN, b, T)
-    q_row0, q_limit = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
+    q_len = _clamp(tl.load(Q_LEN + b), T)
+    q_row0, q_limit = _q_rows(tl.load(Q_STARTS + b) if PACKED_Q else b, q_len, T, PACKED_Q)
     o_base = _head_base(O, b, h, stride_ob, stride_oh) + q_row0 * stride_ot
     if m0 >= q_len:  # the whole tile is padding: zeros, no loads
         zeros = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
         _store_rows(o_base, rows, zeros, q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
         return
-    kv_len = _length(KV_LEN, b, S) if HAS_KV_LEN else S
+    kv_len = _clamp(tl.load(KV_LEN + b), S) if HAS_KV_LEN else S
     lo, hi = _key_range(m0, tl.minimum(m0 + BLOCK_M, q_len), kv_len, window, MODE, BLOCK_N)
 
     q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt, rows, q_len,
@@ -315,18 +317,19 @@ def _gdpa_bwd_dkdv_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32) / _act_factor(ACT)  # torch.compile passes floats as fp64
-    b, h, n0 = _tile_of_program(HEADS, S, n_heads, HEAD_TABLE, BLOCK_N)
+    b, h, n0 = _tile_of_program(S, n_heads, BLOCK_N)
+    h = tl.load(HEADS + h) if HEAD_TABLE else h
     cols = n0 + tl.arange(0, BLOCK_N)  # this program's keys, as rows of dK and dV
     dk_base = _head_base(DK, b, h, stride_dkb, stride_dkh)
     dv_base = _head_base(DV, b, h, stride_dvb, stride_dvh)
-    kv_len = _length(KV_LEN, b, S) if HAS_KV_LEN else S
+    kv_len = _clamp(tl.load(KV_LEN + b), S) if HAS_KV_LEN else S
     if n0 >= kv_len:  # padded keys: zero gradient, no loads
         zeros = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
         _store_rows(dk_base, cols, zeros, S, stride_dkn, stride_dkd, HEAD_DIM, BLOCK_D)
         _store_rows(dv_base, cols, zeros, S, stride_dvn, stride_dvd, HEAD_DIM, BLOCK_D)
         return
-    q_len = _length(Q_LEN, b, T)
-    q_row0, _ = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
+    q_len = _clamp(tl.load(Q_LEN + b), T)
+    q_row0, _ = _q_rows(tl.load(Q_STARTS + b) if PACKED_Q else b, q_len, T, PACKED_Q)
     lo, hi = _query_range(n0, tl.minimum(n0 + BLOCK_N, kv_len), q_len, window, MODE, BLOCK_M)
 
     k = _load_rows(_head_base(K, b, h, stride_kb, stride_kh), cols, kv_len, stride_kn, stride_kd,
@@ -372,16 +375,17 @@ def _gdpa_bwd_dq_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     scale = tl.cast(scale, tl.float32) / _act_factor(ACT)  # torch.compile passes floats as fp64
-    b, h, m0 = _tile_of_program(HEADS, T, n_heads, HEAD_TABLE, BLOCK_M)
+    b, h, m0 = _tile_of_program(T, n_heads, BLOCK_M)
+    h = tl.load(HEADS + h) if HEAD_TABLE else h
     rows = m0 + tl.arange(0, BLOCK_M)
-    q_len = _length(Q_LEN, b, T)
-    q_row0, q_limit = _q_rows(Q_STARTS, b, q_len, T, PACKED_Q)
+    q_len = _clamp(tl.load(Q_LEN + b), T)
+    q_row0, q_limit = _q_rows(tl.load(Q_STARTS + b) if PACKED_Q else b, q_len, T, PACKED_Q)
     dq_base = _head_base(DQ, b, h, stride_dqb, stride_dqh) + q_row0 * stride_dqt
     if m0 >= q_len:  # padded rows: zero gradient, no loads
         zeros = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
         _store_rows(dq_base, rows, zeros, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
         return
-    kv_len = _length(KV_LEN, b, S) if HAS_KV_LEN else S
+    kv_len = _clamp(tl.load(KV_LEN + b), S) if HAS_KV_LEN else S
     lo, hi = _key_range(m0, tl.minimum(m0 + BLOCK_M, q_len), kv_len, window, MODE, BLOCK_N)
 
     q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt, rows, q_len,

@@ -191,17 +191,6 @@ def _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d,
     return tl.load(ptrs, mask=_tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D), other=0.0)
 
 
-@triton.jit
-def _row0(STARTS, b, PACKED: tl.constexpr):
-    """First row of example b: 0 in the padded layout ([B, H, T, D]); STARTS[b] when K/V are
-    packed ([N, H, D], the batch's rows back to back)."""
-    if PACKED:
-        row0 = tl.load(STARTS + b).to(tl.int64)
-    else:
-        row0 = tl.program_id(0).to(tl.int64) * 0  # a 0-d int64 that every backend accepts
-    return row0
-
-
 # ----------------------------------------------------------------------------- forward kernels
 
 @triton.jit
@@ -228,7 +217,11 @@ def _fwd_kernel(
     length = tl.minimum(tl.maximum(tl.load(LENGTHS + b).to(tl.int32), 0), T)
     t_lo = tl.program_id(1) * chunk
     t_hi = tl.minimum(t_lo + chunk, length)  # tiles past the length are never touched
-    row0 = _row0(STARTS, b, PACKED)
+    # First row of example b: STARTS[b] packed ([N, H, D]), 0 padded ([B, H, T, D]). Loaded here,
+    # not in a helper given STARTS: torch.compile's analysis of a kernel counts every pointer
+    # given to a helper whose result feeds a store address as written, and would copy the
+    # caller's starts back after each launch (tests/test_kernel_mutation.py).
+    row0 = tl.load(STARTS + b).to(tl.int64) if PACKED else b.to(tl.int64) * 0
     k_base = K + b.to(tl.int64) * sk_b + h * sk_h + row0 * sk_t
     v_base = V + b.to(tl.int64) * sv_b + h * sv_h + row0 * sv_t
 
@@ -350,7 +343,7 @@ def _bwd_kernel(
             lse_ptrs = LSE + (b64 * H + h) * NUM_SEEDS + offs_s
             lse2 = tl.load(lse_ptrs, mask=s_ok, other=float("inf")) * _LOG2E_C
 
-            row0 = _row0(STARTS, b64, PACKED)
+            row0 = tl.load(STARTS + b64).to(tl.int64) if PACKED else b64 * 0  # (see _fwd_kernel)
             k_base = K + b64 * sk_b + h * sk_h + row0 * sk_t
             v_base = V + b64 * sv_b + h * sv_h + row0 * sv_t
             dk_base = DK + b64 * sdk_b + h * sdk_h + row0 * sdk_t

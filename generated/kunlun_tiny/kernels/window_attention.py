@@ -157,27 +157,36 @@ def _store_rows(base, rows, cols, stride_r, stride_c, value, limit,
 
 
 @triton.jit
-def _program_tile(T, LENGTHS, STARTS, H, BLOCK: tl.constexpr, PACKED: tl.constexpr):
-    """(tile start, b, h, bh, length, row0, limit) of this program; the tile index varies fastest.
+def _program_tile(T, H, BLOCK: tl.constexpr):
+    """(tile start, b, h, bh) of this program; the tile index varies fastest."""
+    pid = tl.program_id(0)
+    n_tiles = tl.cdiv(T, BLOCK)
+    bh = pid // n_tiles
+    b = bh // H
+    return (pid % n_tiles) * BLOCK, b, bh - b * H, bh
+
+
+@triton.jit
+def _example_rows(length, start, T, PACKED: tl.constexpr):
+    """(length, row0, limit) of an example, from its loaded length and start (unused padded).
 
     Padded layout: example b's rows are its own [T] axis (row0 = 0) and every row up to T is
     written (zeros past the length). Packed layout (PACKED): example b's rows start at row
     STARTS[b] of one [N] axis shared by the batch, and nothing past its length is written (those
-    rows belong to the next example)."""
-    pid = tl.program_id(0)
-    n_tiles = tl.cdiv(T, BLOCK)
-    bh = pid // n_tiles
-    start = (pid % n_tiles) * BLOCK
-    b = bh // H
-    length = tl.load(LENGTHS + b).to(tl.int32)
-    length = tl.minimum(tl.maximum(length, 0), T)
+    rows belong to the next example).
+
+    The kernels load LENGTHS[b] and STARTS[b] themselves rather than pass the pointers here:
+    torch.compile's analysis of a kernel counts every pointer given to a helper whose result
+    feeds a store address as written, and would copy the caller's lengths back after each
+    launch (tests/test_kernel_mutation.py)."""
+    length = tl.minimum(tl.maximum(length.to(tl.int32), 0), T)
     if PACKED:
-        row0 = tl.load(STARTS + b).to(tl.int64)
+        row0 = start.to(tl.int64)
         limit = length
     else:
-        row0 = tl.program_id(0).to(tl.int64) * 0  # a 0-d int64 that every backend accepts
+        row0 = start.to(tl.int64) * 0  # a 0-d int64 that every backend accepts
         limit = T
-    return start, b, bh - b * H, bh, length, row0, limit
+    return length, row0, limit
 
 
 @triton.jit
@@ -228,7 +237,9 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS, STARTS,
                 HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PACKED: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     scale_log2 = tl.cast(scale_log2, tl.float32)  # torch.compile passes Python floats as fp64
-    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
+    start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
+    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
+                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     o_base = _head(O, b, h, row0, stride_ob, stride_oh, stride_ot)
@@ -276,7 +287,9 @@ def _bwd_delta_kernel(O, DO, DELTA, LENGTHS, STARTS,
                       HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
                       PACKED: tl.constexpr):
     """delta_i = rowsum(dO_i ⊙ O_i) in fp32; 0 past the length (dO there may be garbage)."""
-    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
+    start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
+    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
+                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
@@ -337,7 +350,9 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS, STARTS,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
-    start_n, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_N, PACKED)
+    start_n, b, h, bh = _program_tile(T, H, BLOCK_N)
+    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
+                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     dk_base = _head(DK, b, h, row0, stride_dkb, stride_dkh, stride_dkt)
@@ -408,7 +423,9 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
-    start_m, b, h, bh, length, row0, limit = _program_tile(T, LENGTHS, STARTS, H, BLOCK_M, PACKED)
+    start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
+    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
+                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     dq_base = _head(DQ, b, h, row0, stride_dqb, stride_dqh, stride_dqt)
