@@ -3,7 +3,7 @@
     python3 tests/mutation_probe.py KERNEL_FILE LAUNCHES.pt
 
 LAUNCHES.pt holds [(kernel name, {argument: value})]; prints one JSON line: per launch, the names
-torch's `identify_accessed_tensors` reports as written. It compiles the kernels to Triton IR for
+torch's own analysis reports as written. It compiles the kernels to Triton IR for
 sm_90, which needs Triton's NVIDIA backend but no GPU; it must run without TRITON_INTERPRET (the
 analysis reads compiled JITFunctions, and Triton's own library functions are decorated once, at
 import). An analysis that fails is an error here, not torch's silent "every input is mutated".
@@ -32,8 +32,17 @@ class _Raise(logging.Handler):
     """torch logs a failed analysis as a warning and assumes every input mutated: fail instead."""
 
     def emit(self, record):
-        if "identify_accessed_tensors" in record.getMessage():
+        if "Encountered an exception in identify_" in record.getMessage():
             raise RuntimeError(f"torch's analysis failed: {record.getMessage()}")
+
+
+def _written(kernel, args: dict) -> list[str]:
+    """torch's answer: identify_accessed_tensors (torch 2.13) or identify_mutated_tensors (the
+    H200's torch 2.11, the same analysis before reads were added)."""
+    if hasattr(triton_kernel_wrap, "identify_accessed_tensors"):
+        accesses = triton_kernel_wrap.identify_accessed_tensors(kernel, args, {})
+        return [dep.name for dep in accesses.read_writes.writes]
+    return list(triton_kernel_wrap.identify_mutated_tensors(kernel, args, {}))
 
 
 def main(kernel_file: str, launches_file: str) -> None:
@@ -48,8 +57,7 @@ def main(kernel_file: str, launches_file: str) -> None:
     writes = []
     for name, args in launches:
         kernel = getattr(module, name)
-        accesses = triton_kernel_wrap.identify_accessed_tensors(kernel, args, {})
-        writes.append([dep.name for dep in accesses.read_writes.writes])
+        writes.append(_written(kernel, args))
     print(json.dumps(writes))
 
 
