@@ -203,14 +203,15 @@ def unsupported(q, k, v, block_m: int, block_n: int) -> str | None:
 
 
 def gdpa_forward_overlap(q, k, v, scale: float, block_m: int = 128, block_n: int = 64,
-                         stages: int = 3, num_warps: int = 8, overlap: bool = True) -> torch.Tensor:
+                         stages: int = 3, num_warps: int = 8, overlap: bool = True,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
     """O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through the Gluon kernel (overlap False: its
-    control, the activation not overlapped)."""
+    control, the activation not overlapped), into `out` if given (contiguous, like q)."""
     reason = unsupported(q, k, v, block_m, block_n)
     if reason:
         raise ValueError(f"gdpa_forward_overlap: {reason}")
     B, H, T, _ = q.shape
-    o = torch.empty_like(q)
+    o = torch.empty_like(q) if out is None else out
     q_desc, k_desc, v_desc, o_desc = descriptors(q, k, v, o, block_m, block_n)
     gdpa_fwd_overlap_kernel[(T // block_m, B * H)](q_desc, k_desc, v_desc, o_desc, T, k.shape[2],
                                                    float(scale), stages, overlap, num_warps=num_warps)
@@ -332,7 +333,11 @@ def main() -> int:
             name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
             try:
                 fn = lambda: gdpa_forward_overlap(q, k, v, scale, bm, bn, stages, warps, overlap)  # noqa: E731
-                o = fn()
+                # checked on a NaN-filled output: a fresh torch.empty can be the cached block of
+                # the Triton kernel's last output, which a kernel that stored nothing would pass off
+                # as its own (the first GPU run's outputs were bit-identical to Triton's)
+                o = gdpa_forward_overlap(q, k, v, scale, bm, bn, stages, warps, overlap,
+                                         out=torch.full_like(q, float("nan")))
                 err = ((o[:8].float() - exact).norm() / exact.norm()).item()
                 vs_triton = ((o.float() - ref.float()).norm() / ref.float().norm()).item()
                 ms = triton.testing.do_bench(fn, return_mode="median")
