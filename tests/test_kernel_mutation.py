@@ -112,8 +112,15 @@ def check(kernel_file: str, call, inputs: dict[str, torch.Tensor], tmp_path) -> 
     inputs, no lengths or table it only reads, and no output missed (a write torch does not
     know of would let a compiled graph reorder or reuse that buffer wrongly). Returns the names
     of the kernels launched."""
-    with _recorded_launches() as launches:
-        call(_load(kernel_file))
+    # torch.empty filled with NaN (deterministic mode's fill of uninitialized memory): a fresh
+    # output could otherwise be a freed block already holding the values the launch writes
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with _recorded_launches() as launches:
+            call(_load(kernel_file))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
     assert launches, "no kernel was launched"
     owners = {_storage(t): name for name, t in inputs.items() if t is not None and t.numel()}
     believed = written_by(kernel_file, [(name, args) for name, args, _ in launches], tmp_path)

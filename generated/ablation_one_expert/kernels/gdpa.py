@@ -424,12 +424,10 @@ def _config(block_m: int, block_n: int, warps: int, stages: int) -> triton.Confi
 # for fp32 D = 256 (fp32 runs on FMA units with input_precision="ieee" anyway). The first config
 # of each list is the one used untuned (AUTOTUNE = False).
 _HOPPER_CONFIGS = {
-    # The last three fit two or three programs on an SM at D = 128 (4 warps, 134-183 registers,
-    # 64-112 KB of shared memory; the others fit one): one program's activation can then run
-    # under another's tensor-core work, the overlap this kernel lacks within a program (see
-    # BENCHMARKS.md, GDPA). Offered to the autotuner, not yet timed.
-    "fwd": [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 4), (128, 32, 8, 4),
-            (64, 64, 4, 3), (64, 32, 4, 3), (64, 64, 8, 2)],
+    # (64, 64, 4, 3), (64, 32, 4, 3) and (64, 64, 8, 2), which fit two or three programs on an
+    # SM at D = 128, were offered in the tenth session and dropped in the eleventh: the H200's
+    # autotuner picked none of them at any bench_gdpa.py shape (BENCHMARKS.md, GDPA).
+    "fwd": [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 4), (128, 32, 8, 4)],
     "fwd_wide": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 32, 4, 3), (128, 32, 8, 3)],
     "fwd_widest": [(32, 32, 4, 2), (64, 32, 4, 2)],
     # at D = 128 only (64, 64, 4, 3) spills (40 bytes a thread on sm_90, padded or packed:
@@ -438,17 +436,16 @@ _HOPPER_CONFIGS = {
              (64, 64, 8, 3), (32, 64, 4, 4)],
     "dkdv_wide": [(32, 64, 4, 2), (64, 64, 8, 2), (32, 128, 8, 2)],
     "dkdv_widest": [(32, 32, 4, 2), (16, 32, 4, 2)],
-    # none spills at D = 64 or 128, padded or packed (same tables); the last two fit two programs
-    # on an SM at D = 128 (as the forward's last three), not yet timed
-    "dq": [(64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 32, 8, 3), (64, 32, 4, 4),
-           (64, 32, 8, 2), (64, 32, 4, 3)],
+    # none spills at D = 64 or 128, padded or packed (same tables); (64, 32, 8, 2) and
+    # (64, 32, 4, 3) were dropped as the forward's three were (never picked on the H200)
+    "dq": [(64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 32, 8, 3), (64, 32, 4, 4)],
     "dq_wide": [(64, 32, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2)],
     "dq_widest": [(32, 32, 4, 2), (32, 16, 4, 2)],
 }
 # The interpreter runs programs one by one in Python: one small config that still crosses tiles
 # at the tests' shapes, with unequal M and N so that a swapped stride or bound shows.
 _INTERPRETER_CONFIG = {"fwd": (32, 16, 4, 1), "dkdv": (16, 32, 4, 1), "dq": (32, 16, 4, 1)}
-_TUNE_KEY = ["T", "S", "HEAD_DIM", "ACT", "MODE", "HAS_KV_LEN"]
+_TUNE_KEY = ["T", "S", "HEAD_DIM", "ACT", "MODE", "HAS_KV_LEN", "PACKED_Q"]  # (as window_attention)
 
 # False: launch the first config of each list untuned (tests with many shapes set it, since
 # autotuning compiles every config for every new specialization). Default from KUNLUNC_AUTOTUNE.

@@ -144,7 +144,7 @@ def _bwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
 
 
 # chunk (T rounded up to 256 when not split) buckets T, so a new length rarely retunes.
-_KEY = ["chunk", "NUM_SEEDS", "HEAD_D", "KV_SHARED"]
+_KEY = ["chunk", "NUM_SEEDS", "HEAD_D", "KV_SHARED", "PACKED"]  # (as window_attention)
 
 
 # ----------------------------------------------------------------------------- kernel helpers
