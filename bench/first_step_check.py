@@ -9,6 +9,14 @@ copies the buffer to the CPU and writes it back with `copy_` after each timing r
 bumps the tensor's version, and autograd had saved that tensor. With the caches warm (no
 autotuning) or that copy-back off, the same step passes.
 
+The cause, found with this script in the eleventh session (bench/results/2026-11-30-h200-s11/
+call4): the buffer was a window kernel's LENGTHS. torch believed the kernels wrote their lengths
+and starts (its IR analysis counts every pointer handed to a helper whose result feeds a store
+address as written), so the compiled backward cloned them and copied the clones back into the
+caller's tensors; the autotuner's timing of that copy bumped the saved tensor's version. The
+kernels now load lengths and starts themselves (tests/test_kernel_mutation.py), and the watched
+cold step passes (call5). The script stays as the check for a recurrence.
+
 This script runs two training steps on fresh inductor and Triton caches, prints every such
 copy-back (kernel, argument, shape, dtype, the generated file and line that launched it) and copies
 those generated files to --out. `--no-swap` turns the copy-back off, to check that it is the cause.

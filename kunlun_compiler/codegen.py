@@ -14,7 +14,7 @@ import jinja2
 
 from . import __version__
 from .compiler import Compiled
-from .cost import TIME_GAP_BUCKETS, Estimate, estimate, trains_mixed
+from .cost import TIME_GAP_BUCKETS, Estimate, batch_curve, estimate, trains_mixed
 from .hardware import HARDWARE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -161,5 +161,6 @@ def _estimates(compiled: Compiled) -> dict:
             est: Estimate = estimate(compiled.graph, target, stream=stream)
             j = est.to_json(ops=False)
             j["blocks"] = est.blocks()
+            j["batch_curve"] = batch_curve(compiled.graph, target, stream=stream)
             out[key][target] = j
     return out

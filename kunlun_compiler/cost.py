@@ -134,6 +134,25 @@ STREAMS = ("fp32", "compute")   # the towers' residual stream under autocast (ge
 STREAM_BLOCKS = ("EventEmbedding", "WindowSelfAttention")   # the blocks that write it through a norm
 
 
+class Roofline(NamedTuple):
+    """An op's time per training step as a function of the batch size: compute at `rate` FLOP/s
+    against its bytes at `bandwidth`, plus its cast bytes, plus `fixed` seconds (launches)."""
+    flops: float           # executed forward FLOPs per example
+    train_factor: float
+    rate: float            # FLOP/s: peak x efficiency
+    example: float         # bytes moved per example
+    step: float            # bytes moved per step (weights)
+    cast_example: float
+    cast_step: float
+    bandwidth: float
+    fixed: float
+
+    def at(self, batch: int) -> float:
+        compute = self.flops * batch * self.train_factor / self.rate
+        return (max(compute, (self.example * batch + self.step) * TRAIN_BYTES_FACTOR / self.bandwidth)
+                + (self.cast_example * batch + self.cast_step) / self.bandwidth + self.fixed)
+
+
 class CostModel:
     def __init__(self, graph: Graph, target: str, batch_size: int, stream: str = "fp32") -> None:
         if stream not in STREAMS:
@@ -423,15 +442,43 @@ class CostModel:
         """`times` from the op's target-independent work (`_work`, `compiled_work`): compute at
         efficiency x peak against bytes at bandwidth, plus casts and launches. `own_kernel` False:
         the op runs inside another op's kernels (batched experts), its casts too: no launches."""
+        eager, compiled = self._rooflines(work, compiled_work, train_factor, efficiency, own_kernel)
+        return eager.at(self.batch_size), compiled.at(self.batch_size)
+
+    def _rooflines(self, work: tuple, compiled_work: tuple, train_factor: float,
+                   efficiency: float, own_kernel: bool) -> tuple[Roofline, Roofline]:
+        """(eager, compiled) Roofline of an op: its time as a function of the batch size."""
         flops_exec, _, example, step, c_example, c_step, casts = work
-        batch, bandwidth, launch = self.batch_size, self.bandwidth, self.hw.launch_s if own_kernel else 0.0
-        compute = flops_exec * batch * train_factor / (self.hw.peak(self.dtype) * efficiency)
-        eager = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
-                 + (c_example * batch + c_step) / bandwidth + 2 * (1 + casts) * launch)
+        rate, bandwidth = self.hw.peak(self.dtype) * efficiency, self.bandwidth
+        launch = self.hw.launch_s if own_kernel else 0.0
+        eager = Roofline(flops_exec, train_factor, rate, example, step, c_example, c_step, bandwidth,
+                         2 * (1 + casts) * launch)
         example, step, c_example, c_step, casts, launches = compiled_work
-        compiled = (max(compute, (example * batch + step) * TRAIN_BYTES_FACTOR / bandwidth)
-                    + (c_example * batch + c_step) / bandwidth + 2 * (launches + casts) * launch)
+        compiled = Roofline(flops_exec, train_factor, rate, example, step, c_example, c_step, bandwidth,
+                            2 * (launches + casts) * launch)
         return eager, compiled
+
+    def group_curves(self, batches: tuple[int, ...]) -> dict[str, dict[str, list[float]]]:
+        """Per group, each GPU time field (`time_key`) at each batch size: the block totals'
+        times, summed per group, priced at every batch in one pass over the ops."""
+        out: dict[str, dict[str, list[float]]] = {}
+        rows = self._cached(("rows", self.dtype, self.stream),
+                            lambda: tuple(self._row(op) for op in self.graph.ops()))
+        for head, work, compiled_work, shape, (_, padding, batched_with) in rows:
+            if work is None:
+                continue
+            eager, compiled = self._rooflines(work, compiled_work, head[-1],
+                                              self._efficiency(work[1], shape), not batched_with)
+            curves = out.get(head[3])
+            if curves is None:
+                curves = out[head[3]] = {key: [0.0] * len(batches) for key in TIME_KEYS}
+            for i, b in enumerate(batches):
+                e, c = eager.at(b), compiled.at(b)
+                curves["time_s"][i] += e
+                curves["time_compiled_s"][i] += c
+                curves["time_packed_s"][i] += e * (1 - padding)
+                curves["time_compiled_packed_s"][i] += c * (1 - padding)
+        return out
 
     def _efficiency(self, key: str, gemm_shape: tuple[int, int] | None) -> float:
         """The op's fraction of peak: a linear's own shape where calibration measured it (narrow
@@ -662,20 +709,46 @@ class Estimate:
         return d
 
 
+TIME_KEYS = ("time_s", "time_compiled_s", "time_packed_s", "time_compiled_packed_s")
+# The batch sizes estimate.json's "batch_curve" prices each group at: GPU time is not linear in
+# the batch (launches and per-step bytes are fixed), so the generated bench interpolates here.
+CURVE_BATCHES = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+
+
+def batch_curve(graph: Graph, target: str, stream: str = "fp32",
+                batches: tuple[int, ...] = CURVE_BATCHES) -> dict:
+    """{"batch_sizes", "groups": {group: {time key: [seconds per batch]}}, "gpu": {"est_gpu_time
+    ... _s": [...]}}: the GPU part of `estimate` at each batch size (the step totals add the
+    optimizer, which does not depend on the batch)."""
+    model = CostModel(graph, target, batches[0], stream)
+    groups = model.group_curves(batches)
+    optimizer_s = _optimizer_s(model, sum(c.params for c in model.op_costs()))
+    gpu = {f"est_gpu_time{key[4:]}": [sum(g[key][i] for g in groups.values()) + optimizer_s
+                                      for i in range(len(batches))] for key in TIME_KEYS}
+    return {"batch_sizes": list(batches), "groups": groups, "gpu": gpu}
+
+
+def _optimizer_s(model: CostModel, dense_params: int) -> float:
+    """AdamW's step over every parameter, embedding tables included, memory-bound."""
+    table_params = sum(t.vocab * t.dim for t in model.graph.meta["plan"].tables)
+    return (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM / model.bandwidth
+
+
 def time_key(compiled: bool, packed: bool = False) -> str:
     """The block and group field of a run's GPU time: time[_compiled][_packed]_s."""
     return f"time{'_compiled' if compiled else ''}{'_packed' if packed else ''}_s"
 
 
 def group_steps(blocks: dict, host_per_op_s: float, compiled: bool, packed: bool = False,
-                gpu_scale: float = 1.0) -> dict[str, float]:
+                gpu_scale: float | dict[str, float] = 1.0) -> dict[str, float]:
     """Σ over each group's blocks of max(GPU time x gpu_scale, host_ops x host_per_op_s), from
-    Estimate.blocks() (or estimate.json's "blocks"); gpu_scale rescales the GPU part to another
-    batch size (host time does not change with it)."""
+    Estimate.blocks() (or estimate.json's "blocks"); gpu_scale (one factor, or one per group)
+    rescales the GPU part to another batch size (host time does not change with it)."""
     key = time_key(compiled, packed)
     out: dict[str, float] = {}
     for b in blocks.values():
-        out[b["group"]] = out.get(b["group"], 0.0) + max(b[key] * gpu_scale, b["host_ops"] * host_per_op_s)
+        scale = gpu_scale if isinstance(gpu_scale, (int, float)) else gpu_scale.get(b["group"], 0.0)
+        out[b["group"]] = out.get(b["group"], 0.0) + max(b[key] * scale, b["host_ops"] * host_per_op_s)
     return out
 
 
@@ -692,8 +765,7 @@ def estimate(graph: Graph, target: str | None = None, batch_size: int | None = N
     dense_params = sum(c.params for c in ops)
     fwd = sum(c.flops for c in ops)
     train = sum(c.flops * c.train_factor for c in ops) * batch
-    optimizer_bytes = (dense_params + table_params) * OPTIMIZER_BYTES_PER_PARAM
-    optimizer_s = optimizer_bytes / model.bandwidth
+    optimizer_s = _optimizer_s(model, dense_params)
     gpu = sum(c.time_s for c in ops) + optimizer_s
     gpu_compiled = sum(c.time_compiled_s for c in ops) + optimizer_s
     host_ops = sum(1 for c in ops if is_host_op(c))

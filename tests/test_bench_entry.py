@@ -10,6 +10,7 @@ import pytest
 
 from genutil import SPECS, compiled, load_spec
 from kunlun_compiler.codegen import render
+from kunlun_compiler.cost import estimate
 from kunlun_compiler.writer import write_package
 
 KEYS = {"measured_step_s", "estimated_step_s", "model_flops_per_step", "measured_tflops", "measured_mfu",
@@ -47,8 +48,13 @@ def test_bench_entry_point_on_cpu(tmp_path):
     padded = json.loads(padded.stdout)
     assert report["layout"] == "packed" and padded["layout"] == "padded"      # packed by default
     assert padded["model_flops_per_step"] == report["model_flops_per_step"]   # useful work: the same
-    assert report["estimated_gpu_step_s"] == pytest.approx(est["est_gpu_time_packed_s"] * 4 / est["batch_size"])
-    assert padded["estimated_gpu_step_s"] == pytest.approx(est["est_gpu_time_s"] * 4 / est["batch_size"])
+    # the GPU time is the compiler's estimate priced at the batch run (not the spec's scaled: a
+    # step's launches and weight bytes do not grow with the batch)
+    at4 = estimate(c.graph, "cpu", batch_size=4)
+    assert est["batch_size"] != 4
+    assert report["estimated_gpu_step_s"] == pytest.approx(at4.est_gpu_time_packed_s, rel=1e-9)
+    assert padded["estimated_gpu_step_s"] == pytest.approx(at4.est_gpu_time_s, rel=1e-9)
+    assert at4.est_gpu_time_s != pytest.approx(est["est_gpu_time_s"] * 4 / est["batch_size"], rel=1e-3)
     assert report["estimated_gpu_step_s"] < padded["estimated_gpu_step_s"]
     assert all(g["measured_s"] > 0 for g in padded["groups"].values())
     bad = subprocess.run([sys.executable, "-m", "kunlun_tiny", "bench", "--device", "cpu", "--layout", "ragged"],
@@ -93,31 +99,36 @@ def test_compile_modes_reach_torch_compile(tmp_path, monkeypatch):
     assert bench.kernel_time_s(rows) == 1500 / 1e6      # kernel rows only: op rows repeat them
     assert report["compile_scope"] == "blocks"
     est = bench.ESTIMATE["targets"]["cpu"]           # a compiled run is set beside the compiled estimate
-    scale = 2 / est["batch_size"]
-    gpu = est["est_gpu_time_s"]
-    # GPU time scales with the batch, host time does not; the step is the longer of the two
-    monkeypatch.setitem(est, "est_gpu_time_compiled_s", gpu / 2)
+    curve = est["batch_curve"]
+
+    def at2(values):                                  # the build's curve read at batch 2
+        return bench.at_batch(curve["batch_sizes"], values, 2)
+    gpu = at2(curve["gpu"]["est_gpu_time_s"])
+    # the GPU time is read at the batch, host time does not change with it; the step is the longer
+    monkeypatch.setitem(curve["gpu"], "est_gpu_time_compiled_s", [t / 2 for t in curve["gpu"]["est_gpu_time_s"]])
     monkeypatch.setitem(est, "est_host_compiled_s", 0.0)
-    monkeypatch.setitem(est, "est_host_s", gpu * scale * 3)
+    monkeypatch.setitem(est, "est_host_s", gpu * 3)
     compiled_report = bench._report(None, "cpu", 2, "auto", "default", 1, 1.0, "padded")
     eager_report = bench._report(None, "cpu", 2, "auto", False, 1, 1.0, "padded")
-    assert compiled_report["estimated_step_s"] == pytest.approx(gpu / 2 * scale)
-    assert eager_report["estimated_gpu_step_s"] == pytest.approx(gpu * scale)
-    assert eager_report["estimated_step_s"] == eager_report["estimated_host_s"] == pytest.approx(gpu * scale * 3)
-    flops = est["flops_train_per_step"] * scale
-    assert compiled_report["estimated_mfu"] == pytest.approx(flops / (gpu / 2 * scale * est["peak_flops"]))
-    assert eager_report["estimated_mfu"] == pytest.approx(flops / (gpu * scale * 3 * est["peak_flops"]))
+    assert compiled_report["estimated_step_s"] == pytest.approx(gpu / 2)
+    assert eager_report["estimated_gpu_step_s"] == pytest.approx(gpu)
+    assert eager_report["estimated_step_s"] == eager_report["estimated_host_s"] == pytest.approx(gpu * 3)
+    flops = est["flops_train_per_step"] * 2 / est["batch_size"]     # FLOPs are linear in the batch
+    assert compiled_report["estimated_mfu"] == pytest.approx(flops / (gpu / 2 * est["peak_flops"]))
+    assert eager_report["estimated_mfu"] == pytest.approx(flops / (gpu * 3 * est["peak_flops"]))
     assert "host not fitted" not in bench.format_report({**report, **eager_report})
     assert "host not fitted for this target" in bench.format_report({**report, **compiled_report})
-    group, v = next(iter(est["groups"].items()))
-    assert compiled_report["groups"][group]["estimated_s"] == pytest.approx(v["time_compiled_s"] * scale)
-    # per group: each block the longer of its GPU time and its share of the host time (what a block
-    # timed alone takes), the same rule as the compiler's Estimate.group_steps
+    group, v = next(iter(curve["groups"].items()))
+    assert compiled_report["groups"][group]["estimated_s"] == pytest.approx(at2(v["time_compiled_s"]))
+    # per group: each block the longer of its GPU time (its group's at this batch, shared as at the
+    # spec's batch) and its share of the host time (what a block timed alone takes), the same rule
+    # as the compiler's Estimate.group_steps
     from kunlun_compiler.cost import group_steps
-    expected = group_steps(est["blocks"], est["est_host_s"] / est["host_ops"], compiled=False, gpu_scale=scale)
+    ratio = {g: at2(c["time_s"]) / est["groups"][g]["time_s"] for g, c in curve["groups"].items()}
+    expected = group_steps(est["blocks"], est["est_host_s"] / est["host_ops"], compiled=False, gpu_scale=ratio)
     assert {g: v["estimated_s"] for g, v in eager_report["groups"].items()} == pytest.approx(expected)
     assert any(v["estimated_s"] > v["estimated_gpu_s"] for v in eager_report["groups"].values())
-    assert all(v["estimated_gpu_s"] == pytest.approx(est["groups"][g]["time_s"] * scale)
+    assert all(v["estimated_gpu_s"] == pytest.approx(at2(curve["groups"][g]["time_s"]))
                for g, v in eager_report["groups"].items())
     assert "compile (reduce-overhead, per block)" in bench.format_report(report)
     with pytest.raises(ValueError, match="compile mode"):
@@ -193,10 +204,11 @@ def test_stream_picks_its_estimate(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "device_target", lambda device: "h200")
     fp32 = bench._report(None, "cpu", 8, "auto", "default", 1, 1.0, "packed", "fp32")
     half = bench._report(None, "cpu", 8, "auto", "default", 1, 1.0, "packed", "compute")
-    scale = 8 / estimates["targets"]["h200"]["batch_size"]
-    assert fp32["estimated_gpu_step_s"] == pytest.approx(estimates["targets"]["h200"]["est_gpu_time_compiled_packed_s"] * scale)
-    assert half["estimated_gpu_step_s"] == pytest.approx(
-        estimates["compute_stream"]["h200"]["est_gpu_time_compiled_packed_s"] * scale)
+    for report, stream in ((fp32, "fp32"), (half, "compute")):
+        # batch 8 lies between the curve's 4 and 16: read off the line between them, within 5% of
+        # the compiler's estimate priced at 8
+        exact = estimate(c.graph, "h200", batch_size=8, stream=stream).est_gpu_time_compiled_packed_s
+        assert report["estimated_gpu_step_s"] == pytest.approx(exact, rel=0.05)
     assert half["estimated_gpu_step_s"] < fp32["estimated_gpu_step_s"]
     model, _, _ = bench.training("cpu", 2, stream="compute")
     assert model.stream == "compute" and model.embed_click.stream == "compute"
@@ -230,12 +242,11 @@ def test_cuda_graph_option_is_checked_and_priced(tmp_path, monkeypatch):
         main(["bench", "--device", "cpu", "--cuda-graph"])
     assert exc.value.code == 2
     monkeypatch.setattr(bench, "device_target", lambda device: "h200")
-    est = bench.ESTIMATE["targets"]["h200"]
-    scale = 4096 / est["batch_size"]       # a batch large enough that GPU time is not host time
     eager = bench._report(None, "cpu", 4096, "auto", False, 1, 1.0, "packed", "fp32")
     graphed = bench._report(None, "cpu", 4096, "auto", False, 1, 1.0, "packed", "fp32", True)
+    gpu = estimate(compiled(load_spec(SPECS / "kunlun_tiny.yaml")).graph, "h200", batch_size=4096)
     assert graphed["estimated_step_s"] == graphed["estimated_gpu_step_s"] == pytest.approx(
-        est["est_gpu_time_packed_s"] * scale)
+        gpu.est_gpu_time_packed_s, rel=1e-9)
     assert graphed["estimated_host_s"] == 0.0 and eager["estimated_host_s"] > 0
     small = bench._report(None, "cpu", 1, "auto", False, 1, 1.0, "packed", "fp32", True)
     assert small["estimated_step_s"] < bench._report(None, "cpu", 1, "auto", False, 1, 1.0)["estimated_step_s"]

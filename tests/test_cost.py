@@ -5,7 +5,7 @@ import pytest
 
 from genutil import SPECS, compiled, estimate, load_spec, spec_text
 from kunlun_compiler import hardware
-from kunlun_compiler.cost import HOST_KINDS, NO_LAUNCH, CostModel, pairs_in_window
+from kunlun_compiler.cost import HOST_KINDS, NO_LAUNCH, TIME_KEYS, CostModel, batch_curve, estimate, pairs_in_window
 
 TINY_TEXT = (SPECS / "kunlun_tiny.yaml").read_text()
 
@@ -353,3 +353,22 @@ def test_a_batched_expert_op_pays_no_launch():
     assert costs[leader].time_compiled_s > costs[rider].time_compiled_s
     assert costs[leader].flops == costs[rider].flops and costs[leader].params == costs[rider].params
     assert costs[rider].batched_with == leader and not costs[leader].batched_with
+
+
+@pytest.mark.parametrize("stream", ["fp32", "compute"])
+def test_batch_curve_is_the_estimate_at_each_batch(g6_graph, stream):
+    """estimate.json's batch curve (what the generated bench reads its estimate from at the batch
+    it runs) is the estimate priced at each of its batch sizes, per group and in total."""
+    curve = batch_curve(g6_graph, "h200", stream=stream)
+    for i, batch in enumerate(curve["batch_sizes"]):
+        est = estimate(g6_graph, "h200", batch_size=batch, stream=stream)
+        groups = est.groups()
+        assert set(curve["groups"]) <= set(groups)
+        for key in TIME_KEYS:
+            total = f"est_gpu_time{key[4:]}"
+            assert curve["gpu"][total][i] == pytest.approx(getattr(est, total), rel=1e-12)
+            for group, times in curve["groups"].items():
+                assert times[key][i] == pytest.approx(groups[group][key], rel=1e-12, abs=1e-15)
+    # not proportional to the batch: launches, weight bytes and the optimizer are per step
+    sizes, gpu = curve["batch_sizes"], curve["gpu"]["est_gpu_time_compiled_s"]
+    assert 0 < gpu[1] / gpu[0] < sizes[1] / sizes[0] / 2

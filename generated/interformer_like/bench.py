@@ -198,25 +198,46 @@ def run_bench(device: str = "cuda", steps: int = 20, warmup: int = 3, batch_size
     return report
 
 
+def at_batch(batch_sizes: list, values: list, batch: float) -> float:
+    """values (priced at batch_sizes, ascending) at batch: linear between the two neighbours, and
+    past either end along the nearest two (each op's time is linear in the batch on each side of
+    one bend, where its compute overtakes its bytes)."""
+    i = 1
+    while i < len(batch_sizes) - 1 and batch_sizes[i] < batch:
+        i += 1
+    (b0, b1), (v0, v1) = batch_sizes[i - 1:i + 1], values[i - 1:i + 1]
+    return v0 + (v1 - v0) * (batch - b0) / (b1 - b0)
+
+
 def _report(model, device, batch_size, backend, compile, steps, measured, layout="packed",
             stream="fp32", graph=False) -> dict:
     target = device_target(device)
     # the compute-stream estimate where the target trains under autocast (else one stream dtype)
     est = ESTIMATE["compute_stream" if stream == "compute" else "targets"].get(target) or ESTIMATE["targets"][target]
-    scale = batch_size / est["batch_size"]        # GPU time and FLOPs are linear in the batch size
+    scale = batch_size / est["batch_size"]        # FLOPs are linear in the batch size
     flops = est["flops_train_per_step"] * scale
     mode = "_compiled" if compile else ""         # compiled: the estimate without autocast casts
     mode += "_packed" if layout == "packed" else ""   # packed: without the padded rows' share
-    gpu = est[f"est_gpu_time{mode}_s"] * scale
+    # GPU time is not linear in the batch (launches and weight bytes are fixed): read at this
+    # batch from the build's curve (the estimate priced at a few batch sizes)
+    curve = est["batch_curve"]
+    gpu = at_batch(curve["batch_sizes"], curve["gpu"][f"est_gpu_time{mode}_s"], batch_size)
     host = est[f"est_host{'_compiled' if compile else ''}_s"]   # per step, either layout
     step = gpu if graph else max(gpu, host)   # a replayed CUDA graph: one launch, no host time per op
-    # a block timed alone takes the longer of its GPU time and its host time (its ops' share)
+    # a block timed alone takes the longer of its GPU time and its host time (its ops' share);
+    # its GPU time at this batch: its group's, shared in the blocks' proportions at the spec's batch
     per_op = host / est["host_ops"] if est["host_ops"] else 0.0
+    key = f"time{mode}_s"
+    at_spec: dict = {}
+    for b in est["blocks"].values():
+        at_spec[b["group"]] = at_spec.get(b["group"], 0.0) + b[key]
+    ratio = {g: at_batch(curve["batch_sizes"], c[key], batch_size) / at_spec[g] if at_spec.get(g) else 0.0
+             for g, c in curve["groups"].items()}
     groups: dict = {}
     for b in est["blocks"].values():
         g = groups.setdefault(b["group"], {"estimated_s": 0.0, "estimated_gpu_s": 0.0, "flops_train": 0.0})
-        g["estimated_s"] += max(b[f"time{mode}_s"] * scale, b["host_ops"] * per_op)
-        g["estimated_gpu_s"] += b[f"time{mode}_s"] * scale
+        g["estimated_s"] += max(b[key] * ratio.get(b["group"], 0.0), b["host_ops"] * per_op)
+        g["estimated_gpu_s"] += b[key] * ratio.get(b["group"], 0.0)
         g["flops_train"] += b["flops_train"] * scale
     return {
         "model": 'interformer_like', "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
