@@ -312,7 +312,7 @@ def main() -> int:
         return 1
     # the Triton kernel as bench_gdpa.py times it (its triton_op launches directly in eager);
     # imported here, not at the top: it registers its ops when imported
-    from bench_gdpa import ACT, gdpa_forward_op
+    from bench_gdpa import ACT, SDPA_PEERS, gdpa_forward_op, naive, sdpa_peer
     H, D = 4, 128
     rows, start = [], time.time()
     torch.manual_seed(0)
@@ -328,7 +328,17 @@ def main() -> int:
         triton_ms = triton.testing.do_bench(ref_fn, return_mode="median")
         exact = (torch.nn.functional.gelu(q[:8].float() @ k[:8].float().mT, approximate="tanh")
                  @ v[:8].float()) * scale
-        row = {"B": B, "T": T, "S": S, "triton_tflops": flops / triton_ms / 1e9, "gluon": {}}
+        # the peers in the same process: the naive path, and SDPA's cuDNN backend (softmax, the
+        # baseline file's "SDPA flash"; None where it refuses the shape)
+        naive_ms = triton.testing.do_bench(lambda: naive(q, k, v, scale), return_mode="median")
+        cudnn = sdpa_peer(SDPA_PEERS["cudnn"])
+        try:
+            cudnn_ms = triton.testing.do_bench(lambda: cudnn(q, k, v), return_mode="median")
+        except RuntimeError:
+            cudnn_ms = None
+        row = {"B": B, "T": T, "S": S, "triton_tflops": flops / triton_ms / 1e9,
+               "naive_tflops": flops / naive_ms / 1e9,
+               "cudnn_tflops": flops / cudnn_ms / 1e9 if cudnn_ms else None, "gluon": {}}
         for (bm, bn, stages, warps), overlap in itertools.product(CONFIGS, (True, False)):
             name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
             try:
@@ -349,7 +359,9 @@ def main() -> int:
         if args.json:   # after every shape: a hang in a later one (a wrong barrier phase) keeps these
             Path(args.json).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
         best = max((g["tflops"] for g in row["gluon"].values() if "tflops" in g), default=float("nan"))
-        print(f"B{B} T{T} S{S}: triton {row['triton_tflops']:.0f} TFLOP/s, gluon best {best:.0f}; "
+        peers = f"naive {row['naive_tflops']:.0f}" + (f", cuDNN {row['cudnn_tflops']:.0f}"
+                                                     if row["cudnn_tflops"] else ", cuDNN refused")
+        print(f"B{B} T{T} S{S}: triton {row['triton_tflops']:.0f} TFLOP/s, {peers}, gluon best {best:.0f}; "
               + ", ".join(f"{n} {g['tflops']:.0f} (err {g['rel_err_vs_fp32']:.1e}"
                           f"{'' if g['correct'] else ' WRONG'})"
                           if "tflops" in g else f"{n} {g['error']}" for n, g in row["gluon"].items()),
