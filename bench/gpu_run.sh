@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|windowbwd|all]
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
+# windowbwd: bench/window_bwd_fused.py, the one-pass window backward (dQ by atomic adds) against the
+#   two-pass one, checked and timed at bench_window.py's shapes (WINDOWBWD_TIMEOUT).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
@@ -29,6 +31,11 @@ if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then
     | tee "$OUT/gdpa_gluon_quick.log" | tail -8
   timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 \
     | tee "$OUT/gdpa_gluon.log" | tail -12
+  exit 0
+fi
+if [ "$what" = windowbwd ]; then   # the one-pass window backward against the two-pass one
+  timeout ${WINDOWBWD_TIMEOUT:-400} python3 bench/window_bwd_fused.py --json "$OUT/window_bwd_fused.json" 2>&1 \
+    | tee "$OUT/window_bwd_fused.log" | tail -12
   exit 0
 fi
 if [ "$what" = firststep ]; then
