@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|windowbwd|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|all]
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
-# windowbwd: bench/window_bwd_fused.py, the one-pass window backward (dQ by atomic adds) against the
-#   two-pass one, checked and timed at bench_window.py's shapes (WINDOWBWD_TIMEOUT).
+# fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
+#   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
@@ -33,9 +33,10 @@ if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then
     | tee "$OUT/gdpa_gluon.log" | tail -12
   exit 0
 fi
-if [ "$what" = windowbwd ]; then   # the one-pass window backward against the two-pass one
-  timeout ${WINDOWBWD_TIMEOUT:-400} python3 bench/window_bwd_fused.py --json "$OUT/window_bwd_fused.json" 2>&1 \
-    | tee "$OUT/window_bwd_fused.log" | tail -12
+if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones
+  for b in window_bwd_fused gdpa_bwd_fused; do
+    timeout ${FUSEDBWD_TIMEOUT:-280} python3 "bench/$b.py" --json "$OUT/$b.json" 2>&1 | tee "$OUT/$b.log" | tail -8
+  done
   exit 0
 fi
 if [ "$what" = firststep ]; then
