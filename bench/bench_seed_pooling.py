@@ -214,7 +214,9 @@ def kernel_ms(fn, reps: int = 20) -> float:
                if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / reps
 
 
-def _direct_launch():
+def direct_launch():
+    """Eager kernel launches without wrap_triton's higher-order-op dispatch (about 1 ms of host
+    time a launch), as the models' triton_ops launch them in eager mode."""
     try:
         from torch._library.triton import set_wrap_triton_enabled
     except ImportError:   # an older torch: wrap_triton launches directly anyway
@@ -239,7 +241,7 @@ def main() -> None:
     # Launch the kernels directly, as the model's triton_op does in eager mode: through
     # wrap_triton's dispatch every call costs ~1 ms of host time, more than the kernels here
     # (2026-11-29 run: 1.0-1.1 ms per level-1 forward at both shapes, whose data differ 2x).
-    with _direct_launch():
+    with direct_launch():
         for shape in SHAPES:
             print(f"shape {shape}", flush=True)
             results.append(bench_shape(sp, reference, shape, copy_bw, args.pair))

@@ -159,7 +159,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("needs a CUDA GPU", file=sys.stderr)
         return 1
-    from bench_seed_pooling import _direct_launch   # eager launches without wrap_triton's dispatch
+    from bench_seed_pooling import direct_launch
     H, D = 4, 128
     rows, start = [], time.time()
     torch.manual_seed(0)
@@ -181,7 +181,7 @@ def main() -> int:
             two = lambda: g.gdpa_backward(*args_, **kw)        # noqa: E731
             one = lambda: gdpa_backward_fused(*args_, **kw)    # noqa: E731
             ref = g.gdpa_backward(gdo.float(), gq.float(), k.float(), v.float(), n, None, ACT, scale, **kw)
-            with _direct_launch():   # as the models' triton_ops launch them in eager
+            with direct_launch():   # as the models' triton_ops launch them in eager
                 errors = {name: _rel(x, r) for name, x, r in zip(("dq", "dk", "dv"), one(), ref)}
                 two_ms = triton.testing.do_bench(two, return_mode="median")
                 one_ms = triton.testing.do_bench(one, return_mode="median")
