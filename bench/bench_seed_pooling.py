@@ -26,6 +26,9 @@ import torch.nn.functional as F
 import triton.testing
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import direct_launch  # noqa: E402
+
 DEVICE = "cuda"
 SHAPES = [
     dict(B=1024, H=4, T=1024, D=64, S1=64, S2=8),
@@ -212,17 +215,6 @@ def kernel_ms(fn, reps: int = 20) -> float:
         torch.cuda.synchronize()
     return sum(e.self_device_time_total for e in prof.key_averages()
                if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / reps
-
-
-def direct_launch():
-    """Eager kernel launches without wrap_triton's higher-order-op dispatch (about 1 ms of host
-    time a launch), as the models' triton_ops launch them in eager mode."""
-    try:
-        from torch._library.triton import set_wrap_triton_enabled
-    except ImportError:   # an older torch: wrap_triton launches directly anyway
-        import contextlib
-        return contextlib.nullcontext()
-    return set_wrap_triton_enabled(False)
 
 
 def main() -> None:

@@ -18,9 +18,6 @@ tests/test_gdpa_bwd_fused.py checks it against the two-pass backward under Trito
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_gdpa import ACT, SHAPES, gdpa as g  # noqa: E402
+from benchutil import (compare_backwards, describe_comparison, direct_launch,  # noqa: E402
+                       gpu_script_args, write_json)
 
 # The two-pass kernels' helpers and constants, resolved by the kernel below through this module.
 _tile_of_program, _clamp, _q_rows, _head_base = g._tile_of_program, g._clamp, g._q_rows, g._head_base
@@ -147,26 +146,18 @@ def gdpa_backward_fused(grad_out, q, k, v, q_lengths, kv_lengths, activations: s
     return dq_acc.to(q.dtype), dk, dv
 
 
-def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    out = os.environ.get("OUT")
-    parser.add_argument("--json", default=os.path.join(out, "gdpa_bwd_fused.json") if out else None)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("needs a CUDA GPU", file=sys.stderr)
+    args = gpu_script_args(__doc__, "gdpa_bwd_fused.json")
+    if args is None:
         return 1
-    from bench_seed_pooling import direct_launch
     H, D = 4, 128
     rows, start = [], time.time()
     torch.manual_seed(0)
     for kind, B, T, S in SHAPES:
         q = (torch.randn(B, H, T, D, device="cuda") * D ** -0.25).bfloat16()
         k = (torch.randn(B, H, S, D, device="cuda") * D ** -0.25).bfloat16()
-        v, do = torch.randn(B, H, S, D, device="cuda").bfloat16(), torch.randn(B, H, T, D, device="cuda").bfloat16()
+        v = torch.randn(B, H, S, D, device="cuda").bfloat16()
+        do = torch.randn(B, H, T, D, device="cuda").bfloat16()
         scale = 1.0 / T
         full = torch.full((B,), T, device="cuda", dtype=torch.int64)
         jagged = torch.randint(0, T + 1, (B,), device="cuda")
@@ -178,29 +169,17 @@ def main() -> int:
                                          ("packed jagged", (packed_q, packed_do, jagged,
                                                             {"q_starts": starts, "max_len": T}))):
             args_ = (gdo, gq, k, v, n, None, ACT, scale)
-            two = lambda: g.gdpa_backward(*args_, **kw)        # noqa: E731
-            one = lambda: gdpa_backward_fused(*args_, **kw)    # noqa: E731
-            ref = g.gdpa_backward(gdo.float(), gq.float(), k.float(), v.float(), n, None, ACT, scale, **kw)
+            reference = g.gdpa_backward(gdo.float(), gq.float(), k.float(), v.float(), n, None, ACT,
+                                        scale, **kw)
             with direct_launch():   # as the models' triton_ops launch them in eager
-                errors = {name: _rel(x, r) for name, x, r in zip(("dq", "dk", "dv"), one(), ref)}
-                two_ms = triton.testing.do_bench(two, return_mode="median")
-                one_ms = triton.testing.do_bench(one, return_mode="median")
-            row[layout] = {"two_pass_ms": two_ms, "fused_ms": one_ms, "speedup": two_ms / one_ms,
-                           "rel_err_vs_fp32": errors, "correct": max(errors.values()) <= 1e-2}
+                row[layout] = compare_backwards(lambda: g.gdpa_backward(*args_, **kw),
+                                                lambda: gdpa_backward_fused(*args_, **kw), reference)
         rows.append(row)
-        print(f"{kind} B{B} T{T} S{S}: " + "; ".join(
-            f"{lay} two-pass {row[lay]['two_pass_ms']:.3f} ms, fused {row[lay]['fused_ms']:.3f} ms "
-            f"({row[lay]['speedup']:.2f}x), errors "
-            + ", ".join(f"{n} {e:.1e}" for n, e in row[lay]["rel_err_vs_fp32"].items())
-            + ("" if row[lay]["correct"] else " WRONG") for lay in ("full", "packed jagged")), flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "triton": triton.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "rows": rows, "seconds": time.time() - start}
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+        print(f"{kind} B{B} T{T} S{S}: "
+              + "; ".join(describe_comparison(lay, row[lay]) for lay in ("full", "packed jagged")),
+              flush=True)
+        write_json(args.json, rows)
+    write_json(args.json, rows, start)
     return 0
 
 

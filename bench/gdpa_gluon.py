@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
@@ -313,6 +312,7 @@ def main() -> int:
     # the Triton kernel as bench_gdpa.py times it (its triton_op launches directly in eager);
     # imported here, not at the top: it registers its ops when imported
     from bench_gdpa import ACT, SDPA_PEERS, gdpa_forward_op, naive, sdpa_peer
+    from benchutil import write_json
     H, D = 4, 128
     rows, start = [], time.time()
     torch.manual_seed(0)
@@ -356,8 +356,7 @@ def main() -> int:
             except Exception as exc:  # an experiment: record what failed and go on
                 row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         rows.append(row)
-        if args.json:   # after every shape: a hang in a later one (a wrong barrier phase) keeps these
-            Path(args.json).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
+        write_json(args.json, rows)   # after every shape: a hang in a later one keeps these
         best = max((g["tflops"] for g in row["gluon"].values() if "tflops" in g), default=float("nan"))
         peers = f"naive {row['naive_tflops']:.0f}" + (f", cuDNN {row['cudnn_tflops']:.0f}"
                                                      if row["cudnn_tflops"] else ", cuDNN refused")
@@ -366,12 +365,7 @@ def main() -> int:
                           f"{'' if g['correct'] else ' WRONG'})"
                           if "tflops" in g else f"{n} {g['error']}" for n, g in row["gluon"].items()),
               flush=True)
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "triton": triton.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "H": H, "D": D, "rows": rows, "seconds": time.time() - start}
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+    write_json(args.json, rows, start, H=H, D=D)
     return 0
 
 

@@ -20,10 +20,7 @@ backward in Triton's interpreter (CPU).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_window import SHAPES, pack_jagged, pairs_in_window, wa  # noqa: E402
+from benchutil import compare_backwards, describe_comparison, gpu_script_args, write_json  # noqa: E402
 
 # The two-pass kernels' helpers, resolved by the kernel below through this module's globals.
 _program_tile, _example_rows, _head = wa._program_tile, wa._example_rows, wa._head
@@ -161,17 +159,9 @@ def window_attention_backward_fused(grad_out, q, k, v, o, lse, lengths, window: 
     return (dq_acc * scale).to(q.dtype), dk, dv
 
 
-def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    out = os.environ.get("OUT")
-    parser.add_argument("--json", default=os.path.join(out, "window_bwd_fused.json") if out else None)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("needs a CUDA GPU", file=sys.stderr)
+    args = gpu_script_args(__doc__, "window_bwd_fused.json")
+    if args is None:
         return 1
     rows, start = [], time.time()
     for B, H, T, D, window in SHAPES:
@@ -189,36 +179,21 @@ def main() -> int:
                     ("packed jagged", (pdo, pq, pk, pv, lengths), {"starts": starts, "max_len": T})):
                 g, qq, kk, vv, n = inputs
                 o, lse = wa.window_attention_forward(qq, kk, vv, n, window, causal, scale, **kw)
-                two = lambda: wa.window_attention_backward(  # noqa: E731
-                    g, qq, kk, vv, o, lse, n, window, causal, scale, **kw)
-                one = lambda: window_attention_backward_fused(  # noqa: E731
-                    g, qq, kk, vv, o, lse, n, window, causal, scale, **kw)
-                ref = wa.window_attention_backward(g.float(), qq.float(), kk.float(), vv.float(),
-                                                   o.float(), lse, n, window, causal, scale, **kw)
-                got = one()
-                errors = {name: _rel(x, r) for name, x, r in zip(("dq", "dk", "dv"), got, ref)}
-                two_ms = triton.testing.do_bench(two, return_mode="median")
-                one_ms = triton.testing.do_bench(one, return_mode="median")
-                row[layout] = {"two_pass_ms": two_ms, "fused_ms": one_ms, "speedup": two_ms / one_ms,
-                               "rel_err_vs_fp32": errors, "correct": max(errors.values()) <= 1e-2}
+                row[layout] = compare_backwards(
+                    lambda: wa.window_attention_backward(g, qq, kk, vv, o, lse, n, window, causal,
+                                                         scale, **kw),
+                    lambda: window_attention_backward_fused(g, qq, kk, vv, o, lse, n, window,
+                                                            causal, scale, **kw),
+                    wa.window_attention_backward(g.float(), qq.float(), kk.float(), vv.float(),
+                                                 o.float(), lse, n, window, causal, scale, **kw))
             rows.append(row)
             flops = 2.5 * 4 * B * H * D * pairs_in_window(T, window, causal)  # backward: 2.5x forward
             print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir '}: "
-                  + "; ".join(f"{lay} two-pass {row[lay]['two_pass_ms']:.3f} ms, fused "
-                              f"{row[lay]['fused_ms']:.3f} ms ({row[lay]['speedup']:.2f}x), errors "
-                              + ", ".join(f"{n} {e:.1e}" for n, e in row[lay]["rel_err_vs_fp32"].items())
-                              + ("" if row[lay]["correct"] else " WRONG")
-                              for lay in ("full", "packed jagged"))
+                  + "; ".join(describe_comparison(lay, row[lay]) for lay in ("full", "packed jagged"))
                   + f"; full two-pass {flops / row['full']['two_pass_ms'] / 1e9:.0f} TFLOP/s",
                   flush=True)
-            if args.json:
-                Path(args.json).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "triton": triton.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "rows": rows, "seconds": time.time() - start}
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+            write_json(args.json, rows)
+    write_json(args.json, rows, start)
     return 0
 
 

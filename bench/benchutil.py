@@ -1,0 +1,78 @@
+"""What the bench scripts share: eager launches without wrap_triton's dispatch, the one-pass
+against two-pass backward comparison, and JSON output that survives a timeout."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+TOLERANCE = 1e-2   # bf16 against an fp32 reference, norm-wise (as the kernels' GPU tests)
+
+
+def gpu_script_args(doc: str, json_name: str) -> argparse.Namespace | None:
+    """--json PATH (default $OUT/json_name when OUT is set) for a GPU-only script; None (after
+    saying so) where there is no CUDA GPU."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    out = os.environ.get("OUT")
+    parser.add_argument("--json", default=os.path.join(out, json_name) if out else None)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU", file=sys.stderr)
+        return None
+    return args
+
+
+def direct_launch():
+    """Eager kernel launches without wrap_triton's higher-order-op dispatch (about 1 ms of host
+    time a launch), as the models' triton_ops launch them in eager mode."""
+    try:
+        from torch._library.triton import set_wrap_triton_enabled
+    except ImportError:   # an older torch: wrap_triton launches directly anyway
+        return contextlib.nullcontext()
+    return set_wrap_triton_enabled(False)
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖x − ref‖ / ‖ref‖ in float32."""
+    return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
+
+
+def compare_backwards(two_pass, one_pass, reference) -> dict:
+    """Times two_pass() and one_pass() (each returning (dq, dk, dv)) and checks one_pass's
+    gradients against `reference` (fp32); one row of the one-pass experiments' tables."""
+    import triton
+    errors = {name: rel_err(x, r) for name, x, r in zip(("dq", "dk", "dv"), one_pass(), reference)}
+    two_ms = triton.testing.do_bench(two_pass, return_mode="median")
+    one_ms = triton.testing.do_bench(one_pass, return_mode="median")
+    return {"two_pass_ms": two_ms, "fused_ms": one_ms, "speedup": two_ms / one_ms,
+            "rel_err_vs_fp32": errors, "correct": max(errors.values()) <= TOLERANCE}
+
+
+def describe_comparison(name: str, result: dict) -> str:
+    """One layout's comparison as a line fragment."""
+    errors = ", ".join(f"{n} {e:.1e}" for n, e in result["rel_err_vs_fp32"].items())
+    return (f"{name} two-pass {result['two_pass_ms']:.3f} ms, fused {result['fused_ms']:.3f} ms "
+            f"({result['speedup']:.2f}x), errors {errors}{'' if result['correct'] else ' WRONG'}")
+
+
+def write_json(path: str | None, rows: list, start: float | None = None, **extra) -> None:
+    """rows as JSON at path (nothing without a path). start None: partial, written after each
+    shape so that a timeout or a hang in a later one keeps what was measured; else the final
+    file, with the device, versions, date and seconds since start."""
+    if not path:
+        return
+    if start is None:
+        Path(path).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
+        return
+    import triton
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+              "triton": triton.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              **extra, "rows": rows, "seconds": time.time() - start}
+    Path(path).write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
