@@ -21,6 +21,9 @@ def gpu_script_args(doc: str, json_name: str) -> argparse.Namespace | None:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     out = os.environ.get("OUT")
     parser.add_argument("--json", default=os.path.join(out, json_name) if out else None)
+    parser.add_argument("--full", action="store_true",
+                        help="also full lengths, padded (default: jagged packed rows, the models' "
+                             "layout; each layout autotunes its kernels apart)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("needs a CUDA GPU", file=sys.stderr)
@@ -43,22 +46,24 @@ def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
 
 
-def compare_backwards(two_pass, one_pass, reference) -> dict:
+def compare_backwards(two_pass, one_pass) -> dict:
     """Times two_pass() and one_pass() (each returning (dq, dk, dv)) and checks one_pass's
-    gradients against `reference` (fp32); one row of the one-pass experiments' tables."""
+    gradients against two_pass's (the kernels' tests and bench_window/bench_gdpa check those
+    against fp32; an fp32 run here would autotune both backwards again, minutes of compiling);
+    one row of the one-pass experiments' tables."""
     import triton
-    errors = {name: rel_err(x, r) for name, x, r in zip(("dq", "dk", "dv"), one_pass(), reference)}
+    errors = {name: rel_err(x, r) for name, x, r in zip(("dq", "dk", "dv"), one_pass(), two_pass())}
     two_ms = triton.testing.do_bench(two_pass, return_mode="median")
     one_ms = triton.testing.do_bench(one_pass, return_mode="median")
     return {"two_pass_ms": two_ms, "fused_ms": one_ms, "speedup": two_ms / one_ms,
-            "rel_err_vs_fp32": errors, "correct": max(errors.values()) <= TOLERANCE}
+            "rel_diff_vs_two_pass": errors, "correct": max(errors.values()) <= TOLERANCE}
 
 
 def describe_comparison(name: str, result: dict) -> str:
     """One layout's comparison as a line fragment."""
-    errors = ", ".join(f"{n} {e:.1e}" for n, e in result["rel_err_vs_fp32"].items())
+    errors = ", ".join(f"{n} {e:.1e}" for n, e in result["rel_diff_vs_two_pass"].items())
     return (f"{name} two-pass {result['two_pass_ms']:.3f} ms, fused {result['fused_ms']:.3f} ms "
-            f"({result['speedup']:.2f}x), errors {errors}{'' if result['correct'] else ' WRONG'}")
+            f"({result['speedup']:.2f}x), differences {errors}{'' if result['correct'] else ' WRONG'}")
 
 
 def write_json(path: str | None, rows: list, start: float | None = None, **extra) -> None:

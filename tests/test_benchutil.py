@@ -1,0 +1,32 @@
+"""bench/benchutil.py, the bench scripts' shared pieces that run without a GPU."""
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import benchutil  # noqa: E402
+
+
+def test_partial_json_keeps_the_rows_so_far(tmp_path):
+    path = tmp_path / "out.json"
+    benchutil.write_json(str(path), [{"a": 1}])
+    assert json.loads(path.read_text()) == {"rows": [{"a": 1}], "partial": True}
+    benchutil.write_json(None, [{"a": 2}])       # no path: nothing written, no error
+    assert json.loads(path.read_text())["rows"] == [{"a": 1}]
+
+
+def test_rel_err_and_the_comparison_line():
+    ref = torch.tensor([3.0, 4.0])
+    assert benchutil.rel_err(ref, ref) == 0.0
+    assert abs(benchutil.rel_err(ref * 1.01, ref) - 0.01) < 1e-6
+    row = {"two_pass_ms": 2.0, "fused_ms": 1.0, "speedup": 2.0, "correct": False,
+           "rel_diff_vs_two_pass": {"dq": 0.5, "dk": 1e-3, "dv": 2e-3}}
+    line = benchutil.describe_comparison("packed jagged", row)
+    assert line.startswith("packed jagged two-pass 2.000 ms, fused 1.000 ms (2.00x)")
+    assert "dq 5.0e-01" in line and line.endswith("WRONG")
+    assert not benchutil.describe_comparison("full", {**row, "correct": True}).endswith("WRONG")
