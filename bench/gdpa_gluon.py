@@ -311,7 +311,7 @@ def main() -> int:
         return 1
     # the Triton kernel as bench_gdpa.py times it (its triton_op launches directly in eager);
     # imported here, not at the top: it registers its ops when imported
-    from bench_gdpa import ACT, SDPA_PEERS, gdpa_forward_op, naive, sdpa_peer
+    from bench_gdpa import ACT, SDPA_PEERS, gdpa_forward_op, median_ms, naive, sdpa_peer, time_or_none
     from benchutil import write_json
     H, D = 4, 128
     rows, start = [], time.time()
@@ -330,12 +330,9 @@ def main() -> int:
                  @ v[:8].float()) * scale
         # the peers in the same process: the naive path, and SDPA's cuDNN backend (softmax, the
         # baseline file's "SDPA flash"; None where it refuses the shape)
-        naive_ms = triton.testing.do_bench(lambda: naive(q, k, v, scale), return_mode="median")
+        naive_ms = median_ms(lambda: naive(q, k, v, scale), 100)
         cudnn = sdpa_peer(SDPA_PEERS["cudnn"])
-        try:
-            cudnn_ms = triton.testing.do_bench(lambda: cudnn(q, k, v), return_mode="median")
-        except RuntimeError:
-            cudnn_ms = None
+        cudnn_ms = time_or_none(lambda: cudnn(q, k, v), 100)
         row = {"B": B, "T": T, "S": S, "triton_tflops": flops / triton_ms / 1e9,
                "naive_tflops": flops / naive_ms / 1e9,
                "cudnn_tflops": flops / cudnn_ms / 1e9 if cudnn_ms else None, "gluon": {}}

@@ -462,9 +462,7 @@ class CostModel:
         """Per group, each GPU time field (`time_key`) at each batch size: the block totals'
         times, summed per group, priced at every batch in one pass over the ops."""
         out: dict[str, dict[str, list[float]]] = {}
-        rows = self._cached(("rows", self.dtype, self.stream),
-                            lambda: tuple(self._row(op) for op in self.graph.ops()))
-        for head, work, compiled_work, shape, (_, padding, batched_with) in rows:
+        for head, work, compiled_work, shape, (_, padding, batched_with) in self._rows():
             if work is None:
                 continue
             eager, compiled = self._rooflines(work, compiled_work, head[-1],
@@ -576,9 +574,12 @@ class CostModel:
         """Every op's `op_cost`, in graph order, priced in one pass over rows that every target
         of a dtype and stream shares (a build prices 9 target and stream pairs: on a large spec
         this loop is most of `kunlunc build`)."""
-        rows = self._cached(("rows", self.dtype, self.stream),
+        return tuple(self._cost_from_row(r) for r in self._rows())
+
+    def _rows(self) -> tuple:
+        """Every op's `_row`, in graph order, memoized per dtype and stream."""
+        return self._cached(("rows", self.dtype, self.stream),
                             lambda: tuple(self._row(op) for op in self.graph.ops()))
-        return tuple(self._cost_from_row(r) for r in rows)
 
     def _row(self, op: Op) -> tuple:
         """op_cost's target-independent parts: the op, OpCost's fields before the times, its

@@ -228,9 +228,7 @@ def _report(model, device, batch_size, backend, compile, steps, measured, layout
     # its GPU time at this batch: its group's, shared in the blocks' proportions at the spec's batch
     per_op = host / est["host_ops"] if est["host_ops"] else 0.0
     key = f"time{mode}_s"
-    at_spec: dict = {}
-    for b in est["blocks"].values():
-        at_spec[b["group"]] = at_spec.get(b["group"], 0.0) + b[key]
+    at_spec = {g: v[key] for g, v in est["groups"].items()}
     ratio = {g: at_batch(curve["batch_sizes"], c[key], batch_size) / at_spec[g] if at_spec.get(g) else 0.0
              for g, c in curve["groups"].items()}
     groups: dict = {}
