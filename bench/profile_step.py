@@ -2,10 +2,16 @@
 
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
                                   [--compile [MODE]] [--scope blocks|model] [--layout packed|padded]
+                                  [--group wukong]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
 time and the most CPU time over the profiled steps, and the share of the step the GPU was busy.
+
+--group NAME profiles the forward and backward of that group's blocks alone (window_attention,
+gdpa, seed_pooling, wukong, embeddings, rest) on inputs captured from one forward pass, as the
+bench's per-block timing runs them: which kernels make up a group's GPU time, without the rest
+of the step around them.
 """
 from __future__ import annotations
 
@@ -31,12 +37,16 @@ def main() -> None:
                    help="with --compile: each block (Model.compile_blocks) or the whole forward")
     p.add_argument("--layout", default="packed", choices=("packed", "padded"),
                    help="the batch's events as packed rows (the bench's default) or padded to max_len")
+    p.add_argument("--group", help="profile this group's blocks alone (forward + backward)")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
     # the package's own training step: what `python -m <package> bench` times
     bench = importlib.import_module(f"{args.package}.bench")
-    _, _, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope, args.layout)
+    model, batches, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope,
+                                          args.layout)
+    if args.group:
+        step = group_step(bench, model, batches[0], args.group)
 
     for i in range(args.warmup):
         t0 = time.perf_counter()
@@ -62,6 +72,21 @@ def main() -> None:
           f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")
     print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=60))
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60))
+
+
+def group_step(bench, model, batch: dict, group: str):
+    """One forward + backward of every block of `group`, on inputs captured from one forward pass
+    (the generated bench's per-block timing, run under the profiler instead of the clock)."""
+    names = [n for n, g in bench.BLOCK_GROUPS.items() if g == group]
+    if not names:
+        raise SystemExit(f"no block in group {group!r}; groups: {sorted(set(bench.BLOCK_GROUPS.values()))}")
+    inputs = bench._capture_inputs(model, batch)
+    dtype = bench._AUTOCAST.get(model.config.dtype)
+
+    def step() -> None:
+        for name in names:
+            bench._forward_backward(getattr(model, name), inputs[name], dtype)
+    return step
 
 
 if __name__ == "__main__":
