@@ -190,6 +190,38 @@ def test_block_inputs_of_a_compiled_model_do_not_recompile_it(tmp_path, monkeypa
     torch._dynamo.reset()
 
 
+def test_block_timing_starts_each_repeat_from_no_gradient(tmp_path, monkeypatch):
+    """A timed block repeat is one step's forward and backward: the gradients of the block's
+    parameters and of its captured inputs are those of one call, not the sum over the repeats
+    (adding into the last call's gradients launched one extra kernel per parameter, a fifth of
+    Wukong's kernel time at kunlun_180g)."""
+    import importlib
+
+    import torch
+    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_fresh_grads")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg = importlib.import_module("kunlunc_bench_fresh_grads")
+    bench = importlib.import_module("kunlunc_bench_fresh_grads.bench")
+    torch.manual_seed(0)
+    model = pkg.Model()
+    inputs = bench._capture_inputs(model, pkg.example_batch(4, seed=0))
+    checked = 0
+    for name, args in inputs.items():
+        block = getattr(model, name)
+        leaves = [t for x in (block, *args)
+                  for t in (x.parameters() if isinstance(x, torch.nn.Module) else (x,))
+                  if isinstance(t, torch.Tensor) and t.requires_grad]
+        bench._forward_backward(block, args, None)
+        once = [None if t.grad is None else t.grad.clone() for t in leaves]
+        bench._forward_backward(block, args, None)
+        for t, g in zip(leaves, once, strict=True):
+            if g is not None:
+                torch.testing.assert_close(t.grad, g, msg=name)
+                checked += 1
+    assert checked > 20
+
+
 def test_stream_picks_its_estimate(tmp_path, monkeypatch):
     """`--stream compute` trains Model(stream="compute") and is set beside the compute-stream
     estimate of its target (where the target trains under autocast; the CPU has one stream)."""
