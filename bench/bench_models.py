@@ -16,6 +16,10 @@ in memory is retried at half the batch. Variants of a spec:
              the towers' projections, norms and kernels skip the padding)
   compiled_packed_bf16      compiled_packed with the towers' residual stream in the compute dtype
              (`--stream compute`: bf16 for these specs)
+  graphed, unfused_graphed, compiled_packed_bf16_graphed   the step (optimizer included) captured
+             once in a CUDA graph and replayed (`--cuda-graph`)
+  compiled_model_packed_bf16_graphed   the same with the whole forward compiled as one graph, so
+             inductor can fuse across blocks (a residual add with the next block's norm)
 
 Usage (GPU host, repo root; kunlunc importable):
   python3 bench/bench_models.py --json $OUT/models.json                  # default sweep
@@ -61,6 +65,9 @@ VARIANTS = {
     "graphed": Variant(True, None, None, "padded", "fp32", graph=True),
     "unfused_graphed": Variant(False, None, None, "padded", "fp32", graph=True),
     "compiled_packed_bf16_graphed": Variant(True, "default", "blocks", "packed", "compute", graph=True),
+    # the whole forward as one graph: inductor may fuse across blocks (a block's residual add with
+    # the next block's norm and casts), which per-block graphs cannot; priced as per block
+    "compiled_model_packed_bf16_graphed": Variant(True, "default", "model", "packed", "compute", graph=True),
 }
 AS_WRITTEN = tuple(v for v, (fused, *_) in VARIANTS.items() if fused)   # fused, compiled, cudagraphs, ...
 # The paper's reported deltas for the ablations (Kunlun, arXiv 2602.10016): FLOPs and QPS of the
