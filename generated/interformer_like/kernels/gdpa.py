@@ -256,6 +256,18 @@ def _q_rows(start, q_len, T, PACKED_Q: tl.constexpr):
     return row0, limit
 
 
+@triton.jit
+def _bounds_after_loop(q_len, q_limit, m0):
+    """(q_len, q_limit) again, for the masks of the forward's stores after its key loop; only
+    called where m0 < q_len, so max(x, m0 + 1) == x. Written so that the compiler cannot prove
+    them equal to the values the tile's loads used: it then forms the row masks anew rather than
+    keeping the q load's mask live through the loop, which in the packed layout (q_limit ==
+    q_len) cost up to 26 registers a thread on sm_90 (D = 128, 64 x 64, 4 warps: 183 -> 157;
+    `python3 bench/compile_kernels.py --resources --packed`). Not used in the dQ kernel, where
+    it raised the count at D = 64 (64 x 64, 4 warps: 128 -> 164)."""
+    return tl.maximum(q_len, m0 + 1), tl.maximum(q_limit, m0 + 1)
+
+
 # ----------------------------------------------------------------------------- kernels
 
 @triton.jit
@@ -298,6 +310,7 @@ def _gdpa_fwd_kernel(
         if MODE != NO_WINDOW:
             p = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
+    q_len, q_limit = _bounds_after_loop(q_len, q_limit, m0)
     acc = tl.where(rows[:, None] < q_len, acc * scale, 0.0)
     _store_rows(o_base, rows, acc, q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
 

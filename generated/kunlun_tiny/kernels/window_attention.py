@@ -195,6 +195,17 @@ def _head(X, b, h, row0, stride_b, stride_h, stride_t):
     return X + b.to(tl.int64) * stride_b + h.to(tl.int64) * stride_h + row0 * stride_t
 
 
+@triton.jit
+def _bounds_after_loops(length, limit, start):
+    """(length, limit) again, for the masks of a tile's stores after its loops; only called where
+    start < length, so max(x, start + 1) == x. Written so that the compiler cannot prove them
+    equal to the values the tile's loads used: it then forms the row masks anew rather than
+    keeping the load's mask live through both loops, which in the packed layout (limit ==
+    length) cost up to 53 registers a thread on sm_90, a program fewer on an SM or a spill
+    (`python3 bench/compile_kernels.py --resources --packed`)."""
+    return tl.maximum(length, start + 1), tl.maximum(limit, start + 1)
+
+
 # ----------------------------------------------------------------------------- forward
 
 @triton.jit
@@ -268,6 +279,7 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS, STARTS,
                                RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_N, False, PRECISION)
 
     # Rows past the length were computed on zero queries: discard them (0 out, lse -inf).
+    length, limit = _bounds_after_loops(length, limit, start_m)
     keep = (offs_m < length) & (l_i > 0)
     inv_l = tl.where(keep, 1.0 / tl.where(keep, l_i, 1.0), 0.0)
     _store_rows(o_base, offs_m, offs_d, stride_ot, stride_od, acc * inv_l[:, None], limit,
@@ -383,6 +395,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, LENGTHS, STARTS,
                          length, LEFT, RIGHT, scale_log2, HEAD_D, BLOCK_D, BLOCK_M, False,
                          PRECISION)
     # Keys past the length were never masked out of P^T: drop their rows here.
+    length, limit = _bounds_after_loops(length, limit, start_n)
     keep = (offs_n < length)[:, None]
     _store_rows(dk_base, offs_n, offs_d, stride_dkt, stride_dkd, tl.where(keep, dk * scale, 0.0),
                 limit, HEAD_D, BLOCK_D)
@@ -450,6 +463,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    stride_vd, offs_m, offs_d, lo, mid_lo, mid_hi, hi, length, LEFT, RIGHT,
                    scale_log2, HEAD_D, BLOCK_D, BLOCK_N, False, PRECISION)
     # Rows past the length were computed on zero queries (lse = +inf gives P = 0): drop them.
+    length, limit = _bounds_after_loops(length, limit, start_m)
     dq = tl.where((offs_m < length)[:, None], dq * scale, 0.0)
     _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, limit, HEAD_D, BLOCK_D)
 
