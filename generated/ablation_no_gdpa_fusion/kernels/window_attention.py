@@ -494,8 +494,13 @@ _DQ_SHAPES = [(32, 16, 4, 1), (64, 32, 8, 3), (128, 32, 4, 3), (128, 64, 8, 3), 
 # dK/dV: BLOCK_N is the key tile a program owns, BLOCK_M the query tiles it loops over. At D = 128
 # (32, 128, 4, 3), (64, 128, 8, 3) and (64, 64, 4, 3) spill 24-976 bytes a thread on sm_90, padded
 # or packed (bench/compile_kernels.py --resources [--packed], Triton 3.9's ptxas); the others do not.
+# The last two: two-stage twins of the configs the H200 picked at 11 of the window benchmark's
+# 12 keys (64 x 64 and 32 x 64, 4 warps, 3 stages; bench/results/2026-11-30-h200-s12/call4),
+# with fewer registers a thread on sm_90 (Triton 3.6): 32 x 64 at D = 64 146 against 175 (three
+# programs an SM instead of two), at D = 128 238 against 255; 64 x 64 at D = 64 233 against 255.
 _DKDV_SHAPES = [(16, 32, 4, 1), (64, 32, 8, 3), (32, 128, 4, 3), (64, 128, 8, 3), (64, 64, 4, 3),
-                (32, 64, 4, 3), (32, 128, 8, 2), (32, 64, 8, 3), (64, 64, 8, 3), (32, 32, 4, 3)]
+                (32, 64, 4, 3), (32, 128, 8, 2), (32, 64, 8, 3), (64, 64, 8, 3), (32, 32, 4, 3),
+                (32, 64, 4, 2), (64, 64, 4, 2)]
 # PACKED: packed rows tune apart from padded ones (the eleventh session saw a packed launch run
 # 2x slower on the config tuned for a padded launch of the same key)
 _KEY = ["T", "LEFT", "RIGHT", "HEAD_D", "PACKED"]  # (dtype is added by the autotuner)
