@@ -13,10 +13,37 @@
 #   fixes at once, on cold caches (FIRST_STEP_NOSWAP=1: the second candidate becomes the copy-back off).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
+#
+# Compile caches across sessions (each session gets a fresh machine; a cold kunlun_60g first step
+# spends ~3 minutes compiling and autotuning): inductor's cache (its graphs and each kernel's
+# best config) and Triton's autotune choices live under /tmp/kunlunc-cache. Where .gpucache/
+# holds cache.part* (carry ".gpucache"), they are unpacked first; SAVE_CACHE=1 packs them into
+# $OUT/cache.part* (15 MiB parts, at most 4; compiled binaries are left out, they are rebuilt from
+# source quickly) for the next session: copy them into .gpucache/ (ignored by git).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
 OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
+CACHE=/tmp/kunlunc-cache
+export TORCHINDUCTOR_CACHE_DIR=$CACHE/inductor TRITON_CACHE_DIR=$CACHE/triton
+if compgen -G ".gpucache/cache.part*" > /dev/null; then
+  mkdir -p "$CACHE" && cat .gpucache/cache.part* | tar -xzf - -C "$CACHE" \
+    && echo "compile caches restored: $(du -sh "$CACHE" | cut -f1)" || echo "compile caches: restore failed"
+fi
+save_cache() {
+  [ -n "${SAVE_CACHE:-}" ] && [ -d "$CACHE" ] || return 0
+  rm -f "$OUT"/cache.part*
+  tar -czf - -C "$CACHE" --exclude='*.cubin' --exclude='*.so' --exclude='*.hsaco' --exclude='*.llir' \
+    --exclude='*.ptx' --exclude='*.ttgir' --exclude='*.ttir' --exclude='*.json.tmp*' . 2>/dev/null \
+    | split -b 15m - "$OUT/cache.part"
+  local parts; parts=$(ls "$OUT"/cache.part* | wc -l)
+  if [ "$parts" -gt 4 ]; then
+    echo "compile caches: $parts parts of 15 MiB, more than 4 come back; not saved"; rm -f "$OUT"/cache.part*
+  else
+    echo "compile caches saved: $(du -ch "$OUT"/cache.part* | tail -1 | cut -f1) in $parts part(s)"
+  fi
+}
+trap save_cache EXIT
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
