@@ -24,7 +24,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
 OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
-CACHE=/tmp/kunlunc-cache
+CACHE=${KUNLUNC_GPU_CACHE:-/tmp/kunlunc-cache}
 export TORCHINDUCTOR_CACHE_DIR=$CACHE/inductor TRITON_CACHE_DIR=$CACHE/triton
 if compgen -G ".gpucache/cache.part*" > /dev/null; then
   mkdir -p "$CACHE" && cat .gpucache/cache.part* | tar -xzf - -C "$CACHE" \

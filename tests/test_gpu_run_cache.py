@@ -1,0 +1,57 @@
+"""bench/gpu_run.sh's compile-cache carry: SAVE_CACHE=1 packs the caches into $OUT/cache.part*
+without compiled binaries; .gpucache/cache.part* in the working directory is unpacked first.
+Runs the script's cache block alone (the GPU runs need a GPU), in temporary directories."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "gpu_run.sh"
+
+
+def cache_block() -> str:
+    lines = SCRIPT.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("CACHE="))
+    end = next(i for i, line in enumerate(lines) if line.startswith("trap save_cache EXIT"))
+    return "\n".join(["set -uo pipefail", *lines[start:end + 1], 'echo "body ran"']) + "\n"
+
+
+def run(block: str, cwd: Path, env: dict) -> str:
+    out = subprocess.run(["bash", "-c", block], cwd=cwd, env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.skipif(shutil.which("tar") is None or shutil.which("split") is None, reason="needs tar and split")
+def test_caches_round_trip_without_binaries(tmp_path):
+    cache, out, work = tmp_path / "cache", tmp_path / "out", tmp_path / "work"
+    (cache / "inductor" / "ab").mkdir(parents=True)
+    (cache / "triton" / "xy").mkdir(parents=True)
+    out.mkdir()
+    (work / ".gpucache").mkdir(parents=True)
+    (cache / "inductor" / "ab" / "kernel.best_config").write_text('{"XBLOCK": 128}')
+    (cache / "triton" / "xy" / "kernel.autotune.json").write_text('{"BLOCK_M": 64}')
+    (cache / "triton" / "xy" / "kernel.cubin").write_bytes(os.urandom(4096))
+    env = {"KUNLUNC_GPU_CACHE": str(cache), "OUT": str(out)}
+    block = cache_block()
+
+    assert "saved" not in run(block, work, env)           # without SAVE_CACHE nothing is packed
+    assert not list(out.glob("cache.part*"))
+    log = run(block, work, {**env, "SAVE_CACHE": "1"})
+    assert "compile caches saved" in log and "body ran" in log
+    parts = sorted(out.glob("cache.part*"))
+    assert len(parts) == 1
+    for part in parts:
+        shutil.copy(part, work / ".gpucache" / part.name)
+
+    shutil.rmtree(cache)
+    log = run(block, work, env)
+    assert "compile caches restored" in log
+    assert (cache / "inductor" / "ab" / "kernel.best_config").read_text() == '{"XBLOCK": 128}'
+    assert (cache / "triton" / "xy" / "kernel.autotune.json").read_text() == '{"BLOCK_M": 64}'
+    assert not (cache / "triton" / "xy" / "kernel.cubin").exists()    # binaries are rebuilt there
