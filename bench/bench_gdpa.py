@@ -2,9 +2,10 @@
 
 Run from anywhere on a CUDA host (needs only torch and triton):
 
-    python bench/bench_gdpa.py [--json PATH] [--rep MS]
+    python bench/bench_gdpa.py [--json PATH] [--rep MS] [--heads H --head-dim D]
 
-H=4, D=128, gelu_tanh, bf16, random data. Times are medians of triton.testing.do_bench. TFLOP/s
+H=4, D=128 (the baselines'; --heads 8 --head-dim 64 is most of the presets' PFFN heads), gelu_tanh,
+bf16, random data. Times are medians of triton.testing.do_bench. TFLOP/s
 counts useful FLOPs: 4·B·H·T·S·D forward, 3.5x that for forward+backward; the jagged rows count
 valid pairs only. Jagged (lengths uniform in [0, T]) is timed in both layouts: padded [B, H, T, D]
 and packed rows [N, H, D], the generated models' default, each against its own full-length time. "naive" is matmul(gelu_tanh(matmul(q, kᵀ)), v) · scale in eager PyTorch;
@@ -37,6 +38,12 @@ SHAPES = [  # (kind, B, T, S)
     ("cross", 1152, 512, 256), ("cross", 1152, 1024, 256), ("cross", 1152, 2048, 256),
 ]
 FWD_BWD = 3.5  # attention forward + backward = 3.5 x forward (perf-baselines.md)
+
+
+def set_heads(heads: int, head_dim: int) -> None:
+    """Every shape's head count and head dim (module-wide, as the functions below read them)."""
+    global H, D
+    H, D = heads, head_dim
 
 
 def load_kernels():
@@ -202,7 +209,7 @@ def bench_shape(kind, B, T, S, rep) -> dict:
         for mode in ("fwd", "fwd_bwd"):
             peer = tf[f"{name}_{mode}"]
             row["ratios"][f"{mode}_vs_{name}"] = None if peer is None else tf[f"gdpa_{mode}"] / peer
-    row["configs"] = {name: str(gdpa._tuned(name, "", True).best_config)  # bf16 D=128 lists
+    row["configs"] = {name: str(gdpa._tuned(name, "", True).best_config)  # bf16 D <= 128 lists
                       for name in ("fwd", "dkdv", "dq")}
     return row
 
@@ -279,7 +286,12 @@ def main() -> int:
     default_json = os.path.join(out_dir, "bench_gdpa.json") if out_dir else None
     parser.add_argument("--json", default=default_json, help="where to write the numbers")
     parser.add_argument("--rep", type=int, default=100, help="do_bench repetition time, ms")
+    parser.add_argument("--heads", type=int, default=H,
+                        help=f"heads (default {H}, as the baselines; the presets' PFFNs run 4-8)")
+    parser.add_argument("--head-dim", type=int, default=D, choices=(16, 32, 64, 128),
+                        help=f"head dim (default {D}, as the baselines; most preset PFFN heads are 64)")
     args = parser.parse_args()
+    set_heads(args.heads, args.head_dim)
     if not torch.cuda.is_available():
         print("needs a CUDA device", file=sys.stderr)
         return 1
