@@ -1,6 +1,7 @@
 """Helpers for tests: compile specs, build packages into temp dirs, import them."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import itertools
 import sys
@@ -45,6 +46,15 @@ def import_package(directory: Path, name: str):
     return module
 
 
+def tiny_package(tmp_path: Path, monkeypatch, name: str):
+    """kunlun_tiny's package written under tmp_path as `name` and importable for the test (its
+    own name, so that its modules import as a user's would): (the package, its bench module)."""
+    c = compiled(SPECS / "kunlun_tiny.yaml")
+    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name), importlib.import_module(f"{name}.bench")
+
+
 def full_length(spec):
     """The same spec with every avg_len at max_len (what a full=True batch runs)."""
     events = {name: ev.model_copy(update={"avg_len": ev.max_len}) for name, ev in spec.features.events.items()}
@@ -56,4 +66,5 @@ def spec_text(text: str):
     return load_spec_text(text, "test.yaml")
 
 
-__all__ = ["spec_paths", "compiled", "build_and_import", "import_package", "full_length", "estimate", "load_spec", "spec_text"]
+__all__ = ["spec_paths", "compiled", "build_and_import", "import_package", "tiny_package", "full_length", "estimate",
+           "load_spec", "spec_text"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from genutil import SPECS, compiled, load_spec
+from genutil import SPECS, compiled, load_spec, tiny_package
 from kunlun_compiler.codegen import render
 from kunlun_compiler.cost import estimate
 from kunlun_compiler.writer import write_package
@@ -158,15 +158,9 @@ def test_block_inputs_of_a_compiled_model_do_not_recompile_it(tmp_path, monkeypa
     """Per-block timing captures each block's inputs; on a model compiled block by block it must
     not touch the compiled blocks (hooks and no_grad change dynamo's guards: every graph compiled
     again, 11 -> 24 on kunlun_tiny before the fix). The inputs equal those an eager model sees."""
-    import importlib
-
     import torch
     from torch._dynamo.utils import counters
-    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
-    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_capture")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    pkg = importlib.import_module("kunlunc_bench_capture")
-    bench = importlib.import_module("kunlunc_bench_capture.bench")
+    pkg, bench = tiny_package(tmp_path, monkeypatch, "kunlunc_bench_capture")
     torch.manual_seed(0)
     eager, regional = pkg.Model(), pkg.Model()
     regional.load_state_dict(eager.state_dict())
@@ -195,14 +189,8 @@ def test_block_timing_starts_each_repeat_from_no_gradient(tmp_path, monkeypatch)
     parameters and of its captured inputs are those of one call, not the sum over the repeats
     (adding into the last call's gradients launched one extra kernel per parameter, a fifth of
     Wukong's kernel time at kunlun_180g)."""
-    import importlib
-
     import torch
-    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
-    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_bench_fresh_grads")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    pkg = importlib.import_module("kunlunc_bench_fresh_grads")
-    bench = importlib.import_module("kunlunc_bench_fresh_grads.bench")
+    pkg, bench = tiny_package(tmp_path, monkeypatch, "kunlunc_bench_fresh_grads")
     torch.manual_seed(0)
     model = pkg.Model()
     inputs = bench._capture_inputs(model, pkg.example_batch(4, seed=0))
@@ -251,10 +239,8 @@ def test_stream_picks_its_estimate(tmp_path, monkeypatch):
 
 def _bench_module(tmp_path, monkeypatch, name):
     import importlib
-    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
-    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return importlib.import_module(f"{name}.bench"), importlib.import_module(f"{name}.__main__").main
+    _, bench = tiny_package(tmp_path, monkeypatch, name)
+    return bench, importlib.import_module(f"{name}.__main__").main
 
 
 def test_cuda_graph_option_is_checked_and_priced(tmp_path, monkeypatch):

@@ -1,27 +1,20 @@
 """bench/profile_step.py --group: one group's blocks alone, forward and backward on captured inputs."""
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from genutil import SPECS, compiled, load_spec
-from kunlun_compiler.codegen import render
-from kunlun_compiler.writer import write_package
+from genutil import tiny_package
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import profile_step  # noqa: E402
 
 
 def test_group_step_runs_that_group_alone(tmp_path, monkeypatch):
-    c = compiled(load_spec(SPECS / "kunlun_tiny.yaml"))
-    write_package(render(c, "kunlun_tiny.yaml"), tmp_path, "kunlunc_profile_group")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    pkg = importlib.import_module("kunlunc_profile_group")
-    bench = importlib.import_module("kunlunc_profile_group.bench")
+    pkg, bench = tiny_package(tmp_path, monkeypatch, "kunlunc_profile_group")
     torch.manual_seed(0)
     model = pkg.Model()
     step = profile_step.group_step(bench, model, pkg.example_batch(4, seed=0), "wukong")
