@@ -584,6 +584,11 @@ class CostModel:
         this loop is most of `kunlunc build`)."""
         return tuple(self._cost_from_row(r) for r in self._rows())
 
+    def dense_params(self) -> int:
+        """Parameters outside the embedding tables: the ops' `params`, without pricing them."""
+        i = OpCost._fields.index("params")       # a row's head holds OpCost's leading fields
+        return sum(head[i] for head, *_ in self._rows())
+
     def _rows(self) -> tuple:
         """Every op's `_row`, in graph order, memoized per dtype and stream."""
         return self._cached(("rows", self.dtype, self.stream),
@@ -731,7 +736,7 @@ def batch_curve(graph: Graph, target: str, stream: str = "fp32",
     optimizer, which does not depend on the batch)."""
     model = CostModel(graph, target, batches[0], stream)
     groups = model.group_curves(batches)
-    optimizer_s = _optimizer_s(model, sum(c.params for c in model.op_costs()))
+    optimizer_s = _optimizer_s(model, model.dense_params())
     gpu = {f"est_gpu_time{key[4:]}": [sum(g[key][i] for g in groups.values()) + optimizer_s
                                       for i in range(len(batches))] for key in TIME_KEYS}
     return {"batch_sizes": list(batches), "groups": groups, "gpu": gpu}
