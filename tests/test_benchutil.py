@@ -30,3 +30,4 @@ def test_rel_err_and_the_comparison_line():
     assert line.startswith("packed jagged two-pass 2.000 ms, fused 1.000 ms (2.00x)")
     assert "dq 5.0e-01" in line and line.endswith("WRONG")
     assert not benchutil.describe_comparison("full", {**row, "correct": True}).endswith("WRONG")
+
