@@ -27,7 +27,7 @@ import triton.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import direct_launch  # noqa: E402
+from benchutil import direct_launch, kernel_ms  # noqa: E402
 
 DEVICE = "cuda"
 SHAPES = [
@@ -201,20 +201,6 @@ def print_table(copy_bw: float, results: list) -> None:
             rows.insert(3, ("level 1 fwd+bwd (dk, dv)", t["l1_fwd_bwd_pair"], ""))
         for name, ms, note in rows:
             print(f"  {name:<28} {ms * 1e3:9.1f} us   {note}")
-
-
-def kernel_ms(fn, reps: int = 20) -> float:
-    """Milliseconds of GPU kernels per fn() call (torch.profiler's device time of the kernel rows),
-    without the host time between launches that do_bench's wall-clock median includes."""
-    from torch.profiler import ProfilerActivity, profile
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    return sum(e.self_device_time_total for e in prof.key_averages()
-               if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / reps
 
 
 def main() -> None:

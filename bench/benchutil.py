@@ -41,6 +41,20 @@ def direct_launch():
     return set_wrap_triton_enabled(False)
 
 
+def kernel_ms(fn, reps: int = 20) -> float:
+    """Milliseconds of GPU kernels per fn() call (torch.profiler's device time of the kernel rows),
+    without the host time between launches that do_bench's wall-clock median includes."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    return sum(e.self_device_time_total for e in prof.key_averages()
+               if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / reps
+
+
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     """‖x − ref‖ / ‖ref‖ in float32."""
     return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()

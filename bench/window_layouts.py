@@ -24,23 +24,9 @@ from triton.testing import do_bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_window as bw  # noqa: E402
-from benchutil import write_json  # noqa: E402
+from benchutil import kernel_ms, write_json  # noqa: E402
 
 wa = bw.wa
-
-
-def kernel_ms(fn, reps: int = 20) -> float:
-    """GPU kernel time of fn() per call, from torch.profiler (host gaps excluded)."""
-    from torch.profiler import ProfilerActivity, profile
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    total_us = sum(e.self_device_time_total for e in prof.key_averages()
-                   if e.device_type == torch.autograd.DeviceType.CUDA)
-    return total_us / reps / 1e3
 
 
 def launches(B, H, T, D, window, causal, device="cuda", dtype=torch.bfloat16):
