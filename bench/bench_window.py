@@ -101,6 +101,14 @@ def tflops(flops: float, ms: float) -> float:
     return flops / (ms * 1e-3) / 1e12
 
 
+def jagged_batch(B, H, T, D, device, dtype=torch.bfloat16):
+    """(q, k, v, dO [B, H, T, D], lengths uniform in [0, T]): the benchmark's inputs at a shape,
+    the same on every call (seed 0)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    q, k, v, do = (torch.randn(B, H, T, D, device=device, dtype=dtype, generator=gen) for _ in range(4))
+    return q, k, v, do, torch.randint(0, T + 1, (B,), device=device, generator=gen)
+
+
 def pack_jagged(tensors, lengths):
     """[B, H, T, D] tensors -> ([N, H, D] rows back to back, ...), lengths, starts, T: the packed
     layout of the same jagged batch (no padding rows at all)."""
@@ -123,11 +131,8 @@ def ours_packed(q, k, v, do, lengths, starts, T, window, causal, scale, backward
 def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, device):
     """Times every variant at one shape; returns {name: {"ms", "tflops", "flops"}}."""
     scale = 1 / math.sqrt(D)
-    gen = torch.Generator(device=device).manual_seed(0)
-    q, k, v, do = (torch.randn(B, H, T, D, device=device, dtype=torch.bfloat16, generator=gen)
-                   for _ in range(4))
+    q, k, v, do, jagged = jagged_batch(B, H, T, D, device)
     full = torch.full((B,), T, device=device, dtype=torch.int64)
-    jagged = torch.randint(0, T + 1, (B,), device=device, generator=gen)
     fwd_flops = 4 * B * H * D * pairs_in_window(T, window, causal)
     jag_flops = 4 * H * D * sum(pairs_in_window(int(n), window, causal) for n in jagged.tolist())
     flash_flops = 4 * B * H * D * pairs_in_window(T, T, True)

@@ -31,10 +31,7 @@ wa = bw.wa
 
 def launches(B, H, T, D, window, causal, device="cuda", dtype=torch.bfloat16):
     """{(layout, pass): fn} on one jagged batch (bench_window's seed and lengths)."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    q, k, v, do = (torch.randn(B, H, T, D, device=device, dtype=dtype, generator=gen)
-                   for _ in range(4))
-    lengths = torch.randint(0, T + 1, (B,), device=device, generator=gen)
+    q, k, v, do, lengths = bw.jagged_batch(B, H, T, D, device, dtype)
     scale = D ** -0.5
     pq, pk, pv, pdo, _, starts, _ = bw.pack_jagged((q, k, v, do), lengths)
     padded = dict(q=q, k=k, v=v, do=do, extra={})
