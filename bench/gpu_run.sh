@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|cache|all]
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
@@ -13,6 +13,10 @@
 #   fixes at once, on cold caches (FIRST_STEP_NOSWAP=1: the second candidate becomes the copy-back off).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
+#
+# Two jobs at once on a two-GPU machine (nvidia-h200-x2): give each its GPU, $OUT and build folder,
+#   CUDA_VISIBLE_DEVICES=0 OUT=$OUT/g0 WORK=/tmp/kb0 bash bench/gpu_run.sh models & ...; wait
+# (they share the compile caches, which are safe for concurrent writers).
 #
 # Compile caches across sessions (each session gets a fresh machine; a cold kunlun_60g first step
 # spends ~3 minutes compiling and autotuning): inductor's cache (its graphs and each kernel's
@@ -44,10 +48,13 @@ save_cache() {
   fi
 }
 trap save_cache EXIT
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+# (once per machine, under a lock: two jobs may start together, one per GPU of an x2 machine)
+( flock 9; [ -f /tmp/site/.kunlunc-installed ] || { python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.kunlunc-installed; } ) 9>/tmp/site.lock \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
-{ date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
+{ date -u; echo "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all}"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
+[ "$what" = cache ] && exit 0   # nothing to run: SAVE_CACHE=1 packs what the jobs before it compiled
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
@@ -94,7 +101,7 @@ if [ "$what" = profile ]; then
 fi
 if [ "$what" = models ]; then
   timeout ${MODELS_TIMEOUT:-420} python3 bench/bench_models.py --json "$OUT/models.json" --timeout ${RUN_TIMEOUT:-200} \
-    --work /tmp/kunlunc-bench ${RUNS:+--runs $RUNS} ${NO_BLOCKS:+--no-blocks} 2>&1 | tee "$OUT/models.log" | tail -60
+    --work ${WORK:-/tmp/kunlunc-bench} ${RUNS:+--runs $RUNS} ${NO_BLOCKS:+--no-blocks} 2>&1 | tee "$OUT/models.log" | tail -60
   exit 0
 fi
 if [ "$what" != bench ]; then
