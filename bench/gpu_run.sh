@@ -56,7 +56,7 @@ trap save_cache EXIT
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
 [ "$what" = cache ] && exit 0   # nothing to run: SAVE_CACHE=1 packs what the jobs before it compiled
 if [ "$what" = calibrate ]; then
-  timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" 2>&1 \
+  timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" ${CALIBRATE_ARGS:-} 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
   exit 0
 fi
