@@ -15,14 +15,15 @@
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 #
 # Two jobs at once on a two-GPU machine (nvidia-h200-x2): give each its GPU, $OUT and build folder,
-#   CUDA_VISIBLE_DEVICES=0 OUT=$OUT/g0 WORK=/tmp/kb0 bash bench/gpu_run.sh models & ...; wait
-# (they share the compile caches, which are safe for concurrent writers).
+#   CUDA_VISIBLE_DEVICES=0 OUT=$OUT/g0 WORK=/tmp/kb0 NO_ENV_FILE=1 bash bench/gpu_run.sh models > $OUT/g0.txt & ...; wait
+# (they share the compile caches, which are safe for concurrent writers). At most 8 files come back
+# from a call: NO_ENV_FILE=1 prints the environment instead of writing env.txt (a file per job).
 #
 # Compile caches across sessions (each session gets a fresh machine; a cold kunlun_60g first step
 # spends ~3 minutes compiling and autotuning): inductor's cache (its graphs and each kernel's
 # best config) and Triton's autotune choices live under /tmp/kunlunc-cache. Where .gpucache/
 # holds cache.part* (carry ".gpucache"), they are unpacked first; SAVE_CACHE=1 packs them into
-# $OUT/cache.part* (15 MiB parts, at most 4; compiled binaries are left out, they are rebuilt from
+# $OUT/cache.part* (15 MiB parts, at most CACHE_PARTS, default 4; compiled binaries are left out, they are rebuilt from
 # source quickly) for the next session: copy them into .gpucache/ (ignored by git).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
@@ -41,8 +42,8 @@ save_cache() {
     --exclude='*.ptx' --exclude='*.ttgir' --exclude='*.ttir' --exclude='*.json.tmp*' . 2>/dev/null \
     | split -b 15m - "$OUT/cache.part"
   local parts; parts=$(ls "$OUT"/cache.part* | wc -l)
-  if [ "$parts" -gt 4 ]; then
-    echo "compile caches: $parts parts of 15 MiB, more than 4 come back; not saved"; rm -f "$OUT"/cache.part*
+  if [ "$parts" -gt "${CACHE_PARTS:-4}" ]; then
+    echo "compile caches: $parts parts of 15 MiB, more than CACHE_PARTS=${CACHE_PARTS:-4}; not saved"; rm -f "$OUT"/cache.part*
   else
     echo "compile caches saved: $(du -ch "$OUT"/cache.part* | tail -1 | cut -f1) in $parts part(s)"
   fi
@@ -52,8 +53,10 @@ trap save_cache EXIT
 ( flock 9; [ -f /tmp/site/.kunlunc-installed ] || { python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.kunlunc-installed; } ) 9>/tmp/site.lock \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
+env_file=$OUT/env.txt; [ -n "${NO_ENV_FILE:-}" ] && env_file=/dev/null   # NO_ENV_FILE=1: stdout only
 { date -u; echo "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all}"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
-  python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } | tee "$OUT/env.txt"
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } \
+  | tee "$env_file"
 [ "$what" = cache ] && exit 0   # nothing to run: SAVE_CACHE=1 packs what the jobs before it compiled
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" ${CALIBRATE_ARGS:-} 2>&1 \
