@@ -112,18 +112,21 @@ def _schema(args) -> int:
 
 def _inspect(args) -> int:
     from .cost import estimate
-    from .report import inspect_text
+    from .report import fastest_setup, inspect_text
     compiled = _compile(args.spec, args.target)
     est = estimate(compiled.graph, args.target, args.batch_size, stream=args.stream)
+    fastest = est if args.stream == "compute" else estimate(compiled.graph, args.target, args.batch_size,
+                                                            stream="compute")
     if args.json:
         out = est.to_json()
+        out["fastest_setup"] = fastest_setup(fastest)
         out["passes"] = [{"name": r.name, "changed": r.changed, "stats": r.stats, "notes": list(r.notes)}
                          for r in compiled.reports]
         out["canonical"] = list(compiled.canonical_notes)
         out["hardware"] = _hardware_json(est.target)
         print(json.dumps(out, indent=1, sort_keys=True))
     else:
-        print(inspect_text(compiled, est, verbose=args.verbose))
+        print(inspect_text(compiled, est, verbose=args.verbose, fastest=fastest))
     return 0
 
 

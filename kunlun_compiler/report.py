@@ -21,7 +21,10 @@ def seconds(t: float) -> str:
     return f"{t * 1e6:.3g} us"
 
 
-def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> str:
+def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False,
+                 fastest: Estimate | None = None) -> str:
+    """The inspect table. `fastest`: the same spec priced with the towers' stream in the compute
+    dtype (est itself when it is), for the line on the fastest way the generated bench runs it."""
     stream = ", the towers' stream in the compute dtype" if est.stream == "compute" else ""
     lines = [f"{est.name}: target {est.target} ({est.dtype}), batch {est.batch_size}{stream}",
              f"cost model: {hardware.get(est.target).source}", ""]
@@ -41,7 +44,7 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False) -> st
     for name, g in sorted(est.groups().items(), key=lambda kv: -kv[1]["flops_fwd"]):
         lines.append(_row(name, "", "", si(g['flops_fwd'] / est.batch_size, "FLOP"),
                           f"{g['flops_fwd'] / total_flops:6.1%}", si(g["params"]), seconds(g["time_s"])))
-    lines += ["", *_totals(est)]
+    lines += ["", *_totals(est), *_fastest(fastest or est)]
     return "\n".join(lines)
 
 
@@ -95,6 +98,25 @@ def _padding(est: Estimate) -> list[str]:
             f"packed batch          {seconds(est.est_step_time_packed_s)} eager, "
             f"{seconds(est.est_step_time_compiled_packed_s)} compiled, MFU "
             f"{est.est_mfu_compiled_packed:.1%} compiled: events as rows (pack_events), no padding"]
+
+
+def fastest_setup(est: Estimate) -> dict:
+    """The step as the fastest measured setup runs it: compiled per block, a packed batch, the
+    towers' stream in the compute dtype (est should be priced so), the whole step replayed as one
+    CUDA graph, which leaves no host time: the compiled packed GPU time alone."""
+    step = est.est_gpu_time_compiled_packed_s
+    return {"step_s": step, "mfu": est.flops_train_per_step / (step * est.peak_flops) if step else 0.0,
+            "stream": est.stream,
+            "bench": "python -m <package> bench --compile --layout packed --stream compute --cuda-graph"}
+
+
+def _fastest(est: Estimate) -> list[str]:
+    if est.target == "cpu":       # no CUDA graph on the CPU
+        return []
+    f = fastest_setup(est)
+    return [f"fastest setup         {seconds(f['step_s'])} a step, MFU {f['mfu']:.1%}: compiled per block, "
+            f"packed, the towers' stream in {est.dtype}, the step in one CUDA graph (no host time; "
+            "bench --compile --layout packed --stream compute --cuda-graph)"]
 
 
 def _split(gpu: float, host: float) -> str:

@@ -62,6 +62,26 @@ def test_inspect_json_keys(capsys):
     assert "the towers' stream in the compute dtype" in capsys.readouterr().out.splitlines()[0]
 
 
+def test_inspect_fastest_setup(capsys):
+    """The line on the fastest measured setup prices the compute stream, compiled, packed, with no
+    host time (one CUDA graph), whichever --stream the table itself prices."""
+    from kunlun_compiler.cost import estimate
+    from kunlun_compiler.report import seconds
+    args = ["inspect", TINY, "--target", "h200", "--batch-size", "64"]
+    assert cli.main([*args, "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)["fastest_setup"]
+    est = estimate(cli._compile(TINY, "h200").graph, "h200", 64, stream="compute")
+    assert fast["step_s"] == est.est_gpu_time_compiled_packed_s and fast["stream"] == "compute"
+    assert fast["mfu"] == pytest.approx(est.flops_train_per_step / (fast["step_s"] * 989e12), rel=1e-12)
+    assert fast["step_s"] < est.est_step_time_compiled_s                 # packed and host-free: faster
+    for stream in ("fp32", "compute"):
+        assert cli.main([*args, "--stream", stream]) == 0
+        line = capsys.readouterr().out.splitlines()[-1]
+        assert line.startswith(f"fastest setup         {seconds(fast['step_s'])} a step, MFU {fast['mfu']:.1%}")
+    assert cli.main(["inspect", TINY, "--target", "cpu"]) == 0
+    assert "fastest setup" not in capsys.readouterr().out               # no CUDA graph on the CPU
+
+
 def test_inspect_table(capsys):
     assert cli.main(["inspect", TINY, "-v"]) == 0
     text = capsys.readouterr().out
