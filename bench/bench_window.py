@@ -11,6 +11,9 @@ At the shapes of /work/shared/perf-baselines.md (bf16; each causal and bidirecti
   flex           torch.compile(flex_attention) with a create_block_mask band (full lengths)
   sdpa mask      F.scaled_dot_product_attention with a dense boolean band mask (forward)
   flash causal   full causal SDPA through the FlashAttention backend (its own causal pairs)
+Our rows also carry the profiler's kernel time per call ("kernel ms"), without the host time that
+a do_bench median includes where the launches cannot keep the GPU busy; the jagged ratios are
+printed both ways under each shape.
 TFLOP/s count useful FLOPs: 4·B·H·D·(in-window pairs), x3.5 for forward+backward. Prints a table
 with the speed-ups over Flex and over full causal flash, and writes everything as JSON to --json
 (default $OUT/bench_window.json when OUT is set). Imports the kernel file by path: needs only
@@ -31,6 +34,9 @@ import triton
 from triton.testing import do_bench
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import kernel_ms  # noqa: E402
+
 SHAPES = [  # (B, H, T, D, window)
     (64, 4, 2048, 64, 256),
     (32, 8, 4096, 64, 512),
@@ -128,6 +134,17 @@ def ours_packed(q, k, v, do, lengths, starts, T, window, causal, scale, backward
     return run
 
 
+def jagged_ratios(results: dict) -> dict[str, tuple[float, float]]:
+    """Jagged time over the padded full-length time, by do_bench and by kernel time, for the
+    jagged target (≤ 0.6): {"padded fwd": (do_bench, kernel), ...} for both layouts and stages."""
+    out = {}
+    for layout, prefix in (("padded", "ours jagged"), ("packed", "ours packed jagged")):
+        for stage in ("fwd", "fwd+bwd"):
+            jag, full = results[f"{prefix} {stage}"], results[f"ours {stage}"]
+            out[f"{layout} {stage}"] = (jag["ms"] / full["ms"], jag["kernel_ms"] / full["kernel_ms"])
+    return out
+
+
 def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, device):
     """Times every variant at one shape; returns {name: {"ms", "tflops", "flops"}}."""
     scale = 1 / math.sqrt(D)
@@ -142,6 +159,8 @@ def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, d
     def record(name, fn, flops):
         ms = do_bench(fn, return_mode="median")
         results[name] = {"ms": ms, "tflops": tflops(flops, ms), "flops": flops}
+        if name.startswith("ours"):   # the kernels' own time too: do_bench's includes host time
+            results[name]["kernel_ms"] = kernel_ms(fn)
 
     def ours(lengths, q=q, k=k, v=v, backward=False):
         def run():
@@ -233,7 +252,7 @@ def main(argv=None):
 
     rows = []
     header = (f"{'shape':<26}{'band':<7}{'variant':<24}{'ms':>9}{'TFLOP/s':>9}"
-              f"{'x flex':>8}{'x flash':>9}")
+              f"{'x flex':>8}{'x flash':>9}{'kernel ms':>10}")
     print(header)
     print("-" * len(header))
     for index in (int(i) for i in args.shapes.split(",")):
@@ -247,10 +266,13 @@ def main(argv=None):
                 # Speed-ups are time ratios (same useful work, except flash's own causal pairs).
                 r["x_flex"] = results[f"flex {stage}"]["ms"] / r["ms"]
                 r["x_flash_causal"] = results[f"flash causal {stage}"]["ms"] / r["ms"]
+                kernel = f"{r['kernel_ms']:>10.3f}" if "kernel_ms" in r else ""
                 print(f"{shape:<26}{band:<7}{name:<24}{r['ms']:>9.3f}{r['tflops']:>9.1f}"
-                      f"{r['x_flex']:>8.2f}{r['x_flash_causal']:>9.2f}")
+                      f"{r['x_flex']:>8.2f}{r['x_flash_causal']:>9.2f}{kernel}")
                 rows.append({"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal,
                              "variant": name, **r})
+            print("  jagged ÷ full, do_bench / kernel time: " + ", ".join(
+                f"{k} {v[0]:.2f} / {v[1]:.2f}" for k, v in jagged_ratios(results).items()))
             print()
     configs = chosen_configs()
     for key, config in configs.items():
@@ -262,7 +284,8 @@ def main(argv=None):
             "device": torch.cuda.get_device_name(),
             "torch": torch.__version__, "triton": triton.__version__,
             "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-            "timing": "triton.testing.do_bench median (ms); TFLOP/s on useful FLOPs",
+            "timing": "triton.testing.do_bench median (ms); TFLOP/s on useful FLOPs; kernel_ms: "
+                      "torch.profiler's GPU kernel time per call (ours only)",
             "correctness_rel_err": errors, "rows": rows, "autotuned": configs,
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

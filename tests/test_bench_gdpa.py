@@ -52,3 +52,14 @@ def test_packed_steps_match_the_padded_ones(bench, kind):
     torch.testing.assert_close(pdk, dk, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(pdv, dv, rtol=1e-5, atol=1e-5)
     assert dk.abs().sum() > 0 and pdq.abs().sum() > 0
+
+
+def test_jagged_kernel_ratios(bench):
+    """Jagged over full kernel time per layout and stage: the padded jagged run over the padded
+    full run, the packed jagged run over the packed full run."""
+    kernel = {"gdpa_fwd": 2.0, "gdpa_fwd_bwd": 8.0, "jagged_fwd": 1.0, "jagged_fwd_bwd": 4.4,
+              "packed_fwd": 1.6, "packed_fwd_bwd": 6.0, "packed_jagged_fwd": 0.8, "packed_jagged_fwd_bwd": 3.3}
+    ratios = bench.jagged_kernel_ratios(kernel)
+    assert ratios == pytest.approx({"jagged_kernel_vs_full_fwd": 0.5, "jagged_kernel_vs_full_fwd_bwd": 0.55,
+                                    "packed_jagged_kernel_vs_full_fwd": 0.5,
+                                    "packed_jagged_kernel_vs_full_fwd_bwd": 0.55}, rel=1e-12)

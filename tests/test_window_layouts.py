@@ -28,3 +28,19 @@ def test_window_layouts_runs_one_jagged_batch_in_both_layouts():
     dq_pad, _, _ = fns[("padded", "bwd")]()
     dq_pack, _, _ = fns[("packed", "bwd")]()
     torch.testing.assert_close(dq_pack, dq_pad.transpose(1, 2)[valid])
+
+
+def test_bench_window_jagged_ratios_both_ways():
+    """bench_window's jagged ÷ full ratios: do_bench time and kernel time, each layout's jagged run
+    over the padded full-length run of its stage."""
+    import bench_window as bw
+    results = {"ours fwd": {"ms": 2.0, "kernel_ms": 1.0}, "ours fwd+bwd": {"ms": 8.0, "kernel_ms": 6.0},
+               "ours jagged fwd": {"ms": 1.2, "kernel_ms": 0.5}, "ours jagged fwd+bwd": {"ms": 4.0, "kernel_ms": 3.3},
+               "ours packed jagged fwd": {"ms": 1.6, "kernel_ms": 0.52},
+               "ours packed jagged fwd+bwd": {"ms": 4.4, "kernel_ms": 3.0}}
+    expected = {"padded fwd": (0.6, 0.5), "padded fwd+bwd": (0.5, 0.55), "packed fwd": (0.8, 0.52),
+                "packed fwd+bwd": (0.55, 0.5)}
+    ratios = bw.jagged_ratios(results)
+    assert ratios.keys() == expected.keys()
+    for key, pair in expected.items():
+        assert ratios[key] == pytest.approx(pair, rel=1e-12), key
