@@ -32,15 +32,18 @@ OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
 CACHE=${KUNLUNC_GPU_CACHE:-/tmp/kunlunc-cache}
 export TORCHINDUCTOR_CACHE_DIR=$CACHE/inductor TRITON_CACHE_DIR=$CACHE/triton
 if compgen -G ".gpucache/cache.part*" > /dev/null; then
-  mkdir -p "$CACHE" && cat .gpucache/cache.part* | tar -xzf - -C "$CACHE" \
+  first=$(ls .gpucache/cache.part* | head -1)   # xz where the saving machine had it, else gzip
+  unpack=-z; [ "$(head -c 2 "$first" | od -An -tx1 | tr -d ' \n')" = fd37 ] && unpack=-J
+  mkdir -p "$CACHE" && cat .gpucache/cache.part* | tar "$unpack" -xf - -C "$CACHE" \
     && echo "compile caches restored: $(du -sh "$CACHE" | cut -f1)" || echo "compile caches: restore failed"
 fi
 save_cache() {
   [ -n "${SAVE_CACHE:-}" ] && [ -d "$CACHE" ] || return 0
   rm -f "$OUT"/cache.part*
-  tar -czf - -C "$CACHE" --exclude='*.cubin' --exclude='*.so' --exclude='*.hsaco' --exclude='*.llir' \
+  # xz packs the caches' text about a third smaller than gzip (four 15 MiB parts at most come back)
+  tar -cf - -C "$CACHE" --exclude='*.cubin' --exclude='*.so' --exclude='*.hsaco' --exclude='*.llir' \
     --exclude='*.ptx' --exclude='*.ttgir' --exclude='*.ttir' --exclude='*.json.tmp*' . 2>/dev/null \
-    | split -b 15m - "$OUT/cache.part"
+    | { if command -v xz > /dev/null; then xz -T0 -6; else gzip; fi; } | split -b 15m - "$OUT/cache.part"
   local parts; parts=$(ls "$OUT"/cache.part* | wc -l)
   if [ "$parts" -gt "${CACHE_PARTS:-4}" ]; then
     echo "compile caches: $parts parts of 15 MiB, more than CACHE_PARTS=${CACHE_PARTS:-4}; not saved"; rm -f "$OUT"/cache.part*
