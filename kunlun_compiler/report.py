@@ -40,10 +40,14 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False,
         share = b["flops_fwd"] / total_flops
         lines.append(_row(name, b["group"], kernels.get(name, "-"), si(b['flops_fwd'] / est.batch_size, "FLOP"),
                           f"{share:6.1%}", si(b["params"]), seconds(b["time_s"])))
-    lines += ["", _row("group", "", "", "fwd/example", "share", "params", "est time")]
+    # per group, the eager padded time, and where a CUDA graph applies, the GPU time of the fastest
+    # setup (the fastest-setup line below): what the generated bench's per-block timing measures
+    fast = (fastest or est).groups() if est.target != "cpu" else {}
+    lines += ["", _row("group", "", "", "fwd/example", "share", "params", "est time", "fastest" if fast else "")]
     for name, g in sorted(est.groups().items(), key=lambda kv: -kv[1]["flops_fwd"]):
         lines.append(_row(name, "", "", si(g['flops_fwd'] / est.batch_size, "FLOP"),
-                          f"{g['flops_fwd'] / total_flops:6.1%}", si(g["params"]), seconds(g["time_s"])))
+                          f"{g['flops_fwd'] / total_flops:6.1%}", si(g["params"]), seconds(g["time_s"]),
+                          seconds(fast[name]["time_compiled_packed_s"]) if fast else ""))
     lines += ["", *_totals(est), *_fastest(fastest or est)]
     return "\n".join(lines)
 
@@ -66,7 +70,7 @@ def _kernels(est: Estimate) -> dict[str, str]:
 
 
 def _row(*cells: str) -> str:
-    widths = (24, 16, 24, 12, 7, 10, 10)
+    widths = (24, 16, 24, 12, 7, 10, 10, 10)
     return "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
 

@@ -76,8 +76,11 @@ def test_inspect_fastest_setup(capsys):
     assert fast["step_s"] < est.est_step_time_compiled_s                 # packed and host-free: faster
     for stream in ("fp32", "compute"):
         assert cli.main([*args, "--stream", stream]) == 0
-        line = capsys.readouterr().out.splitlines()[-1]
-        assert line.startswith(f"fastest setup         {seconds(fast['step_s'])} a step, MFU {fast['mfu']:.1%}")
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-1].startswith(f"fastest setup         {seconds(fast['step_s'])} a step, MFU {fast['mfu']:.1%}")
+        assert next(x for x in lines if x.startswith("group ")).endswith("fastest")
+        gdpa = next(x for x in lines if x.startswith("gdpa "))      # the group row: its last column
+        assert gdpa.split()[-2:] == seconds(est.groups()["gdpa"]["time_compiled_packed_s"]).split()
     assert cli.main(["inspect", TINY, "--target", "cpu"]) == 0
     assert "fastest setup" not in capsys.readouterr().out               # no CUDA graph on the CPU
 
