@@ -46,6 +46,11 @@ MATMUL_KINDS = frozenset({"linear", "token_linear", "bmm"})
 TIME_GAP_BUCKETS = 32   # log2 buckets of the time gap, clipped: 2^31 s is 68 years
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 TRAIN_BYTES_FACTOR = 3   # a memory-bound op moves its forward bytes again twice in backward
+# A sum's backward has no kernel: it hands the output's gradient to both inputs as it is. Eager,
+# the input that another op reads too (the residual stream, which the block's norm also reads)
+# gets its two gradients added by autograd: one more pass of the forward's size. Compiled,
+# inductor folds that addition into the other reader's backward kernel. (eager, compiled)
+ADD_TRAIN_BYTES_FACTOR = (2, 1)
 # Elementwise functions autocast runs in fp32 (its fp32 op list): their outputs are fp32.
 AUTOCAST_FP32_FNS = frozenset({"layer_norm", "add_layer_norm", "rms_norm", "softmax"})
 CASTS_INPUTS = MATMUL_KINDS | ATTENTION_KINDS   # autocast (or the ops' entry points) cast their inputs
@@ -113,6 +118,14 @@ def efficiency_key(op: Op) -> str:
     return "attention" if op.kind in ATTENTION_KINDS else "matmul"
 
 
+def train_bytes_factor(op: Op, compiled: bool) -> float:
+    """The bytes a memory-bound op moves in a training step, forward and backward, as a multiple of
+    its forward bytes: TRAIN_BYTES_FACTOR, but a sum's (ADD_TRAIN_BYTES_FACTOR) eager or compiled."""
+    if op.kind == "elementwise" and op.attr("fn") == "add":
+        return ADD_TRAIN_BYTES_FACTOR[compiled]
+    return TRAIN_BYTES_FACTOR
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     out = 1
     for s in shape:
@@ -146,17 +159,18 @@ class Roofline(NamedTuple):
     cast_step: float
     bandwidth: float
     fixed: float
+    bytes_factor: float    # training bytes over forward bytes (train_bytes_factor)
 
     def at(self, batch: int) -> float:
         compute = self.flops * batch * self.train_factor / self.rate
-        return (max(compute, (self.example * batch + self.step) * TRAIN_BYTES_FACTOR / self.bandwidth)
+        return (max(compute, (self.example * batch + self.step) * self.bytes_factor / self.bandwidth)
                 + (self.cast_example * batch + self.cast_step) / self.bandwidth + self.fixed)
 
     def at_each(self, batches: tuple[int, ...]) -> list[float]:
         """[self.at(b) for b in batches], the same arithmetic in the same order (bit-identical),
         without a call per batch: the batch curves price every op at each of CURVE_BATCHES."""
-        flops, tf, rate, ex, st, cex, cst, bw, fixed = self
-        return [max(flops * b * tf / rate, (ex * b + st) * TRAIN_BYTES_FACTOR / bw) + (cex * b + cst) / bw + fixed
+        flops, tf, rate, ex, st, cex, cst, bw, fixed, bf = self
+        return [max(flops * b * tf / rate, (ex * b + st) * bf / bw) + (cex * b + cst) / bw + fixed
                 for b in batches]
 
 
@@ -455,14 +469,14 @@ class CostModel:
     def _rooflines(self, work: tuple, compiled_work: tuple, train_factor: float,
                    efficiency: float, own_kernel: bool) -> tuple[Roofline, Roofline]:
         """(eager, compiled) Roofline of an op: its time as a function of the batch size."""
-        flops_exec, _, example, step, c_example, c_step, casts = work
+        flops_exec, _, example, step, c_example, c_step, casts, bytes_factor = work
         rate, bandwidth = self.hw.peak(self.dtype) * efficiency, self.bandwidth
         launch = self.hw.launch_s if own_kernel else 0.0
         eager = Roofline(flops_exec, train_factor, rate, example, step, c_example, c_step, bandwidth,
-                         2 * (1 + casts) * launch)
-        example, step, c_example, c_step, casts, launches = compiled_work
+                         2 * (1 + casts) * launch, bytes_factor)
+        example, step, c_example, c_step, casts, launches, bytes_factor = compiled_work
         compiled = Roofline(flops_exec, train_factor, rate, example, step, c_example, c_step, bandwidth,
-                            2 * (launches + casts) * launch)
+                            2 * (launches + casts) * launch, bytes_factor)
         return eager, compiled
 
     def group_curves(self, batches: tuple[int, ...]) -> dict[str, dict[str, list[float]]]:
@@ -493,17 +507,18 @@ class CostModel:
         factor = self.hw.efficiency[key]
         return factor if gemm_shape is None else self.hw.matmul_shapes.get(gemm_shape, factor)
 
-    def compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int]:
-        """(bytes per example, bytes per step, cast bytes per example, per step, casts, launches)
-        of op under torch.compile per block."""
+    def compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int, float]:
+        """(bytes per example, bytes per step, cast bytes per example, per step, casts, launches,
+        training bytes over forward bytes) of op under torch.compile per block."""
         return self._per_dtype("compiled_work", op, self._compiled_work)
 
-    def _compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int]:
+    def _compiled_work(self, op: Op) -> tuple[float, float, float, float, int, int, float]:
         _, _, moved_example, moved_step, *_ = self._per_dtype("work", op, self._work)
+        factor = train_bytes_factor(op, compiled=True)
         if op.kind in FUSIBLE:
-            return (*self._fused_bytes(op), 0.0, 0.0, 0, int(self._leaves_kernel(op)))
+            return (*self._fused_bytes(op), 0.0, 0.0, 0, int(self._leaves_kernel(op)), factor)
         cast_example, cast_step, casts = self._cast_bytes(op, compiled=True)
-        return moved_example, moved_step, cast_example, cast_step, casts, 1
+        return moved_example, moved_step, cast_example, cast_step, casts, 1, factor
 
     # ---- fusion under torch.compile ------------------------------------------------------------
     def _source(self, op_id: str) -> Op:
@@ -556,9 +571,10 @@ class CostModel:
 
     def _work(self, op: Op) -> tuple:
         """What `times` prices, independent of the target's rates: executed FLOPs per example,
-        the efficiency key, bytes moved per example and per step, and the casts."""
+        the efficiency key, bytes moved per example and per step, the casts, and the training
+        bytes' multiple of the forward's (eager)."""
         return (self.flops(op, useful=False), efficiency_key(op), self.bytes_exec(op),
-                self.params(op) * self.elt, *self.cast_bytes(op))
+                self.params(op) * self.elt, *self.cast_bytes(op), train_bytes_factor(op, compiled=False))
 
     def _fixed_cost(self, op: Op) -> tuple:
         """OpCost's target-independent fields: group, FLOPs, bytes, params, train factor, kernel."""

@@ -198,7 +198,7 @@ def test_compiled_estimate_prices_what_inductor_fuses():
     is a parameter. Click: max_len 24, d_e 16; values per example, padded."""
     g = compiled(_spec(**{"target: cpu": "target: h200"})).graph
     m = CostModel(g, "h200", 1)
-    work = lambda op_id: m.compiled_work(g.op(op_id))   # noqa: E731
+    work = lambda op_id: m.compiled_work(g.op(op_id))[:6]   # (the bytes factor: next test)   # noqa: E731
     # lookup feeding the sum (same kernel): reads its 24 rows of 16 fp32, writes nothing
     assert work("embed_click.click_item.embed") == (24 * 16 * 4, 0.0, 0.0, 0.0, 0, 0)
     # lookup feeding a projection: rows read (fp32) and written once in bf16 for the GEMM
@@ -225,6 +225,24 @@ def test_compiled_estimate_prices_what_inductor_fuses():
     assert sum(v["time_compiled_s"] for v in bf16.groups().values()) == pytest.approx(
         sum(o.time_compiled_s for o in bf16.ops))
     assert fp32.est_gpu_time_compiled_s < fp32.est_gpu_time_s      # fp32: no casts, but fusion still
+
+
+def test_a_sum_moves_its_forward_bytes_once_compiled_twice_eager():
+    """A sum's backward has no kernel of its own (the output's gradient goes to both inputs as
+    it is): compiled, it moves its forward bytes once; eager, twice (autograd adds the residual
+    stream's two gradients). A norm moves them three times, as calibrate.py measures it."""
+    g = compiled(_spec(**{"target: cpu": "target: h200"})).graph
+    m = CostModel(g, "h200", 8)
+    residual, norm = g.op("l0_click_pffn.residual"), g.op("l0_click_pffn.norm")
+    assert (residual.attr("fn"), norm.attr("fn")) == ("add", "layer_norm")
+    assert [m.compiled_work(op)[-1] for op in (residual, norm)] == [1, 3]
+    assert [m._work(op)[-1] for op in (residual, norm)] == [2, 3]
+    # priced: the residual sum's bytes x 1 compiled (x 2 eager), at bandwidth, plus its launches
+    example, step, *_ , launches, _ = m.compiled_work(residual)
+    fixed = 2 * launches * m.hw.launch_s
+    assert m.time_s(residual, 3.0, compiled=True) == pytest.approx((example * 8 + step) / m.bandwidth + fixed)
+    eager_bytes = m._work(residual)[2]
+    assert m.time_s(residual, 3.0) == pytest.approx(2 * eager_bytes * 8 / m.bandwidth + 2 * m.hw.launch_s)
 
 
 def test_window_projections_are_one_gemm():
