@@ -47,11 +47,6 @@ def launches(B, H, T, D, window, causal, device="cuda", dtype=torch.bfloat16):
     return out
 
 
-def tuned_configs() -> dict:
-    return {f"{name} {key}": str(cfg) for name, kernels in (("fwd", wa._FWD), ("dq", wa._DQ), ("dkdv", wa._DKDV))
-            for kernel in kernels.values() for key, cfg in kernel.cache.items()}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     out = os.environ.get("OUT")
@@ -83,7 +78,7 @@ def main() -> int:
                   f"{med['padded_gpu_ms']:.3f} GPU, packed {med['packed_wall_ms']:.3f} wall "
                   f"{med['packed_gpu_ms']:.3f} GPU: packed/padded {row['packed_over_padded_wall']:.2f} wall, "
                   f"{row['packed_over_padded_gpu']:.2f} GPU", flush=True)
-    configs = tuned_configs()
+    configs = bw.chosen_configs()
     for key, cfg in configs.items():
         print(f"tuned {key}: {cfg}")
     write_json(args.json, rows, start, shape={"B": B, "H": H, "T": T, "D": D, "window": W},
