@@ -42,13 +42,14 @@ def inspect_text(compiled: Compiled, est: Estimate, verbose: bool = False,
                           f"{share:6.1%}", si(b["params"]), seconds(b["time_s"])))
     # per group, the eager padded time, and where a CUDA graph applies, the GPU time of the fastest
     # setup (the fastest-setup line below): what the generated bench's per-block timing measures
-    fast = (fastest or est).groups() if est.target != "cpu" else {}
+    fastest = None if est.target == "cpu" else fastest or est      # no CUDA graph on the CPU
+    fast = fastest.groups() if fastest else {}
     lines += ["", _row("group", "", "", "fwd/example", "share", "params", "est time", "fastest" if fast else "")]
     for name, g in sorted(est.groups().items(), key=lambda kv: -kv[1]["flops_fwd"]):
         lines.append(_row(name, "", "", si(g['flops_fwd'] / est.batch_size, "FLOP"),
                           f"{g['flops_fwd'] / total_flops:6.1%}", si(g["params"]), seconds(g["time_s"]),
                           seconds(fast[name]["time_compiled_packed_s"]) if fast else ""))
-    lines += ["", *_totals(est), *_fastest(fastest or est)]
+    lines += ["", *_totals(est), *(_fastest(fastest) if fastest else [])]
     return "\n".join(lines)
 
 
@@ -115,8 +116,6 @@ def fastest_setup(est: Estimate) -> dict:
 
 
 def _fastest(est: Estimate) -> list[str]:
-    if est.target == "cpu":       # no CUDA graph on the CPU
-        return []
     f = fastest_setup(est)
     return [f"fastest setup         {seconds(f['step_s'])} a step, MFU {f['mfu']:.1%}: compiled per block, "
             f"packed, the towers' stream in {est.dtype}, the step in one CUDA graph (no host time; "
