@@ -2,7 +2,7 @@
 
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
                                   [--compile [MODE]] [--scope blocks|model] [--layout packed|padded]
-                                  [--group wukong]
+                                  [--group wukong] [--stream fp32|compute]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
@@ -38,13 +38,15 @@ def main() -> None:
     p.add_argument("--layout", default="packed", choices=("packed", "padded"),
                    help="the batch's events as packed rows (the bench's default) or padded to max_len")
     p.add_argument("--group", help="profile this group's blocks alone (forward + backward)")
+    p.add_argument("--stream", default="fp32", choices=("fp32", "compute"),
+                   help="the towers' residual stream (Model's stream): the bench's bf16 variants use compute")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
     # the package's own training step: what `python -m <package> bench` times
     bench = importlib.import_module(f"{args.package}.bench")
     model, batches, step = bench.training("cuda", batch_size, args.backend, args.compile or False, args.scope,
-                                          args.layout)
+                                          args.layout, stream=args.stream)
     if args.group:
         step = group_step(bench, model, batches[0], args.group)
 

@@ -137,6 +137,174 @@ def test_window_attention_packed_torch(tiny, kind):
         assert rel(a, b) <= 1e-10
 
 
+def _qkv_case(packed: bool, heads: int, D: int, dtype, seed: int = 4):
+    """A fused projection's output qkv (grad-requiring leaf) for lengths 37, 0, 1, 12 (T = 37)."""
+    torch.manual_seed(seed)
+    lengths = torch.tensor([37, 0, 1, 12])
+    T, width = 37, 3 * heads * D
+    if packed:
+        starts, n = reversed_starts(lengths)
+        qkv = torch.randn(n, width, dtype=dtype)
+    else:
+        starts, qkv = None, torch.randn(len(lengths), T, width, dtype=dtype)
+    return qkv.requires_grad_(), lengths, starts, T
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_window_attention_qkv_matches_split_heads(tiny, packed):
+    """window_attention_qkv (torch path) is window_attention on the chunked heads, merged."""
+    ops = tiny.ops
+    qkv, lengths, starts, T = _qkv_case(packed, heads=3, D=8, dtype=torch.float64)
+    out = ops.window_attention_qkv(qkv, 3, lengths, 5, False, "softmax", 0.3, starts=starts, max_len=T)
+    q, k, v = (t.unflatten(-1, (3, 8)) if packed else t.unflatten(-1, (3, 8)).transpose(1, 2)
+               for t in qkv.chunk(3, dim=-1))
+    ref = ops.window_attention(q, k, v, lengths, 5, False, "softmax", 0.3, starts=starts, max_len=T)
+    ref = ref.flatten(-2) if packed else ref.transpose(1, 2).flatten(-2)
+    assert out.shape == (*qkv.shape[:-1], 24)
+    assert rel(out, ref) <= 1e-12
+    g = torch.randn_like(out)
+    assert rel(torch.autograd.grad(out, qkv, g)[0], torch.autograd.grad(ref, qkv, g)[0]) <= 1e-12
+
+
+def _check_window_qkv(ops, packed, D, window, causal, device, dtype, tol):
+    qkv, lengths, starts, T = _qkv_case(packed, heads=2, D=D, dtype=torch.float32)
+    qkv64 = qkv.detach().double().requires_grad_()
+    qkv = qkv.detach().to(device, dtype).requires_grad_()
+    dev = dict(starts=None if starts is None else starts.to(device), max_len=T)
+    args = (2, window, causal, "softmax", 0.25)
+    out = ops.window_attention_qkv(qkv, args[0], lengths.to(device), *args[1:], backend="triton", **dev)
+    ref = ops.window_attention_qkv(qkv64, args[0], lengths, *args[1:], backend="torch", starts=starts, max_len=T)
+    assert out.shape == ref.shape == (*qkv.shape[:-1], 2 * D)
+    assert rel(out.cpu(), ref) <= tol
+    g = torch.randn_like(ref)
+    (dqkv,) = torch.autograd.grad(out, qkv, g.to(device, dtype))
+    (dqkv_ref,) = torch.autograd.grad(ref, qkv64, g)
+    assert dqkv.shape == qkv.shape and dqkv.stride() == qkv.stride()
+    if not packed:      # padding rows of a padded qkv: zero gradient, as the reference
+        assert not dqkv[1].any() and not dqkv[2, 1:].any()
+    for part, (a, b) in enumerate(zip(dqkv.cpu().chunk(3, dim=-1), dqkv_ref.chunk(3, dim=-1))):
+        assert rel(a, b) <= tol, "qkv"[part]
+    return qkv.detach(), lengths.to(device), dev
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("D, window, causal", [(16, 4, False), (24, 40, True)])
+def test_window_attention_qkv_triton_interpreter(tiny, packed, D, window, causal):
+    """The fused-qkv kernel op (q, k, v read in place, one gradient shaped like qkv) against the
+    float64 torch path: forward and dqkv at fp32 <= 1e-5, with empty, length-1 and full rows, a
+    padded head dim (24) and a window wider than T; FLOPs as window_attention's."""
+    ops = tiny.ops
+    qkv, lengths, dev = _check_window_qkv(ops, packed, D, window, causal, "cpu", torch.float32, 1e-5)
+    with FlopCounterMode(display=False) as fc:
+        ops.window_attention_qkv(qkv, 2, lengths, window, causal, "softmax", 0.25, backend="triton", **dev)
+    q = qkv[..., :2 * D]
+    q = q.unflatten(-1, (2, D)) if packed else q.unflatten(-1, (2, D)).transpose(1, 2)
+    with FlopCounterMode(display=False) as fc_split:
+        ops.window_attention(q, q, q, lengths, window, causal, "softmax", 0.25, backend="triton", **dev)
+    assert fc.get_total_flops() == fc_split.get_total_flops() > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+def test_fused_projection_ops_pass_opcheck_and_compile(tiny):
+    """The fused-projection ops are opaque custom ops (their kernels write into strided views of one
+    gradient, which inductor's functionalization of a traced kernel loses: pytorch#192510). Their
+    schemas, fake functions and autograd pass torch.library.opcheck, forward and backward ops, and
+    a torch.compile(fullgraph=True) of both (aot_eager: the kernels run in the interpreter at run
+    time) gives eager's outputs and gradients exactly."""
+    ops = tiny.ops
+    ns = getattr(torch.ops, ops.NAMESPACE)
+    torch.manual_seed(2)
+    lengths, T, H, D = torch.tensor([37, 0, 1, 12]), 37, 2, 16
+    starts, n = reversed_starts(lengths)
+    qkv, qkv_pad = torch.randn(n, 3 * H * D), torch.randn(4, T, 3 * H * D)
+    q, kv = torch.randn(n, H, D), torch.randn(4, 5, 2 * H * D)
+    for args in [(qkv, H, lengths, starts, T, 4, False, 0.25), (qkv_pad, H, lengths, None, T, 40, True, 0.25)]:
+        torch.library.opcheck(ns.window_attention_qkv_triton.default, (args[0].requires_grad_(), *args[1:]))
+        o, lse = ns.window_attention_qkv_triton.default(*args)
+        torch.library.opcheck(ns.window_attention_qkv_triton_backward.default,
+                              (torch.randn_like(o), args[0].detach(), o.detach(), lse.detach(), *args[1:]))
+    torch.library.opcheck(ns.gdpa_kv_triton.default, (q.requires_grad_(), kv.requires_grad_(), lengths, starts, T,
+                                                      "silu,relu", 0.2))
+    torch.library.opcheck(ns.gdpa_kv_triton_backward.default, (torch.randn_like(q), q.detach(), kv.detach(),
+                                                               lengths, starts, T, "silu,relu", 0.2))
+
+    def both(qkv, q, kv):
+        o = ops.window_attention_qkv(qkv, H, lengths, 4, False, "softmax", 0.25, backend="triton",
+                                     starts=starts, max_len=T)
+        return o, ops.gdpa_kv(q, kv, lengths, "gelu_tanh", 0.2, backend="triton", starts=starts, max_len=T)
+
+    results = []
+    for fn in (both, torch.compile(both, backend="aot_eager", fullgraph=True)):
+        leaves = [t.detach().clone().requires_grad_() for t in (qkv, q, kv)]
+        outs = fn(*leaves)
+        sum(o.square().sum() for o in outs).backward()
+        results.append([*outs, *(t.grad for t in leaves)])
+    for eager, compiled in zip(*results):
+        assert torch.equal(eager, compiled)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("D, window, causal", [(64, 4, False), (128, 40, True)])
+def test_window_attention_qkv_on_gpu(tiny, packed, D, window, causal):
+    """The same in bf16 on the GPU (<= 1e-2 against float64), at the presets' head dims."""
+    _check_window_qkv(tiny.ops, packed, D, window, causal, "cuda", torch.bfloat16, 1e-2)
+
+
+def _check_gdpa_kv(ops, packed, D, activations, device, dtype, tol):
+    torch.manual_seed(6)
+    lengths, T, M, H = torch.tensor([37, 0, 1, 12]), 37, 5, 2
+    starts, n = reversed_starts(lengths)
+    q = torch.randn(n, H, D) if packed else torch.randn(4, H, T, D)
+    kv = torch.randn(4, M, 2 * H * D)
+    q64, kv64 = (t.double().requires_grad_() for t in (q, kv))
+    q, kv = (t.to(device, dtype).requires_grad_() for t in (q, kv))
+    dev = dict(starts=starts.to(device) if packed else None, max_len=T)
+    out = ops.gdpa_kv(q, kv, lengths.to(device), activations, 0.2, backend="triton", **dev)
+    ref = ops.gdpa_kv(q64, kv64, lengths, activations, 0.2, backend="torch",
+                      starts=starts if packed else None, max_len=T)
+    assert out.shape == ref.shape == q.shape and rel(out.cpu(), ref) <= tol
+    g = torch.randn_like(ref)
+    dq, dkv = torch.autograd.grad(out, (q, kv), g.to(device, dtype))
+    dq_ref, dkv_ref = torch.autograd.grad(ref, (q64, kv64), g)
+    assert dkv.shape == kv.shape and dkv.stride() == kv.stride()
+    assert rel(dq.cpu(), dq_ref) <= tol
+    for part, (a, b) in enumerate(zip(dkv.cpu().chunk(2, dim=-1), dkv_ref.chunk(2, dim=-1))):
+        assert rel(a, b) <= tol, "kv"[part]
+    return q.detach(), kv.detach(), lengths.to(device), dev
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("D, activations", [(16, "silu,gelu_tanh"), (24, "relu2")])
+def test_gdpa_kv_triton_interpreter(tiny, packed, D, activations):
+    """gdpa_kv, the kernel reading K and V in place from one projection's output, against the
+    float64 torch path: forward, dq and dkv at fp32 <= 1e-5 (lengths 37, 0, 1, 12; two
+    activations over two heads; a padded head dim 24); FLOPs as gdpa's."""
+    ops = tiny.ops
+    q, kv, lengths, dev = _check_gdpa_kv(ops, packed, D, activations, "cpu", torch.float32, 1e-5)
+    k, v = (t.unflatten(-1, (2, D)).transpose(1, 2) for t in kv.chunk(2, dim=-1))
+    with FlopCounterMode(display=False) as fc:
+        ops.gdpa_kv(q, kv, lengths, activations, 0.2, backend="triton", **dev)
+    with FlopCounterMode(display=False) as fc_split:
+        ops.gdpa(q, k, v, lengths, activations, 0.2, backend="triton", **dev)
+    assert fc.get_total_flops() == fc_split.get_total_flops() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("D, activations", [(64, "gelu_tanh"), (128, "silu,relu")])
+def test_gdpa_kv_on_gpu(tiny, packed, D, activations):
+    """The same in bf16 on the GPU (<= 1e-2 against float64), at the presets' head dims."""
+    _check_gdpa_kv(tiny.ops, packed, D, activations, "cuda", torch.bfloat16, 1e-2)
+
+
 @pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
                     reason="CPU interpreter check")
 def test_packed_triton_flop_formulas_count_rows(tiny):

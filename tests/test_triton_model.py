@@ -67,7 +67,7 @@ def test_kernels_get_the_autocast_dtype_from_every_layer(tiny):
     batch = tiny.example_batch(3, seed=5)
     with Spy(), torch.autocast("cpu", dtype=torch.float16):
         model._forward(batch).float().sum().backward()
-    assert seen.keys() == {"seed_pooling_triton", "gdpa_triton", "window_attention_triton"}, seen
+    assert seen.keys() == {"seed_pooling_triton", "gdpa_kv_triton", "window_attention_qkv_triton"}, seen
     assert all(dtypes == {torch.float16} for dtypes in seen.values()), seen
 
 

@@ -195,8 +195,12 @@ class PersonalizedFFN(nn.Module):
     def forward(self, s: torch.Tensor, seq: ops.Seq, x_sum: torch.Tensor) -> torch.Tensor:
         packed = seq.starts is not None
         q = split_heads(self.q_proj(self.norm(s)), self.heads, packed)  # [B, H, T, D] or [N, H, D]
-        kv = torch.matmul(self.kv_tokens, x_sum)                     # [B, m, d]
-        k, v = (split_heads(t, self.heads) for t in self.kv_proj(kv).chunk(2, dim=-1))  # [B, H, m, D]
+        kv = self.kv_proj(torch.matmul(self.kv_tokens, x_sum))       # [B, m, 2d]: K and V in one GEMM
+        if self.fused and self.q_norm is None:   # the kernel reads K and V in place
+            o = ops.gdpa_kv(q, kv, seq.lengths, self.activations, self.scale, backend=self.backend,
+                            starts=seq.starts, max_len=seq.max_len)
+            return s + self.o_proj(merge_heads(o, packed))
+        k, v = (split_heads(t, self.heads) for t in kv.chunk(2, dim=-1))  # [B, H, m, D]
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.fused:
@@ -222,13 +226,15 @@ class WindowSelfAttention(nn.Module):
 
     def forward(self, s: torch.Tensor, seq: ops.Seq) -> torch.Tensor:
         packed = seq.starts is not None
-        q, k, v = (split_heads(t, self.heads, packed) for t in self.qkv(s).chunk(3, dim=-1))  # [B, H, T, D]
-        args = (q, k, v, seq.lengths, self.window, self.causal, self.kind, self.scale)
-        if self.fused:
-            o = ops.window_attention(*args, backend=self.backend, starts=seq.starts, max_len=seq.max_len)
+        qkv = self.qkv(s)                                            # q, k, v in one GEMM
+        if self.fused:   # the kernel reads q, k, v in place and returns the heads merged
+            o = ops.window_attention_qkv(qkv, self.heads, seq.lengths, self.window, self.causal, self.kind,
+                                         self.scale, backend=self.backend, starts=seq.starts, max_len=seq.max_len)
         else:
-            o = ops.window_attention_reference(*args, seq.starts, seq.max_len)
-        return to_stream(self.norm(s + self.o_proj(merge_heads(o, packed))), self.stream)
+            q, k, v = (split_heads(t, self.heads, packed) for t in qkv.chunk(3, dim=-1))  # [B, H, T, D]
+            o = merge_heads(ops.window_attention_reference(q, k, v, seq.lengths, self.window, self.causal,
+                                                           self.kind, self.scale, seq.starts, seq.max_len), packed)
+        return to_stream(self.norm(s + self.o_proj(o)), self.stream)
 
 
 class HierarchicalSeedPooling(nn.Module):

@@ -216,6 +216,15 @@ def to_packed(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, n_ro
     return rows[:n_rows]                                         # row n_rows caught the padding
 
 
+def heads_views(x: torch.Tensor, heads: int, parts: int, packed: bool) -> tuple[torch.Tensor, ...]:
+    """x [B, T, parts·H·D] (padded) or [N, parts·H·D] (packed) -> `parts` views [B, H, T, D] or
+    [N, H, D], the columns in order (q first): what chunk(parts, -1) and a heads split give."""
+    split = x.unflatten(-1, (parts, heads, x.shape[-1] // (parts * heads)))
+    if packed:
+        return split.unbind(1)                                   # [N, H, D] each
+    return split.permute(2, 0, 3, 1, 4).unbind(0)                # [B, H, T, D] each
+
+
 # ----------------------------------------------------------------------------- references
 
 def gdpa_reference(
@@ -507,6 +516,19 @@ def gdpa(
     return torch.ops.kunlunc_ablation_no_gdpa_fusion.gdpa.default(q, k, v, lengths, activations, scale)
 
 
+def gdpa_kv(
+    q: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor, activations: str, scale: float,
+    backend: str = "torch", starts: torch.Tensor | None = None, max_len: int = 0,
+) -> torch.Tensor:
+    """gdpa with K and V from one projection: kv [B, M, 2·H·D] (K columns first), H = q's heads.
+    The kernel reads K and V in place and writes one gradient shaped like kv; other paths split."""
+    q, kv = _autocast(q, kv)
+    k, v = heads_views(kv, q.shape[1], 2, False)
+    if _use_triton(backend, "gdpa", q, k, v, packed=starts is not None):
+        return _triton.gdpa_kv(q, kv, lengths, starts, max_len, activations, scale)
+    return gdpa(q, k, v, lengths, activations, scale, backend=backend, starts=starts, max_len=max_len)
+
+
 def window_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, kind: str, scale: float, backend: str = "torch",
@@ -528,6 +550,23 @@ def window_attention(
         return _triton.window_attention(q, k, v, lengths, None, 0, window, causal, kind, scale)
     op = torch.ops.kunlunc_ablation_no_gdpa_fusion.window_attention.default
     return op(q, k, v, lengths, window, causal, kind, scale)
+
+
+def window_attention_qkv(
+    qkv: torch.Tensor, heads: int, lengths: torch.Tensor, window: int, causal: bool, kind: str,
+    scale: float, backend: str = "torch", starts: torch.Tensor | None = None, max_len: int = 0,
+) -> torch.Tensor:
+    """window_attention on a fused projection: qkv [B, T, 3·H·D] or packed [N, 3·H·D] (q, k, v
+    column blocks in that order) -> o [B, T, H·D] or [N, H·D], heads merged. The softmax kernel
+    reads q, k, v in place and writes one gradient shaped like qkv; other paths split and merge."""
+    (qkv,) = _autocast(qkv)
+    packed = starts is not None
+    q, k, v = heads_views(qkv, heads, 3, packed)
+    if kind == "softmax" and _use_triton(backend, "window_attention", q, k, v, packed=packed):
+        return _triton.window_attention_qkv(qkv, heads, lengths, starts, max_len, window, causal, scale)
+    o = window_attention(q, k, v, lengths, window, causal, kind, scale, backend=backend, starts=starts,
+                         max_len=max_len)
+    return o.flatten(-2) if packed else o.transpose(1, 2).flatten(-2)   # the heads merged
 
 
 def seed_pooling(

@@ -3,8 +3,9 @@
 """Triton kernels of the Kunlun attention ops, registered as torch custom ops.
 
 `kunlunc_ablation_one_expert::gdpa_triton`, `window_attention_triton` and `seed_pooling_triton` have the
-semantics, signatures and FLOP formulas of the reference ops in `ops.py`; each has a backward op
-and autograd, and launches its kernels through `torch.library.wrap_triton`, so eager mode,
+semantics, signatures and FLOP formulas of the reference ops in `ops.py`; `gdpa_kv_triton` and
+`window_attention_qkv_triton` are GDPA and window attention on a fused projection's output (K
+and V, or Q, K and V, read in place). Each has a backward op and autograd, and launches its kernels through `torch.library.wrap_triton`, so eager mode,
 torch.compile(fullgraph=True) and FlopCounterMode all see them. On CPU tensors they run only in
 Triton's interpreter (TRITON_INTERPRET=1), which is how CI checks them.
 """
@@ -12,7 +13,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.library import triton_op
+from torch.library import custom_op, triton_op
 from torch.utils.flop_counter import register_flop_formula
 
 from . import ops as _ref
@@ -41,6 +42,24 @@ def _gdpa_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, lengths: Tensor
                                       q_starts=starts, max_len=max_len)
 
 
+def _gdpa_kv(q: Tensor, kv: Tensor, lengths: Tensor, starts: Optional[Tensor], max_len: int,
+             activations: str, scale: float) -> Tensor:
+    """GDPA with K and V the heads views of one projection's output kv [B, M, 2·H·D]."""
+    k, v = _ref.heads_views(kv, q.shape[1], 2, False)
+    return _gdpa(q, k, v, lengths, starts, max_len, activations, scale)
+
+
+def _gdpa_kv_bwd(grad_out: Tensor, q: Tensor, kv: Tensor, lengths: Tensor, starts: Optional[Tensor],
+                 max_len: int, activations: str, scale: float) -> tuple[Tensor, Tensor]:
+    """(dq, dkv): dK and dV written into the heads views of one tensor shaped like kv."""
+    heads = q.shape[1]
+    dq, dkv = torch.empty_like(q), torch.empty_like(kv)
+    gdpa_kernels.gdpa_backward(grad_out, q, *_ref.heads_views(kv, heads, 2, False), lengths, None, activations,
+                               scale, q_starts=starts, max_len=max_len,
+                               grads=(dq, *_ref.heads_views(dkv, heads, 2, False)))
+    return dq, dkv
+
+
 # ----------------------------------------------------------------------------- window attention
 
 def _window_attention(q: Tensor, k: Tensor, v: Tensor, lengths: Tensor, starts: Optional[Tensor],
@@ -64,6 +83,43 @@ def _window_attention_bwd(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, o: 
         return window_kernels.window_attention_backward(grad_out, q, k, v, o, lse, lengths, window, causal,
                                                         scale, starts=starts, max_len=max_len)
     return gdpa_kernels.gdpa_backward(grad_out, q, k, v, lengths, lengths, kind, scale, window, causal)
+
+
+# ----------------------------------------------------------------------------- window attention on a fused qkv
+# The local layer makes q, k and v with one GEMM, [.., 3·H·D]. Given that output whole, the op
+# reads q, k, v as strided heads views of it, writes o as [.., H·D] (merging the heads is free)
+# and its gradient into one tensor shaped like qkv. Split into three inputs instead, autograd
+# joins the three gradients with a copy (kunlun_60g: 4 ms of a 190 ms step on the H200).
+
+def _window_attention_qkv(qkv: Tensor, heads: int, lengths: Tensor, starts: Optional[Tensor], max_len: int,
+                          window: int, causal: bool, scale: float) -> tuple[Tensor, Tensor]:
+    """(o [.., H·D], lse [B, H, T]): softmax window attention of the heads views of qkv."""
+    packed = starts is not None
+    o = qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3)
+    _, lse = window_kernels.window_attention_forward(
+        *_ref.heads_views(qkv, heads, 3, packed), lengths, window, causal, scale, starts=starts,
+        max_len=max_len, out=_ref.heads_views(o, heads, 1, packed)[0])
+    return o, lse
+
+
+def _window_attention_qkv_fake(qkv: Tensor, heads: int, lengths: Tensor, starts: Optional[Tensor], max_len: int,
+                               *args) -> tuple[Tensor, Tensor]:
+    T = max_len if starts is not None else qkv.shape[1]
+    return (qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3),
+            qkv.new_empty(lengths.shape[0], heads, T, dtype=torch.float32))
+
+
+def _window_attention_qkv_bwd(grad_out: Tensor, qkv: Tensor, o: Tensor, lse: Tensor, heads: int,
+                              lengths: Tensor, starts: Optional[Tensor], max_len: int, window: int,
+                              causal: bool, scale: float) -> Tensor:
+    """dqkv, shaped and laid out like qkv: the kernels write dq, dk, dv into its heads views."""
+    packed = starts is not None
+    dqkv = torch.empty_like(qkv)
+    (grad_heads,), (o_heads,) = _ref.heads_views(grad_out, heads, 1, packed), _ref.heads_views(o, heads, 1, packed)
+    window_kernels.window_attention_backward(
+        grad_heads, *_ref.heads_views(qkv, heads, 3, packed), o_heads, lse, lengths, window, causal, scale,
+        starts=starts, max_len=max_len, grads=_ref.heads_views(dqkv, heads, 3, packed))
+    return dqkv
 
 
 # ----------------------------------------------------------------------------- seed pooling
@@ -102,6 +158,13 @@ def _gdpa_flops(q, k, v, lengths, starts, max_len, activations, scale, *, out_sh
     return 2 * N * H * k[2] * (D + v[3])
 
 
+def _gdpa_kv_flops(q, kv, lengths, starts, max_len, activations, scale, *, out_shape=None) -> int:
+    """As _gdpa_flops on the heads views' shapes: k and v [B, H, M, D]."""
+    heads = q[1]
+    k = (kv[0], heads, kv[1], kv[2] // (2 * heads))
+    return _gdpa_flops(q, k, k, lengths, starts, max_len, activations, scale)
+
+
 def _window_attention_flops(q, k, v, lengths, starts, max_len, window, causal, kind, scale, *,
                             out_shape=None) -> int:
     if starts is None:
@@ -109,6 +172,14 @@ def _window_attention_flops(q, k, v, lengths, starts, max_len, window, causal, k
     N, H, D = q
     pairs = N * _ref.pairs_in_window(max_len, window, causal) // max(max_len, 1)
     return 2 * H * pairs * (D + v[2])
+
+
+def _window_attention_qkv_flops(qkv, heads, lengths, starts, max_len, window, causal, scale, *,
+                                out_shape=None) -> int:
+    """As _window_attention_flops on the heads views' shapes."""
+    D = qkv[-1] // (3 * heads)
+    q = (qkv[0], heads, D) if starts is not None else (qkv[0], heads, qkv[1], D)
+    return _window_attention_flops(q, q, q, lengths, starts, max_len, window, causal, "softmax", scale)
 
 
 def _seed_pooling_flops(seeds, k, v, lengths, starts, max_len, scale, *, out_shape=None) -> int:
@@ -137,6 +208,26 @@ def _register() -> None:
 
     gdpa.register_autograd(gdpa_grad, setup_context=gdpa_setup)
 
+    # The fused-projection ops are opaque custom ops, not triton_ops: their kernels write dK and dV
+    # (and dQ) into strided views of one gradient tensor, and torch.compile's functionalization of a
+    # traced kernel does not keep such a view on its base (pytorch/pytorch#192510): inductor gave
+    # the kernel a buffer the size of the view, an illegal memory access on the H200. Opaque, the
+    # ops launch their kernels at run time, as in eager mode; fake functions give their outputs.
+    gdpa_kv = custom_op(f"{NAMESPACE}::gdpa_kv_triton", _gdpa_kv, mutates_args=())
+    gdpa_kv_bwd = custom_op(f"{NAMESPACE}::gdpa_kv_triton_backward", _gdpa_kv_bwd, mutates_args=())
+    gdpa_kv.register_fake(lambda q, *args: torch.empty_like(q, memory_format=torch.contiguous_format))
+    gdpa_kv_bwd.register_fake(lambda grad_out, q, kv, *args: (torch.empty_like(q), torch.empty_like(kv)))
+
+    def gdpa_kv_setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:4])          # q, kv, lengths, starts
+        ctx.args = inputs[4:]
+
+    def gdpa_kv_grad(ctx, grad_out):
+        dq, dkv = ns.gdpa_kv_triton_backward.default(grad_out, *ctx.saved_tensors, *ctx.args)
+        return dq, dkv, None, None, None, None, None
+
+    gdpa_kv.register_autograd(gdpa_kv_grad, setup_context=gdpa_kv_setup)
+
     window = triton_op(f"{NAMESPACE}::window_attention_triton", _window_attention, mutates_args=())
     window_bwd = triton_op(f"{NAMESPACE}::window_attention_triton_backward", _window_attention_bwd,
                            mutates_args=())
@@ -151,6 +242,25 @@ def _register() -> None:
         return (*grads, None, None, None, None, None, None, None)
 
     window.register_autograd(window_grad, setup_context=window_setup)
+
+    window_qkv = custom_op(f"{NAMESPACE}::window_attention_qkv_triton", _window_attention_qkv, mutates_args=())
+    window_qkv_bwd = custom_op(f"{NAMESPACE}::window_attention_qkv_triton_backward", _window_attention_qkv_bwd,
+                               mutates_args=())
+    window_qkv.register_fake(_window_attention_qkv_fake)
+    window_qkv_bwd.register_fake(lambda grad_out, qkv, *args: torch.empty_like(qkv))
+
+    def window_qkv_setup(ctx, inputs, output):
+        qkv, heads, lengths, starts = inputs[:4]
+        ctx.save_for_backward(qkv, output[0], output[1], lengths, starts)
+        ctx.heads, ctx.args = heads, inputs[4:]    # max_len, window, causal, scale
+
+    def window_qkv_grad(ctx, grad_out, grad_lse):
+        qkv, o, lse, lengths, starts = ctx.saved_tensors
+        dqkv = ns.window_attention_qkv_triton_backward.default(grad_out, qkv, o, lse, ctx.heads, lengths,
+                                                               starts, *ctx.args)
+        return dqkv, None, None, None, None, None, None, None
+
+    window_qkv.register_autograd(window_qkv_grad, setup_context=window_qkv_setup)
 
     seed = triton_op(f"{NAMESPACE}::seed_pooling_triton", _seed_pooling, mutates_args=())
     seed_bwd = triton_op(f"{NAMESPACE}::seed_pooling_triton_backward", _seed_pooling_bwd, mutates_args=())
@@ -170,15 +280,21 @@ def _register() -> None:
     # FLOP formulas: the reference ops' (useful work only); outputs (o, lse) are counted as o.
     register_flop_formula(ns.gdpa_triton)(_gdpa_flops)
     register_flop_formula(ns.gdpa_triton_backward)(_ref._backward_flops(_gdpa_flops))
+    register_flop_formula(ns.gdpa_kv_triton)(_gdpa_kv_flops)
+    register_flop_formula(ns.gdpa_kv_triton_backward)(_ref._backward_flops(_gdpa_kv_flops))
     register_flop_formula(ns.window_attention_triton)(_window_attention_flops)
     register_flop_formula(ns.window_attention_triton_backward)(
         lambda grad_out, q, k, v, o, lse, *args, out_shape=None:
         5 * _window_attention_flops(q, k, v, *args) // 2)
+    register_flop_formula(ns.window_attention_qkv_triton)(_window_attention_qkv_flops)
+    register_flop_formula(ns.window_attention_qkv_triton_backward)(
+        lambda grad_out, qkv, o, lse, heads, *args, out_shape=None:
+        5 * _window_attention_qkv_flops(qkv, heads, *args) // 2)
     register_flop_formula(ns.seed_pooling_triton)(_seed_pooling_flops)
     register_flop_formula(ns.seed_pooling_triton_backward)(
         lambda grad_out, seeds, k, v, o, lse, *args, out_shape=None:
         5 * _seed_pooling_flops(seeds, k, v, *args) // 2)
-    del gdpa_bwd, window_bwd, seed_bwd
+    del gdpa_bwd, gdpa_kv_bwd, window_bwd, window_qkv_bwd, seed_bwd
 
 
 if not hasattr(getattr(torch.ops, NAMESPACE), "gdpa_triton"):
@@ -198,10 +314,22 @@ def gdpa(q, k, v, lengths, starts, max_len: int, activations: str, scale: float)
     return torch.ops.kunlunc_ablation_one_expert.gdpa_triton.default(q, k, v, lengths, starts, max_len, activations, scale)
 
 
+def gdpa_kv(q, kv, lengths, starts, max_len: int, activations: str, scale: float) -> torch.Tensor:
+    """GDPA with K and V read in place from one projection's output kv [B, M, 2·H·D]."""
+    return torch.ops.kunlunc_ablation_one_expert.gdpa_kv_triton.default(q, kv, lengths, starts, max_len, activations, scale)
+
+
 def window_attention(q, k, v, lengths, starts, max_len: int, window: int, causal: bool, kind: str,
                      scale: float) -> torch.Tensor:
     op = torch.ops.kunlunc_ablation_one_expert.window_attention_triton.default
     return op(q, k, v, lengths, starts, max_len, window, causal, kind, scale)[0]
+
+
+def window_attention_qkv(qkv, heads: int, lengths, starts, max_len: int, window: int, causal: bool,
+                         scale: float) -> torch.Tensor:
+    """Softmax window attention of qkv's heads views -> o [.., H·D] (heads merged)."""
+    op = torch.ops.kunlunc_ablation_one_expert.window_attention_qkv_triton.default
+    return op(qkv, heads, lengths, starts, max_len, window, causal, scale)[0]
 
 
 def seed_pooling(seeds, k, v, lengths, starts, max_len: int, scale: float) -> torch.Tensor:

@@ -477,12 +477,22 @@ def _tuned(kernel_name: str, width: str, autotune: bool):
     return triton.autotune(configs=configs if autotune else configs[:1], key=_TUNE_KEY)(kernel)
 
 
-def _launcher(kernel_name: str, block_d: int, dtype: torch.dtype):
-    row_bytes = block_d * dtype.itemsize
+def _plain_eager(x: torch.Tensor) -> bool:
+    """True when running eagerly on plain tensors (no torch.compile, no dispatch-mode tracer):
+    inside an opaque custom op at run time, say."""
+    return (type(x) is torch.Tensor and not torch.compiler.is_compiling()
+            and torch._C._len_torch_dispatch_stack() == 0)
+
+
+def _launcher(kernel_name: str, block_d: int, x: torch.Tensor):
+    """The tuned kernel for x's dtype, through torch.library.wrap_triton unless x is a plain tensor
+    in eager mode. Outside a triton_op a wrapped kernel dispatches each launch through a
+    higher-order op (about a millisecond of host time) and buys nothing there."""
+    row_bytes = block_d * x.dtype.itemsize
     width = "" if row_bytes <= 256 else "_wide" if row_bytes <= 512 else "_widest"
     tuned = _tuned(kernel_name, width, AUTOTUNE)
     # torch 2.13 passes interpreted kernels through wrap_triton; older releases reject them.
-    return tuned if _INTERPRET else torch.library.wrap_triton(tuned)
+    return tuned if _INTERPRET or _plain_eager(x) else torch.library.wrap_triton(tuned)
 
 
 # ----------------------------------------------------------------------------- Python API
@@ -595,7 +605,7 @@ def gdpa_forward(
         return out.zero_()
     for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
                                           window, causal):
-        _launcher("fwd", c["BLOCK_D"], q.dtype)[_grid(T, B * n_heads, "BLOCK_M")](
+        _launcher("fwd", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
             q, k, v, out, *pointers, *q_strides, *k.stride(), *v.stride(), *o_strides,
             n_heads, T, S, float(scale), **c,
         )
@@ -606,14 +616,22 @@ def gdpa_backward(
     grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     q_lengths: torch.Tensor, kv_lengths: torch.Tensor | None, activations: str, scale: float,
     window: int = -1, causal: bool = False, q_starts: torch.Tensor | None = None,
-    max_len: int | None = None,
+    max_len: int | None = None, grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dq, dk, dv), laid out like q, k, v (torch.empty_like); padding gets zero gradient (packed:
-    rows outside every example's rows get none)."""
+    rows outside every example's rows get none). `grads`: write them there instead (shaped like
+    q, k, v, any strides: dk and dv as the heads views of one fused projection's gradient)."""
     B, T, q_strides = _q_layout(q, k, q_lengths, q_starts, max_len)
     S = k.shape[2]
     H = k.shape[1]
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    if grads is None:
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    else:
+        for name, g, x in zip(("dq", "dk", "dv"), grads, (q, k, v)):
+            if g.shape != x.shape or g.dtype != x.dtype or g.device != x.device:
+                raise ValueError(f"{name} must be {tuple(x.shape)} {x.dtype} on {x.device}, "
+                                 f"got {tuple(g.shape)} {g.dtype} on {g.device}")
+        dq, dk, dv = grads
     if B * H == 0 or T == 0 or S == 0 or q.numel() == 0:  # nothing to accumulate: all zero
         return dq.zero_(), dk.zero_(), dv.zero_()
     packed = q_starts is not None
@@ -622,11 +640,11 @@ def gdpa_backward(
     strides = (*q_strides, *k.stride(), *v.stride(), *g_strides)
     for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
                                           window, causal):
-        _launcher("dkdv", c["BLOCK_D"], q.dtype)[_grid(S, B * n_heads, "BLOCK_N")](
+        _launcher("dkdv", c["BLOCK_D"], q)[_grid(S, B * n_heads, "BLOCK_N")](
             q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
             n_heads, T, S, float(scale), **c,
         )
-        _launcher("dq", c["BLOCK_D"], q.dtype)[_grid(T, B * n_heads, "BLOCK_M")](
+        _launcher("dq", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
             q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
             n_heads, T, S, float(scale), **c,
         )

@@ -614,6 +614,14 @@ class _Layout:
         return torch.empty((self.B, self.H, self.T), dtype=torch.float32, device=device)
 
 
+def _checked_out(name: str, out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """An output buffer the caller passed: shaped like `like`, same dtype and device."""
+    if out.shape != like.shape or out.dtype != like.dtype or out.device != like.device:
+        raise ValueError(f"{name} must be {tuple(like.shape)} {like.dtype} on {like.device}, "
+                         f"got {tuple(out.shape)} {out.dtype} on {out.device}")
+    return out
+
+
 def _grid(B: int, H: int, T: int, block: str):
     return lambda meta: (triton.cdiv(T, meta[block]) * B * H,)
 
@@ -621,7 +629,7 @@ def _grid(B: int, H: int, T: int, block: str):
 def window_attention_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, scale: float,
-    starts: torch.Tensor | None = None, max_len: int | None = None,
+    starts: torch.Tensor | None = None, max_len: int | None = None, out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sliding-window softmax attention: returns (o in q's dtype and layout, lse float32 [B, H, T]).
 
@@ -631,9 +639,11 @@ def window_attention_forward(
     length; o is [N, H, D], and no row outside the examples' rows is read or written. o has q's
     memory layout (torch.empty_like): transposed views of [B, T, H*D] or [N, H*D] give one too.
     lse is the natural-log logsumexp of the allowed scaled scores; -inf for rows past the length.
+    `out`: write o there instead (shaped like q, any strides: a heads view of a [B, T, H*D] or
+    [N, H*D] tensor, so that merging the heads afterwards is free).
     """
     lay = _Layout(q, k, v, lengths, starts, max_len)
-    o = torch.empty_like(q)
+    o = torch.empty_like(q) if out is None else _checked_out("out", out, q)
     lse = lay.row_stats(q.device)
     if o.numel() == 0 or lse.numel() == 0:
         return o, lse.fill_(float("-inf"))
@@ -650,14 +660,19 @@ def window_attention_backward(
     o: torch.Tensor, lse: torch.Tensor, lengths: torch.Tensor,
     window: int, causal: bool, scale: float,
     starts: torch.Tensor | None = None, max_len: int | None = None,
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv) in the inputs' dtypes and layouts, from the forward's o and lse
     (the same layout arguments as the forward). Packed, rows outside every example's rows are
-    left as allocated: no gradient is written there."""
+    left as allocated: no gradient is written there. `grads`: write them there instead (shaped
+    like q, k, v, any strides: the heads views of one [.., 3·H·D] gradient of a fused projection)."""
     lay = _Layout(q, k, v, lengths, starts, max_len)
     if grad_out.shape != q.shape or o.shape != q.shape or lse.shape != (lay.B, lay.H, lay.T):
         raise ValueError("grad_out and o must be shaped like q, and lse [B, H, T]")
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    if grads is None:
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    else:
+        dq, dk, dv = (_checked_out(name, g, x) for name, g, x in zip(("dq", "dk", "dv"), grads, (q, k, v)))
     if q.numel() == 0 or lse.numel() == 0:
         return dq, dk, dv
     lse = lse.to(torch.float32).contiguous()
