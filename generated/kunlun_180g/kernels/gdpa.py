@@ -270,12 +270,14 @@ def _bounds_after_loop(q_len, q_limit, m0):
 
 # ----------------------------------------------------------------------------- kernels
 
-# Half tiles: a resident query tile that holds an example's last rows and is at most half full
-# runs at half height (the same helper, specialized for BLOCK_M // 2 rows), so a jagged batch
-# wastes a quarter tile an example on average instead of half a tile. At T = 512 with 128-row
-# tiles and lengths uniform in [0, T] that is the difference between 0.625 and 0.5625 of the
-# full-length work. The helpers return accumulators; the kernels store them (no helper that
-# takes a pointer feeds a store address: see _tile_of_program).
+# Half tiles (forward): a query tile that holds an example's last rows and is at most half full
+# runs at half height (_fwd_rows specialized for BLOCK_M // 2 rows), so a jagged batch wastes a
+# quarter tile an example on average instead of half a tile: at T = 512 with 128-row tiles and
+# lengths uniform in [0, T], 0.5625 of the full-length work instead of 0.625. The helper returns
+# the accumulator and the kernel stores it (no helper that takes a pointer feeds a store
+# address: see _tile_of_program). Not in the dQ kernel: there the second path raised the
+# registers of the H200's chosen config (D 128, 128 x 64, 8 warps) from 164 to 245 a thread on
+# sm_90, and its full-length forward+backward ran 5-6% slower at the PFFN shapes (BENCHMARKS.md).
 
 @triton.jit
 def _fwd_rows(q_base, k_base, v_base, rows, m0, q_len, kv_len, window,
@@ -297,29 +299,6 @@ def _fwd_rows(q_base, k_base, v_base, rows, m0, q_len, kv_len, window,
             p = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
     return acc
-
-
-@triton.jit
-def _dq_rows(q_base, do_base, k_base, v_base, rows, m0, q_len, kv_len, window,
-             stride_qt, stride_qd, stride_dot, stride_dod, stride_kn, stride_kd, stride_vn, stride_vd,
-             HEAD_DIM: tl.constexpr, ACT: tl.constexpr, MODE: tl.constexpr, FAST: tl.constexpr,
-             DOT_PREC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Σ_j dS_ij k_j for query rows `rows` (m0 their first, m0 < q_len), unscaled, fp32."""
-    lo, hi = _key_range(m0, tl.minimum(m0 + rows.shape[0], q_len), kv_len, window, MODE, BLOCK_N)
-    q = _load_rows(q_base, rows, q_len, stride_qt, stride_qd, HEAD_DIM, BLOCK_D)
-    do = _load_rows(do_base, rows, q_len, stride_dot, stride_dod, HEAD_DIM, BLOCK_D)
-    dq = tl.zeros((rows.shape[0], BLOCK_D), tl.float32)
-    for n0 in range(lo, hi, BLOCK_N):
-        cols = n0 + tl.arange(0, BLOCK_N)
-        k = _load_rows(k_base, cols, kv_len, stride_kn, stride_kd, HEAD_DIM, BLOCK_D)
-        v = _load_rows(v_base, cols, kv_len, stride_vn, stride_vd, HEAD_DIM, BLOCK_D)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
-        _, dact = _act_and_grad(s, ACT, FAST)
-        ds = tl.dot(do, tl.trans(v), input_precision=DOT_PREC) * dact
-        if MODE != NO_WINDOW:
-            ds = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), ds, 0.0)
-        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
-    return dq
 
 
 @triton.jit
@@ -453,26 +432,27 @@ def _gdpa_bwd_dq_kernel(
         _store_rows(dq_base, rows, zeros, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
         return
     kv_len = _clamp(tl.load(KV_LEN + b), S) if HAS_KV_LEN else S
-    q_base = _head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt
-    do_base = _head_base(DO, b, h, stride_dob, stride_doh) + q_row0 * stride_dot
+    lo, hi = _key_range(m0, tl.minimum(m0 + BLOCK_M, q_len), kv_len, window, MODE, BLOCK_N)
+
+    q = _load_rows(_head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt, rows, q_len,
+                   stride_qt, stride_qd, HEAD_DIM, BLOCK_D)
+    do = _load_rows(_head_base(DO, b, h, stride_dob, stride_doh) + q_row0 * stride_dot, rows, q_len,
+                    stride_dot, stride_dod, HEAD_DIM, BLOCK_D)
     k_base = _head_base(K, b, h, stride_kb, stride_kh)
     v_base = _head_base(V, b, h, stride_vb, stride_vh)
-    if q_len - m0 <= BLOCK_M // 2:  # the example's last rows fill half the tile at most
-        half_rows = m0 + tl.arange(0, BLOCK_M // 2)
-        half = _dq_rows(q_base, do_base, k_base, v_base, half_rows, m0, q_len, kv_len, window,
-                        stride_qt, stride_qd, stride_dot, stride_dod, stride_kn, stride_kd, stride_vn,
-                        stride_vd, HEAD_DIM, ACT, MODE, FAST, DOT_PREC, BLOCK_N, BLOCK_D)
-        half = tl.where(half_rows[:, None] < q_len, half * scale, 0.0)  # (its own name: see the forward)
-        _store_rows(dq_base, half_rows, half, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
-        if not PACKED_Q:  # padded: the tile's other half is padding, zero gradient
-            _store_rows(dq_base, half_rows + BLOCK_M // 2, tl.zeros((BLOCK_M // 2, BLOCK_D), tl.float32),
-                        q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
-    else:
-        dq = _dq_rows(q_base, do_base, k_base, v_base, rows, m0, q_len, kv_len, window,
-                      stride_qt, stride_qd, stride_dot, stride_dod, stride_kn, stride_kd, stride_vn,
-                      stride_vd, HEAD_DIM, ACT, MODE, FAST, DOT_PREC, BLOCK_N, BLOCK_D)
-        dq = tl.where(rows[:, None] < q_len, dq * scale, 0.0)
-        _store_rows(dq_base, rows, dq, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
+    dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
+    for n0 in range(lo, hi, BLOCK_N):
+        cols = n0 + tl.arange(0, BLOCK_N)
+        k = _load_rows(k_base, cols, kv_len, stride_kn, stride_kd, HEAD_DIM, BLOCK_D)
+        v = _load_rows(v_base, cols, kv_len, stride_vn, stride_vd, HEAD_DIM, BLOCK_D)
+        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
+        _, dact = _act_and_grad(s, ACT, FAST)
+        ds = tl.dot(do, tl.trans(v), input_precision=DOT_PREC) * dact
+        if MODE != NO_WINDOW:
+            ds = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), ds, 0.0)
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
+    dq = tl.where(rows[:, None] < q_len, dq * scale, 0.0)
+    _store_rows(dq_base, rows, dq, q_limit, stride_dqt, stride_dqd, HEAD_DIM, BLOCK_D)
 
 
 # ----------------------------------------------------------------------------- autotuning
