@@ -207,6 +207,20 @@ def test_window_attention_qkv_triton_interpreter(tiny, packed, D, window, causal
     assert fc.get_total_flops() == fc_split.get_total_flops() > 0
 
 
+def test_fused_projection_ops_reject_bad_widths(tiny):
+    """A projection whose width is not parts x heads x D, or whose K/V head dim is not q's, gets a
+    ValueError that names the shapes (not a reshape error from deep inside)."""
+    ops = tiny.ops
+    lengths = torch.tensor([3, 2])
+    with pytest.raises(ValueError, match=r"width a multiple of 3 x 2 heads, got \(2, 3, 50\)"):
+        ops.window_attention_qkv(torch.randn(2, 3, 50), 2, lengths, 1, False, "softmax", 0.5)
+    with pytest.raises(ValueError, match=r"\[N, width\].*got \(2, 3, 48\)"):
+        ops.window_attention_qkv(torch.randn(2, 3, 48), 2, lengths, 1, False, "softmax", 0.5,
+                                 starts=torch.tensor([0, 3]), max_len=3)
+    with pytest.raises(ValueError, match=r"head dim 8 for 2 heads, but q's head dim is 16"):
+        ops.gdpa_kv(torch.randn(2, 2, 3, 16), torch.randn(2, 4, 32), lengths, "silu", 0.5)
+
+
 @pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
                     reason="CPU interpreter check")
 def test_fused_projection_ops_pass_opcheck_and_compile(tiny):

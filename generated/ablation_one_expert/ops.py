@@ -219,6 +219,10 @@ def to_packed(x: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor, n_ro
 def heads_views(x: torch.Tensor, heads: int, parts: int, packed: bool) -> tuple[torch.Tensor, ...]:
     """x [B, T, parts·H·D] (padded) or [N, parts·H·D] (packed) -> `parts` views [B, H, T, D] or
     [N, H, D], the columns in order (q first): what chunk(parts, -1) and a heads split give."""
+    if x.dim() != (2 if packed else 3) or heads < 1 or x.shape[-1] % (parts * heads):
+        layout = "[N, width]" if packed else "[B, T, width]"
+        raise ValueError(f"expected a fused projection {layout} with width a multiple of {parts} x "
+                         f"{heads} heads, got {tuple(x.shape)}")
     split = x.unflatten(-1, (parts, heads, x.shape[-1] // (parts * heads)))
     if packed:
         return split.unbind(1)                                   # [N, H, D] each
@@ -524,6 +528,9 @@ def gdpa_kv(
     The kernel reads K and V in place and writes one gradient shaped like kv; other paths split."""
     q, kv = _autocast(q, kv)
     k, v = heads_views(kv, q.shape[1], 2, False)
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"kv {tuple(kv.shape)} holds K and V of head dim {k.shape[-1]} for {q.shape[1]} "
+                         f"heads, but q's head dim is {q.shape[-1]}")
     if _use_triton(backend, "gdpa", q, k, v, packed=starts is not None):
         return _triton.gdpa_kv(q, kv, lengths, starts, max_len, activations, scale)
     return gdpa(q, k, v, lengths, activations, scale, backend=backend, starts=starts, max_len=max_len)
