@@ -151,14 +151,16 @@ def _qkv_case(packed: bool, heads: int, D: int, dtype, seed: int = 4):
 
 
 @pytest.mark.parametrize("packed", [True, False])
-def test_window_attention_qkv_matches_split_heads(tiny, packed):
-    """window_attention_qkv (torch path) is window_attention on the chunked heads, merged."""
+@pytest.mark.parametrize("kind", ["softmax", "silu"])
+def test_window_attention_qkv_matches_split_heads(tiny, packed, kind):
+    """window_attention_qkv (torch path) is window_attention on the chunked heads, merged; the
+    activation kind too (GDPA self-attention, which splits and pads)."""
     ops = tiny.ops
     qkv, lengths, starts, T = _qkv_case(packed, heads=3, D=8, dtype=torch.float64)
-    out = ops.window_attention_qkv(qkv, 3, lengths, 5, False, "softmax", 0.3, starts=starts, max_len=T)
+    out = ops.window_attention_qkv(qkv, 3, lengths, 5, False, kind, 0.3, starts=starts, max_len=T)
     q, k, v = (t.unflatten(-1, (3, 8)) if packed else t.unflatten(-1, (3, 8)).transpose(1, 2)
                for t in qkv.chunk(3, dim=-1))
-    ref = ops.window_attention(q, k, v, lengths, 5, False, "softmax", 0.3, starts=starts, max_len=T)
+    ref = ops.window_attention(q, k, v, lengths, 5, False, kind, 0.3, starts=starts, max_len=T)
     ref = ref.flatten(-2) if packed else ref.transpose(1, 2).flatten(-2)
     assert out.shape == (*qkv.shape[:-1], 24)
     assert rel(out, ref) <= 1e-12
@@ -259,6 +261,23 @@ def test_fused_projection_ops_pass_opcheck_and_compile(tiny):
         results.append([*outs, *(t.grad for t in leaves)])
     for eager, compiled in zip(*results):
         assert torch.equal(eager, compiled)
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") != "1",
+                    reason="CPU interpreter check")
+@pytest.mark.parametrize("packed", [True, False])
+def test_window_attention_qkv_activation_kind_triton_interpreter(tiny, packed):
+    """The activation kind on a fused projection takes the split path to the GDPA window kernel
+    (padded in between when packed): forward and dqkv against the float64 torch path."""
+    ops = tiny.ops
+    qkv, lengths, starts, T = _qkv_case(packed, heads=2, D=16, dtype=torch.float32)
+    qkv64 = qkv.detach().double().requires_grad_()
+    out = ops.window_attention_qkv(qkv, 2, lengths, 3, True, "silu", 0.25, backend="triton", starts=starts, max_len=T)
+    ref = ops.window_attention_qkv(qkv64, 2, lengths, 3, True, "silu", 0.25, backend="torch", starts=starts,
+                                   max_len=T)
+    assert rel(out, ref) <= 1e-5
+    g = torch.randn_like(ref)
+    assert rel(torch.autograd.grad(out, qkv, g.float())[0], torch.autograd.grad(ref, qkv64, g)[0]) <= 1e-5
 
 
 @pytest.mark.gpu
