@@ -199,15 +199,16 @@ class PersonalizedFFN(nn.Module):
         if self.fused and self.q_norm is None:   # the kernel reads K and V in place
             o = ops.gdpa_kv(q, kv, seq.lengths, self.activations, self.scale, backend=self.backend,
                             starts=seq.starts, max_len=seq.max_len)
-            return s + self.o_proj(merge_heads(o, packed))
-        k, v = (split_heads(t, self.heads) for t in kv.chunk(2, dim=-1))  # [B, H, m, D]
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        if self.fused:
-            o = ops.gdpa(q, k, v, seq.lengths, self.activations, self.scale, backend=self.backend,
-                         starts=seq.starts, max_len=seq.max_len)
         else:
-            o = ops.gdpa_reference(q, k, v, seq.lengths, self.activations, self.scale, seq.starts, seq.max_len)
+            k, v = (split_heads(t, self.heads) for t in kv.chunk(2, dim=-1))  # [B, H, m, D]
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            if self.fused:
+                o = ops.gdpa(q, k, v, seq.lengths, self.activations, self.scale, backend=self.backend,
+                             starts=seq.starts, max_len=seq.max_len)
+            else:
+                o = ops.gdpa_reference(q, k, v, seq.lengths, self.activations, self.scale, seq.starts,
+                                       seq.max_len)
         return s + self.o_proj(merge_heads(o, packed))
 
 

@@ -274,8 +274,8 @@ def _bounds_after_loop(q_len, q_limit, m0):
 # runs at half height (_fwd_rows specialized for BLOCK_M // 2 rows), so a jagged batch wastes a
 # quarter tile an example on average instead of half a tile: at T = 512 with 128-row tiles and
 # lengths uniform in [0, T], 0.5625 of the full-length work instead of 0.625. The helper returns
-# the accumulator and the kernel stores it (no helper that takes a pointer feeds a store
-# address: see _tile_of_program). Not in the dQ kernel: there the second path raised the
+# the accumulator and _store_output stores it (no helper is handed an input pointer and feeds a
+# store address: see _tile_of_program). Not in the dQ kernel: there the second path raised the
 # registers of the H200's chosen config (D 128, 128 x 64, 8 warps) from 164 to 245 a thread on
 # sm_90, and its full-length forward+backward ran 5-6% slower at the PFFN shapes (BENCHMARKS.md).
 
@@ -299,6 +299,16 @@ def _fwd_rows(q_base, k_base, v_base, rows, m0, q_len, kv_len, window,
             p = tl.where(_in_band(rows[:, None], cols[None, :], window, MODE), p, 0.0)
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
     return acc
+
+
+@triton.jit
+def _store_output(o_base, rows, acc, m0, q_len, q_limit, scale, stride_ot, stride_od,
+                  HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Stores the forward's accumulator for query rows `rows`, scaled, zero past q_len (masks
+    formed anew after the key loop: _bounds_after_loop)."""
+    q_len, q_limit = _bounds_after_loop(q_len, q_limit, m0)
+    acc = tl.where(rows[:, None] < q_len, acc * scale, 0.0)
+    _store_rows(o_base, rows, acc, q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
@@ -328,24 +338,23 @@ def _gdpa_fwd_kernel(
     q_base = _head_base(Q, b, h, stride_qb, stride_qh) + q_row0 * stride_qt
     k_base = _head_base(K, b, h, stride_kb, stride_kh)
     v_base = _head_base(V, b, h, stride_vb, stride_vh)
+    # (a branch assigns no name the other does: Triton requires such names to keep one type,
+    # and the two tiles' shapes differ)
     if q_len - m0 <= BLOCK_M // 2:  # the example's last rows fill half the tile at most
         half_rows = m0 + tl.arange(0, BLOCK_M // 2)
         half = _fwd_rows(q_base, k_base, v_base, half_rows, m0, q_len, kv_len, window,
                          stride_qt, stride_qd, stride_kn, stride_kd, stride_vn, stride_vd,
                          HEAD_DIM, ACT, MODE, FAST, DOT_PREC, BLOCK_N, BLOCK_D)
-        h_len, h_limit = _bounds_after_loop(q_len, q_limit, m0)  # (each branch its own names:
-        half = tl.where(half_rows[:, None] < h_len, half * scale, 0.0)  # their types differ)
-        _store_rows(o_base, half_rows, half, h_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
+        _store_output(o_base, half_rows, half, m0, q_len, q_limit, scale, stride_ot, stride_od,
+                      HEAD_DIM, BLOCK_D)
         if not PACKED_Q:  # padded: the tile's other half is padding, written as zeros
             _store_rows(o_base, half_rows + BLOCK_M // 2, tl.zeros((BLOCK_M // 2, BLOCK_D), tl.float32),
-                        h_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
+                        q_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
     else:
         acc = _fwd_rows(q_base, k_base, v_base, rows, m0, q_len, kv_len, window,
                         stride_qt, stride_qd, stride_kn, stride_kd, stride_vn, stride_vd,
                         HEAD_DIM, ACT, MODE, FAST, DOT_PREC, BLOCK_N, BLOCK_D)
-        f_len, f_limit = _bounds_after_loop(q_len, q_limit, m0)
-        acc = tl.where(rows[:, None] < f_len, acc * scale, 0.0)
-        _store_rows(o_base, rows, acc, f_limit, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
+        _store_output(o_base, rows, acc, m0, q_len, q_limit, scale, stride_ot, stride_od, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
