@@ -2,7 +2,7 @@
 
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
                                   [--compile [MODE]] [--scope blocks|model] [--layout packed|padded]
-                                  [--group wukong] [--stream fp32|compute]
+                                  [--group wukong] [--stream fp32|compute] [--trace-copies]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
@@ -12,10 +12,15 @@ time and the most CPU time over the profiled steps, and the share of the step th
 gdpa, seed_pooling, wukong, embeddings, rest) on inputs captured from one forward pass, as the
 bench's per-block timing runs them: which kernels make up a group's GPU time, without the rest
 of the step around them.
+
+--trace-copies records input shapes and prints, for every copy in the profiled steps (aten::copy_,
+aten::clone, cudaMemcpyAsync), the chain of ops that issued it and its shapes, counted: which
+tensor a `Memcpy DtoD` row copies, and who asked for it.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
 import time
 
@@ -40,6 +45,8 @@ def main() -> None:
     p.add_argument("--group", help="profile this group's blocks alone (forward + backward)")
     p.add_argument("--stream", default="fp32", choices=("fp32", "compute"),
                    help="the towers' residual stream (Model's stream): the bench's bf16 variants use compute")
+    p.add_argument("--trace-copies", action="store_true",
+                   help="print the op chain and shapes behind every copy in the profiled steps")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
@@ -61,7 +68,7 @@ def main() -> None:
     torch.cuda.synchronize()
     unprofiled = (time.perf_counter() - t0) / args.steps
     print(f"step without the profiler: {unprofiled * 1e3:.1f} ms wall", flush=True)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.trace_copies) as prof:
         t0 = time.perf_counter()
         for _ in range(args.steps):
             step()
@@ -74,6 +81,32 @@ def main() -> None:
           f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")
     print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=60))
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60))
+    if args.trace_copies:
+        print(f"\ncopies over {args.steps} profiled steps: count, issuing ops (innermost first), shapes")
+        for (chain, shapes), n in copy_chains(prof.events()).most_common(args.top):
+            print(f"{n:5d}  {' <- '.join(chain)}  {shapes}")
+
+
+COPIES = ("aten::copy_", "aten::clone", "cudaMemcpyAsync")
+
+
+def copy_chains(events) -> collections.Counter:
+    """Counter of (op chain, input shapes) over the copy events: the chain runs from the copy
+    outwards through its CPU parents (four at most), the shapes are the first aten op's."""
+    out = collections.Counter()
+    for e in events:
+        if e.name not in COPIES:
+            continue
+        chain, shapes, p = [e.name], None, e.cpu_parent
+        if e.name.startswith("aten::"):
+            shapes = e.input_shapes
+        while p is not None and len(chain) < 5:
+            chain.append(p.name[:70])
+            if shapes is None and p.name.startswith("aten::"):
+                shapes = p.input_shapes
+            p = p.cpu_parent
+        out[(tuple(chain), str(shapes))] += 1
+    return out
 
 
 def group_step(bench, model, batch: dict, group: str):
