@@ -101,8 +101,6 @@ def jobs():
                                      ("dkdv", wa._bwd_dkdv_kernel, wa._DKDV_SHAPES)):
             m, n, warps, stages = shapes[1]                       # the first Hopper config
             yield f"window_attention.{name} {layout}", kernel, {**head, "BLOCK_M": m, "BLOCK_N": n}, warps, stages
-        yield (f"window_attention.delta {layout}", wa._bwd_delta_kernel,
-               dict(HEAD_D=64, BLOCK_D=64, BLOCK_M=64, PACKED=packed), 4, 1)
 
         shared = dict(HEAD_DIM=64, BLOCK_D=64, ACT=gdpa.ACTIVATION_IDS["gelu_tanh"], HAS_KV_LEN=False,
                       MODE=gdpa.NO_WINDOW.value, HEAD_TABLE=False, FAST=True, DOT_PREC="tf32",

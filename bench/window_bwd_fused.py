@@ -3,7 +3,7 @@
     python3 bench/window_bwd_fused.py [--json PATH]     # on a GPU: check, then time both backwards
 
 Why. The window-attention backward (templates/kernels/window_attention.py) runs two passes over
-the band after its delta kernel: dK/dV per key tile (Q·Kᵀ, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q: 4 GEMMs a tile
+the band: dK/dV per key tile (Q·Kᵀ, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q: 4 GEMMs a tile
 pair) and dQ per query tile, which recomputes Q·Kᵀ, P and dO·Vᵀ to get dS·K (3 GEMMs). Window
 attention is the largest group of the models' GPU time (kunlun_60g: 76 of 185 ms, about three
 quarters of it backward). This variant adds dS·K to the dK/dV pass and accumulates it into an
@@ -40,6 +40,30 @@ _program_tile, _example_rows, _head = wa._program_tile, wa._example_rows, wa._he
 _load_rows, _store_rows, _load_row_stats = wa._load_rows, wa._store_rows, wa._load_row_stats
 _tile_ranges, _tile_count, _tile_start, _band_mask = (
     wa._tile_ranges, wa._tile_count, wa._tile_start, wa._band_mask)
+
+
+# The delta pass the kernel file had before its dQ kernel formed delta itself (the one-pass
+# backward has no dQ kernel to fold it into).
+@triton.jit(do_not_specialize=["T"])
+def _bwd_delta_kernel(O, DO, DELTA, LENGTHS, STARTS,
+                      stride_ob, stride_oh, stride_ot, stride_od,
+                      stride_gb, stride_gh, stride_gt, stride_gd,
+                      H, T,
+                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+                      PACKED: tl.constexpr):
+    """delta_i = rowsum(dO_i ⊙ O_i) in fp32; 0 past the length (dO there may be garbage)."""
+    start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
+    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
+                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
+                   stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
+    do = _load_rows(_head(DO, b, h, row0, stride_gb, stride_gh, stride_gt), offs_m, offs_d,
+                    stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
+
 
 
 @triton.jit
@@ -135,7 +159,7 @@ _FUSED = triton.autotune(configs=wa._configs(wa._DKDV_SHAPES, False), key=wa._KE
 def window_attention_backward_fused(grad_out, q, k, v, o, lse, lengths, window: int, causal: bool,
                                     scale: float, starts=None, max_len=None):
     """window_attention_backward's gradients (same arguments and layouts) from one pass over the
-    band: dK, dV and an fp32 dQ accumulated atomically, then cast."""
+    band (after a delta pass): dK, dV and an fp32 dQ accumulated atomically, then cast."""
     lay = wa._Layout(q, k, v, lengths, starts, max_len)
     meta = wa._head_meta(q, lay.packed)
     if meta["BLOCK_D"] > 128:
@@ -147,7 +171,7 @@ def window_attention_backward_fused(grad_out, q, k, v, o, lse, lengths, window: 
     lse = lse.to(torch.float32).contiguous()
     left, right = wa._band(window, causal, lay.T)
     delta = lay.row_stats(q.device)
-    wa._launch(wa._bwd_delta_kernel, wa._grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+    wa._launch(_bwd_delta_kernel, wa._grid(lay.B, lay.H, lay.T, "BLOCK_M"),
                o, grad_out, delta, lay.lengths, lay.starts, *lay.strides(o), *lay.strides(grad_out),
                lay.H, lay.T, HEAD_D=meta["HEAD_D"], BLOCK_D=meta["BLOCK_D"],
                BLOCK_M=16 if wa._interpreting() else 64, PACKED=lay.packed)

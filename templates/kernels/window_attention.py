@@ -26,8 +26,9 @@ axis, keeping its own tile and fp32 accumulators on chip:
   forward   own BLOCK_M queries,  loop over BLOCK_N keys    (online softmax, exp2 domain)
   dQ        own BLOCK_M queries,  loop over BLOCK_N keys    (recomputes P from the saved lse)
   dK/dV     own BLOCK_N keys,     loop over BLOCK_M queries (recomputes P^T, no atomics)
-plus a small row-wise kernel for delta. Grids are 1-D, tile index fastest, so neighbouring
-programs share K/V (or Q/dO) tiles in L2.
+The dQ kernel runs first and also forms delta = rowsum(dO ⊙ O) of its rows (it holds dO already;
+one more tile load) for the dK/dV kernel after it. Grids are 1-D, tile index fastest, so
+neighbouring programs share K/V (or Q/dO) tiles in L2.
 
 Band and length skipping. For own positions [start, end) (end = min(start + BLOCK, length)) and
 the other axis allowed at offsets [-before, after] from an own position, `_tile_ranges` gives
@@ -289,27 +290,6 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS, STARTS,
 
 # ----------------------------------------------------------------------------- backward
 
-@triton.jit(do_not_specialize=["T"])
-def _bwd_delta_kernel(O, DO, DELTA, LENGTHS, STARTS,
-                      stride_ob, stride_oh, stride_ot, stride_od,
-                      stride_gb, stride_gh, stride_gt, stride_gd,
-                      H, T,
-                      HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
-                      PACKED: tl.constexpr):
-    """delta_i = rowsum(dO_i ⊙ O_i) in fp32; 0 past the length (dO there may be garbage)."""
-    start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
-    length, row0, limit = _example_rows(tl.load(LENGTHS + b),
-                                        tl.load(STARTS + b) if PACKED else b, T, PACKED)
-    offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
-                   stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
-    do = _load_rows(_head(DO, b, h, row0, stride_gb, stride_gh, stride_gt), offs_m, offs_d,
-                    stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
-    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
-
-
 @triton.jit
 def _load_row_stats(LSE, DELTA, rows, length, CHECK_ROWS: tl.constexpr):
     """lse (in log2 units) and delta of query rows; a missing row gets lse = +inf, so P = 0."""
@@ -423,15 +403,18 @@ def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_kd, strid
 
 
 @triton.jit(do_not_specialize=["T", "LEFT", "RIGHT"])
-def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
+def _bwd_dq_kernel(Q, K, V, O, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    stride_qb, stride_qh, stride_qt, stride_qd,
                    stride_kb, stride_kh, stride_kt, stride_kd,
                    stride_vb, stride_vh, stride_vt, stride_vd,
                    stride_gb, stride_gh, stride_gt, stride_gd,
+                   stride_ob, stride_oh, stride_ot, stride_od,
                    stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                    H, T, LEFT, RIGHT, scale, scale_log2,
                    HEAD_D: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PACKED: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """dQ of one query tile; it also forms delta = rowsum(dO ⊙ O) of its rows (fp32) and writes
+    it to DELTA for the dK/dV kernel, launched after this one: no separate pass over O and dO."""
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, scale_log2 = tl.cast(scale, tl.float32), tl.cast(scale_log2, tl.float32)
     start_m, b, h, bh = _program_tile(T, H, BLOCK_M)
@@ -449,8 +432,12 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    stride_qt, stride_qd, length, HEAD_D, BLOCK_D, True)
     do = _load_rows(_head(DO, b, h, row0, stride_gb, stride_gh, stride_gt), offs_m, offs_d,
                     stride_gt, stride_gd, length, HEAD_D, BLOCK_D, True)
-    lse, delta = _load_row_stats(LSE + bh.to(tl.int64) * T, DELTA + bh.to(tl.int64) * T,
-                                 offs_m, length, True)
+    o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
+                   stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)   # 0 on rows past the length
+    tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
+    lse = tl.load(LSE + bh.to(tl.int64) * T + offs_m, mask=offs_m < length,
+                  other=float("inf")) * 1.4426950408889634
     k_base = _head(K, b, h, row0, stride_kb, stride_kh, stride_kt)
     v_base = _head(V, b, h, row0, stride_vb, stride_vh, stride_vt)
     lo, mid_lo, mid_hi, hi = _tile_ranges(start_m, length, LEFT, RIGHT, BLOCK_M, BLOCK_N)
@@ -676,18 +663,14 @@ def window_attention_backward(
     lse = lse.to(torch.float32).contiguous()
     left, right = _band(window, causal, lay.T)
     meta = _head_meta(q, lay.packed)
-    delta = lay.row_stats(q.device)
-    _launch(_bwd_delta_kernel, _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
-            o, grad_out, delta, lay.lengths, lay.starts, *lay.strides(o), *lay.strides(grad_out),
-            lay.H, lay.T, HEAD_D=meta["HEAD_D"], BLOCK_D=meta["BLOCK_D"],
-            BLOCK_M=16 if _interpreting() else 64, PACKED=lay.packed)
+    delta = lay.row_stats(q.device)   # written by the dQ kernel, read by the dK/dV kernel after it
     scales = (float(scale), float(scale) * _LOG2E)
     common = (*lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(grad_out))
     large = meta["BLOCK_D"] > 128
+    _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+            q, k, v, o, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(o),
+            *lay.strides(dq), lay.H, lay.T, left, right, *scales, **meta)
     _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
             q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
             *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
-    _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
-            q, k, v, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(dq),
-            lay.H, lay.T, left, right, *scales, **meta)
     return dq, dk, dv
