@@ -46,8 +46,15 @@ def to_stream(x: torch.Tensor, stream: str) -> torch.Tensor:
 
 
 def token_mixer(tokens_out: int, tokens_in: int) -> nn.Parameter:
-    """A learned token-axis linear [tokens_out, tokens_in], applied as W @ x."""
+    """A learned token-axis linear [tokens_out, tokens_in], applied with mix_tokens."""
     return nn.Parameter(torch.randn(tokens_out, tokens_in) / math.sqrt(tokens_in))
+
+
+def mix_tokens(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """W [rows, n] on the token axis of x [B, n, d] -> [B, rows, d]: W @ x per example, as one
+    batched GEMM with W broadcast over the batch (stride 0). torch.matmul would fold the batch
+    into one GEMM instead, which transposes x and its output, and the output's gradient, with copies."""
+    return torch.bmm(w.expand(x.shape[0], -1, -1), x)
 
 
 class EmbeddingTables(nn.Module):
@@ -172,7 +179,7 @@ class WeightGeneration(nn.Module):
         self.gate = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = torch.matmul(self.lce, x)                                # [B, n_sum, d]
+        z = mix_tokens(self.lce, x)                                  # [B, n_sum, d]
         return z * torch.sigmoid(self.gate(z))
 
 
@@ -195,7 +202,7 @@ class PersonalizedFFN(nn.Module):
     def forward(self, s: torch.Tensor, seq: ops.Seq, x_sum: torch.Tensor) -> torch.Tensor:
         packed = seq.starts is not None
         q = split_heads(self.q_proj(self.norm(s)), self.heads, packed)  # [B, H, T, D] or [N, H, D]
-        kv = self.kv_proj(torch.matmul(self.kv_tokens, x_sum))       # [B, m, 2d]: K and V in one GEMM
+        kv = self.kv_proj(mix_tokens(self.kv_tokens, x_sum))         # [B, m, 2d]: K and V in one GEMM
         if self.fused and self.q_norm is None:   # the kernel reads K and V in place
             o = ops.gdpa_kv(q, kv, seq.lengths, self.activations, self.scale, backend=self.backend,
                             starts=seq.starts, max_len=seq.max_len)
@@ -269,7 +276,7 @@ class HierarchicalSeedPooling(nn.Module):
         pooled = merge_heads(pooled)                                 # [B, n_seeds, d_e]
         if self.rank:
             b, _, width = pooled.shape
-            u = torch.matmul(self.kron_z.t(), pooled)                # [B, r*k, d_e]
+            u = mix_tokens(self.kron_z.t(), pooled)                  # [B, r*k, d_e]
             u = u.view(b, self.rank, self.summary_tokens, width).transpose(1, 2)
             pooled = self.kron_w(u.reshape(b, self.summary_tokens, self.rank * width))  # [B, k, d_e]
         return self.out_proj(pooled)                                 # [B, k, d]
@@ -388,7 +395,7 @@ class MixtureOfWukongExperts(nn.Module):
         for layer in self.rest:
             a = layer(a)
         experts = a.transpose(0, 1).flatten(1, 2)                    # [B, E*n_out, d], expert by expert
-        return self.norm(x + torch.matmul(self.project, experts))
+        return self.norm(x + mix_tokens(self.project, experts))
 
 
 class Head(nn.Module):
