@@ -104,12 +104,13 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 # (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
 # Few on purpose: each config of each key costs a compile of a few seconds on the first call.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
-# The backward holds dQ, the seeds and a score tile per program: where a seed block is 128 x 64 or
-# 64 x 128 or larger, the 4-warp triples spill 56-696 bytes of registers a thread on sm_90
-# (`bench/compile_kernels.py --resources [--packed]`, specialized as a launch is, Triton 3.9's
-# ptxas); the 8-warp ones spill less (120-136 bytes over 128 x 128 at D = 128, 8-24 bytes in two
-# smaller cases). The first is the untuned default (KUNLUNC_AUTOTUNE=0). The autotuner picks by
-# time; spilling is a cost, not an error.
+# The backward holds dQ, the seeds and a score tile per program. Since its dK/dV GEMMs run
+# transposed under 64 rows (_bwd_tile), on sm_90 with Triton 3.6 (`bench/compile_kernels.py
+# --resources [--packed]`, specialized as a launch is) the 8-warp triples spill nothing over
+# 32-row tiles (163 registers at D 64 with 128 seeds, was 191; 228 at D 128, was a spill), nor
+# does (32, 4, 2) at D 64; the 4-warp triples still spill at D 128 and at 64 rows, and (64, 8, 2)
+# spills 88 bytes over 128 x 128 at D 128. The first is the untuned default (KUNLUNC_AUTOTUNE=0).
+# The autotuner picks by time; spilling is a cost, not an error.
 _BWD_TRIPLES = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]
 # Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, the
 # 8-warp, short-tile triples are also offered over smaller seed blocks (32 x 128: 158-162
@@ -290,14 +291,27 @@ def _combine_kernel(
 # ----------------------------------------------------------------------------- backward kernel
 
 @triton.jit
-def _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE: tl.constexpr):
-    """One K/V tile: (dQ contribution, dK tile, dV tile), dS without its factor `scale`."""
+def _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE: tl.constexpr, BLOCK_T: tl.constexpr):
+    """One K/V tile: (dQ contribution, dK tile, dV tile), dS without its factor `scale`.
+
+    Under 64 rows a tile, dK and dV [BLOCK_T, D] are computed transposed, as [D, S]·[S, BLOCK_T],
+    and transposed back: Hopper's wgmma takes a GEMM's rows 64 at a time, and [BLOCK_T, S]·[S, D]
+    at BLOCK_T = 32 or 16 ran on the older mma.sync path instead (HMMA against HGMMA in the SASS,
+    `bench/compile_kernels.py`; with D >= 64 the transposed GEMMs qualify). At 64 rows the plain
+    form is already wgmma, and the transposes would only cost registers."""
     s = _dot(q, tl.trans(kt), IEEE) * qk_scale
     p = tl.where(t_ok[None, :], tl.exp2(s - lse2[:, None]), 0.0)  # padded seeds: lse2 = +inf
-    dv = _dot(tl.trans(p.to(do.dtype)), do, IEEE)
+    if BLOCK_T < 64:
+        dv = tl.trans(_dot(tl.trans(do), p.to(do.dtype), IEEE))
+    else:
+        dv = _dot(tl.trans(p.to(do.dtype)), do, IEEE)
     dp = _dot(do, tl.trans(vt), IEEE)
     ds = (p * (dp - delta[:, None])).to(q.dtype)
-    return _dot(ds, kt, IEEE), _dot(tl.trans(ds), q, IEEE), dv
+    if BLOCK_T < 64:
+        dk = tl.trans(_dot(tl.trans(q), ds, IEEE))
+    else:
+        dk = _dot(tl.trans(ds), q, IEEE)
+    return _dot(ds, kt, IEEE), dk, dv
 
 
 @triton.jit
@@ -362,7 +376,7 @@ def _bwd_kernel(
                 else:
                     vt = tl.load(v_base + t[:, None] * sv_t + offs_d[None, :] * sv_d,
                                  mask=mask, other=0.0)
-                dq_t, dk, dv = _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE)
+                dq_t, dk, dv = _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE, BLOCK_T)
                 dq += dq_t
                 dk = dk * scale
                 out_mask = _tile_mask(t < store_end, offs_d, HEAD_D, BLOCK_D)
