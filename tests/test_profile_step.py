@@ -29,3 +29,18 @@ def test_group_step_runs_that_group_alone(tmp_path, monkeypatch):
             assert all(g is None for g in grads), name
     with pytest.raises(SystemExit, match="no block in group 'attention'; groups: .*wukong"):
         profile_step.group_step(bench, model, pkg.example_batch(4, seed=0), "attention")
+
+
+def test_copy_chains_names_who_copied_what():
+    """--trace-copies: each copy counted once per (issuing chain, shapes), innermost op first."""
+    from torch.profiler import profile
+    x = torch.randn(6, 4)
+    with profile(record_shapes=True) as prof:
+        for _ in range(2):
+            x.t().contiguous()          # aten::contiguous -> aten::clone -> aten::copy_
+        x.clone()
+    chains = profile_step.copy_chains(prof.events())
+    assert chains[(("aten::copy_", "aten::clone", "aten::contiguous"), "[[4, 6], [4, 6], []]")] == 2
+    assert chains[(("aten::clone", "aten::contiguous"), "[[4, 6], []]")] == 2
+    assert chains[(("aten::clone",), "[[6, 4], []]")] == 1
+    assert all(chain[0] in profile_step.COPIES for chain, _ in chains)
