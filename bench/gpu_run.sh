@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|cache|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|cache|ab|all]
+# ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing) in this
+#   tree on GPU 0 and in tmp/base (made by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the
+#   same time, each on half the cores: a change timed against its baseline in one call.
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
@@ -52,6 +55,25 @@ save_cache() {
   fi
 }
 trap save_cache EXIT
+if [ "$what" = ab ]; then
+  [ -f tmp/base/bench/gpu_run.sh ] || { echo "ab: no baseline tree in tmp/base: run bash bench/ab_prepare.sh COMMIT" \
+    "on the machine that starts the call, and carry tmp/base"; exit 1; }
+  export RUNS=${RUNS:-kunlun_60g:compiled_packed_bf16_graphed@256} NO_BLOCKS=${NO_BLOCKS-1}
+  ln -sfn "$PWD/.whl" tmp/base/.whl
+  cores=$(nproc); half=$((cores / 2))
+  mkdir -p "$OUT/new" "$OUT/base"
+  ( CUDA_VISIBLE_DEVICES=0 OUT="$OUT/new" WORK=/tmp/kunlunc-ab-new NO_ENV_FILE=1 \
+    taskset -c "0-$((half - 1))" bash bench/gpu_run.sh models > "$OUT/new/run.txt" 2>&1 ) &
+  ( cd tmp/base && CUDA_VISIBLE_DEVICES=1 OUT="$OUT/base" WORK=/tmp/kunlunc-ab-base NO_ENV_FILE=1 \
+    taskset -c "$half-$((cores - 1))" bash bench/gpu_run.sh models > "$OUT/base/run.txt" 2>&1 ) &
+  wait
+  for side in new base; do
+    label="this tree"; [ "$side" = base ] && label="base $(cat tmp/base/.ab-commit 2>/dev/null)"
+    echo "== $side: $label"
+    grep '^| ' "$OUT/$side/models.log" 2>/dev/null | grep -v '^|---' || tail -5 "$OUT/$side/run.txt"
+  done
+  exit 0
+fi
 # (once per machine, under a lock: two jobs may start together, one per GPU of an x2 machine)
 ( flock 9; [ -f /tmp/site/.kunlunc-installed ] || { python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.kunlunc-installed; } ) 9>/tmp/site.lock \
