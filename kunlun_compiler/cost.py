@@ -162,13 +162,11 @@ class Roofline(NamedTuple):
     bytes_factor: float    # training bytes over forward bytes (train_bytes_factor)
 
     def at(self, batch: int) -> float:
-        compute = self.flops * batch * self.train_factor / self.rate
-        return (max(compute, (self.example * batch + self.step) * self.bytes_factor / self.bandwidth)
-                + (self.cast_example * batch + self.cast_step) / self.bandwidth + self.fixed)
+        return self.at_each((batch,))[0]
 
     def at_each(self, batches: tuple[int, ...]) -> list[float]:
-        """[self.at(b) for b in batches], the same arithmetic in the same order (bit-identical),
-        without a call per batch: the batch curves price every op at each of CURVE_BATCHES."""
+        """The time at each batch size, in one pass: the batch curves price every op at each of
+        CURVE_BATCHES."""
         flops, tf, rate, ex, st, cex, cst, bw, fixed, bf = self
         return [max(flops * b * tf / rate, (ex * b + st) * bf / bw) + (cex * b + cst) / bw + fixed
                 for b in batches]
