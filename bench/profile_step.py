@@ -3,6 +3,7 @@
     python3 bench/profile_step.py PACKAGE [--batch-size N] [--steps N] [--backend auto] [--top 25]
                                   [--compile [MODE]] [--scope blocks|model] [--layout packed|padded]
                                   [--group wukong] [--stream fp32|compute] [--trace-copies]
+                                  [--gemms] [--peak TFLOPS]
 
 PACKAGE is importable (e.g. with generated/ on PYTHONPATH). Prints each warm-up step's wall time
 as it finishes (so a stall in autotuning or compilation shows), then the ops with the most CUDA
@@ -16,6 +17,10 @@ of the step around them.
 --trace-copies records input shapes and prints, for every copy in the profiled steps (aten::copy_,
 aten::clone, cudaMemcpyAsync), the chain of ops that issued it and its shapes, counted: which
 tensor a `Memcpy DtoD` row copies, and who asked for it.
+
+--gemms records input shapes and prints every GEMM shape of the step (aten::mm, addmm, bmm,
+baddbmm) with its calls and milliseconds a step, its FLOPs and the TFLOP/s and fraction of --peak
+(default 989, the H100/H200 bf16 datasheet) it reached: which matmuls run far from the ceiling.
 """
 from __future__ import annotations
 
@@ -47,6 +52,9 @@ def main() -> None:
                    help="the towers' residual stream (Model's stream): the bench's bf16 variants use compute")
     p.add_argument("--trace-copies", action="store_true",
                    help="print the op chain and shapes behind every copy in the profiled steps")
+    p.add_argument("--gemms", action="store_true",
+                   help="print each GEMM shape's time a step and the TFLOP/s it reached")
+    p.add_argument("--peak", type=float, default=989.0, help="TFLOP/s the --gemms table divides by")
     args = p.parse_args()
     package = importlib.import_module(args.package)
     batch_size = args.batch_size or package.Config().batch_size
@@ -68,7 +76,7 @@ def main() -> None:
     torch.cuda.synchronize()
     unprofiled = (time.perf_counter() - t0) / args.steps
     print(f"step without the profiler: {unprofiled * 1e3:.1f} ms wall", flush=True)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.trace_copies) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.trace_copies or args.gemms) as prof:
         t0 = time.perf_counter()
         for _ in range(args.steps):
             step()
@@ -81,10 +89,53 @@ def main() -> None:
           f"({gpu_busy / wall:.0%} busy), {n_ops:.0f} aten ops per step")
     print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=60))
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=60))
+    if args.gemms:
+        rows = gemm_rows(prof.key_averages(group_by_input_shape=True), args.steps, device=True)
+        print(format_gemms(rows, args.peak, args.top))
     if args.trace_copies:
         print(f"\ncopies over {args.steps} profiled steps: count, issuing ops (innermost first), shapes")
         for (chain, shapes), n in copy_chains(prof.events()).most_common(args.top):
             print(f"{n:5d}  {' <- '.join(chain)}  {shapes}")
+
+
+GEMMS = {"aten::mm": 0, "aten::addmm": 1, "aten::bmm": 0, "aten::baddbmm": 1}   # op: index of mat1
+
+
+def gemm_flops(op: str, shapes: list) -> int:
+    """2·(batch)·M·N·K of one GEMM call from its recorded input shapes (mat1 [.., M, K], mat2
+    [.., K, N]); 0 where the shapes are not those of a GEMM."""
+    i = GEMMS[op]
+    if len(shapes) < i + 2 or len(shapes[i]) not in (2, 3) or len(shapes[i + 1]) != len(shapes[i]):
+        return 0
+    a, b = shapes[i], shapes[i + 1]
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
+
+
+def gemm_rows(events, steps: int, device: bool = True) -> list[dict]:
+    """One row per (GEMM op, input shapes) of key_averages(group_by_input_shape=True): calls and
+    seconds a step (the op's device time, or its CPU time with device=False) and FLOPs a call."""
+    rows = []
+    for e in events:
+        if e.key not in GEMMS:
+            continue
+        seconds = (e.self_device_time_total if device else e.self_cpu_time_total) / 1e6 / steps
+        rows.append({"op": e.key, "shapes": e.input_shapes, "calls": e.count / steps, "s": seconds,
+                     "flops": gemm_flops(e.key, e.input_shapes)})
+    return sorted(rows, key=lambda r: -r["s"])
+
+
+def format_gemms(rows: list[dict], peak_tflops: float, top: int) -> str:
+    total = sum(r["s"] for r in rows)
+    flops = sum(r["flops"] * r["calls"] for r in rows)
+    rate = flops / total / 1e12 if total else 0.0
+    lines = [f"\nGEMMs: {total * 1e3:.1f} ms a step, {flops / 1e12:.2f} TFLOP, {rate:.0f} TFLOP/s "
+             f"({rate / peak_tflops:.0%} of {peak_tflops:.0f}); the {min(top, len(rows))} longest shapes:",
+             f"{'ms/step':>8} {'calls':>6} {'TFLOP/s':>8} {'of peak':>8}  op, input shapes"]
+    for r in rows[:top]:
+        t = r["flops"] * r["calls"] / r["s"] / 1e12 if r["s"] else 0.0
+        lines.append(f"{r['s'] * 1e3:8.2f} {r['calls']:6.0f} {t:8.0f} {t / peak_tflops:8.0%}  {r['op']} {r['shapes']}")
+    return "\n".join(lines)
 
 
 COPIES = ("aten::copy_", "aten::clone", "cudaMemcpyAsync")
