@@ -2,9 +2,10 @@
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
 #   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|cache|ab|all]
-# ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing) in this
-#   tree on GPU 0 and in tmp/base (made by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the
-#   same time, each on half the cores: a change timed against its baseline in one call.
+# ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
+#   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
+#   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
+#   a change timed against its baseline in one call.
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
@@ -55,34 +56,45 @@ save_cache() {
   fi
 }
 trap save_cache EXIT
-if [ "$what" = ab ]; then
-  [ -f tmp/base/bench/gpu_run.sh ] || { echo "ab: no baseline tree in tmp/base: run bash bench/ab_prepare.sh COMMIT" \
-    "on the machine that starts the call, and carry tmp/base"; exit 1; }
-  export RUNS=${RUNS:-kunlun_60g:compiled_packed_bf16_graphed@256} NO_BLOCKS=${NO_BLOCKS-1}
-  ln -sfn "$PWD/.whl" tmp/base/.whl
-  cores=$(nproc); half=$((cores / 2))
-  mkdir -p "$OUT/new" "$OUT/base"
-  ( CUDA_VISIBLE_DEVICES=0 OUT="$OUT/new" WORK=/tmp/kunlunc-ab-new NO_ENV_FILE=1 \
-    taskset -c "0-$((half - 1))" bash bench/gpu_run.sh models > "$OUT/new/run.txt" 2>&1 ) &
-  ( cd tmp/base && CUDA_VISIBLE_DEVICES=1 OUT="$OUT/base" WORK=/tmp/kunlunc-ab-base NO_ENV_FILE=1 \
-    taskset -c "$half-$((cores - 1))" bash bench/gpu_run.sh models > "$OUT/base/run.txt" 2>&1 ) &
-  wait
-  for side in new base; do
-    label="this tree"; [ "$side" = base ] && label="base $(cat tmp/base/.ab-commit 2>/dev/null)"
-    echo "== $side: $label"
-    grep '^| ' "$OUT/$side/models.log" 2>/dev/null | grep -v '^|---' || tail -5 "$OUT/$side/run.txt"
-  done
-  exit 0
+if [ "$what" = ab ] && [ ! -f tmp/base/bench/gpu_run.sh ]; then
+  echo "ab: no baseline tree in tmp/base: run bash bench/ab_prepare.sh COMMIT on the machine that" \
+    "starts the call, and carry tmp/base"; exit 1
 fi
 # (once per machine, under a lock: two jobs may start together, one per GPU of an x2 machine)
 ( flock 9; [ -f /tmp/site/.kunlunc-installed ] || { python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && touch /tmp/site/.kunlunc-installed; } ) 9>/tmp/site.lock \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
-env_file=$OUT/env.txt; [ -n "${NO_ENV_FILE:-}" ] && env_file=/dev/null   # NO_ENV_FILE=1: stdout only
+env_file=$OUT/env.txt; [ -n "${NO_ENV_FILE:-}" ] || [ "$what" = ab ] && env_file=/dev/null   # NO_ENV_FILE=1: stdout only
 { date -u; echo "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all}"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv;
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } \
   | tee "$env_file"
 [ "$what" = cache ] && exit 0   # nothing to run: SAVE_CACHE=1 packs what the jobs before it compiled
+if [ "$what" = ab ]; then
+  # Both trees at once, one GPU and half the cores each: the models run (RUNS, default below;
+  # RUNS=none skips it), then AB_CMD if given (e.g. "python3 bench/bench_seed_pooling.py") in each
+  # tree, its output in $OUT/{new,base}/cmd.log.
+  export RUNS=${RUNS:-kunlun_60g:compiled_packed_bf16_graphed@256} NO_BLOCKS=${NO_BLOCKS-1}
+  ln -sfn "$PWD/.whl" tmp/base/.whl
+  cores=$(nproc); half=$((cores / 2))
+  side_run() {   # side, tree, GPU, cores
+    local out="$OUT/$1"; mkdir -p "$out"
+    ( cd "$2" && export CUDA_VISIBLE_DEVICES="$3" OUT="$out" WORK="/tmp/kunlunc-ab-$1" NO_ENV_FILE=1 \
+        PYTHONPATH="/tmp/site:$PWD"
+      [ "$RUNS" = none ] || taskset -c "$4" bash bench/gpu_run.sh models > "$out/run.txt" 2>&1
+      [ -z "${AB_CMD:-}" ] || taskset -c "$4" timeout "${AB_TIMEOUT:-300}" bash -c "$AB_CMD" 2>&1 \
+        | grep -v DEBUG > "$out/cmd.log" )
+  }
+  side_run new . 0 "0-$((half - 1))" &
+  side_run base tmp/base 1 "$half-$((cores - 1))" &
+  wait
+  for side in new base; do
+    label="this tree"; [ "$side" = base ] && label="base $(cat tmp/base/.ab-commit 2>/dev/null)"
+    echo "== $side: $label"
+    [ "$RUNS" = none ] || grep '^| ' "$OUT/$side/models.log" 2>/dev/null | grep -v '^|---' || tail -5 "$OUT/$side/run.txt"
+    [ -z "${AB_CMD:-}" ] || tail -"${AB_TAIL:-20}" "$OUT/$side/cmd.log"
+  done
+  exit 0
+fi
 if [ "$what" = calibrate ]; then
   timeout ${CALIBRATE_TIMEOUT:-480} python3 bench/calibrate.py --target h200 --out "$OUT/h200.json" ${CALIBRATE_ARGS:-} 2>&1 \
     | tee "$OUT/calibrate.log" | tail -30
