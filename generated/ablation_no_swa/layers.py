@@ -53,7 +53,7 @@ def token_mixer(tokens_out: int, tokens_in: int) -> nn.Parameter:
 def mix_tokens(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """W [rows, n] on the token axis of x [B, n, d] -> [B, rows, d]: W @ x per example, as one
     batched GEMM with W broadcast over the batch (stride 0). torch.matmul would fold the batch
-    into one GEMM instead, which transposes x and its output, and the output's gradient, with copies."""
+    into one GEMM instead, transposing x, the output and the output's gradient with copies."""
     return torch.bmm(w.expand(x.shape[0], -1, -1), x)
 
 
