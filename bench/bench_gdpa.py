@@ -31,7 +31,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import kernel_ms  # noqa: E402
+from benchutil import TOLERANCE, kernel_ms, over_tolerance, write_text  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "gdpa.py"
 H, D, ACT = 4, 128, "gelu_tanh"
@@ -331,9 +331,13 @@ def main() -> int:
         "correctness_rel_err": errors, "rows": rows, "seconds": time.time() - start,
     }
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_text(args.json, json.dumps(result, indent=1))
         print(f"wrote {args.json}")
     print(f"total {time.time() - start:.0f} s")
+    wrong = over_tolerance(errors)
+    if wrong:
+        print(f"bench_gdpa: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
+        return 1
     return 0
 
 

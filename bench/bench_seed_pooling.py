@@ -27,7 +27,7 @@ import triton.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import direct_launch, kernel_ms  # noqa: E402
+from benchutil import TOLERANCE, direct_launch, kernel_ms, over_tolerance, write_text  # noqa: E402
 
 DEVICE = "cuda"
 SHAPES = [
@@ -203,7 +203,7 @@ def print_table(copy_bw: float, results: list) -> None:
             print(f"  {name:<28} {ms * 1e3:9.1f} us   {note}")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     out = os.environ.get("OUT")
     parser.add_argument("--json", default=os.path.join(out, "bench_seed_pooling.json") if out else None)
@@ -231,10 +231,15 @@ def main() -> None:
     }
     print(f"\nwall time {report['wall_s']:.0f} s")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_text(args.json, json.dumps(report, indent=2))
         print(f"wrote {args.json}")
+    wrong = {f"B{r['shape']['B']} T{r['shape']['T']} {name}": err
+             for r in results for name, err in over_tolerance(r["check_rel_err"]).items()}
+    if wrong:
+        print(f"bench_seed_pooling: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

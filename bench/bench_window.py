@@ -35,7 +35,7 @@ from triton.testing import do_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import kernel_ms  # noqa: E402
+from benchutil import TOLERANCE, kernel_ms, over_tolerance, write_text  # noqa: E402
 
 SHAPES = [  # (B, H, T, D, window)
     (64, 4, 2048, 64, 256),
@@ -288,10 +288,14 @@ def main(argv=None):
                       "torch.profiler's GPU kernel time per call (ours only)",
             "correctness_rel_err": errors, "rows": rows, "autotuned": configs,
         }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        write_text(args.json, json.dumps(report, indent=1))
         print(f"wrote {args.json}")
+    wrong = over_tolerance(errors)
+    if wrong:
+        print(f"bench_window: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -80,6 +80,19 @@ def describe_comparison(name: str, result: dict) -> str:
             f"({result['speedup']:.2f}x), differences {errors}{'' if result['correct'] else ' WRONG'}")
 
 
+def over_tolerance(errors: dict, bound: float = TOLERANCE) -> dict:
+    """The entries of a correctness check ({name: relative error}) above bound, or NaN; a bench
+    prints them and exits with status 1 (after writing its numbers), so a wrong kernel cannot
+    pass for a fast one."""
+    return {name: err for name, err in errors.items() if not err <= bound}
+
+
+def write_text(path: str, text: str) -> None:
+    """text at path, its folder made first (a bench's --json may point into a fresh $OUT)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+
+
 def write_json(path: str | None, rows: list, start: float | None = None, **extra) -> None:
     """rows as JSON at path (nothing without a path). start None: partial, written after each
     shape so that a timeout or a hang in a later one keeps what was measured; else the final
@@ -87,11 +100,11 @@ def write_json(path: str | None, rows: list, start: float | None = None, **extra
     if not path:
         return
     if start is None:
-        Path(path).write_text(json.dumps({"rows": rows, "partial": True}, indent=1))
+        write_text(path, json.dumps({"rows": rows, "partial": True}, indent=1))
         return
     import triton
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "triton": triton.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               **extra, "rows": rows, "seconds": time.time() - start}
-    Path(path).write_text(json.dumps(result, indent=1))
+    write_text(path, json.dumps(result, indent=1))
     print(f"wrote {path}")

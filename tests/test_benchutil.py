@@ -31,3 +31,14 @@ def test_rel_err_and_the_comparison_line():
     assert "dq 5.0e-01" in line and line.endswith("WRONG")
     assert not benchutil.describe_comparison("full", {**row, "correct": True}).endswith("WRONG")
 
+
+
+def test_over_tolerance_names_what_fails_the_check(tmp_path):
+    """A bench's bf16 check can fail: the entries over the bound (NaN included) come back."""
+    errors = {"o": 2.3e-3, "dq": 1.5e-2, "dk": float("nan"), "dv": benchutil.TOLERANCE}
+    wrong = benchutil.over_tolerance(errors)
+    assert set(wrong) == {"dq", "dk"}
+    assert benchutil.over_tolerance({"o": 1e-3}) == {}
+    path = tmp_path / "fresh" / "out" / "bench.json"     # a --json into a folder not made yet
+    benchutil.write_text(str(path), "{}")
+    assert path.read_text() == "{}"
