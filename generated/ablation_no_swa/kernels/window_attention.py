@@ -293,15 +293,24 @@ def _fwd_kernel(Q, K, V, O, LSE, LENGTHS, STARTS,
 # ----------------------------------------------------------------------------- backward
 
 @triton.jit
-def _load_row_stats(LSE, DELTA, rows, length, CHECK_ROWS: tl.constexpr):
-    """lse (in log2 units) and delta of query rows; a missing row gets lse = +inf, so P = 0."""
+def _load_lse2(LSE, rows, length, CHECK_ROWS: tl.constexpr):
+    """lse of query rows in log2 units; a missing row gets +inf, so P = 0."""
     if CHECK_ROWS:
         lse = tl.load(LSE + rows, mask=rows < length, other=float("inf"))
-        delta = tl.load(DELTA + rows, mask=rows < length, other=0.0)
     else:
         lse = tl.load(LSE + rows)
+    return lse * 1.4426950408889634
+
+
+@triton.jit
+def _load_row_stats(LSE, DELTA, rows, length, CHECK_ROWS: tl.constexpr):
+    """lse (in log2 units, _load_lse2) and delta of query rows; delta is 0 on a missing row."""
+    lse = _load_lse2(LSE, rows, length, CHECK_ROWS)
+    if CHECK_ROWS:
+        delta = tl.load(DELTA + rows, mask=rows < length, other=0.0)
+    else:
         delta = tl.load(DELTA + rows)
-    return lse * 1.4426950408889634, delta
+    return lse, delta
 
 
 @triton.jit
@@ -438,8 +447,7 @@ def _bwd_dq_kernel(Q, K, V, O, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
                    stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)   # 0 on rows past the length
     tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
-    lse = tl.load(LSE + bh.to(tl.int64) * T + offs_m, mask=offs_m < length,
-                  other=float("inf")) * 1.4426950408889634
+    lse = _load_lse2(LSE + bh.to(tl.int64) * T, offs_m, length, True)
     k_base = _head(K, b, h, row0, stride_kb, stride_kh, stride_kt)
     v_base = _head(V, b, h, row0, stride_vb, stride_vh, stride_vt)
     lo, mid_lo, mid_hi, hi = _tile_ranges(start_m, length, LEFT, RIGHT, BLOCK_M, BLOCK_N)
