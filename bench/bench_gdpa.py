@@ -31,7 +31,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import TOLERANCE, kernel_ms, over_tolerance, write_text  # noqa: E402
+from benchutil import check_status, kernel_ms, write_text  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "gdpa.py"
 H, D, ACT = 4, 128, "gelu_tanh"
@@ -334,11 +334,7 @@ def main() -> int:
         write_text(args.json, json.dumps(result, indent=1))
         print(f"wrote {args.json}")
     print(f"total {time.time() - start:.0f} s")
-    wrong = over_tolerance(errors)
-    if wrong:
-        print(f"bench_gdpa: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
-        return 1
-    return 0
+    return check_status("bench_gdpa", errors)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import triton.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import TOLERANCE, direct_launch, kernel_ms, over_tolerance, write_text  # noqa: E402
+from benchutil import check_status, direct_launch, kernel_ms, write_text  # noqa: E402
 
 DEVICE = "cuda"
 SHAPES = [
@@ -233,12 +233,8 @@ def main() -> int:
     if args.json:
         write_text(args.json, json.dumps(report, indent=2))
         print(f"wrote {args.json}")
-    wrong = {f"B{r['shape']['B']} T{r['shape']['T']} {name}": err
-             for r in results for name, err in over_tolerance(r["check_rel_err"]).items()}
-    if wrong:
-        print(f"bench_seed_pooling: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
-        return 1
-    return 0
+    return check_status("bench_seed_pooling", {f"B{r['shape']['B']} T{r['shape']['T']} {name}": err
+                                               for r in results for name, err in r["check_rel_err"].items()})
 
 
 if __name__ == "__main__":

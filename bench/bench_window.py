@@ -35,7 +35,7 @@ from triton.testing import do_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import TOLERANCE, kernel_ms, over_tolerance, write_text  # noqa: E402
+from benchutil import check_status, kernel_ms, write_text  # noqa: E402
 
 SHAPES = [  # (B, H, T, D, window)
     (64, 4, 2048, 64, 256),
@@ -290,11 +290,7 @@ def main(argv=None):
         }
         write_text(args.json, json.dumps(report, indent=1))
         print(f"wrote {args.json}")
-    wrong = over_tolerance(errors)
-    if wrong:
-        print(f"bench_window: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
-        return 1
-    return 0
+    return check_status("bench_window", errors)
 
 
 if __name__ == "__main__":

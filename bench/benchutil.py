@@ -81,10 +81,19 @@ def describe_comparison(name: str, result: dict) -> str:
 
 
 def over_tolerance(errors: dict, bound: float = TOLERANCE) -> dict:
-    """The entries of a correctness check ({name: relative error}) above bound, or NaN; a bench
-    prints them and exits with status 1 (after writing its numbers), so a wrong kernel cannot
-    pass for a fast one."""
+    """The entries of a correctness check ({name: relative error}) above bound, or NaN."""
     return {name: err for name, err in errors.items() if not err <= bound}
+
+
+def check_status(script: str, errors: dict) -> int:
+    """A bench's exit status from its bf16 correctness check: 1, after saying which entries are
+    over TOLERANCE (or NaN), so that a wrong kernel cannot pass for a fast one; else 0. Called
+    last, after the bench has written its numbers."""
+    wrong = over_tolerance(errors)
+    if wrong:
+        print(f"{script}: bf16 check over {TOLERANCE:g}: {wrong}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def write_text(path: str, text: str) -> None:

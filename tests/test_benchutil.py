@@ -42,3 +42,11 @@ def test_over_tolerance_names_what_fails_the_check(tmp_path):
     path = tmp_path / "fresh" / "out" / "bench.json"     # a --json into a folder not made yet
     benchutil.write_text(str(path), "{}")
     assert path.read_text() == "{}"
+
+
+def test_check_status_fails_a_bench_with_a_wrong_kernel(capsys):
+    assert benchutil.check_status("bench_x", {"o": 2e-3, "dq": 3e-3}) == 0
+    assert capsys.readouterr().err == ""
+    assert benchutil.check_status("bench_x", {"o": 2e-3, "dq": float("nan")}) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench_x: bf16 check over 0.01:") and "dq" in err and "'o'" not in err
