@@ -21,8 +21,9 @@ Each factor is a measured rate over the datasheet figure of --target in kunlun_c
 - launch_s: GPU time per kernel of a chain of tiny linear + gelu ops replayed from a CUDA graph
   (cost.py charges 2 * launch_s per op: a floor per kernel, no host time); the chain's eager host
   time, forward + backward, per op and per dispatched aten op, is recorded beside it as a sample.
-Times are medians of triton.testing.do_bench (CUDA events, after warm-up and autotuning) on random
-data, never zeros. The JSON (format: kunlun_compiler/calibration/README.md) is validated with
+Times are the GPU kernels' time per call from torch.profiler (after warm-up and autotuning; no host
+time between launches: the estimate adds host time apart), the graph replay's a median of
+triton.testing.do_bench (CUDA events), on random data, never zeros. The JSON (format: kunlun_compiler/calibration/README.md) is validated with
 hardware.py's own checks, then written atomically; hardware.py applies it when it is imported.
 
 --device cpu is a smoke test of this script (fp32, tiny shapes, the Triton kernels in Triton's
@@ -103,6 +104,41 @@ class Bench:
             import triton.testing
             return triton.testing.do_bench(fn, warmup=25, rep=self.rep_ms, return_mode="median") / 1e3
         return wall_median_s(fn, self.device, reps=2, warmup=0)   # a CPU smoke run: fn has run once
+
+    def kernel_s(self, fn) -> float:
+        """Seconds of GPU kernels per fn() call (the profiler's device time, no host time between
+        launches); wall clock on CPU. The efficiency factors measure the GPU: the estimate adds
+        host time apart (cost.py's host fit). Timed by CUDA events instead (median_s), a
+        measurement with short kernels is host-bound whenever the host is busy: on a machine
+        whose other GPU compiled at the same time, the 64-seed seed-pooling samples came out
+        1.2-1.6x slower and the smallest linears 2-2.6x, while the same kernels' time in the
+        model's profile had not moved (BENCHMARKS.md, sixteenth session)."""
+        if self.device.type != "cuda":
+            return self.median_s(fn)
+        return gpu_kernel_s(fn, self.gpu_reps(fn))
+
+    def gpu_reps(self, fn) -> int:
+        """Calls to profile: about rep_ms of GPU time, 5 at least, 100 at most (fn runs warm)."""
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return max(5, min(100, int(self.rep_ms / 1e3 / max(time.perf_counter() - start, 1e-6))))
+
+
+def gpu_kernel_s(fn, reps: int) -> float:
+    """Seconds of GPU kernels (and copies) per fn() call over `reps` calls, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    device_us = sum(e.self_device_time_total for e in prof.key_averages()
+                    if e.device_type == torch.autograd.DeviceType.CUDA)
+    return device_us / 1e6 / reps
 
 
 def wall_median_s(fn, device: torch.device, reps: int, warmup: int) -> float:
@@ -305,7 +341,7 @@ def _copy_sample(bench: Bench) -> dict:
     nbytes = 64 << 20 if bench.smoke else max(GIB, min(2 * GIB, bench.budget // 2))
     src = bench.randn(nbytes // bench.elt)
     dst = torch.empty_like(src)
-    seconds = bench.median_s(lambda: dst.copy_(src))
+    seconds = bench.kernel_s(lambda: dst.copy_(src))
     moved = 2 * src.numel() * bench.elt
     return {"measure": "memory_copy", "bytes": moved, "time_s": seconds, "bytes_per_s": moved / seconds,
             "efficiency": moved / seconds / bench.hw.mem_bw}
@@ -325,7 +361,7 @@ def _layer_norm_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
     x = bench.randn(run_rows, width).float().requires_grad_()       # autocast runs norms in fp32
     w = torch.ones(width, device=bench.device, requires_grad=True)
     b = torch.zeros(width, device=bench.device, requires_grad=True)
-    seconds = bench.median_s(forward_backward(lambda t, w, b: F.layer_norm(t, (width,), w, b), (x, w, b)))
+    seconds = bench.kernel_s(forward_backward(lambda t, w, b: F.layer_norm(t, (width,), w, b), (x, w, b)))
     return _memory_sample(bench, "layer_norm", rows, run_rows, width, count, LAYER_NORM_BYTES, seconds)
 
 
@@ -333,7 +369,7 @@ def _cast_sample(bench: Bench, rows: int, width: int, count: int) -> dict:
     per_element = cast_bytes_per_element(bench.elt)
     run_rows = fit_batch(rows, per_element * width, bench.budget)
     x = bench.randn(run_rows, width).float().requires_grad_()       # the fp32 residual stream
-    seconds = bench.median_s(forward_backward(lambda t: t.to(bench.dtype), (x,)))
+    seconds = bench.kernel_s(forward_backward(lambda t: t.to(bench.dtype), (x,)))
     return _memory_sample(bench, "autocast_cast", rows, run_rows, width, count, per_element, seconds)
 
 
@@ -368,7 +404,7 @@ def _linear_sample(bench: Bench, shape: LinearShape, count: int) -> dict:
     w = bench.randn(shape.out_features, shape.in_features, requires_grad=True)
     b = bench.randn(shape.out_features, requires_grad=True) if shape.bias else None
     leaves = (x, w) if b is None else (x, w, b)
-    seconds = bench.median_s(forward_backward(lambda *t: F.linear(*t), leaves))
+    seconds = bench.kernel_s(forward_backward(lambda *t: F.linear(*t), leaves))
     flops = MATMUL_TRAIN_FACTOR * 2 * rows * shape.in_features * shape.out_features
     return {"measure": "matmul", "rows": shape.rows, "rows_run": rows, "in_features": shape.in_features,
             "out_features": shape.out_features, "bias": shape.bias, "count": count,
@@ -403,7 +439,7 @@ def _kernel_sample(bench: Bench, shape: KernelShape, count: int, ops_of, lengths
     if reason:
         print(f"  skipped {shape.kind} {shape.spec}: {reason}", file=sys.stderr)
         return None
-    seconds = bench.median_s(forward_backward(forward, leaves))
+    seconds = bench.kernel_s(forward_backward(forward, leaves))
     flops = ATTENTION_TRAIN_FACTOR * sum(shape.useful_flops(n) for n in lens.tolist())
     return {"measure": shape.kind, "spec": shape.spec, "batch": shape.batch, "batch_run": batch,
             "heads": shape.heads, "q_len": shape.q_len, "kv_len": shape.kv_len, "head_dim": shape.head_dim,
@@ -463,7 +499,7 @@ def measure_attention(bench: Bench, shape: dict | None) -> tuple[float | None, l
               bench.randn(batch, shape["kv_len"], width, requires_grad=True))
     forward = lambda q, k, v: F.scaled_dot_product_attention(  # noqa: E731
         *(_split_heads(x, shape["heads"]) for x in (q, k, v)))
-    seconds = bench.median_s(forward_backward(forward, leaves))
+    seconds = bench.kernel_s(forward_backward(forward, leaves))
     flops = ATTENTION_TRAIN_FACTOR * 4 * batch * shape["heads"] * shape["q_len"] * shape["kv_len"] * shape["head_dim"]
     sample = {"measure": "attention", **shape, "batch_run": batch, "flops": flops, "time_s": seconds,
               "flops_per_s": flops / seconds, "efficiency": flops / seconds / bench.peak}
