@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|gluonbwd|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
 #   a change timed against its baseline in one call.
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
+# gluonbwd: bench/gdpa_gluon_bwd.py, the Gluon GDPA dK/dV experiment, --quick first (correctness at
+#   the schedule's edges), then its timing shapes, under GLUON_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -105,6 +107,13 @@ if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then
     | tee "$OUT/gdpa_gluon_quick.log" | tail -8
   timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon.py --json "$OUT/gdpa_gluon.json" 2>&1 \
     | tee "$OUT/gdpa_gluon.log" | tail -12
+  exit 0
+fi
+if [ "$what" = gluonbwd ]; then   # the Gluon dK/dV: correctness at the schedule's edges, then timing
+  timeout 150 python3 bench/gdpa_gluon_bwd.py --quick --json "$OUT/gdpa_gluon_bwd_quick.json" 2>&1 \
+    | tee "$OUT/gdpa_gluon_bwd_quick.log" | tail -8
+  timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon_bwd.py --json "$OUT/gdpa_gluon_bwd.json" 2>&1 \
+    | tee "$OUT/gdpa_gluon_bwd.log" | tail -12
   exit 0
 fi
 if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones

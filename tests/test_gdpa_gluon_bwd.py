@@ -1,0 +1,54 @@
+"""bench/gdpa_gluon_bwd.py, the Gluon GDPA dK/dV experiment, compiles for Hopper (sm_90) on this
+machine without a GPU, and its schedule survives ptxas: in the overlap variant the wgmma groups
+stay in flight (a handful of waits, two groups left in flight at the loop's waits, not a wait for
+zero after every HGMMA, which is what ptxas does when the registers run out) and the activation's
+MUFU.TANH ops of at least two query tiles issue while wgmma groups are in flight; the control
+variant issues none there. Whether it computes the right numbers is checked on the GPU:
+`python3 bench/gdpa_gluon_bwd.py --quick` compares dK and dV with the float32 reference."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from genutil import ROOT
+from test_gdpa_gluon import _has_gluon_hopper
+
+pytestmark = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
+
+LINE = re.compile(r"(overlap|control) D(\d+) (\d+)x(\d+) stages (\d+) warps (\d+): regs (\d+) stack (\d+) "
+                  r"shared (\d+) tanh_under_wgmma (\d+) hgmma (\d+) waits (\d+) most_left_in_flight (\d+)")
+
+
+def test_gluon_dkdv_compiles_and_keeps_its_schedule():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}   # compile, not interpret
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "gdpa_gluon_bwd.py"), "--compile-only"],
+                       capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [(m.group(1), *map(int, m.groups()[1:])) for m in map(LINE.match, p.stdout.splitlines()) if m]
+    assert len(rows) == 20, p.stdout                    # overlap and control x 5 configs x D 64, 128
+    for variant, d, bm, bn, stages, warps, regs, stack, shared, under, hgmma, waits, left in rows:
+        where = (variant, d, bm, bn, stages, warps)
+        assert shared <= 227 * 1024, where              # fits one SM's shared memory
+        assert stack == 0 or d == 128, where            # D 128's 32-row configs may spill a little
+        scores_per_thread = bm * bn // (32 * warps)
+        if variant == "overlap":
+            assert waits <= 8 and hgmma >= 4 * waits, (where, hgmma, waits)   # not serialized
+            assert left == 2, where                     # dK, dV (or the next Sᵀ, dPᵀ) left in flight
+            assert under >= 2 * scores_per_thread, (where, under)
+        else:
+            assert under == 0 and left == 0, where
+
+
+def test_wgmma_waits_reads_the_sass():
+    from opsload import import_file
+    waits = import_file(ROOT / "bench" / "gdpa_gluon_bwd.py", "gdpa_gluon_bwd_for_test").wgmma_waits
+    sass = ["HGMMA.64x32x16.F32.BF16 R24, gdesc[UR12], RZ, !UPT, gsb0", "WARPGROUP.DEPBAR.LE gsb0, 0x2",
+            "@P0 HGMMA.64x64x16.F32.BF16 R56, R8, gdesc[UR4], R56, gsb0", "WARPGROUP.DEPBAR.LE gsb0, 0x0",
+            "MUFU.TANH R1, R2", "WARPGROUP.ARRIVE"]
+    assert waits(sass) == (2, [2, 0])
+    assert waits([]) == (0, [])
