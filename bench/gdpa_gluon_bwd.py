@@ -1,18 +1,19 @@
-"""Experiment: the GDPA dK/dV backward in Gluon, its activation overlapped with the tensor cores (Hopper).
+"""Experiment: the GDPA backward in Gluon, its activation overlapped with the tensor cores (Hopper).
 
     python3 bench/gdpa_gluon_bwd.py [--json PATH] [--quick]    # on an H100/H200: check, then time
     python3 bench/gdpa_gluon_bwd.py --compile-only             # anywhere: compile for sm_90, print resources
 
 Why. The backwards are 51 of the 83 ms our attention kernels take in a kunlun_60g step (BENCHMARKS.md,
-fifteenth session), and GDPA's dK/dV kernel alone 12.9 ms. Like the forward, the Triton kernel
-(templates/kernels/gdpa.py, _gdpa_bwd_dkdv_kernel) runs each query tile's four GEMMs and the
-activation between them one after the other, the tensor cores idle while the MUFU tanh and about
-ten FP32 ops a score run. Triton 3.6's automatic warp specialization does not help here (measured
-slower: bench/gdpa_ws_probe.py). The Gluon forward experiment (bench/gdpa_gluon.py) overlapped its
-activation with the next tile's Q·Kᵀ and got 7-19% over its serial control. This kernel applies the
-same schedule to dK/dV. A program owns BLOCK_N keys (K, V in shared memory) and walks the query
-tiles (Q, dO through a TMA ring of STAGES), on transposed tiles so that no operand is transposed in
-registers:
+fifteenth session); GDPA's dK/dV kernel takes 12.9 ms and its dQ kernel 12.2. Like the forward, the
+Triton kernels (templates/kernels/gdpa.py) run each tile pair's GEMMs and the activation between
+them one after the other, the tensor cores idle while the MUFU tanh and about ten FP32 ops a score
+run. Triton 3.6's automatic warp specialization does not help here (measured slower:
+bench/gdpa_ws_probe.py). The Gluon forward experiment (bench/gdpa_gluon.py) overlapped its
+activation with the next tile's Q·Kᵀ and got 7-19% over its serial control. These two kernels apply
+the same schedule to the backward.
+
+dK/dV: a program owns BLOCK_N keys (K, V in shared memory) and walks the query tiles (Q, dO through
+a TMA ring of STAGES), on transposed tiles so that no operand is transposed in registers:
 
     Sᵀ_0 = K·Q_0ᵀ, dPᵀ_0 = V·dO_0ᵀ; wait
     for i = 0 .. n-1:                   (in flight on entry: dV += Pᵀ_{i-1}·dO_{i-1}, dK += dSᵀ_{i-1}·Q_{i-1})
@@ -22,16 +23,21 @@ registers:
         issue dV += Pᵀ_i·dO_i, dK += dSᵀ_i·Q_i      (async)
         wait for Sᵀ_{i+1}, dPᵀ_{i+1}    (tile i's dV, dK stay in flight)
 
-Tiles i-1, i and i+1 are resident at once, so STAGES >= 3. OVERLAP=False is the control: the same
-tiles, ring and instructions, each GEMM waited for at once (the Triton kernel's serial schedule).
+dQ: a program owns BLOCK_M queries (Q, dO in shared memory) and walks the key tiles (K, V through
+the ring) the same way: S_{j+1} = Q·K_{j+1}ᵀ and dP_{j+1} = dO·V_{j+1}ᵀ issued, then dS_j = dP_j ⊙
+act'(S_j) formed while they and dQ += dS_{j-1}·K_{j-1} run.
+
+Tiles i-1, i and i+1 are resident at once, so STAGES >= 3. OVERLAP=False is each kernel's control:
+the same tiles, ring and instructions, each GEMM waited for at once (the Triton kernels' serial
+schedule).
 
 Scope (an experiment, not a kernel the compiler selects): bf16, q, dO [B, H, T, D] and k, v
 [B, H, S, D] contiguous, every length full, no window, gelu_tanh, D in {64, 128}, T a multiple of
-BLOCK_M (two tiles at least) and S of BLOCK_N. dQ is not computed here (the Triton dQ kernel stays).
-`main` checks dK and dV against the float32 torch reference on NaN-filled outputs and times the
-kernel beside the Triton dK/dV kernel (its GPU time from the profiler, the dQ kernel left out) in
-one process. tests/test_gdpa_gluon_bwd.py compiles it for sm_90 on a machine without a GPU and
-checks the schedule in the SASS. Written in the sixteenth session; not yet run on a GPU.
+BLOCK_M and S of BLOCK_N, two walked tiles at least. `main` checks dQ, dK and dV against the float32
+torch reference on NaN-filled outputs and times each kernel beside its Triton counterpart (GPU time
+from the profiler) in one process. tests/test_gdpa_gluon_bwd.py compiles both for sm_90 on a
+machine without a GPU and checks the schedule in the SASS. Written in the sixteenth session; not
+yet run on a GPU.
 """
 from __future__ import annotations
 
@@ -197,59 +203,193 @@ def gdpa_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_de
     tma.store_wait(pendings=0)
 
 
-def descriptors(q, k, v, do, dk, dv, block_m: int, block_n: int):
-    """TMA descriptors over the [rows, D] views of contiguous q, k, v, dO, dK, dV."""
-    D = q.shape[-1]
+@gluon.jit
+def _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, tile, kv_row, BLOCK_N: gl.constexpr,
+              STAGES: gl.constexpr):
+    """TMA key tile `tile` of K and V into stage tile % STAGES, completing on its barrier."""
+    slot = tile % STAGES
+    bar = bars.index(slot)
+    mbarrier.expect(bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+    _tma_load(k_desc, [kv_row + tile * BLOCK_N, 0], bar, k_smem.index(slot))
+    _tma_load(v_desc, [kv_row + tile * BLOCK_N, 0], bar, v_smem.index(slot))
+
+
+@gluon.jit
+def _ds(s, dp, a_layout: gl.constexpr, dtype: gl.constexpr):
+    """dS = dP ⊙ act'(S), as the register A operand of the dQ GEMM."""
+    _, dact = _gelu_tanh_doubled_and_grad(s)
+    return gl.convert_layout((dp * dact).to(dtype), a_layout)
+
+
+@gluon.jit
+def gdpa_bwd_dq_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, T, S, scale,
+                               STAGES: gl.constexpr, OVERLAP: gl.constexpr, num_warps: gl.constexpr):
+    """dQ = Σ_j (dO·V_jᵀ ⊙ act'(Q·K_jᵀ))·K_j for BLOCK_M owned query rows, over the key tiles (a TMA
+    ring of STAGES). OVERLAP: dS of key tile j is formed while tile j+1's Q·Kᵀ and dO·Vᵀ and tile
+    j-1's dQ GEMM are in flight; else each GEMM is waited for at once."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    gl.static_assert(STAGES >= 3, "key tiles j-1 (dQ), j and j+1 (S, dP) are resident at once")
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+
+    pid_m = gl.program_id(0)
+    bh = gl.program_id(1)
+    q_row = bh * T + pid_m * BLOCK_M
+    kv_row = bh * S
+    n_tiles = S // BLOCK_N
+
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], do_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(bars.index(i), count=1)
+
+    mbarrier.expect(q_bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes)
+    _tma_load(q_desc, [q_row, 0], q_bar, q_smem)
+    _tma_load(do_desc, [q_row, 0], q_bar, do_smem)
+    for i in gl.static_range(STAGES):  # fill every stage
+        if i < n_tiles:
+            _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, i, kv_row, BLOCK_N, STAGES)
+    mbarrier.wait(q_bar, 0)
+
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
+
+    if OVERLAP:
+        _wait_tile(bars, 0, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp = warpgroup_mma(do_smem, v_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+        # key tile 0 (peeled: no dQ GEMM of an earlier tile in flight yet)
+        _wait_tile(bars, 1, STAGES)
+        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(do_smem, v_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        ds_prev = _ds(s, dp, a_layout, dtype)
+        dq = warpgroup_mma(ds_prev, k_smem.index(0), dq, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+        for j in range(1, n_tiles - 1):
+            _wait_tile(bars, j + 1, STAGES)
+            slot_next = (j + 1) % STAGES
+            s_next = warpgroup_mma(q_smem, k_smem.index(slot_next).permute((1, 0)), s_zero,
+                                   use_acc=False, is_async=True)
+            dp_next = warpgroup_mma(do_smem, v_smem.index(slot_next).permute((1, 0)), s_zero,
+                                    use_acc=False, is_async=True)
+            ds = _ds(s, dp, a_layout, dtype)
+            dq, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dq, ds_prev))
+            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
+            dq = warpgroup_mma(ds, k_smem.index(j % STAGES), dq, is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+            ds_prev = ds
+        last = n_tiles - 1
+        ds = _ds(s, dp, a_layout, dtype)
+        dq, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_prev))
+        dq = warpgroup_mma(ds, k_smem.index(last % STAGES), dq, is_async=True)
+        dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+    else:
+        for j in range(0, n_tiles):
+            _wait_tile(bars, j, STAGES)
+            slot = j % STAGES
+            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                              is_async=True)
+            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                               is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+            ds = _ds(s, dp, a_layout, dtype)
+            dq = warpgroup_mma(ds, k_smem.index(slot), dq, is_async=True)
+            dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+            if j + STAGES < n_tiles:  # tile j's stage is free
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, kv_row, BLOCK_N, STAGES)
+
+    mbarrier.invalidate(q_bar)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(i))
+    q_smem.store((dq * (scale * 0.5)).to(dtype))   # Q is read by nothing now: its tile takes dQ out
+    fence_async_shared()
+    _tma_store(dq_desc, [q_row, 0], q_smem)
+    tma.store_wait(pendings=0)
+
+
+def descriptors(tensors_and_rows, D: int):
+    """TMA descriptors over the [rows, D] views of contiguous tensors, each with its tile's rows."""
     descs = []
-    for x, rows in ((q, block_m), (k, block_n), (v, block_n), (do, block_m), (dk, block_n), (dv, block_n)):
+    for x, rows in tensors_and_rows:
         flat = x.reshape(-1, D)
         layout = gl.NVMMASharedLayout.get_default_for([rows, D], gl.bfloat16)
         descs.append(TensorDescriptor(flat, list(flat.shape), list(flat.stride()), [rows, D], layout))
     return descs
 
 
-def unsupported(q, k, v, block_m: int, block_n: int) -> str | None:
+def unsupported(kind: str, q, k, v, block_m: int, block_n: int) -> str | None:
+    """Why the `kind` kernel ("dkdv": a program walks the query tiles; "dq": the key tiles) cannot
+    run these inputs at these tiles, or None."""
     if q.dtype != torch.bfloat16 or not q.dtype == k.dtype == v.dtype:
         return "bf16 only"
     if q.shape[-1] not in (64, 128) or not all(x.is_contiguous() for x in (q, k, v)):
         return "contiguous q, k, v with D 64 or 128 only"
-    if q.shape[2] % block_m or q.shape[2] < 2 * block_m or k.shape[2] % block_n:
-        return f"T a multiple of {block_m}, at least {2 * block_m}, and S a multiple of {block_n} only"
+    T, S = q.shape[2], k.shape[2]
+    walked, walked_tile = (T, block_m) if kind == "dkdv" else (S, block_n)
+    if T % block_m or S % block_n or walked < 2 * walked_tile:
+        return (f"T a multiple of {block_m} and S of {block_n}, with two "
+                f"{'query' if kind == 'dkdv' else 'key'} tiles at least, only")
     return None
 
 
-def gdpa_bwd_dkdv_overlap(grad_out, q, k, v, scale: float, block_m: int = 64, block_n: int = 64,
-                          stages: int = 3, num_warps: int = 4, overlap: bool = True,
-                          out: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """(dK, dV) of O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through the Gluon kernel (overlap
-    False: its serial control), into `out` if given (contiguous, like k and v)."""
-    reason = unsupported(q, k, v, block_m, block_n)
+def gdpa_bwd_overlap(kind: str, grad_out, q, k, v, scale: float, block_m: int, block_n: int,
+                     stages: int = 3, num_warps: int = 4, overlap: bool = True, out=None):
+    """kind "dkdv": (dK, dV); "dq": dQ; of O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through
+    the Gluon kernel (overlap False: its serial control), into `out` if given (contiguous: a
+    (dK, dV) pair or dQ)."""
+    reason = unsupported(kind, q, k, v, block_m, block_n)
     if reason:
-        raise ValueError(f"gdpa_bwd_dkdv_overlap: {reason}")
-    B, H, T, _ = q.shape
+        raise ValueError(f"gdpa_bwd_overlap({kind}): {reason}")
+    B, H, T, D = q.shape
     S = k.shape[2]
-    dk, dv = out if out is not None else (torch.empty_like(k), torch.empty_like(v))
-    descs = descriptors(q, k, v, grad_out.contiguous(), dk, dv, block_m, block_n)
-    gdpa_bwd_dkdv_overlap_kernel[(S // block_n, B * H)](*descs, T, S, float(scale), stages, overlap,
-                                                        num_warps=num_warps)
-    return dk, dv
+    do = grad_out.contiguous()
+    if kind == "dkdv":
+        dk, dv = out if out is not None else (torch.empty_like(k), torch.empty_like(v))
+        descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (do, block_m), (dk, block_n),
+                             (dv, block_n)], D)
+        gdpa_bwd_dkdv_overlap_kernel[(S // block_n, B * H)](*descs, T, S, float(scale), stages, overlap,
+                                                            num_warps=num_warps)
+        return dk, dv
+    dq = out if out is not None else torch.empty_like(q)
+    descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (do, block_m), (dq, block_m)], D)
+    gdpa_bwd_dq_overlap_kernel[(T // block_m, B * H)](*descs, T, S, float(scale), stages, overlap,
+                                                      num_warps=num_warps)
+    return dq
 
 
 # ----------------------------------------------------------------------------- compile without a GPU
 
-def compile_sm90(block_m: int = 64, block_n: int = 64, stages: int = 3, num_warps: int = 4,
+def compile_sm90(kind: str, block_m: int, block_n: int, stages: int = 3, num_warps: int = 4,
                  head_dim: int = 64, overlap: bool = True):
-    """The kernel compiled for sm_90 by the installed Triton, with no GPU (descriptors over CPU
-    tensors give the signature a launch would)."""
+    """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, with no GPU
+    (descriptors over CPU tensors give the signature a launch would)."""
     import inspect
 
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
     from triton.runtime.jit import mangle_type
-    q = torch.empty(1, 1, 2 * block_m, head_dim, dtype=torch.bfloat16)
+    q = torch.empty(1, 1, block_m, head_dim, dtype=torch.bfloat16)
     k = torch.empty(1, 1, block_n, head_dim, dtype=torch.bfloat16)
-    descs = descriptors(q, k, k, q, k, k, block_m, block_n)
-    fn = gdpa_bwd_dkdv_overlap_kernel
+    if kind == "dkdv":
+        fn = gdpa_bwd_dkdv_overlap_kernel
+        descs = descriptors([(q, block_m), (k, block_n), (k, block_n), (q, block_m), (k, block_n),
+                             (k, block_n)], head_dim)
+    else:
+        fn = gdpa_bwd_dq_overlap_kernel
+        descs = descriptors([(q, block_m), (k, block_n), (k, block_n), (q, block_m), (q, block_m)], head_dim)
     params = list(inspect.signature(fn.fn).parameters)
     signature = {name: mangle_type(d) for name, d in zip(params, descs)}
     signature.update(T="i32", S="i32", scale="fp32", STAGES="constexpr", OVERLAP="constexpr",
@@ -273,28 +413,34 @@ def wgmma_waits(instructions: list[str]) -> tuple[int, list[int]]:
 
 # ----------------------------------------------------------------------------- GPU check and timing
 
-# (BLOCK_M, BLOCK_N, STAGES, num_warps): BLOCK_N keys a program owns, 16 a warp. No 64-row query
-# tiles: there the two Sᵀ tiles in flight beside dK and dV take 254-255 registers a thread, and
-# ptxas serializes every wgmma (a `WARPGROUP.DEPBAR.LE gsb0, 0x0` after each HGMMA in the sm_90
-# SASS of Triton 3.6 and 3.9: the overlap gone); at 32 and 16 rows the schedule survives.
-CONFIGS = [(32, 64, 3, 4), (32, 64, 4, 4), (32, 128, 3, 8), (32, 128, 4, 8), (16, 64, 4, 4)]
+# (BLOCK_M, BLOCK_N, STAGES, num_warps), 16 rows a warp. dK/dV: a program owns BLOCK_N keys and
+# walks BLOCK_M-row query tiles. No 64-row query tiles there: the two Sᵀ tiles in flight beside dK
+# and dV take 254-255 registers a thread, and ptxas serializes every wgmma (a
+# `WARPGROUP.DEPBAR.LE gsb0, 0x0` after each HGMMA in the sm_90 SASS of Triton 3.6 and 3.9: the
+# overlap gone); at 32 and 16 rows the schedule survives. dQ: a program owns BLOCK_M queries and
+# walks BLOCK_N-row key tiles (the PFFN's 256-512 keys: 4-16 tiles).
+CONFIGS = {
+    "dkdv": [(32, 64, 3, 4), (32, 64, 4, 4), (32, 128, 3, 8), (32, 128, 4, 8), (16, 64, 4, 4)],
+    "dq": [(64, 32, 3, 4), (64, 64, 3, 4), (128, 32, 3, 8), (128, 64, 3, 8), (64, 16, 4, 4)],
+}
 SHAPES = [(1152, 512, 512, 4, 128), (288, 2048, 2048, 4, 128), (1152, 1024, 256, 4, 128),
           (1152, 512, 512, 8, 64), (1152, 1024, 256, 8, 64)]   # (B, T, S, H, D): gdpa_ws_probe.py's
-# --quick: correctness first, at the schedule's edges: 2 query tiles (the peeled first and the
-# last only), 3 (one loop iteration), 5 (stages refilled), 8
-QUICK_SHAPES = [(8, 128, 128, 4, 64), (8, 192, 128, 4, 64), (8, 320, 256, 4, 128), (8, 512, 128, 2, 64)]
+# --quick: correctness first, at the schedule's edges: 2 walked tiles (the peeled first and the
+# last only), 3 (one loop iteration), 5 (stages refilled), 8 and more
+QUICK_SHAPES = [(8, 128, 128, 4, 64), (8, 192, 192, 4, 64), (8, 320, 320, 4, 128), (8, 512, 256, 2, 64)]
 TOLERANCE = 1e-2   # bf16 against the float32 reference, as the Triton kernels' GPU tests
 
 
-def reference_dkdv(grad_out, q, k, v, scale: float):
+def reference_grads(grad_out, q, k, v, scale: float):
+    """(dQ, dK, dV) of scale · gelu_tanh(q·kᵀ) · v in float32."""
     qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
     o = torch.nn.functional.gelu(qf @ kf.mT, approximate="tanh") @ vf * scale
     o.backward(grad_out.float())
-    return kf.grad, vf.grad
+    return qf.grad, kf.grad, vf.grad
 
 
-def triton_dkdv_ms(gdpa, grad_out, q, k, v, lengths, scale: float) -> float:
-    """GPU ms of the Triton dK/dV kernel alone in one gdpa_backward (the profiler's kernel time)."""
+def triton_kernel_ms(gdpa, grad_out, q, k, v, lengths, scale: float) -> dict[str, float]:
+    """GPU ms of the Triton dK/dV and dQ kernels in one gdpa_backward (the profiler's kernel time)."""
     from torch.profiler import ProfilerActivity, profile
     fn = lambda: gdpa.gdpa_backward(grad_out, q, k, v, lengths, None, "gelu_tanh", scale)  # noqa: E731
     fn()
@@ -304,8 +450,25 @@ def triton_dkdv_ms(gdpa, grad_out, q, k, v, lengths, scale: float) -> float:
         for _ in range(reps):
             fn()
         torch.cuda.synchronize()
-    return sum(e.self_device_time_total for e in prof.key_averages()
-               if "dkdv" in e.key) / 1e3 / reps
+    events = prof.key_averages()
+    return {kind: sum(e.self_device_time_total for e in events if f"bwd_{kind}_kernel" in e.key) / 1e3 / reps
+            for kind in ("dkdv", "dq")}
+
+
+def print_compiled() -> None:
+    """Each config of each kernel compiled for sm_90: resources and what its SASS schedule does."""
+    for kind, configs in CONFIGS.items():
+        for overlap in (True, False):
+            for head_dim in (64, 128):
+                for bm, bn, stages, warps in configs:
+                    kernel = compile_sm90(kind, bm, bn, stages, warps, head_dim, overlap)
+                    r = resource_usage(kernel.asm["cubin"])
+                    instructions = sass_instructions(kernel.asm["cubin"])
+                    hgmma, waits = wgmma_waits(instructions)
+                    print(f"{kind} {'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
+                          f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
+                          f"tanh_under_wgmma {activation_under_wgmma(instructions)} hgmma {hgmma} "
+                          f"waits {len(waits)} most_left_in_flight {max(waits, default=0)}", flush=True)
 
 
 def main() -> int:
@@ -318,17 +481,7 @@ def main() -> int:
                         help="compile each config for sm_90 (no GPU needed) and print its resources")
     args = parser.parse_args()
     if args.compile_only:
-        for overlap in (True, False):
-            for head_dim in (64, 128):
-                for bm, bn, stages, warps in CONFIGS:
-                    kernel = compile_sm90(bm, bn, stages, warps, head_dim, overlap)
-                    r = resource_usage(kernel.asm["cubin"])
-                    instructions = sass_instructions(kernel.asm["cubin"])
-                    hgmma, waits = wgmma_waits(instructions)
-                    print(f"{'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
-                          f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
-                          f"tanh_under_wgmma {activation_under_wgmma(instructions)} hgmma {hgmma} "
-                          f"waits {len(waits)} most_left_in_flight {max(waits, default=0)}")
+        print_compiled()
         return 0
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
         print("needs a Hopper GPU (sm_90)", file=sys.stderr)
@@ -345,30 +498,34 @@ def main() -> int:
         scale = 1.0 / S
         lengths = torch.full((B,), T, device="cuda", dtype=torch.int64)
         n = min(B, 8)
-        dk_ref, dv_ref = reference_dkdv(do[:n], q[:n], k[:n], v[:n], scale)
+        dq_ref, dk_ref, dv_ref = reference_grads(do[:n], q[:n], k[:n], v[:n], scale)
+        refs = {"dkdv": (dk_ref, dv_ref), "dq": (dq_ref,)}
         row = {"B": B, "T": T, "S": S, "H": H, "D": D,
-               "triton_dkdv_ms": triton_dkdv_ms(gdpa, do, q, k, v, lengths, scale), "gluon": {}}
-        for (bm, bn, stages, warps), overlap in itertools.product(CONFIGS, (True, False)):
-            name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
-            if unsupported(q, k, v, bm, bn):
-                continue
-            try:
-                # checked on NaN-filled outputs: a fresh torch.empty can be an earlier result's block
-                dk, dv = gdpa_bwd_dkdv_overlap(do, q, k, v, scale, bm, bn, stages, warps, overlap,
-                                               out=(torch.full_like(k, float("nan")),
-                                                    torch.full_like(v, float("nan"))))
-                errs = [((x[:n].float() - r).norm() / r.norm()).item() for x, r in ((dk, dk_ref), (dv, dv_ref))]
-                ms = kernel_ms(lambda: gdpa_bwd_dkdv_overlap(do, q, k, v, scale, bm, bn, stages, warps, overlap))
-                ok = max(errs) <= TOLERANCE
-                wrong += not ok
-                row["gluon"][name] = {"ms": ms, "dk_err": errs[0], "dv_err": errs[1], "correct": ok,
-                                      "vs_triton": row["triton_dkdv_ms"] / ms}
-            except Exception as exc:  # an experiment: record what failed and go on
-                row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+               "triton_ms": triton_kernel_ms(gdpa, do, q, k, v, lengths, scale), "gluon": {}}
+        for kind, configs in CONFIGS.items():
+            for (bm, bn, stages, warps), overlap in itertools.product(configs, (True, False)):
+                name = f"{kind} {bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
+                if unsupported(kind, q, k, v, bm, bn):
+                    continue
+                try:
+                    # checked on NaN-filled outputs: a fresh torch.empty can be an earlier result's block
+                    nan = (torch.full_like(k, float("nan")), torch.full_like(v, float("nan"))) \
+                        if kind == "dkdv" else torch.full_like(q, float("nan"))
+                    got = gdpa_bwd_overlap(kind, do, q, k, v, scale, bm, bn, stages, warps, overlap, out=nan)
+                    got = got if kind == "dkdv" else (got,)
+                    err = max(((x[:n].float() - r).norm() / r.norm()).item() for x, r in zip(got, refs[kind]))
+                    ms = kernel_ms(lambda: gdpa_bwd_overlap(kind, do, q, k, v, scale, bm, bn, stages, warps,
+                                                            overlap))
+                    wrong += not err <= TOLERANCE
+                    row["gluon"][name] = {"ms": ms, "rel_err_vs_fp32": err, "correct": err <= TOLERANCE,
+                                          "vs_triton": row["triton_ms"][kind] / ms}
+                except Exception as exc:  # an experiment: record what failed and go on
+                    row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         rows.append(row)
         write_json(args.json, rows)   # after every shape: a hang in a later one keeps these
-        print(f"B{B} T{T} S{S} H{H} D{D}: triton dK/dV {row['triton_dkdv_ms']:.3f} ms; "
-              + ", ".join(f"{name} {g['ms']:.3f} ms ({g['vs_triton']:.2f}x, err {max(g['dk_err'], g['dv_err']):.1e}"
+        print(f"B{B} T{T} S{S} H{H} D{D}: triton dK/dV {row['triton_ms']['dkdv']:.3f} ms, "
+              f"dQ {row['triton_ms']['dq']:.3f} ms; "
+              + ", ".join(f"{name} {g['ms']:.3f} ms ({g['vs_triton']:.2f}x, err {g['rel_err_vs_fp32']:.1e}"
                           f"{'' if g['correct'] else ' WRONG'})" if "ms" in g else f"{name} {g['error']}"
                           for name, g in row["gluon"].items()), flush=True)
     write_json(args.json, rows, start)

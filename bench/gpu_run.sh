@@ -8,7 +8,7 @@
 #   a change timed against its baseline in one call.
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
-# gluonbwd: bench/gdpa_gluon_bwd.py, the Gluon GDPA dK/dV experiment, --quick first (correctness at
+# gluonbwd: bench/gdpa_gluon_bwd.py, the Gluon GDPA backward experiment (dK/dV, dQ), --quick first (correctness at
 #   the schedule's edges), then its timing shapes, under GLUON_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
@@ -109,7 +109,7 @@ if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then
     | tee "$OUT/gdpa_gluon.log" | tail -12
   exit 0
 fi
-if [ "$what" = gluonbwd ]; then   # the Gluon dK/dV: correctness at the schedule's edges, then timing
+if [ "$what" = gluonbwd ]; then   # the Gluon backward: correctness at the schedule's edges, then timing
   timeout 150 python3 bench/gdpa_gluon_bwd.py --quick --json "$OUT/gdpa_gluon_bwd_quick.json" 2>&1 \
     | tee "$OUT/gdpa_gluon_bwd_quick.log" | tail -8
   timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon_bwd.py --json "$OUT/gdpa_gluon_bwd.json" 2>&1 \

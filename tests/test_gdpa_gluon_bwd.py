@@ -1,10 +1,10 @@
-"""bench/gdpa_gluon_bwd.py, the Gluon GDPA dK/dV experiment, compiles for Hopper (sm_90) on this
+"""bench/gdpa_gluon_bwd.py, the Gluon GDPA backward experiment (dK/dV and dQ), compiles for Hopper (sm_90) on this
 machine without a GPU, and its schedule survives ptxas: in the overlap variant the wgmma groups
 stay in flight (a handful of waits, two groups left in flight at the loop's waits, not a wait for
 zero after every HGMMA, which is what ptxas does when the registers run out) and the activation's
 MUFU.TANH ops of at least two query tiles issue while wgmma groups are in flight; the control
 variant issues none there. Whether it computes the right numbers is checked on the GPU:
-`python3 bench/gdpa_gluon_bwd.py --quick` compares dK and dV with the float32 reference."""
+`python3 bench/gdpa_gluon_bwd.py --quick` compares dQ, dK and dV with the float32 reference."""
 from __future__ import annotations
 
 import os
@@ -19,7 +19,7 @@ from test_gdpa_gluon import _has_gluon_hopper
 
 pytestmark = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
 
-LINE = re.compile(r"(overlap|control) D(\d+) (\d+)x(\d+) stages (\d+) warps (\d+): regs (\d+) stack (\d+) "
+LINE = re.compile(r"(dkdv|dq) (overlap|control) D(\d+) (\d+)x(\d+) stages (\d+) warps (\d+): regs (\d+) stack (\d+) "
                   r"shared (\d+) tanh_under_wgmma (\d+) hgmma (\d+) waits (\d+) most_left_in_flight (\d+)")
 
 
@@ -29,16 +29,16 @@ def test_gluon_dkdv_compiles_and_keeps_its_schedule():
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "gdpa_gluon_bwd.py"), "--compile-only"],
                        capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
-    rows = [(m.group(1), *map(int, m.groups()[1:])) for m in map(LINE.match, p.stdout.splitlines()) if m]
-    assert len(rows) == 20, p.stdout                    # overlap and control x 5 configs x D 64, 128
-    for variant, d, bm, bn, stages, warps, regs, stack, shared, under, hgmma, waits, left in rows:
-        where = (variant, d, bm, bn, stages, warps)
+    rows = [(m.group(1), m.group(2), *map(int, m.groups()[2:])) for m in map(LINE.match, p.stdout.splitlines()) if m]
+    assert len(rows) == 40, p.stdout          # dK/dV and dQ x overlap and control x 5 configs x D 64, 128
+    for kind, variant, d, bm, bn, stages, warps, regs, stack, shared, under, hgmma, waits, left in rows:
+        where = (kind, variant, d, bm, bn, stages, warps)
         assert shared <= 227 * 1024, where              # fits one SM's shared memory
         assert stack == 0 or d == 128, where            # D 128's 32-row configs may spill a little
         scores_per_thread = bm * bn // (32 * warps)
         if variant == "overlap":
             assert waits <= 8 and hgmma >= 4 * waits, (where, hgmma, waits)   # not serialized
-            assert left == 2, where                     # dK, dV (or the next Sᵀ, dPᵀ) left in flight
+            assert left == 2, where                     # two groups left in flight at a wait
             assert under >= 2 * scores_per_thread, (where, under)
         else:
             assert under == 0 and left == 0, where
