@@ -41,9 +41,10 @@ def direct_launch():
     return set_wrap_triton_enabled(False)
 
 
-def kernel_ms(fn, reps: int = 20) -> float:
-    """Milliseconds of GPU kernels per fn() call (torch.profiler's device time of the kernel rows),
-    without the host time between launches that do_bench's wall-clock median includes."""
+def kernel_ms_by_name(fn, reps: int = 20) -> dict[str, float]:
+    """{kernel name: milliseconds per fn() call} of the GPU kernels (and copies) fn() runs, from
+    torch.profiler's device time, after one warm call: no host time between launches, which
+    do_bench's wall-clock median includes."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     torch.cuda.synchronize()
@@ -51,8 +52,30 @@ def kernel_ms(fn, reps: int = 20) -> float:
         for _ in range(reps):
             fn()
         torch.cuda.synchronize()
-    return sum(e.self_device_time_total for e in prof.key_averages()
-               if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3 / reps
+    return {e.key: e.self_device_time_total / 1e3 / reps for e in prof.key_averages()
+            if e.device_type == torch.autograd.DeviceType.CUDA}
+
+
+def kernel_ms(fn, reps: int = 20) -> float:
+    """Milliseconds of GPU kernels per fn() call (kernel_ms_by_name, summed)."""
+    return sum(kernel_ms_by_name(fn, reps).values())
+
+
+def gdpa_inputs(B: int, H: int, T: int, S: int, D: int, device: str = "cuda"):
+    """(q, k, v, dO) in bf16 for a GDPA benchmark, q [B, H, T, D], k and v [B, H, S, D]: q and k
+    scaled by D^-1/4, so the scores have unit variance whatever D."""
+    q = (torch.randn(B, H, T, D, device=device) * D ** -0.25).bfloat16()
+    k = (torch.randn(B, H, S, D, device=device) * D ** -0.25).bfloat16()
+    return q, k, torch.randn(B, H, S, D, device=device).bfloat16(), \
+        torch.randn(B, H, T, D, device=device).bfloat16()
+
+
+def gdpa_reference(q, k, v, grad_out, scale: float):
+    """(O, dQ, dK, dV) of O = scale · gelu_tanh(q·kᵀ) · v in float32, full lengths."""
+    qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
+    o = torch.nn.functional.gelu(qf @ kf.mT, approximate="tanh") @ vf * scale
+    o.backward(grad_out.float())
+    return o.detach(), qf.grad, kf.grad, vf.grad
 
 
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:

@@ -59,6 +59,7 @@ from kunlun_compiler.cost import (ATTENTION_KINDS, DTYPE_BYTES, TRAIN_BYTES_FACT
                                   cast_bytes_per_element, pairs_in_window, runs_triton_kernel)
 from kunlun_compiler.loader import load_spec      # noqa: E402
 
+from benchutil import kernel_ms                   # noqa: E402
 from count_ops import OpCounter                   # noqa: E402
 
 DEFAULT_SPECS = ("specs/kunlun_6g.yaml", "specs/kunlun_60g.yaml")
@@ -106,8 +107,8 @@ class Bench:
         return wall_median_s(fn, self.device, reps=2, warmup=0)   # a CPU smoke run: fn has run once
 
     def kernel_s(self, fn) -> float:
-        """Seconds of GPU kernels per fn() call (the profiler's device time, no host time between
-        launches); wall clock on CPU. The efficiency factors measure the GPU: the estimate adds
+        """Seconds of GPU kernels per fn() call (benchutil.kernel_ms: the profiler's device time, no
+        host time between launches); wall clock on CPU. The efficiency factors measure the GPU: the estimate adds
         host time apart (cost.py's host fit). Timed by CUDA events instead (median_s), a
         measurement with short kernels is host-bound whenever the host is busy: on a machine
         whose other GPU compiled at the same time, the 64-seed seed-pooling samples came out
@@ -115,7 +116,7 @@ class Bench:
         model's profile had not moved (BENCHMARKS.md, sixteenth session)."""
         if self.device.type != "cuda":
             return self.median_s(fn)
-        return gpu_kernel_s(fn, self.gpu_reps(fn))
+        return kernel_ms(fn, self.gpu_reps(fn)) / 1e3
 
     def gpu_reps(self, fn) -> int:
         """Calls to profile: about rep_ms of GPU time, 5 at least, 100 at most (fn runs warm)."""
@@ -126,19 +127,6 @@ class Bench:
         fn()
         torch.cuda.synchronize()
         return max(5, min(100, int(self.rep_ms / 1e3 / max(time.perf_counter() - start, 1e-6))))
-
-
-def gpu_kernel_s(fn, reps: int) -> float:
-    """Seconds of GPU kernels (and copies) per fn() call over `reps` calls, from torch.profiler."""
-    from torch.profiler import ProfilerActivity, profile
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    device_us = sum(e.self_device_time_total for e in prof.key_averages()
-                    if e.device_type == torch.autograd.DeviceType.CUDA)
-    return device_us / 1e6 / reps
 
 
 def wall_median_s(fn, device: torch.device, reps: int, warmup: int) -> float:

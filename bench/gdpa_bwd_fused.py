@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_gdpa import ACT, SHAPES, gdpa as g  # noqa: E402
-from benchutil import (compare_backwards, describe_comparison, direct_launch,  # noqa: E402
+from benchutil import (compare_backwards, describe_comparison, direct_launch, gdpa_inputs,  # noqa: E402
                        gpu_script_args, write_json)
 
 # The two-pass kernels' helpers and constants, resolved by the kernel below through this module.
@@ -155,10 +155,7 @@ def main() -> int:
     rows, start = [], time.time()
     torch.manual_seed(0)
     for kind, B, T, S in SHAPES:
-        q = (torch.randn(B, H, T, D, device="cuda") * D ** -0.25).bfloat16()
-        k = (torch.randn(B, H, S, D, device="cuda") * D ** -0.25).bfloat16()
-        v = torch.randn(B, H, S, D, device="cuda").bfloat16()
-        do = torch.randn(B, H, T, D, device="cuda").bfloat16()
+        q, k, v, do = gdpa_inputs(B, H, T, S, D)
         scale = 1.0 / T
         full = torch.full((B,), T, device="cuda", dtype=torch.int64)
         jagged = torch.randint(0, T + 1, (B,), device="cuda")

@@ -58,7 +58,8 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from compile_kernels import resource_usage  # noqa: E402
-from gdpa_gluon import SQRT_2_OVER_PI, GELU_CUBIC, activation_under_wgmma, sass_instructions  # noqa: E402
+from gdpa_gluon import (GELU_CUBIC, SQRT_2_OVER_PI, _wait_tile, activation_under_wgmma,  # noqa: E402
+                        sass_instructions)
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -84,11 +85,6 @@ def _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, BLOCK_M: gl.
     mbarrier.expect(bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes)
     _tma_load(q_desc, [q_row + tile * BLOCK_M, 0], bar, q_smem.index(slot))
     _tma_load(do_desc, [q_row + tile * BLOCK_M, 0], bar, do_smem.index(slot))
-
-
-@gluon.jit
-def _wait_tile(bars, tile, STAGES: gl.constexpr):
-    mbarrier.wait(bars.index(tile % STAGES), (tile // STAGES) & 1)
 
 
 @gluon.jit
@@ -431,28 +427,11 @@ QUICK_SHAPES = [(8, 128, 128, 4, 64), (8, 192, 192, 4, 64), (8, 320, 320, 4, 128
 TOLERANCE = 1e-2   # bf16 against the float32 reference, as the Triton kernels' GPU tests
 
 
-def reference_grads(grad_out, q, k, v, scale: float):
-    """(dQ, dK, dV) of scale · gelu_tanh(q·kᵀ) · v in float32."""
-    qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
-    o = torch.nn.functional.gelu(qf @ kf.mT, approximate="tanh") @ vf * scale
-    o.backward(grad_out.float())
-    return qf.grad, kf.grad, vf.grad
-
-
 def triton_kernel_ms(gdpa, grad_out, q, k, v, lengths, scale: float) -> dict[str, float]:
     """GPU ms of the Triton dK/dV and dQ kernels in one gdpa_backward (the profiler's kernel time)."""
-    from torch.profiler import ProfilerActivity, profile
-    fn = lambda: gdpa.gdpa_backward(grad_out, q, k, v, lengths, None, "gelu_tanh", scale)  # noqa: E731
-    fn()
-    torch.cuda.synchronize()
-    reps = 10
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    events = prof.key_averages()
-    return {kind: sum(e.self_device_time_total for e in events if f"bwd_{kind}_kernel" in e.key) / 1e3 / reps
-            for kind in ("dkdv", "dq")}
+    from benchutil import kernel_ms_by_name
+    by_name = kernel_ms_by_name(lambda: gdpa.gdpa_backward(grad_out, q, k, v, lengths, None, "gelu_tanh", scale), 10)
+    return {kind: sum(ms for name, ms in by_name.items() if f"bwd_{kind}_kernel" in name) for kind in ("dkdv", "dq")}
 
 
 def print_compiled() -> None:
@@ -487,18 +466,15 @@ def main() -> int:
         print("needs a Hopper GPU (sm_90)", file=sys.stderr)
         return 1
     from bench_gdpa import gdpa   # the Triton kernels' module, as the compiler ships it
-    from benchutil import kernel_ms, write_json
+    from benchutil import gdpa_inputs, gdpa_reference, kernel_ms, write_json
     rows, start, wrong = [], time.time(), 0
     torch.manual_seed(0)
     for B, T, S, H, D in QUICK_SHAPES if args.quick else SHAPES:
-        q = (torch.randn(B, H, T, D, device="cuda") * D ** -0.25).bfloat16()
-        k = (torch.randn(B, H, S, D, device="cuda") * D ** -0.25).bfloat16()
-        v = torch.randn(B, H, S, D, device="cuda").bfloat16()
-        do = torch.randn(B, H, T, D, device="cuda").bfloat16()
+        q, k, v, do = gdpa_inputs(B, H, T, S, D)
         scale = 1.0 / S
         lengths = torch.full((B,), T, device="cuda", dtype=torch.int64)
         n = min(B, 8)
-        dq_ref, dk_ref, dv_ref = reference_grads(do[:n], q[:n], k[:n], v[:n], scale)
+        _, dq_ref, dk_ref, dv_ref = gdpa_reference(q[:n], k[:n], v[:n], do[:n], scale)
         refs = {"dkdv": (dk_ref, dv_ref), "dq": (dq_ref,)}
         row = {"B": B, "T": T, "S": S, "H": H, "D": D,
                "triton_ms": triton_kernel_ms(gdpa, do, q, k, v, lengths, scale), "gluon": {}}

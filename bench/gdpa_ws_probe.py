@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import kernel_ms, rel_err, write_text  # noqa: E402
+from benchutil import gdpa_inputs, gdpa_reference, kernel_ms, rel_err, write_text  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "gdpa.py"
 SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)
@@ -145,13 +145,6 @@ def run_bwd(do, q, k, v, scale, cfg_kv, cfg_q, ws):
     return dq, dk, dv
 
 
-def reference(q, k, v, do, scale):
-    qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
-    o = torch.nn.functional.gelu(qf @ kf.transpose(-1, -2), approximate="tanh") @ vf * scale
-    o.backward(do.float())
-    return o, qf.grad, kf.grad, vf.grad
-
-
 def load_gdpa():
     spec = importlib.util.spec_from_file_location("gdpa_kernels", KERNELS)
     module = importlib.util.module_from_spec(spec)
@@ -175,11 +168,7 @@ def best(fn_of_cfg, configs, label):
 
 def shape_row(gdpa, B, H, T, S, D):
     torch.manual_seed(0)
-    std = D ** -0.25
-    q = (torch.randn(B, H, T, D, device="cuda") * std).bfloat16()
-    k = (torch.randn(B, H, S, D, device="cuda") * std).bfloat16()
-    v = torch.randn(B, H, S, D, device="cuda").bfloat16()
-    do = torch.randn(B, H, T, D, device="cuda").bfloat16()
+    q, k, v, do = gdpa_inputs(B, H, T, S, D)
     scale = 1.0 / S
     lengths = torch.full((B,), T, device="cuda", dtype=torch.int64)
     ours_fwd = lambda: gdpa.gdpa_forward(q, k, v, lengths, None, "gelu_tanh", scale)   # noqa: E731
@@ -198,7 +187,7 @@ def shape_row(gdpa, B, H, T, S, D):
         row[f"{tag}_bwd_ms"] = dq_ms   # dK/dV and dQ together, at the best dK/dV config
         row[f"{tag}_bwd_cfg"] = [cfg_kv, cfg_q]
         if cfg_kv and cfg_q and row[f"{tag}_fwd_cfg"]:
-            o_ref, dq_ref, dk_ref, dv_ref = reference(q, k, v, do, scale)
+            o_ref, dq_ref, dk_ref, dv_ref = gdpa_reference(q, k, v, do, scale)
             got = (run_fwd(q, k, v, scale, row[f"{tag}_fwd_cfg"], ws),
                    *run_bwd(do, q, k, v, scale, cfg_kv, cfg_q, ws))
             row[f"{tag}_err"] = max(rel_err(x, r) for x, r in zip(got, (o_ref, dq_ref, dk_ref, dv_ref)))

@@ -35,14 +35,22 @@ LINE = re.compile(r"(overlap|control) D(\d+) (\d+)x(\d+) stages (\d+) warps (\d+
                   r"shared (\d+) tanh_under_wgmma (\d+)")
 
 
-def test_gluon_forward_compiles_and_overlaps_the_activation():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}   # compile, not interpret
+def compile_only_rows(script: str, line: re.Pattern) -> list[tuple]:
+    """The lines of `python3 bench/<script> --compile-only` that `line` matches, each as its groups
+    (names as they are, numbers as ints); the script must exit 0. Run apart, without
+    TRITON_INTERPRET: triton.jit decides at import whether to compile or interpret."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "gdpa_gluon.py"), "--compile-only"],
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--compile-only"],
                        capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
-    rows = [(m.group(1), *map(int, m.groups()[1:])) for m in map(LINE.match, p.stdout.splitlines()) if m]
-    assert len(rows) == 16, p.stdout                    # overlap and control x 4 configs x D 64, 128
+    return [tuple(int(g) if g.isdigit() else g for g in m.groups())
+            for m in map(line.match, p.stdout.splitlines()) if m]
+
+
+def test_gluon_forward_compiles_and_overlaps_the_activation():
+    rows = compile_only_rows("gdpa_gluon.py", LINE)
+    assert len(rows) == 16, rows                        # overlap and control x 4 configs x D 64, 128
     for variant, head_dim, bm, bn, stages, warps, regs, stack, shared, under in rows:
         where = (variant, head_dim, bm, bn, stages, warps)
         assert shared <= 227 * 1024, where              # fits one SM's shared memory

@@ -7,15 +7,12 @@ variant issues none there. Whether it computes the right numbers is checked on t
 `python3 bench/gdpa_gluon_bwd.py --quick` compares dQ, dK and dV with the float32 reference."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from genutil import ROOT
-from test_gdpa_gluon import _has_gluon_hopper
+from test_gdpa_gluon import _has_gluon_hopper, compile_only_rows
 
 pytestmark = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
 
@@ -23,14 +20,9 @@ LINE = re.compile(r"(dkdv|dq) (overlap|control) D(\d+) (\d+)x(\d+) stages (\d+) 
                   r"shared (\d+) tanh_under_wgmma (\d+) hgmma (\d+) waits (\d+) most_left_in_flight (\d+)")
 
 
-def test_gluon_dkdv_compiles_and_keeps_its_schedule():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}   # compile, not interpret
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "gdpa_gluon_bwd.py"), "--compile-only"],
-                       capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-3000:]
-    rows = [(m.group(1), m.group(2), *map(int, m.groups()[2:])) for m in map(LINE.match, p.stdout.splitlines()) if m]
-    assert len(rows) == 40, p.stdout          # dK/dV and dQ x overlap and control x 5 configs x D 64, 128
+def test_gluon_backward_compiles_and_keeps_its_schedule():
+    rows = compile_only_rows("gdpa_gluon_bwd.py", LINE)
+    assert len(rows) == 40, rows              # dK/dV and dQ x overlap and control x 5 configs x D 64, 128
     for kind, variant, d, bm, bn, stages, warps, regs, stack, shared, under, hgmma, waits, left in rows:
         where = (kind, variant, d, bm, bn, stages, warps)
         assert shared <= 227 * 1024, where              # fits one SM's shared memory
