@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|bench|models|calibrate|profile|firststep|gluon|gluonbwd|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
@@ -13,6 +13,7 @@
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
+# tests2: the same over two GPUs at once (an nvidia-h200-x2), split by file (bench/gpu_test_split.py).
 # models: RUNS="kunlun_60g:fused@64 ..." picks runs (default: bench_models.py's sweep, >10 min).
 #   NO_BLOCKS=1 skips the per-block timing.
 # firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with two candidate
@@ -95,6 +96,22 @@ if [ "$what" = ab ]; then
     [ "$RUNS" = none ] || grep '^| ' "$OUT/$side/models.log" 2>/dev/null | grep -v '^|---' || tail -5 "$OUT/$side/run.txt"
     [ -z "${AB_CMD:-}" ] || tail -"${AB_TAIL:-20}" "$OUT/$side/cmd.log"
   done
+  exit 0
+fi
+if [ "$what" = tests2 ]; then
+  # every gpu-marked test (or those of TESTS) over the machine's two GPUs at once, split by file
+  # (bench/gpu_test_split.py), each half on half the cores, under TESTS_TIMEOUT each; set
+  # KUNLUNC_AUTOTUNE=0 to keep the kernels' compile short
+  mapfile -t groups < <(python3 bench/gpu_test_split.py 2 ${TESTS:-tests})
+  half=$(($(nproc) / 2))
+  for g in 0 1; do
+    mkdir -p "$OUT/gpu$g"
+    cores="$((g * half))-$((g * half + half - 1))"
+    ( CUDA_VISIBLE_DEVICES=$g taskset -c "$cores" timeout ${TESTS_TIMEOUT:-300} python3 -m pytest -q -m gpu \
+        ${groups[$g]} -p no:cacheprovider > "$OUT/gpu$g/gpu_tests.log" 2>&1 ) &
+  done
+  wait
+  for g in 0 1; do echo "== GPU $g: ${groups[$g]}"; grep -v DEBUG "$OUT/gpu$g/gpu_tests.log" | tail -12; done
   exit 0
 fi
 if [ "$what" = calibrate ]; then
