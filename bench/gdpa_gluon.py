@@ -250,8 +250,9 @@ def sass_instructions(cubin: bytes) -> list[str]:
     return [" ".join(m.group(1).split()) for m in found if m]
 
 
-def activation_under_wgmma(instructions: list[str]) -> int:
-    """How many MUFU.TANH the SASS issues, in text order, while a wgmma group is in flight: after
+def activation_under_wgmma(instructions: list[str], mufu: str = "MUFU.TANH") -> int:
+    """How many `mufu` ops (MUFU.TANH: GDPA's activation; MUFU.EX2: softmax) the SASS issues, in
+    text order, while a wgmma group is in flight: after
     an HGMMA whose group is not yet waited for. An HGMMA marked gsb0 commits its group;
     `WARPGROUP.DEPBAR.LE gsb0, N` waits until at most N groups are outstanding. (A loop body is
     read once, from the state the code before it leaves.)"""
@@ -269,7 +270,7 @@ def activation_under_wgmma(instructions: list[str]) -> int:
         elif op.startswith("WARPGROUP.DEPBAR"):
             allowed = re.search(r"gsb0\s*,\s*(0x[0-9a-f]+|\d+)", ins)
             outstanding = min(outstanding, int(allowed.group(1), 0) if allowed else 0)
-        elif op.startswith("MUFU.TANH") and (outstanding or uncommitted):
+        elif op.startswith(mufu) and (outstanding or uncommitted):
             under += 1
     return under
 

@@ -8,8 +8,9 @@
 #   a change timed against its baseline in one call.
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
-# gluonbwd: bench/gdpa_gluon_bwd.py, the Gluon GDPA backward experiment (dK/dV, dQ), --quick first (correctness at
-#   the schedule's edges), then its timing shapes, under GLUON_TIMEOUT.
+# gluonbwd: bench/gdpa_gluon_bwd.py (GDPA dK/dV and dQ) and bench/window_gluon_bwd.py (window dK/dV), the
+#   Gluon backward experiments (GLUON_BWD picks), each --quick first (correctness at the schedule's
+#   edges), then its timing shapes, under GLUON_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -126,11 +127,11 @@ if [ "$what" = gluon ]; then   # correctness at the schedule's edges first, then
     | tee "$OUT/gdpa_gluon.log" | tail -12
   exit 0
 fi
-if [ "$what" = gluonbwd ]; then   # the Gluon backward: correctness at the schedule's edges, then timing
-  timeout 150 python3 bench/gdpa_gluon_bwd.py --quick --json "$OUT/gdpa_gluon_bwd_quick.json" 2>&1 \
-    | tee "$OUT/gdpa_gluon_bwd_quick.log" | tail -8
-  timeout ${GLUON_TIMEOUT:-300} python3 bench/gdpa_gluon_bwd.py --json "$OUT/gdpa_gluon_bwd.json" 2>&1 \
-    | tee "$OUT/gdpa_gluon_bwd.log" | tail -12
+if [ "$what" = gluonbwd ]; then   # the Gluon backwards: correctness at the schedule's edges, then timing
+  for b in ${GLUON_BWD:-gdpa_gluon_bwd window_gluon_bwd}; do
+    timeout 150 python3 "bench/$b.py" --quick --json "$OUT/${b}_quick.json" 2>&1 | tee "$OUT/${b}_quick.log" | tail -8
+    timeout ${GLUON_TIMEOUT:-300} python3 "bench/$b.py" --json "$OUT/$b.json" 2>&1 | tee "$OUT/$b.log" | tail -12
+  done
   exit 0
 fi
 if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones

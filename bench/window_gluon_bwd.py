@@ -1,0 +1,360 @@
+"""Experiment: sliding-window attention's dK/dV in Gluon, the softmax overlapped with the tensor cores (Hopper).
+
+    python3 bench/window_gluon_bwd.py [--json PATH] [--quick]    # on an H100/H200: check, then time
+    python3 bench/window_gluon_bwd.py --compile-only             # anywhere: compile for sm_90, print resources
+
+Why. Window attention's dK/dV kernel is the largest single kernel of a kunlun_60g step (16.6 ms of
+37.5 for window attention; BENCHMARKS.md, fifteenth and sixteenth sessions). Like GDPA's, the Triton
+kernel (templates/kernels/window_attention.py, _bwd_dkdv_kernel) runs each query tile's four GEMMs
+and the exp2 between them one after the other. This is bench/gdpa_gluon_bwd.py's dK/dV schedule
+with the softmax backward in place of the GDPA activation: a program owns BLOCK_N keys (K, V in
+shared memory) and walks only the query tiles that touch its band (Q, dO through a TMA ring),
+on transposed tiles:
+
+    Sᵀ_0 = K·Q_0ᵀ, dPᵀ_0 = V·dO_0ᵀ; wait
+    for i = 0 .. n-1:                   (in flight on entry: tile i-1's dV and dK GEMMs)
+        issue Sᵀ_{i+1}, dPᵀ_{i+1}       (async; none after the last tile)
+        Pᵀ_i = exp2(Sᵀ_i·scale·log2 e − lse2_i) in the band, dSᵀ_i = Pᵀ_i ⊙ (dPᵀ_i − delta_i)
+        wait for tile i-1's dV, dK; refill its stage with tile i-1+STAGES (TMA)
+        issue dV += Pᵀ_i·dO_i, dK += dSᵀ_i·Q_i      (async)
+        wait for Sᵀ_{i+1}, dPᵀ_{i+1}
+
+lse2 (the forward's logsumexp in log2 units) and delta = rowsum(dO ⊙ O) come per query tile from
+global memory, as in the Triton kernel. OVERLAP=False is the control: the same tiles and
+instructions, each GEMM waited for at once.
+
+Scope (an experiment, not a kernel the compiler selects): bf16, q, k, v, dO [B, H, T, D]
+contiguous, every length full, the band -LEFT <= j - i <= RIGHT (bidirectional: LEFT = RIGHT =
+window; causal: RIGHT = 0), every tile masked, D in {64, 128}, T a multiple of BLOCK_M and BLOCK_N,
+BLOCK_N at least 2·BLOCK_M (so that every key tile's band spans two query tiles at least).
+`main` checks dK and dV against the float32 torch reference on NaN-filled outputs and times the
+kernel beside the Triton dK/dV kernel (the profiler's GPU time) in one process;
+tests/test_window_gluon_bwd.py compiles it for sm_90 without a GPU and checks the schedule in the
+SASS. Written in the sixteenth session; not yet run on a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
+from compile_kernels import resource_usage  # noqa: E402
+from gdpa_gluon import _wait_tile, activation_under_wgmma, sass_instructions  # noqa: E402
+from gdpa_gluon_bwd import _load_q_do, descriptors, wgmma_waits  # noqa: E402
+
+_tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+_tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
+LOG2E = 1.4426950408889634
+
+
+@gluon.jit
+def _softmax_operands(s_t, dp_t, m0, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT, scale_log2,
+                      a_layout: gl.constexpr, dtype: gl.constexpr):
+    """Pᵀ and dSᵀ of query tile m0 against the owned keys, as the register A operands of the dV and
+    dK GEMMs; pairs outside the band are zero. LSE2, DELTA: this head's rows."""
+    rows = m0 + offs_m
+    lse2 = gl.load(LSE2 + rows)
+    delta = gl.load(DELTA + rows)
+    p_t = gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0))
+    rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)        # i - j
+    p_t = gl.where((rel >= -RIGHT) & (rel <= LEFT), p_t, 0.0)
+    ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
+    return gl.convert_layout(p_t.to(dtype), a_layout), gl.convert_layout(ds_t.to(dtype), a_layout)
+
+
+@gluon.jit
+def window_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE2, DELTA,
+                                   T, LEFT, RIGHT, scale, scale_log2,
+                                   STAGES: gl.constexpr, OVERLAP: gl.constexpr, num_warps: gl.constexpr):
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    gl.static_assert(STAGES >= 3, "query tiles i-1 (dV, dK), i and i+1 (Sᵀ, dPᵀ) are resident at once")
+    gl.static_assert(BLOCK_N >= 2 * BLOCK_M, "every key tile's band spans two query tiles at least")
+    st_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_M, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+
+    pid_n = gl.program_id(0)
+    bh = gl.program_id(1)
+    n0 = pid_n * BLOCK_N
+    kv_row = bh * T + n0
+    # the query tiles that see a key of [n0, n0 + BLOCK_N): rows n0 - RIGHT .. n0 + BLOCK_N - 1 + LEFT
+    first = gl.maximum(n0 - RIGHT, 0) // BLOCK_M
+    n_tiles = gl.cdiv(gl.minimum(n0 + BLOCK_N + LEFT, T), BLOCK_M) - first
+    q_row = bh * T + first * BLOCK_M
+    LSE2 += bh * T
+    DELTA += bh * T
+    offs_m = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
+    offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
+    m_first = first * BLOCK_M
+
+    k_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], v_desc.layout)
+    q_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], do_desc.layout)
+    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kv_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(bars.index(i), count=1)
+
+    mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+    _tma_load(k_desc, [kv_row, 0], kv_bar, k_smem)
+    _tma_load(v_desc, [kv_row, 0], kv_bar, v_smem)
+    for i in gl.static_range(STAGES):  # fill every stage
+        if i < n_tiles:
+            _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i, q_row, BLOCK_M, STAGES)
+    mbarrier.wait(kv_bar, 0)
+
+    st_zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
+    dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
+    dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
+
+    if OVERLAP:
+        _wait_tile(bars, 0, STAGES)
+        s_t = warpgroup_mma(k_smem, q_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        dp_t = warpgroup_mma(v_smem, do_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+        _wait_tile(bars, 1, STAGES)
+        s_next = warpgroup_mma(k_smem, q_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(v_smem, do_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        p_prev, ds_prev = _softmax_operands(s_t, dp_t, m_first, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT,
+                                            scale_log2, a_layout, dtype)
+        dv = warpgroup_mma(p_prev, do_smem.index(0), dv, use_acc=False, is_async=True)
+        dk = warpgroup_mma(ds_prev, q_smem.index(0), dk, use_acc=False, is_async=True)
+        s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
+        for i in range(1, n_tiles - 1):
+            _wait_tile(bars, i + 1, STAGES)
+            slot_next = (i + 1) % STAGES
+            s_next = warpgroup_mma(k_smem, q_smem.index(slot_next).permute((1, 0)), st_zero,
+                                   use_acc=False, is_async=True)
+            dp_next = warpgroup_mma(v_smem, do_smem.index(slot_next).permute((1, 0)), st_zero,
+                                    use_acc=False, is_async=True)
+            p, ds = _softmax_operands(s_t, dp_t, m_first + i * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
+                                      RIGHT, scale_log2, a_layout, dtype)
+            dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dv, dk, p_prev, ds_prev))
+            if i - 1 + STAGES < n_tiles:  # tile i-1's stage is read by nothing in flight now
+                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i - 1 + STAGES, q_row, BLOCK_M, STAGES)
+            dv = warpgroup_mma(p, do_smem.index(i % STAGES), dv, is_async=True)
+            dk = warpgroup_mma(ds, q_smem.index(i % STAGES), dk, is_async=True)
+            s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
+            p_prev, ds_prev = p, ds
+        last = n_tiles - 1
+        p, ds = _softmax_operands(s_t, dp_t, m_first + last * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
+                                  RIGHT, scale_log2, a_layout, dtype)
+        dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_prev, ds_prev))
+        dv = warpgroup_mma(p, do_smem.index(last % STAGES), dv, is_async=True)
+        dk = warpgroup_mma(ds, q_smem.index(last % STAGES), dk, is_async=True)
+        dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
+    else:
+        for i in range(0, n_tiles):
+            _wait_tile(bars, i, STAGES)
+            slot = i % STAGES
+            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                is_async=True)
+            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                 is_async=True)
+            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+            p, ds = _softmax_operands(s_t, dp_t, m_first + i * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
+                                      RIGHT, scale_log2, a_layout, dtype)
+            dv = warpgroup_mma(p, do_smem.index(slot), dv, is_async=True)
+            dk = warpgroup_mma(ds, q_smem.index(slot), dk, is_async=True)
+            dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
+            if i + STAGES < n_tiles:  # tile i's stage is free
+                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i + STAGES, q_row, BLOCK_M, STAGES)
+
+    mbarrier.invalidate(kv_bar)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(i))
+    k_smem.store((dk * scale).to(dtype))   # K and V are read by nothing now: their tiles take dK, dV out
+    v_smem.store(dv.to(dtype))
+    fence_async_shared()
+    _tma_store(dk_desc, [kv_row, 0], k_smem)
+    _tma_store(dv_desc, [kv_row, 0], v_smem)
+    tma.store_wait(pendings=0)
+
+
+
+def band(window: int, causal: bool, T: int) -> tuple[int, int]:
+    """(LEFT, RIGHT) of the band -LEFT <= j - i <= RIGHT, as the Triton kernels take it."""
+    left = min(window, T)
+    return left, 0 if causal else left
+
+
+def unsupported(q, k, v, block_m: int, block_n: int) -> str | None:
+    if q.dtype != torch.bfloat16 or not q.dtype == k.dtype == v.dtype:
+        return "bf16 only"
+    if q.shape[-1] not in (64, 128) or not all(x.is_contiguous() for x in (q, k, v)):
+        return "contiguous q, k, v with D 64 or 128 only"
+    if q.shape != k.shape or q.shape[2] % block_m or q.shape[2] % block_n or block_n < 2 * block_m:
+        return f"self-attention with T a multiple of {block_m} and {block_n}, BLOCK_N >= 2 BLOCK_M, only"
+    return None
+
+
+def window_bwd_dkdv_overlap(grad_out, q, k, v, lse, delta, window: int, causal: bool, scale: float,
+                            block_m: int = 32, block_n: int = 64, stages: int = 3, num_warps: int = 4,
+                            overlap: bool = True, out=None):
+    """(dK, dV) of sliding-window softmax attention, full lengths, from the forward's lse (natural
+    log, [B, H, T]) and delta = rowsum(dO ⊙ O) ([B, H, T]), through the Gluon kernel (overlap False:
+    its serial control), into `out` if given (a (dK, dV) pair, contiguous)."""
+    reason = unsupported(q, k, v, block_m, block_n)
+    if reason:
+        raise ValueError(f"window_bwd_dkdv_overlap: {reason}")
+    B, H, T, D = q.shape
+    left, right = band(window, causal, T)
+    dk, dv = out if out is not None else (torch.empty_like(k), torch.empty_like(v))
+    descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (grad_out.contiguous(), block_m),
+                         (dk, block_n), (dv, block_n)], D)
+    lse2 = (lse.float() * LOG2E).contiguous()
+    window_bwd_dkdv_overlap_kernel[(T // block_n, B * H)](
+        *descs, lse2, delta.float().contiguous(), T, left, right, float(scale), float(scale) * LOG2E,
+        stages, overlap, num_warps=num_warps)
+    return dk, dv
+
+
+# ----------------------------------------------------------------------------- compile without a GPU
+
+def compile_sm90(block_m: int, block_n: int, stages: int = 3, num_warps: int = 4, head_dim: int = 64,
+                 overlap: bool = True):
+    """The kernel compiled for sm_90 by the installed Triton, with no GPU (descriptors over CPU
+    tensors give the signature a launch would)."""
+    import inspect
+
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type
+    q = torch.empty(1, 1, block_n, head_dim, dtype=torch.bfloat16)
+    descs = descriptors([(q, block_m), (q, block_n), (q, block_n), (q, block_m), (q, block_n), (q, block_n)],
+                        head_dim)
+    fn = window_bwd_dkdv_overlap_kernel
+    params = list(inspect.signature(fn.fn).parameters)
+    signature = {name: mangle_type(d) for name, d in zip(params, descs)}
+    signature.update(LSE2="*fp32", DELTA="*fp32", T="i32", LEFT="i32", RIGHT="i32", scale="fp32",
+                     scale_log2="fp32", STAGES="constexpr", OVERLAP="constexpr", num_warps="constexpr")
+    constexprs = {(params.index("STAGES"),): stages, (params.index("OVERLAP"),): overlap,
+                  (params.index("num_warps"),): num_warps}
+    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in ("LSE2", "DELTA")}
+    return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs, attrs=attrs),
+                          target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+
+
+def print_compiled() -> None:
+    for overlap in (True, False):
+        for head_dim in (64, 128):
+            for bm, bn, stages, warps in CONFIGS:
+                kernel = compile_sm90(bm, bn, stages, warps, head_dim, overlap)
+                r = resource_usage(kernel.asm["cubin"])
+                instructions = sass_instructions(kernel.asm["cubin"])
+                hgmma, waits = wgmma_waits(instructions)
+                print(f"{'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
+                      f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
+                      f"ex2_under_wgmma {activation_under_wgmma(instructions, 'MUFU.EX2')} hgmma {hgmma} "
+                      f"waits {len(waits)} most_left_in_flight {max(waits, default=0)}", flush=True)
+
+
+# ----------------------------------------------------------------------------- GPU check and timing
+
+# (BLOCK_M, BLOCK_N, STAGES, num_warps): 32- and 16-row query tiles, as in gdpa_gluon_bwd.py (at 64
+# rows ptxas serializes the wgmmas)
+CONFIGS = [(32, 64, 3, 4), (32, 64, 4, 4), (32, 128, 3, 8), (16, 64, 4, 4)]
+SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]   # bench_window.py's
+QUICK_SHAPES = [(4, 2, 256, 64, 32), (4, 2, 512, 64, 100), (2, 2, 384, 128, 1000)]   # (B, H, T, D, window)
+TOLERANCE = 1e-2
+
+
+def reference(q, k, v, do, window: int, causal: bool, scale: float):
+    """(o, lse, dK, dV) of the banded softmax attention in float32."""
+    T = q.shape[2]
+    left, right = band(window, causal, T)
+    qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
+    i = torch.arange(T, device=q.device)
+    rel = i[None, :] - i[:, None]                       # [query i, key j]: j - i
+    allowed = (rel >= -left) & (rel <= right)
+    s = (qf @ kf.mT * scale).masked_fill(~allowed, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    o = torch.softmax(s, -1) @ vf
+    o.backward(do.float())
+    return o.detach(), lse.detach(), kf.grad, vf.grad
+
+
+def triton_dkdv_ms(wa, grad_out, q, k, v, o, lse, lengths, window, causal, scale) -> float:
+    from benchutil import kernel_ms_by_name
+    by_name = kernel_ms_by_name(lambda: wa.window_attention_backward(grad_out, q, k, v, o, lse, lengths, window,
+                                                                     causal, scale), 10)
+    return sum(ms for name, ms in by_name.items() if "dkdv" in name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    out = os.environ.get("OUT")
+    parser.add_argument("--json", default=os.path.join(out, "window_gluon_bwd.json") if out else None)
+    parser.add_argument("--quick", action="store_true", help="small shapes: correctness first")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="compile each config for sm_90 (no GPU needed) and print its resources")
+    args = parser.parse_args()
+    if args.compile_only:
+        print_compiled()
+        return 0
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+        print("needs a Hopper GPU (sm_90)", file=sys.stderr)
+        return 1
+    from bench_window import wa   # the Triton kernels' module, as the compiler ships it
+    from benchutil import kernel_ms, write_json
+    rows, start, wrong = [], time.time(), 0
+    torch.manual_seed(0)
+    for (B, H, T, D, window), causal in itertools.product(QUICK_SHAPES if args.quick else SHAPES, (True, False)):
+        q, k, v, do = (torch.randn(B, H, T, D, device="cuda").bfloat16() for _ in range(4))
+        scale = 1 / math.sqrt(D)
+        lengths = torch.full((B,), T, device="cuda", dtype=torch.int64)
+        o, lse = wa.window_attention_forward(q, k, v, lengths, window, causal, scale)
+        delta = (do.float() * o.float()).sum(-1)
+        n = min(B, 4)
+        _, _, dk_ref, dv_ref = reference(q[:n], k[:n], v[:n], do[:n], window, causal, scale)
+        row = {"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal,
+               "triton_dkdv_ms": triton_dkdv_ms(wa, do, q, k, v, o, lse, lengths, window, causal, scale),
+               "gluon": {}}
+        for (bm, bn, stages, warps), overlap in itertools.product(CONFIGS, (True, False)):
+            name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
+            if unsupported(q, k, v, bm, bn):
+                continue
+            try:
+                nan = (torch.full_like(k, float("nan")), torch.full_like(v, float("nan")))
+                dk, dv = window_bwd_dkdv_overlap(do, q, k, v, lse, delta, window, causal, scale, bm, bn, stages,
+                                                 warps, overlap, out=nan)
+                err = max(((x[:n].float() - r).norm() / r.norm()).item() for x, r in ((dk, dk_ref), (dv, dv_ref)))
+                ms = kernel_ms(lambda: window_bwd_dkdv_overlap(do, q, k, v, lse, delta, window, causal, scale, bm,
+                                                               bn, stages, warps, overlap))
+                wrong += not err <= TOLERANCE
+                row["gluon"][name] = {"ms": ms, "rel_err_vs_fp32": err, "correct": err <= TOLERANCE,
+                                      "vs_triton": row["triton_dkdv_ms"] / ms}
+            except Exception as exc:  # an experiment: record what failed and go on
+                row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        rows.append(row)
+        write_json(args.json, rows)
+        print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'}: triton dK/dV "
+              f"{row['triton_dkdv_ms']:.3f} ms; "
+              + ", ".join(f"{name} {g['ms']:.3f} ms ({g['vs_triton']:.2f}x, err {g['rel_err_vs_fp32']:.1e}"
+                          f"{'' if g['correct'] else ' WRONG'})" if "ms" in g else f"{name} {g['error']}"
+                          for name, g in row["gluon"].items()), flush=True)
+    write_json(args.json, rows, start)
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
