@@ -12,6 +12,7 @@ import re
 import pytest
 
 from genutil import ROOT
+from opsload import import_file
 from test_gdpa_gluon import _has_gluon_hopper, compile_only_rows
 
 pytestmark = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
@@ -37,10 +38,34 @@ def test_gluon_backward_compiles_and_keeps_its_schedule():
 
 
 def test_wgmma_waits_reads_the_sass():
-    from opsload import import_file
     waits = import_file(ROOT / "bench" / "gdpa_gluon_bwd.py", "gdpa_gluon_bwd_for_test").wgmma_waits
     sass = ["HGMMA.64x32x16.F32.BF16 R24, gdesc[UR12], RZ, !UPT, gsb0", "WARPGROUP.DEPBAR.LE gsb0, 0x2",
             "@P0 HGMMA.64x64x16.F32.BF16 R56, R8, gdesc[UR4], R56, gsb0", "WARPGROUP.DEPBAR.LE gsb0, 0x0",
             "MUFU.TANH R1, R2", "WARPGROUP.ARRIVE"]
     assert waits(sass) == (2, [2, 0])
     assert waits([]) == (0, [])
+
+
+def test_the_kernels_formulas_give_the_reference_gradients():
+    """The kernels' arithmetic in float64 torch: gelu_tanh and its derivative doubled (the halves in
+    the output scale), dV = ½·scale·act₂(S)ᵀ·dO, dK = ½·scale·(dO·Vᵀ ⊙ act₂'(S))ᵀ·Q and dQ the same
+    with K, against autograd; and the check fails without the ½."""
+    import math
+
+    import torch
+    gdpa_reference = import_file(ROOT / "bench" / "benchutil.py", "benchutil_for_gluon_test").gdpa_reference
+    torch.manual_seed(0)
+    q, k, v, do = (torch.randn(2, 3, 40, 16, dtype=torch.float64) * 0.7 for _ in range(4))
+    scale = 0.1
+    _, dq_ref, dk_ref, dv_ref = gdpa_reference(q, k, v, do, scale)
+    s = q @ k.mT
+    c = math.sqrt(2 / math.pi)
+    t = torch.tanh(c * (s + 0.044715 * s ** 3))
+    act2, dact2 = s + s * t, (1 + t) + s * (1 - t * t) * c * (1 + 3 * 0.044715 * s * s)
+    ds = (do @ v.mT) * dact2
+
+    def worst(half: float) -> float:
+        got = (half * scale * ds @ k, half * scale * ds.mT @ q, half * scale * act2.mT @ do)
+        return max(((x - r.double()).norm() / r.norm()).item() for x, r in zip(got, (dq_ref, dk_ref, dv_ref)))
+    assert worst(0.5) < 1e-5
+    assert worst(1.0) > 0.5
