@@ -1,4 +1,4 @@
-"""Experiment: sliding-window attention's dK/dV in Gluon, the softmax overlapped with the tensor cores (Hopper).
+"""Experiment: sliding-window attention's backward in Gluon, the softmax overlapped with the tensor cores (Hopper).
 
     python3 bench/window_gluon_bwd.py [--json PATH] [--quick]    # on an H100/H200: check, then time
     python3 bench/window_gluon_bwd.py --compile-only             # anywhere: compile for sm_90, print resources
@@ -20,17 +20,22 @@ on transposed tiles:
         wait for Sᵀ_{i+1}, dPᵀ_{i+1}
 
 lse2 (the forward's logsumexp in log2 units) and delta = rowsum(dO ⊙ O) come per query tile from
-global memory, as in the Triton kernel. OVERLAP=False is the control: the same tiles and
-instructions, each GEMM waited for at once.
+global memory, as in the Triton kernel. The dQ kernel (10.6 ms of the step in Triton) owns BLOCK_M
+queries and walks the key tiles of their band the same way: dS_j formed while tile j+1's Q·Kᵀ and
+dO·Vᵀ and tile j-1's dQ GEMM run. It is given delta; the Triton dQ kernel forms it itself (one
+rowsum of dO ⊙ O a query tile), so the comparison slightly favours the Gluon kernel.
+OVERLAP=False is each kernel's control: the same tiles and instructions, each GEMM waited for at
+once.
 
 Scope (an experiment, not a kernel the compiler selects): bf16, q, k, v, dO [B, H, T, D]
 contiguous, every length full, the band -LEFT <= j - i <= RIGHT (bidirectional: LEFT = RIGHT =
 window; causal: RIGHT = 0), every tile masked, D in {64, 128}, T a multiple of BLOCK_M and BLOCK_N,
-BLOCK_N at least 2·BLOCK_M (so that every key tile's band spans two query tiles at least).
-`main` checks dK and dV against the float32 torch reference on NaN-filled outputs and times the
-kernel beside the Triton dK/dV kernel (the profiler's GPU time) in one process;
-tests/test_window_gluon_bwd.py compiles it for sm_90 without a GPU and checks the schedule in the
-SASS. Written in the sixteenth session; not yet run on a GPU.
+the owned tile at least twice the walked one (so that every band spans two walked tiles at least).
+`main` checks dQ, dK and dV against the float32 torch reference on NaN-filled outputs and times
+each kernel beside its Triton counterpart (the profiler's GPU time) in one process;
+tests/test_window_gluon_bwd.py compiles both for sm_90 without a GPU, checks the schedule in the
+SASS, and checks their tile walks and formulas against autograd in float64. Written in the
+sixteenth session; not yet run on a GPU.
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from compile_kernels import resource_usage  # noqa: E402
 from gdpa_gluon import _wait_tile, activation_under_wgmma, sass_instructions  # noqa: E402
-from gdpa_gluon_bwd import _load_q_do, descriptors, wgmma_waits  # noqa: E402
+from gdpa_gluon_bwd import _load_k_v, _load_q_do, descriptors, wgmma_waits  # noqa: E402
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -191,58 +196,193 @@ def window_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_
 
 
 
+
+@gluon.jit
+def _softmax_ds(s, dp, offs_m, n0, offs_n, lse2, delta, LEFT, RIGHT, scale_log2,
+                a_layout: gl.constexpr, dtype: gl.constexpr):
+    """dS of the owned query rows against key tile n0, in the band, as the dQ GEMM's A operand."""
+    cols = n0 + offs_n
+    p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
+    rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
+    p = gl.where((rel >= -RIGHT) & (rel <= LEFT), p, 0.0)
+    return gl.convert_layout((p * (dp - gl.expand_dims(delta, 1))).to(dtype), a_layout)
+
+
+@gluon.jit
+def window_bwd_dq_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, LSE2, DELTA,
+                                 T, LEFT, RIGHT, scale, scale_log2,
+                                 STAGES: gl.constexpr, OVERLAP: gl.constexpr, num_warps: gl.constexpr):
+    """dQ of BLOCK_M owned query rows over the key tiles of their band (a TMA ring of STAGES):
+    dS of key tile j formed while tile j+1's Q·Kᵀ, dO·Vᵀ and tile j-1's dQ GEMM run (OVERLAP)."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    gl.static_assert(STAGES >= 3, "key tiles j-1 (dQ), j and j+1 (S, dP) are resident at once")
+    gl.static_assert(BLOCK_M >= 2 * BLOCK_N, "every query tile's band spans two key tiles at least")
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+
+    pid_m = gl.program_id(0)
+    bh = gl.program_id(1)
+    m0 = pid_m * BLOCK_M
+    q_row = bh * T + m0
+    # the key tiles that a query of [m0, m0 + BLOCK_M) sees: keys m0 - LEFT .. m0 + BLOCK_M - 1 + RIGHT
+    first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
+    n_tiles = gl.cdiv(gl.minimum(m0 + BLOCK_M + RIGHT, T), BLOCK_N) - first
+    kv_row = bh * T + first * BLOCK_N
+    n_first = first * BLOCK_N
+    offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
+    offs_n = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    lse2 = gl.load(LSE2 + bh * T + offs_m)
+    delta = gl.load(DELTA + bh * T + offs_m)
+
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], do_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(bars.index(i), count=1)
+
+    mbarrier.expect(q_bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes)
+    _tma_load(q_desc, [q_row, 0], q_bar, q_smem)
+    _tma_load(do_desc, [q_row, 0], q_bar, do_smem)
+    for i in gl.static_range(STAGES):  # fill every stage
+        if i < n_tiles:
+            _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, i, kv_row, BLOCK_N, STAGES)
+    mbarrier.wait(q_bar, 0)
+
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
+
+    if OVERLAP:
+        _wait_tile(bars, 0, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp = warpgroup_mma(do_smem, v_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+        _wait_tile(bars, 1, STAGES)
+        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(do_smem, v_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        ds_prev = _softmax_ds(s, dp, offs_m, n_first, offs_n, lse2, delta, LEFT, RIGHT, scale_log2,
+                              a_layout, dtype)
+        dq = warpgroup_mma(ds_prev, k_smem.index(0), dq, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+        for j in range(1, n_tiles - 1):
+            _wait_tile(bars, j + 1, STAGES)
+            slot_next = (j + 1) % STAGES
+            s_next = warpgroup_mma(q_smem, k_smem.index(slot_next).permute((1, 0)), s_zero,
+                                   use_acc=False, is_async=True)
+            dp_next = warpgroup_mma(do_smem, v_smem.index(slot_next).permute((1, 0)), s_zero,
+                                    use_acc=False, is_async=True)
+            ds = _softmax_ds(s, dp, offs_m, n_first + j * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
+                             scale_log2, a_layout, dtype)
+            dq, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dq, ds_prev))
+            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
+            dq = warpgroup_mma(ds, k_smem.index(j % STAGES), dq, is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+            ds_prev = ds
+        last = n_tiles - 1
+        ds = _softmax_ds(s, dp, offs_m, n_first + last * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
+                         scale_log2, a_layout, dtype)
+        dq, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_prev))
+        dq = warpgroup_mma(ds, k_smem.index(last % STAGES), dq, is_async=True)
+        dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+    else:
+        for j in range(0, n_tiles):
+            _wait_tile(bars, j, STAGES)
+            slot = j % STAGES
+            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                              is_async=True)
+            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                               is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+            ds = _softmax_ds(s, dp, offs_m, n_first + j * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
+                             scale_log2, a_layout, dtype)
+            dq = warpgroup_mma(ds, k_smem.index(slot), dq, is_async=True)
+            dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+            if j + STAGES < n_tiles:  # tile j's stage is free
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, kv_row, BLOCK_N, STAGES)
+
+    mbarrier.invalidate(q_bar)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(i))
+    q_smem.store((dq * scale).to(dtype))   # Q is read by nothing now: its tile takes dQ out
+    fence_async_shared()
+    _tma_store(dq_desc, [q_row, 0], q_smem)
+    tma.store_wait(pendings=0)
+
 def band(window: int, causal: bool, T: int) -> tuple[int, int]:
     """(LEFT, RIGHT) of the band -LEFT <= j - i <= RIGHT, as the Triton kernels take it."""
     left = min(window, T)
     return left, 0 if causal else left
 
 
-def unsupported(q, k, v, block_m: int, block_n: int) -> str | None:
+def unsupported(kind: str, q, k, v, block_m: int, block_n: int) -> str | None:
+    """Why the `kind` kernel ("dkdv": a program owns BLOCK_N keys; "dq": BLOCK_M queries) cannot run
+    these inputs at these tiles, or None."""
     if q.dtype != torch.bfloat16 or not q.dtype == k.dtype == v.dtype:
         return "bf16 only"
     if q.shape[-1] not in (64, 128) or not all(x.is_contiguous() for x in (q, k, v)):
         return "contiguous q, k, v with D 64 or 128 only"
-    if q.shape != k.shape or q.shape[2] % block_m or q.shape[2] % block_n or block_n < 2 * block_m:
-        return f"self-attention with T a multiple of {block_m} and {block_n}, BLOCK_N >= 2 BLOCK_M, only"
+    owned, walked = (block_n, block_m) if kind == "dkdv" else (block_m, block_n)
+    if q.shape != k.shape or q.shape[2] % block_m or q.shape[2] % block_n or owned < 2 * walked:
+        return (f"self-attention with T a multiple of {block_m} and {block_n}, the owned tile twice "
+                f"the walked one at least, only")
     return None
 
 
-def window_bwd_dkdv_overlap(grad_out, q, k, v, lse, delta, window: int, causal: bool, scale: float,
-                            block_m: int = 32, block_n: int = 64, stages: int = 3, num_warps: int = 4,
-                            overlap: bool = True, out=None):
-    """(dK, dV) of sliding-window softmax attention, full lengths, from the forward's lse (natural
-    log, [B, H, T]) and delta = rowsum(dO ⊙ O) ([B, H, T]), through the Gluon kernel (overlap False:
-    its serial control), into `out` if given (a (dK, dV) pair, contiguous)."""
-    reason = unsupported(q, k, v, block_m, block_n)
+def window_bwd_overlap(kind: str, grad_out, q, k, v, lse, delta, window: int, causal: bool,
+                       scale: float, block_m: int, block_n: int, stages: int = 3, num_warps: int = 4,
+                       overlap: bool = True, out=None):
+    """kind "dkdv": (dK, dV); "dq": dQ; of sliding-window softmax attention, full lengths, from the
+    forward's lse (natural log, [B, H, T]) and delta = rowsum(dO ⊙ O) ([B, H, T]), through the Gluon
+    kernel (overlap False: its serial control), into `out` if given (contiguous)."""
+    reason = unsupported(kind, q, k, v, block_m, block_n)
     if reason:
-        raise ValueError(f"window_bwd_dkdv_overlap: {reason}")
+        raise ValueError(f"window_bwd_overlap({kind}): {reason}")
     B, H, T, D = q.shape
     left, right = band(window, causal, T)
-    dk, dv = out if out is not None else (torch.empty_like(k), torch.empty_like(v))
-    descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (grad_out.contiguous(), block_m),
-                         (dk, block_n), (dv, block_n)], D)
-    lse2 = (lse.float() * LOG2E).contiguous()
-    window_bwd_dkdv_overlap_kernel[(T // block_n, B * H)](
-        *descs, lse2, delta.float().contiguous(), T, left, right, float(scale), float(scale) * LOG2E,
-        stages, overlap, num_warps=num_warps)
-    return dk, dv
+    do = grad_out.contiguous()
+    stats = ((lse.float() * LOG2E).contiguous(), delta.float().contiguous(), T, left, right,
+             float(scale), float(scale) * LOG2E, stages, overlap)
+    if kind == "dkdv":
+        dk, dv = out if out is not None else (torch.empty_like(k), torch.empty_like(v))
+        descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (do, block_m), (dk, block_n),
+                             (dv, block_n)], D)
+        window_bwd_dkdv_overlap_kernel[(T // block_n, B * H)](*descs, *stats, num_warps=num_warps)
+        return dk, dv
+    dq = out if out is not None else torch.empty_like(q)
+    descs = descriptors([(q, block_m), (k, block_n), (v, block_n), (do, block_m), (dq, block_m)], D)
+    window_bwd_dq_overlap_kernel[(T // block_m, B * H)](*descs, *stats, num_warps=num_warps)
+    return dq
 
 
 # ----------------------------------------------------------------------------- compile without a GPU
 
-def compile_sm90(block_m: int, block_n: int, stages: int = 3, num_warps: int = 4, head_dim: int = 64,
-                 overlap: bool = True):
-    """The kernel compiled for sm_90 by the installed Triton, with no GPU (descriptors over CPU
-    tensors give the signature a launch would)."""
+def compile_sm90(kind: str, block_m: int, block_n: int, stages: int = 3, num_warps: int = 4,
+                 head_dim: int = 64, overlap: bool = True):
+    """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, with no GPU
+    (descriptors over CPU tensors give the signature a launch would)."""
     import inspect
 
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
     from triton.runtime.jit import mangle_type
-    q = torch.empty(1, 1, block_n, head_dim, dtype=torch.bfloat16)
-    descs = descriptors([(q, block_m), (q, block_n), (q, block_n), (q, block_m), (q, block_n), (q, block_n)],
-                        head_dim)
-    fn = window_bwd_dkdv_overlap_kernel
+    x = torch.empty(1, 1, max(block_m, block_n), head_dim, dtype=torch.bfloat16)
+    if kind == "dkdv":
+        fn = window_bwd_dkdv_overlap_kernel
+        tiles = [block_m, block_n, block_n, block_m, block_n, block_n]
+    else:
+        fn = window_bwd_dq_overlap_kernel
+        tiles = [block_m, block_n, block_n, block_m, block_m]
+    descs = descriptors([(x, rows) for rows in tiles], head_dim)
     params = list(inspect.signature(fn.fn).parameters)
     signature = {name: mangle_type(d) for name, d in zip(params, descs)}
     signature.update(LSE2="*fp32", DELTA="*fp32", T="i32", LEFT="i32", RIGHT="i32", scale="fp32",
@@ -255,31 +395,36 @@ def compile_sm90(block_m: int, block_n: int, stages: int = 3, num_warps: int = 4
 
 
 def print_compiled() -> None:
-    for overlap in (True, False):
-        for head_dim in (64, 128):
-            for bm, bn, stages, warps in CONFIGS:
-                kernel = compile_sm90(bm, bn, stages, warps, head_dim, overlap)
-                r = resource_usage(kernel.asm["cubin"])
-                instructions = sass_instructions(kernel.asm["cubin"])
-                hgmma, waits = wgmma_waits(instructions)
-                print(f"{'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
-                      f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
-                      f"ex2_under_wgmma {activation_under_wgmma(instructions, 'MUFU.EX2')} hgmma {hgmma} "
-                      f"waits {len(waits)} most_left_in_flight {max(waits, default=0)}", flush=True)
+    for kind, configs in CONFIGS.items():
+        for overlap in (True, False):
+            for head_dim in (64, 128):
+                for bm, bn, stages, warps in configs:
+                    kernel = compile_sm90(kind, bm, bn, stages, warps, head_dim, overlap)
+                    r = resource_usage(kernel.asm["cubin"])
+                    instructions = sass_instructions(kernel.asm["cubin"])
+                    hgmma, waits = wgmma_waits(instructions)
+                    print(f"{kind} {'overlap' if overlap else 'control'} D{head_dim} {bm}x{bn} stages {stages} "
+                          f"warps {warps}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
+                          f"ex2_under_wgmma {activation_under_wgmma(instructions, 'MUFU.EX2')} hgmma {hgmma} "
+                          f"waits {len(waits)} most_left_in_flight {max(waits, default=0)}", flush=True)
 
 
 # ----------------------------------------------------------------------------- GPU check and timing
 
-# (BLOCK_M, BLOCK_N, STAGES, num_warps): 32- and 16-row query tiles, as in gdpa_gluon_bwd.py (at 64
-# rows ptxas serializes the wgmmas)
-CONFIGS = [(32, 64, 3, 4), (32, 64, 4, 4), (32, 128, 3, 8), (16, 64, 4, 4)]
+# (BLOCK_M, BLOCK_N, STAGES, num_warps). dK/dV walks 32- or 16-row query tiles, as in
+# gdpa_gluon_bwd.py (at 64 rows ptxas serializes the wgmmas); dQ owns 64 or 128 query rows and
+# walks key tiles of half that or less.
+CONFIGS = {
+    "dkdv": [(32, 64, 3, 4), (32, 64, 4, 4), (32, 128, 3, 8), (16, 64, 4, 4)],
+    "dq": [(64, 32, 3, 4), (64, 16, 4, 4), (128, 64, 3, 8), (128, 32, 3, 8)],
+}
 SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]   # bench_window.py's
 QUICK_SHAPES = [(4, 2, 256, 64, 32), (4, 2, 512, 64, 100), (2, 2, 384, 128, 1000)]   # (B, H, T, D, window)
 TOLERANCE = 1e-2
 
 
 def reference(q, k, v, do, window: int, causal: bool, scale: float):
-    """(o, lse, dK, dV) of the banded softmax attention in float32."""
+    """(o, lse, dQ, dK, dV) of the banded softmax attention in float32."""
     T = q.shape[2]
     left, right = band(window, causal, T)
     qf, kf, vf = (x.detach().float().requires_grad_() for x in (q, k, v))
@@ -290,14 +435,16 @@ def reference(q, k, v, do, window: int, causal: bool, scale: float):
     lse = torch.logsumexp(s, -1)
     o = torch.softmax(s, -1) @ vf
     o.backward(do.float())
-    return o.detach(), lse.detach(), kf.grad, vf.grad
+    return o.detach(), lse.detach(), qf.grad, kf.grad, vf.grad
 
 
-def triton_dkdv_ms(wa, grad_out, q, k, v, o, lse, lengths, window, causal, scale) -> float:
+def triton_kernel_ms(wa, grad_out, q, k, v, o, lse, lengths, window, causal, scale) -> dict[str, float]:
+    """GPU ms of the Triton dK/dV and dQ kernels in one window_attention_backward (the dQ kernel
+    also forms delta = rowsum(dO ⊙ O), which the Gluon kernels are given)."""
     from benchutil import kernel_ms_by_name
     by_name = kernel_ms_by_name(lambda: wa.window_attention_backward(grad_out, q, k, v, o, lse, lengths, window,
                                                                      causal, scale), 10)
-    return sum(ms for name, ms in by_name.items() if "dkdv" in name)
+    return {kind: sum(ms for name, ms in by_name.items() if f"_bwd_{kind}_kernel" in name) for kind in ("dkdv", "dq")}
 
 
 def main() -> int:
@@ -325,30 +472,34 @@ def main() -> int:
         o, lse = wa.window_attention_forward(q, k, v, lengths, window, causal, scale)
         delta = (do.float() * o.float()).sum(-1)
         n = min(B, 4)
-        _, _, dk_ref, dv_ref = reference(q[:n], k[:n], v[:n], do[:n], window, causal, scale)
+        _, _, dq_ref, dk_ref, dv_ref = reference(q[:n], k[:n], v[:n], do[:n], window, causal, scale)
+        refs = {"dkdv": (dk_ref, dv_ref), "dq": (dq_ref,)}
         row = {"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal,
-               "triton_dkdv_ms": triton_dkdv_ms(wa, do, q, k, v, o, lse, lengths, window, causal, scale),
+               "triton_ms": triton_kernel_ms(wa, do, q, k, v, o, lse, lengths, window, causal, scale),
                "gluon": {}}
-        for (bm, bn, stages, warps), overlap in itertools.product(CONFIGS, (True, False)):
-            name = f"{bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
-            if unsupported(q, k, v, bm, bn):
-                continue
-            try:
-                nan = (torch.full_like(k, float("nan")), torch.full_like(v, float("nan")))
-                dk, dv = window_bwd_dkdv_overlap(do, q, k, v, lse, delta, window, causal, scale, bm, bn, stages,
-                                                 warps, overlap, out=nan)
-                err = max(((x[:n].float() - r).norm() / r.norm()).item() for x, r in ((dk, dk_ref), (dv, dv_ref)))
-                ms = kernel_ms(lambda: window_bwd_dkdv_overlap(do, q, k, v, lse, delta, window, causal, scale, bm,
-                                                               bn, stages, warps, overlap))
-                wrong += not err <= TOLERANCE
-                row["gluon"][name] = {"ms": ms, "rel_err_vs_fp32": err, "correct": err <= TOLERANCE,
-                                      "vs_triton": row["triton_dkdv_ms"] / ms}
-            except Exception as exc:  # an experiment: record what failed and go on
-                row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        for kind, configs in CONFIGS.items():
+            for (bm, bn, stages, warps), overlap in itertools.product(configs, (True, False)):
+                name = f"{kind} {bm}x{bn}x{stages}x{warps}{'' if overlap else ' control'}"
+                if unsupported(kind, q, k, v, bm, bn):
+                    continue
+                try:
+                    nan = (torch.full_like(k, float("nan")), torch.full_like(v, float("nan"))) \
+                        if kind == "dkdv" else torch.full_like(q, float("nan"))
+                    got = window_bwd_overlap(kind, do, q, k, v, lse, delta, window, causal, scale, bm, bn,
+                                             stages, warps, overlap, out=nan)
+                    got = got if kind == "dkdv" else (got,)
+                    err = max(((x[:n].float() - r).norm() / r.norm()).item() for x, r in zip(got, refs[kind]))
+                    ms = kernel_ms(lambda: window_bwd_overlap(kind, do, q, k, v, lse, delta, window, causal,
+                                                              scale, bm, bn, stages, warps, overlap))
+                    wrong += not err <= TOLERANCE
+                    row["gluon"][name] = {"ms": ms, "rel_err_vs_fp32": err, "correct": err <= TOLERANCE,
+                                          "vs_triton": row["triton_ms"][kind] / ms}
+                except Exception as exc:  # an experiment: record what failed and go on
+                    row["gluon"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         rows.append(row)
         write_json(args.json, rows)
         print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'}: triton dK/dV "
-              f"{row['triton_dkdv_ms']:.3f} ms; "
+              f"{row['triton_ms']['dkdv']:.3f} ms, dQ {row['triton_ms']['dq']:.3f} ms; "
               + ", ".join(f"{name} {g['ms']:.3f} ms ({g['vs_triton']:.2f}x, err {g['rel_err_vs_fp32']:.1e}"
                           f"{'' if g['correct'] else ' WRONG'})" if "ms" in g else f"{name} {g['error']}"
                           for name, g in row["gluon"].items()), flush=True)
