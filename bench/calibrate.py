@@ -23,8 +23,9 @@ Each factor is a measured rate over the datasheet figure of --target in kunlun_c
   time, forward + backward, per op and per dispatched aten op, is recorded beside it as a sample.
 Times are the GPU kernels' time per call from torch.profiler (after warm-up and autotuning; no host
 time between launches: the estimate adds host time apart), the graph replay's a median of
-triton.testing.do_bench (CUDA events), on random data, never zeros. The JSON (format: kunlun_compiler/calibration/README.md) is validated with
-hardware.py's own checks, then written atomically; hardware.py applies it when it is imported.
+triton.testing.do_bench (CUDA events), on random data, never zeros. The JSON (format:
+kunlun_compiler/calibration/README.md) is validated with hardware.py's own checks, then written
+atomically; hardware.py applies it when it is imported.
 
 --device cpu is a smoke test of this script (fp32, tiny shapes, the Triton kernels in Triton's
 interpreter): it calibrates target cpu and writes to a temporary folder unless --out is given.
@@ -107,13 +108,13 @@ class Bench:
         return wall_median_s(fn, self.device, reps=2, warmup=0)   # a CPU smoke run: fn has run once
 
     def kernel_s(self, fn) -> float:
-        """Seconds of GPU kernels per fn() call (benchutil.kernel_ms: the profiler's device time, no
-        host time between launches); wall clock on CPU. The efficiency factors measure the GPU: the estimate adds
-        host time apart (cost.py's host fit). Timed by CUDA events instead (median_s), a
-        measurement with short kernels is host-bound whenever the host is busy: on a machine
-        whose other GPU compiled at the same time, the 64-seed seed-pooling samples came out
-        1.2-1.6x slower and the smallest linears 2-2.6x, while the same kernels' time in the
-        model's profile had not moved (BENCHMARKS.md, sixteenth session)."""
+        """Seconds of GPU kernels per fn() call (benchutil.kernel_ms: the profiler's device time,
+        no host time between launches); wall clock on CPU. The efficiency factors measure the GPU:
+        the estimate adds host time apart (cost.py's host fit). Timed by CUDA events instead
+        (median_s), a measurement with short kernels is host-bound whenever the host is busy: on
+        a machine whose other GPU compiled at the same time, the 64-seed seed-pooling samples
+        came out 1.2-1.6x slower and the smallest linears 2-2.6x, while the same kernels' time in
+        the model's profile had not moved (BENCHMARKS.md, sixteenth session)."""
         if self.device.type != "cuda":
             return self.median_s(fn)
         return kernel_ms(fn, self.gpu_reps(fn)) / 1e3

@@ -249,7 +249,8 @@ def main(argv=None) -> int:
         print(f"B{B} H{H} T{T} S{S} D{D}: fwd ours {r['ours_fwd_ms']:.3f} plain {r['plain_fwd_ms']:.3f} "
               f"ws {r['ws_fwd_ms']:.3f} (ws÷ours {r['ours_fwd_ms'] / r['ws_fwd_ms']:.2f}x, cfg {r['ws_fwd_cfg']}); "
               f"bwd ours {r['ours_bwd_ms']:.3f} plain {r['plain_bwd_ms']:.3f} ws {r['ws_bwd_ms']:.3f} "
-              f"(ws÷ours {r['ours_bwd_ms'] / r['ws_bwd_ms']:.2f}x, dkdv {r['ws_dkdv_ms']:.3f}, cfg {r['ws_bwd_cfg']}); "
+              f"(ws÷ours {r['ours_bwd_ms'] / r['ws_bwd_ms']:.2f}x, dkdv {r['ws_dkdv_ms']:.3f}, "
+              f"cfg {r['ws_bwd_cfg']}); "
               f"err plain {r.get('plain_err', float('nan')):.1e} ws {r.get('ws_err', float('nan')):.1e}",
               flush=True)
     print(f"wall time {time.time() - t0:.0f} s")
