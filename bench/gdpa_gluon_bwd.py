@@ -88,11 +88,75 @@ def _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, BLOCK_M: gl.
 
 
 @gluon.jit
-def _operands(s_t, dp_t, a_layout: gl.constexpr, dtype: gl.constexpr):
-    """Pᵀ = act(Sᵀ) and dSᵀ = dPᵀ ⊙ act'(Sᵀ), as the register A operands of the dV and dK GEMMs."""
+def _operands(s_t, dp_t, tile, ctx, a_layout: gl.constexpr, dtype: gl.constexpr):
+    """Pᵀ = act(Sᵀ) and dSᵀ = dPᵀ ⊙ act'(Sᵀ), as the register A operands of the dV and dK GEMMs
+    (the walks' operand function: no use for the tile's index or a context)."""
     p_t, dact = _gelu_tanh_doubled_and_grad(s_t)
     return (gl.convert_layout(p_t.to(dtype), a_layout),
             gl.convert_layout((dp_t * dact).to(dtype), a_layout))
+
+
+@gluon.jit
+def dkdv_walk(k_smem, v_smem, q_smem, do_smem, bars, q_desc, do_desc, q_row, n_tiles, st_zero, dk, dv,
+              operands: gl.constexpr, ctx, a_layout: gl.constexpr, STAGES: gl.constexpr,
+              OVERLAP: gl.constexpr):
+    """(dK, dV) accumulated over n_tiles query tiles from row q_row (Q, dO through the TMA ring
+    `bars`, its first STAGES tiles already loading) against the owned K, V tiles in shared memory:
+    the schedule of the module docstring (OVERLAP) or its serial control. operands(Sᵀ, dPᵀ, tile,
+    ctx, a_layout, dtype) gives tile `tile`'s (Pᵀ, dSᵀ) A operands; ctx is passed through (the
+    window kernel's band, lse and delta). Shared by bench/window_gluon_bwd.py."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    if OVERLAP:
+        _wait_tile(bars, 0, STAGES)
+        s_t = warpgroup_mma(k_smem, q_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        dp_t = warpgroup_mma(v_smem, do_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+        # tile 0 (peeled: no dV, dK of an earlier tile in flight yet)
+        _wait_tile(bars, 1, STAGES)
+        s_next = warpgroup_mma(k_smem, q_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(v_smem, do_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+        p_prev, ds_prev = operands(s_t, dp_t, 0, ctx, a_layout, dtype)
+        dv = warpgroup_mma(p_prev, do_smem.index(0), dv, use_acc=False, is_async=True)
+        dk = warpgroup_mma(ds_prev, q_smem.index(0), dk, use_acc=False, is_async=True)
+        s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
+        for i in range(1, n_tiles - 1):
+            _wait_tile(bars, i + 1, STAGES)
+            slot_next = (i + 1) % STAGES
+            s_next = warpgroup_mma(k_smem, q_smem.index(slot_next).permute((1, 0)), st_zero,
+                                   use_acc=False, is_async=True)
+            dp_next = warpgroup_mma(v_smem, do_smem.index(slot_next).permute((1, 0)), st_zero,
+                                    use_acc=False, is_async=True)
+            p, ds = operands(s_t, dp_t, i, ctx, a_layout, dtype)
+            dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dv, dk, p_prev, ds_prev))
+            if i - 1 + STAGES < n_tiles:  # tile i-1's stage is read by nothing in flight now
+                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i - 1 + STAGES, q_row, BLOCK_M, STAGES)
+            dv = warpgroup_mma(p, do_smem.index(i % STAGES), dv, is_async=True)
+            dk = warpgroup_mma(ds, q_smem.index(i % STAGES), dk, is_async=True)
+            s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
+            p_prev, ds_prev = p, ds
+        last = n_tiles - 1
+        p, ds = operands(s_t, dp_t, last, ctx, a_layout, dtype)
+        dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_prev, ds_prev))
+        dv = warpgroup_mma(p, do_smem.index(last % STAGES), dv, is_async=True)
+        dk = warpgroup_mma(ds, q_smem.index(last % STAGES), dk, is_async=True)
+        dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
+    else:
+        for i in range(0, n_tiles):
+            _wait_tile(bars, i, STAGES)
+            slot = i % STAGES
+            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                is_async=True)
+            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                 is_async=True)
+            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+            p, ds = operands(s_t, dp_t, i, ctx, a_layout, dtype)
+            dv = warpgroup_mma(p, do_smem.index(slot), dv, is_async=True)
+            dk = warpgroup_mma(ds, q_smem.index(slot), dk, is_async=True)
+            dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
+            if i + STAGES < n_tiles:  # tile i's stage is free
+                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i + STAGES, q_row, BLOCK_M, STAGES)
+    return dk, dv
 
 
 @gluon.jit
@@ -137,55 +201,8 @@ def gdpa_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_de
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
 
-    if OVERLAP:
-        _wait_tile(bars, 0, STAGES)
-        s_t = warpgroup_mma(k_smem, q_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        dp_t = warpgroup_mma(v_smem, do_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-        # tile 0 (peeled: no dV, dK of an earlier tile in flight yet)
-        _wait_tile(bars, 1, STAGES)
-        s_next = warpgroup_mma(k_smem, q_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        dp_next = warpgroup_mma(v_smem, do_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        p_prev, ds_prev = _operands(s_t, dp_t, a_layout, dtype)
-        dv = warpgroup_mma(p_prev, do_smem.index(0), dv, use_acc=False, is_async=True)
-        dk = warpgroup_mma(ds_prev, q_smem.index(0), dk, use_acc=False, is_async=True)
-        s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
-        for i in range(1, n_tiles - 1):
-            _wait_tile(bars, i + 1, STAGES)
-            slot_next = (i + 1) % STAGES
-            s_next = warpgroup_mma(k_smem, q_smem.index(slot_next).permute((1, 0)), st_zero,
-                                   use_acc=False, is_async=True)
-            dp_next = warpgroup_mma(v_smem, do_smem.index(slot_next).permute((1, 0)), st_zero,
-                                    use_acc=False, is_async=True)
-            p, ds = _operands(s_t, dp_t, a_layout, dtype)
-            dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dv, dk, p_prev, ds_prev))
-            if i - 1 + STAGES < n_tiles:  # tile i-1's stage is read by nothing in flight now
-                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i - 1 + STAGES, q_row, BLOCK_M, STAGES)
-            dv = warpgroup_mma(p, do_smem.index(i % STAGES), dv, is_async=True)
-            dk = warpgroup_mma(ds, q_smem.index(i % STAGES), dk, is_async=True)
-            s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
-            p_prev, ds_prev = p, ds
-        last = n_tiles - 1
-        p, ds = _operands(s_t, dp_t, a_layout, dtype)
-        dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_prev, ds_prev))
-        dv = warpgroup_mma(p, do_smem.index(last % STAGES), dv, is_async=True)
-        dk = warpgroup_mma(ds, q_smem.index(last % STAGES), dk, is_async=True)
-        dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
-    else:
-        for i in range(0, n_tiles):
-            _wait_tile(bars, i, STAGES)
-            slot = i % STAGES
-            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                is_async=True)
-            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                 is_async=True)
-            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-            p, ds = _operands(s_t, dp_t, a_layout, dtype)
-            dv = warpgroup_mma(p, do_smem.index(slot), dv, is_async=True)
-            dk = warpgroup_mma(ds, q_smem.index(slot), dk, is_async=True)
-            dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
-            if i + STAGES < n_tiles:  # tile i's stage is free
-                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i + STAGES, q_row, BLOCK_M, STAGES)
+    dk, dv = dkdv_walk(k_smem, v_smem, q_smem, do_smem, bars, q_desc, do_desc, q_row, n_tiles,
+                       st_zero, dk, dv, _operands, (0, ), a_layout, STAGES, OVERLAP)
 
     mbarrier.invalidate(kv_bar)
     for i in gl.static_range(STAGES):
@@ -211,10 +228,67 @@ def _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, tile, kv_row, BLOCK_N: gl.co
 
 
 @gluon.jit
-def _ds(s, dp, a_layout: gl.constexpr, dtype: gl.constexpr):
-    """dS = dP ⊙ act'(S), as the register A operand of the dQ GEMM."""
+def _ds(s, dp, tile, ctx, a_layout: gl.constexpr, dtype: gl.constexpr):
+    """dS = dP ⊙ act'(S), as the register A operand of the dQ GEMM (the dQ walk's operand function)."""
     _, dact = _gelu_tanh_doubled_and_grad(s)
     return gl.convert_layout((dp * dact).to(dtype), a_layout)
+
+
+@gluon.jit
+def dq_walk(q_smem, do_smem, k_smem, v_smem, bars, k_desc, v_desc, kv_row, n_tiles, s_zero, dq,
+            ds_of: gl.constexpr, ctx, a_layout: gl.constexpr, STAGES: gl.constexpr, OVERLAP: gl.constexpr):
+    """dQ accumulated over n_tiles key tiles from row kv_row (K, V through the TMA ring `bars`, its
+    first STAGES tiles already loading) against the owned Q, dO tiles in shared memory, overlapped
+    (OVERLAP) or serial. ds_of(S, dP, tile, ctx, a_layout, dtype) gives tile `tile`'s dS A operand;
+    ctx is passed through. Shared by bench/window_gluon_bwd.py."""
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = k_desc.dtype
+    if OVERLAP:
+        _wait_tile(bars, 0, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp = warpgroup_mma(do_smem, v_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+        # key tile 0 (peeled: no dQ GEMM of an earlier tile in flight yet)
+        _wait_tile(bars, 1, STAGES)
+        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(do_smem, v_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+        ds_prev = ds_of(s, dp, 0, ctx, a_layout, dtype)
+        dq = warpgroup_mma(ds_prev, k_smem.index(0), dq, use_acc=False, is_async=True)
+        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+        for j in range(1, n_tiles - 1):
+            _wait_tile(bars, j + 1, STAGES)
+            slot_next = (j + 1) % STAGES
+            s_next = warpgroup_mma(q_smem, k_smem.index(slot_next).permute((1, 0)), s_zero,
+                                   use_acc=False, is_async=True)
+            dp_next = warpgroup_mma(do_smem, v_smem.index(slot_next).permute((1, 0)), s_zero,
+                                    use_acc=False, is_async=True)
+            ds = ds_of(s, dp, j, ctx, a_layout, dtype)
+            dq, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dq, ds_prev))
+            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
+            dq = warpgroup_mma(ds, k_smem.index(j % STAGES), dq, is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+            ds_prev = ds
+        last = n_tiles - 1
+        ds = ds_of(s, dp, last, ctx, a_layout, dtype)
+        dq, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_prev))
+        dq = warpgroup_mma(ds, k_smem.index(last % STAGES), dq, is_async=True)
+        dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+    else:
+        for j in range(0, n_tiles):
+            _wait_tile(bars, j, STAGES)
+            slot = j % STAGES
+            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                              is_async=True)
+            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                               is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+            ds = ds_of(s, dp, j, ctx, a_layout, dtype)
+            dq = warpgroup_mma(ds, k_smem.index(slot), dq, is_async=True)
+            dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+            if j + STAGES < n_tiles:  # tile j's stage is free
+                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, kv_row, BLOCK_N, STAGES)
+    return dq
 
 
 @gluon.jit
@@ -261,51 +335,8 @@ def gdpa_bwd_dq_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, T, S, s
     s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
 
-    if OVERLAP:
-        _wait_tile(bars, 0, STAGES)
-        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        dp = warpgroup_mma(do_smem, v_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-        # key tile 0 (peeled: no dQ GEMM of an earlier tile in flight yet)
-        _wait_tile(bars, 1, STAGES)
-        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        dp_next = warpgroup_mma(do_smem, v_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        ds_prev = _ds(s, dp, a_layout, dtype)
-        dq = warpgroup_mma(ds_prev, k_smem.index(0), dq, use_acc=False, is_async=True)
-        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
-        for j in range(1, n_tiles - 1):
-            _wait_tile(bars, j + 1, STAGES)
-            slot_next = (j + 1) % STAGES
-            s_next = warpgroup_mma(q_smem, k_smem.index(slot_next).permute((1, 0)), s_zero,
-                                   use_acc=False, is_async=True)
-            dp_next = warpgroup_mma(do_smem, v_smem.index(slot_next).permute((1, 0)), s_zero,
-                                    use_acc=False, is_async=True)
-            ds = _ds(s, dp, a_layout, dtype)
-            dq, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dq, ds_prev))
-            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
-                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
-            dq = warpgroup_mma(ds, k_smem.index(j % STAGES), dq, is_async=True)
-            s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
-            ds_prev = ds
-        last = n_tiles - 1
-        ds = _ds(s, dp, a_layout, dtype)
-        dq, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_prev))
-        dq = warpgroup_mma(ds, k_smem.index(last % STAGES), dq, is_async=True)
-        dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
-    else:
-        for j in range(0, n_tiles):
-            _wait_tile(bars, j, STAGES)
-            slot = j % STAGES
-            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                              is_async=True)
-            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                               is_async=True)
-            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-            ds = _ds(s, dp, a_layout, dtype)
-            dq = warpgroup_mma(ds, k_smem.index(slot), dq, is_async=True)
-            dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
-            if j + STAGES < n_tiles:  # tile j's stage is free
-                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, kv_row, BLOCK_N, STAGES)
+    dq = dq_walk(q_smem, do_smem, k_smem, v_smem, bars, k_desc, v_desc, kv_row, n_tiles, s_zero, dq,
+                 _ds, (0, ), a_layout, STAGES, OVERLAP)
 
     mbarrier.invalidate(q_bar)
     for i in gl.static_range(STAGES):

@@ -6,10 +6,10 @@
 Why. Window attention's dK/dV kernel is the largest single kernel of a kunlun_60g step (16.6 ms of
 37.5 for window attention; BENCHMARKS.md, fifteenth and sixteenth sessions). Like GDPA's, the Triton
 kernel (templates/kernels/window_attention.py, _bwd_dkdv_kernel) runs each query tile's four GEMMs
-and the exp2 between them one after the other. This is bench/gdpa_gluon_bwd.py's dK/dV schedule
-with the softmax backward in place of the GDPA activation: a program owns BLOCK_N keys (K, V in
-shared memory) and walks only the query tiles that touch its band (Q, dO through a TMA ring),
-on transposed tiles:
+and the exp2 between them one after the other. These kernels run bench/gdpa_gluon_bwd.py's
+schedules (dkdv_walk, dq_walk) with the softmax backward as their operand functions in place of
+the GDPA activation. dK/dV: a program owns BLOCK_N keys (K, V in shared memory) and walks only
+the query tiles that touch its band (Q, dO through a TMA ring), on transposed tiles:
 
     Sᵀ_0 = K·Q_0ᵀ, dPᵀ_0 = V·dO_0ᵀ; wait
     for i = 0 .. n-1:                   (in flight on entry: tile i-1's dV and dK GEMMs)
@@ -51,13 +51,13 @@ import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import (
-    fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
+from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, tma
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from compile_kernels import resource_usage  # noqa: E402
-from gdpa_gluon import _wait_tile, activation_under_wgmma, sass_instructions  # noqa: E402
-from gdpa_gluon_bwd import _load_k_v, _load_q_do, descriptors, wgmma_waits  # noqa: E402
+from gdpa_gluon import activation_under_wgmma, sass_instructions  # noqa: E402
+from gdpa_gluon_bwd import (_load_k_v, _load_q_do, descriptors, dkdv_walk, dq_walk,  # noqa: E402
+                            wgmma_waits)
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -65,11 +65,13 @@ LOG2E = 1.4426950408889634
 
 
 @gluon.jit
-def _softmax_operands(s_t, dp_t, m0, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT, scale_log2,
-                      a_layout: gl.constexpr, dtype: gl.constexpr):
-    """Pᵀ and dSᵀ of query tile m0 against the owned keys, as the register A operands of the dV and
-    dK GEMMs; pairs outside the band are zero. LSE2, DELTA: this head's rows."""
-    rows = m0 + offs_m
+def _softmax_operands(s_t, dp_t, tile, ctx, a_layout: gl.constexpr, dtype: gl.constexpr):
+    """Pᵀ and dSᵀ of walked query tile `tile` against the owned keys, as the register A operands of
+    the dV and dK GEMMs; pairs outside the band are zero (gdpa_gluon_bwd.dkdv_walk's operand
+    function). ctx: (the first walked row, the tile's row offsets, the owned keys, this head's
+    LSE2 and DELTA rows, LEFT, RIGHT, scale·log2 e)."""
+    m_first, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT, scale_log2 = ctx
+    rows = m_first + tile * offs_m.shape[0] + offs_m
     lse2 = gl.load(LSE2 + rows)
     delta = gl.load(DELTA + rows)
     p_t = gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0))
@@ -131,58 +133,9 @@ def window_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
 
-    if OVERLAP:
-        _wait_tile(bars, 0, STAGES)
-        s_t = warpgroup_mma(k_smem, q_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        dp_t = warpgroup_mma(v_smem, do_smem.index(0).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-        _wait_tile(bars, 1, STAGES)
-        s_next = warpgroup_mma(k_smem, q_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        dp_next = warpgroup_mma(v_smem, do_smem.index(1).permute((1, 0)), st_zero, use_acc=False, is_async=True)
-        p_prev, ds_prev = _softmax_operands(s_t, dp_t, m_first, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT,
-                                            scale_log2, a_layout, dtype)
-        dv = warpgroup_mma(p_prev, do_smem.index(0), dv, use_acc=False, is_async=True)
-        dk = warpgroup_mma(ds_prev, q_smem.index(0), dk, use_acc=False, is_async=True)
-        s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
-        for i in range(1, n_tiles - 1):
-            _wait_tile(bars, i + 1, STAGES)
-            slot_next = (i + 1) % STAGES
-            s_next = warpgroup_mma(k_smem, q_smem.index(slot_next).permute((1, 0)), st_zero,
-                                   use_acc=False, is_async=True)
-            dp_next = warpgroup_mma(v_smem, do_smem.index(slot_next).permute((1, 0)), st_zero,
-                                    use_acc=False, is_async=True)
-            p, ds = _softmax_operands(s_t, dp_t, m_first + i * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
-                                      RIGHT, scale_log2, a_layout, dtype)
-            dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dv, dk, p_prev, ds_prev))
-            if i - 1 + STAGES < n_tiles:  # tile i-1's stage is read by nothing in flight now
-                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i - 1 + STAGES, q_row, BLOCK_M, STAGES)
-            dv = warpgroup_mma(p, do_smem.index(i % STAGES), dv, is_async=True)
-            dk = warpgroup_mma(ds, q_smem.index(i % STAGES), dk, is_async=True)
-            s_t, dp_t = warpgroup_mma_wait(num_outstanding=2, deps=(s_next, dp_next))
-            p_prev, ds_prev = p, ds
-        last = n_tiles - 1
-        p, ds = _softmax_operands(s_t, dp_t, m_first + last * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
-                                  RIGHT, scale_log2, a_layout, dtype)
-        dv, dk, p_prev, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_prev, ds_prev))
-        dv = warpgroup_mma(p, do_smem.index(last % STAGES), dv, is_async=True)
-        dk = warpgroup_mma(ds, q_smem.index(last % STAGES), dk, is_async=True)
-        dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
-    else:
-        for i in range(0, n_tiles):
-            _wait_tile(bars, i, STAGES)
-            slot = i % STAGES
-            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                is_async=True)
-            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                 is_async=True)
-            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-            p, ds = _softmax_operands(s_t, dp_t, m_first + i * BLOCK_M, offs_m, offs_n, LSE2, DELTA, LEFT,
-                                      RIGHT, scale_log2, a_layout, dtype)
-            dv = warpgroup_mma(p, do_smem.index(slot), dv, is_async=True)
-            dk = warpgroup_mma(ds, q_smem.index(slot), dk, is_async=True)
-            dv, dk, p, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p, ds))
-            if i + STAGES < n_tiles:  # tile i's stage is free
-                _load_q_do(q_desc, do_desc, q_smem, do_smem, bars, i + STAGES, q_row, BLOCK_M, STAGES)
+    ctx = (m_first, offs_m, offs_n, LSE2, DELTA, LEFT, RIGHT, scale_log2)
+    dk, dv = dkdv_walk(k_smem, v_smem, q_smem, do_smem, bars, q_desc, do_desc, q_row, n_tiles,
+                       st_zero, dk, dv, _softmax_operands, ctx, a_layout, STAGES, OVERLAP)
 
     mbarrier.invalidate(kv_bar)
     for i in gl.static_range(STAGES):
@@ -198,10 +151,12 @@ def window_bwd_dkdv_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_
 
 
 @gluon.jit
-def _softmax_ds(s, dp, offs_m, n0, offs_n, lse2, delta, LEFT, RIGHT, scale_log2,
-                a_layout: gl.constexpr, dtype: gl.constexpr):
-    """dS of the owned query rows against key tile n0, in the band, as the dQ GEMM's A operand."""
-    cols = n0 + offs_n
+def _softmax_ds(s, dp, tile, ctx, a_layout: gl.constexpr, dtype: gl.constexpr):
+    """dS of the owned query rows against walked key tile `tile`, in the band, as the dQ GEMM's A
+    operand (gdpa_gluon_bwd.dq_walk's operand function). ctx: (the first walked key, the owned
+    rows, the tile's key offsets, their lse2 and delta, LEFT, RIGHT, scale·log2 e)."""
+    n_first, offs_m, offs_n, lse2, delta, LEFT, RIGHT, scale_log2 = ctx
+    cols = n_first + tile * offs_n.shape[0] + offs_n
     p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
     rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
     p = gl.where((rel >= -RIGHT) & (rel <= LEFT), p, 0.0)
@@ -261,54 +216,9 @@ def window_bwd_dq_overlap_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, LSE2,
     s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
 
-    if OVERLAP:
-        _wait_tile(bars, 0, STAGES)
-        s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        dp = warpgroup_mma(do_smem, v_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-        _wait_tile(bars, 1, STAGES)
-        s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        dp_next = warpgroup_mma(do_smem, v_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-        ds_prev = _softmax_ds(s, dp, offs_m, n_first, offs_n, lse2, delta, LEFT, RIGHT, scale_log2,
-                              a_layout, dtype)
-        dq = warpgroup_mma(ds_prev, k_smem.index(0), dq, use_acc=False, is_async=True)
-        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
-        for j in range(1, n_tiles - 1):
-            _wait_tile(bars, j + 1, STAGES)
-            slot_next = (j + 1) % STAGES
-            s_next = warpgroup_mma(q_smem, k_smem.index(slot_next).permute((1, 0)), s_zero,
-                                   use_acc=False, is_async=True)
-            dp_next = warpgroup_mma(do_smem, v_smem.index(slot_next).permute((1, 0)), s_zero,
-                                    use_acc=False, is_async=True)
-            ds = _softmax_ds(s, dp, offs_m, n_first + j * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
-                             scale_log2, a_layout, dtype)
-            dq, ds_prev = warpgroup_mma_wait(num_outstanding=2, deps=(dq, ds_prev))
-            if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
-                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, kv_row, BLOCK_N, STAGES)
-            dq = warpgroup_mma(ds, k_smem.index(j % STAGES), dq, is_async=True)
-            s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
-            ds_prev = ds
-        last = n_tiles - 1
-        ds = _softmax_ds(s, dp, offs_m, n_first + last * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
-                         scale_log2, a_layout, dtype)
-        dq, ds_prev = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_prev))
-        dq = warpgroup_mma(ds, k_smem.index(last % STAGES), dq, is_async=True)
-        dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
-    else:
-        for j in range(0, n_tiles):
-            _wait_tile(bars, j, STAGES)
-            slot = j % STAGES
-            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                              is_async=True)
-            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                               is_async=True)
-            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-            ds = _softmax_ds(s, dp, offs_m, n_first + j * BLOCK_N, offs_n, lse2, delta, LEFT, RIGHT,
-                             scale_log2, a_layout, dtype)
-            dq = warpgroup_mma(ds, k_smem.index(slot), dq, is_async=True)
-            dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
-            if j + STAGES < n_tiles:  # tile j's stage is free
-                _load_k_v(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, kv_row, BLOCK_N, STAGES)
+    ctx = (n_first, offs_m, offs_n, lse2, delta, LEFT, RIGHT, scale_log2)
+    dq = dq_walk(q_smem, do_smem, k_smem, v_smem, bars, k_desc, v_desc, kv_row, n_tiles, s_zero, dq,
+                 _softmax_ds, ctx, a_layout, STAGES, OVERLAP)
 
     mbarrier.invalidate(q_bar)
     for i in gl.static_range(STAGES):
