@@ -31,7 +31,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import check_status, kernel_ms, write_text  # noqa: E402
+from benchutil import check_status, gdpa_inputs, kernel_ms, write_text  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels" / "gdpa.py"
 H, D, ACT = 4, 128, "gelu_tanh"
@@ -122,12 +122,9 @@ def fwd_bwd(forward, grad_out, *inputs):
 
 
 def inputs(B, T, S, dtype=torch.bfloat16, grad=False):
-    """q, k, v, grad_out; q and k scaled so that scores have unit-order spread."""
-    std = D ** -0.25
-    q = (torch.randn(B, H, T, D, device=DEVICE) * std).to(dtype)
-    k = (torch.randn(B, H, S, D, device=DEVICE) * std).to(dtype)
-    v = torch.randn(B, H, S, D, device=DEVICE).to(dtype)
-    grad_out = torch.randn(B, H, T, D, device=DEVICE).to(dtype)
+    """q, k, v, grad_out at this module's H and D (benchutil.gdpa_inputs); q, k, v requiring grad
+    if `grad`."""
+    q, k, v, grad_out = gdpa_inputs(B, H, T, S, D, DEVICE, dtype)
     return [x.requires_grad_(grad) for x in (q, k, v)] + [grad_out]
 
 

@@ -61,13 +61,12 @@ def kernel_ms(fn, reps: int = 20) -> float:
     return sum(kernel_ms_by_name(fn, reps).values())
 
 
-def gdpa_inputs(B: int, H: int, T: int, S: int, D: int, device: str = "cuda"):
-    """(q, k, v, dO) in bf16 for a GDPA benchmark, q [B, H, T, D], k and v [B, H, S, D]: q and k
-    scaled by D^-1/4, so the scores have unit variance whatever D."""
-    q = (torch.randn(B, H, T, D, device=device) * D ** -0.25).bfloat16()
-    k = (torch.randn(B, H, S, D, device=device) * D ** -0.25).bfloat16()
-    return q, k, torch.randn(B, H, S, D, device=device).bfloat16(), \
-        torch.randn(B, H, T, D, device=device).bfloat16()
+def gdpa_inputs(B: int, H: int, T: int, S: int, D: int, device: str = "cuda", dtype=torch.bfloat16):
+    """(q, k, v, dO) for a GDPA benchmark, q [B, H, T, D], k and v [B, H, S, D]: q and k scaled by
+    D^-1/4, so the scores have unit variance whatever D."""
+    q = (torch.randn(B, H, T, D, device=device) * D ** -0.25).to(dtype)
+    k = (torch.randn(B, H, S, D, device=device) * D ** -0.25).to(dtype)
+    return q, k, torch.randn(B, H, S, D, device=device).to(dtype), torch.randn(B, H, T, D, device=device).to(dtype)
 
 
 def gdpa_reference(q, k, v, grad_out, scale: float):
