@@ -1,0 +1,211 @@
+"""The Hopper (Gluon) window-attention backward against the Triton one: checked, then timed.
+
+    python3 bench/window_hopper.py [--json PATH] [--quick]   # on an H100/H200
+    python3 bench/window_hopper.py --compile-only            # anywhere: compile for sm_90, print resources
+
+templates/kernels/window_attention_hopper.py is what window_attention_backward runs on sm_90 (bf16,
+fp16, D 64 or 128); KUNLUNC_HOPPER_BWD=0 (here: the module's _HOPPER_BWD flag) gives the Triton
+kernels. At each shape of bench_window.py (or --quick's odd ones), both bands, four layouts:
+  full      padded [B, H, T, D], every length T
+  jagged    padded, lengths uniform in [0, T], NaN in every row past a length (q, k, v, dO, o, lse)
+  packed    the jagged batch as packed rows [N, H, D]
+  qkv       packed heads views of one [N, 3·H·D] projection, gradients into one [N, 3·H·D] tensor
+            (the layout the models pass)
+it checks the Hopper gradients against the Triton ones (both bf16; relative error, NaN fails) and
+against a float32 reference on the first examples, then times both backwards by the profiler's
+kernel time (the dQ kernel, delta included, and the dK/dV kernel). Prints a table, writes JSON;
+exit status 1 when a check fails.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+KERNELS = ROOT / "templates" / "kernels"
+
+SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]   # bench_window.py's
+QUICK_SHAPES = [(3, 2, 300, 64, 37), (2, 3, 37, 128, 5), (4, 2, 1, 64, 3), (2, 2, 517, 128, 1000),
+                (3, 1, 130, 64, 0)]                                                   # (B, H, T, D, window)
+TOLERANCE = 1e-2
+
+
+def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
+    """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, without a GPU
+    (descriptors over CPU tensors give the signature a launch would; every int an i32)."""
+    import inspect
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type
+    hop = load_hopper()
+    bm, bn, stages, warps = hop.CONFIGS[kind]
+    x = torch.empty(1, 1, 256, head_dim, dtype=dtype)
+    descs = [hop._descriptor(x, False, rows)[0] for rows in (bm, bn, bn, bm)]
+    fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
+    params = list(inspect.signature(fn.fn).parameters)
+    signature = {name: mangle_type(d) for name, d in zip(params, descs)}
+    pointer = "*bf16" if dtype == torch.bfloat16 else "*fp16"
+    for name in params[4:]:
+        if name in ("PACKED", "STAGES", "num_warps"):
+            signature[name] = "constexpr"
+        elif name in ("LSE", "DELTA"):
+            signature[name] = "*fp32"
+        elif name in ("LENGTHS", "STARTS"):
+            signature[name] = "*i64"
+        elif name.isupper() and name not in ("H", "T", "LEFT", "RIGHT"):
+            signature[name] = pointer
+        else:
+            signature[name] = "fp32" if name.startswith("scale") else "i32"
+    constexprs = {(params.index("PACKED"),): packed, (params.index("STAGES"),): stages,
+                  (params.index("num_warps"),): warps}
+    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[4:]
+             if signature[p].startswith("*")}
+    return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs, attrs=attrs),
+                          target=GPUTarget("cuda", 90, 32), options=hop.launch_options(kind, head_dim))
+
+
+def print_compiled() -> None:
+    from compile_kernels import resource_usage
+    from gdpa_gluon import sass_instructions
+    from gdpa_gluon_bwd import wgmma_waits
+    for kind in ("dkdv", "dq"):
+        for head_dim in (64, 128):
+            for packed in (False, True):
+                kernel = compile_sm90(kind, head_dim, packed)
+                r = resource_usage(kernel.asm["cubin"])
+                hgmma, waits = wgmma_waits(sass_instructions(kernel.asm["cubin"]))
+                print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
+                      f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)}", flush=True)
+
+
+def load_hopper():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_window_attention_hopper",
+                                                  KERNELS / "window_attention_hopper.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def reference(q, k, v, do, lengths, window: int, causal: bool, scale: float):
+    """(dq, dk, dv) float32 of window attention on padded [B, H, T, D] (zeros past a length)."""
+    T = q.shape[2]
+    qf, kf, vf = (x.detach().float().nan_to_num(0.0).requires_grad_() for x in (q, k, v))
+    i = torch.arange(T, device=q.device)
+    rel = i[None, :] - i[:, None]                        # [query i, key j]: j - i
+    band = (rel >= -min(window, T)) & (rel <= (0 if causal else min(window, T)))
+    valid = i[None, :] < lengths[:, None]                # [B, T]
+    allowed = band[None, None] & valid[:, None, None, :] & valid[:, None, :, None]
+    s = (qf @ kf.mT * scale).masked_fill(~allowed, float("-inf"))
+    p = torch.softmax(s, -1).nan_to_num(0.0)
+    o = p @ vf
+    o.backward(do.float().nan_to_num(0.0) * valid[:, None, :, None])
+    return qf.grad, kf.grad, vf.grad
+
+
+def rel_err(x, ref) -> float:
+    err = ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
+    return err if math.isfinite(err) else float("inf")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    out = os.environ.get("OUT")
+    parser.add_argument("--json", default=os.path.join(out, "window_hopper.json") if out else None)
+    parser.add_argument("--quick", action="store_true", help="small odd shapes: correctness")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="compile both kernels for sm_90 (no GPU needed) and print their resources")
+    args = parser.parse_args()
+    if args.compile_only:
+        print_compiled()
+        return 0
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
+        print("needs an sm_90 GPU", file=sys.stderr)
+        return 1
+    from bench_window import pack_jagged, wa
+    from benchutil import kernel_ms_by_name, write_json
+    rows, start, wrong = [], time.time(), 0
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for (B, H, T, D, window), causal in [(s, c) for s in (QUICK_SHAPES if args.quick else SHAPES)
+                                         for c in (True, False)]:
+        scale = 1 / math.sqrt(D)
+        q, k, v, do = (torch.randn(B, H, T, D, device="cuda", generator=gen).bfloat16() for _ in range(4))
+        jagged = torch.randint(0, T + 1, (B,), device="cuda", generator=gen)
+        jagged[0] = T                                    # one full example, and (B > 1) an empty one
+        if B > 1:
+            jagged[1] = 0
+        for layout in ("full", "jagged", "packed", "qkv"):
+            lengths = torch.full((B,), T, device="cuda") if layout == "full" else jagged
+            valid = (torch.arange(T, device="cuda")[None, :] < lengths[:, None])[:, None, :, None]
+            qq, kk, vv, dd = (x if layout == "full" else x.masked_fill(~valid, float("nan")) for x in (q, k, v, do))
+            kw = {}
+            if layout in ("packed", "qkv"):
+                (qq, kk, vv, dd), _, starts, _ = (lambda r: (r[:4], r[4], r[5], r[6]))(pack_jagged((q, k, v, do), lengths))
+                kw = dict(starts=starts, max_len=T)
+                if layout == "qkv":
+                    N = qq.shape[0]
+                    qkv = torch.stack((qq, kk, vv), 1).reshape(N, 3 * H * D)
+                    qq, kk, vv = qkv.view(N, 3, H, D).unbind(1)
+            o, lse = wa.window_attention_forward(qq, kk, vv, lengths, window, causal, scale, **kw)
+            if layout == "jagged":
+                o = o.masked_fill(~valid, float("nan"))
+                lse = lse.masked_fill(~valid[..., 0], float("nan"))
+
+            def backward(hopper: bool):
+                wa._HOPPER_BWD = hopper
+                grads = None
+                if layout == "qkv":
+                    dqkv = torch.full((qq.shape[0], 3 * H * D), float("nan"), device="cuda", dtype=qq.dtype)
+                    grads = dqkv.view(-1, 3, H, D).unbind(1)
+                return wa.window_attention_backward(dd, qq, kk, vv, o, lse, lengths, window, causal, scale,
+                                                    grads=grads, **kw)
+
+            reason = wa.hopper_backward_reason({"q": qq, "k": kk, "v": vv, "grad_out": dd, "o": o},
+                                               layout in ("packed", "qkv"), B, H)
+            row = {"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal, "layout": layout,
+                   "hopper_reason": reason}
+            got, base = backward(True), backward(False)
+            if layout in ("packed", "qkv"):               # compare as padded rows, zeros elsewhere
+                from bench_window import unpack_rows
+                got, base = (tuple(unpack_rows(x, lengths, starts, T) for x in g) for g in (got, base))
+            n = min(B, 4)
+            refs = reference(q[:n], k[:n], v[:n], do[:n], lengths[:n], window, causal, scale)
+            row["err_vs_triton"] = max(rel_err(g, b) for g, b in zip(got, base))
+            row["err_vs_fp32"] = max(rel_err(g[:n], r) for g, r in zip(got, refs))
+            row["triton_err_vs_fp32"] = max(rel_err(b[:n], r) for b, r in zip(base, refs))
+            row["correct"] = row["err_vs_fp32"] <= TOLERANCE and row["err_vs_triton"] <= TOLERANCE
+            wrong += not row["correct"]
+            for name, hopper in (("hopper", True), ("triton", False)):
+                by = kernel_ms_by_name(lambda: backward(hopper), 10)
+                row[f"{name}_ms"] = {kind: sum(ms for kname, ms in by.items() if kind in kname)
+                                     for kind in ("dkdv", "dq")}
+                row[f"{name}_ms"]["all"] = sum(by.values())
+            wa._HOPPER_BWD = True
+            row["speedup"] = {kind: row["triton_ms"][kind] / max(row["hopper_ms"][kind], 1e-9)
+                              for kind in ("dkdv", "dq", "all")}
+            rows.append(row)
+            write_json(args.json, rows)
+            print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: "
+                  f"hopper dK/dV {row['hopper_ms']['dkdv']:.3f} dQ {row['hopper_ms']['dq']:.3f} ms, "
+                  f"triton {row['triton_ms']['dkdv']:.3f} / {row['triton_ms']['dq']:.3f} ms, "
+                  f"speed-up {row['speedup']['dkdv']:.2f}x / {row['speedup']['dq']:.2f}x, all "
+                  f"{row['speedup']['all']:.2f}x; err vs triton {row['err_vs_triton']:.1e}, vs fp32 "
+                  f"{row['err_vs_fp32']:.1e} (triton {row['triton_err_vs_fp32']:.1e})"
+                  f"{'' if row['correct'] else ' WRONG'}{'' if reason is None else f' [triton ran: {reason}]'}",
+                  flush=True)
+    write_json(args.json, rows, start)
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""Sliding-window softmax attention's backward on Hopper (sm_90), in Gluon: the dQ and dK/dV kernels
+that `window_attention.window_attention_backward` runs on an H100/H200 in place of its Triton ones.
+
+Same semantics, layouts and results as the Triton backward (window_attention.py's docstring): the
+band -LEFT <= j - i <= RIGHT, jagged lengths, padded [B, H, T, D] or packed [N, H, D] rows, zero
+gradients past a length (padded) and no write outside the examples' rows (packed).
+
+Why a second backward. Measured on the H200 (bench/window_gluon_bwd.py, BENCHMARKS.md seventeenth
+session), the same tiles and the same serial schedule written in Gluon run the dK/dV kernel
+1.24-1.41x and the dQ kernel 1.01-1.48x faster than the Triton kernels. Compiled for sm_90, the
+Triton dK/dV kernel keeps its owned K and V tiles in registers as wgmma A operands (175 registers
+a thread at D 64, 255 at D 128, through shared-memory round trips) and splits each walk into two
+pipelined loops (band edges, interior); here K and V stay in shared memory (wgmma reads both
+operands there: 126 and 206 registers), the walked tiles arrive by TMA into a ring of STAGES
+buffers, and one loop masks every tile.
+
+dK/dV: a program owns BLOCK_N keys of one (b, h) and walks the BLOCK_M-row query tiles that touch
+its band, on transposed tiles (no operand transposed in registers):
+    Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ;  Pᵀ = exp2(Sᵀ·scale·log2 e − lse2) in the band, dSᵀ = Pᵀ ⊙ (dPᵀ − delta)
+    dV += Pᵀ·dO,  dK += dSᵀ·Q
+dQ: a program owns BLOCK_M queries and walks the key tiles of their band: S = Q·Kᵀ, dP = dO·Vᵀ,
+dQ += dS·K. It runs first and writes delta = rowsum(dO ⊙ O) for the dK/dV kernel.
+
+Rows past a length. TMA reads whole tiles: rows past an example's length are the padding (which
+may hold anything, NaN included) or the next example's rows, and rows past the tensor read as
+zeros. Every score outside the band or the lengths is masked to zero with a select (NaN-safe), and
+in the one walked tile that can reach past the length (the last) the rows there of the GEMM's
+other operand (Q and dO for dK/dV, K for dQ) are zeroed in shared memory before the GEMMs read it,
+so that 0·NaN never enters an accumulator. Gradients are written by masked stores.
+
+Addressing. A TMA descriptor is two-dimensional [rows, columns] over a tensor's memory: row r of
+example b, head h is descriptor row (starts[b] if packed else b·B_ROWS) + h·H_ROWS + r, columns
+h·H_COLS .. + D. `rows_view` finds (B_ROWS, H_ROWS, H_COLS) for contiguous tensors, heads views of a
+[B, T, H·D] or [N, 3·H·D] projection (what the models pass) and most other strides; where none
+exists, `unsupported` says so and the Triton kernels run.
+
+Scope: bf16 and fp16, D 64 or 128, sm_90 only (wgmma); a Triton with Gluon (3.6 and later).
+Gluon has no interpreter: on CPU the kernels are compiled for sm_90 and their SASS checked
+(tests/test_window_hopper.py); what they compute is checked on the GPU (`gpu` tests).
+This file depends on torch and triton only; it is copied as-is into generated packages.
+"""
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+__all__ = ["CONFIGS", "launch_options", "rows_view", "unsupported", "window_attention_backward_hopper"]
+
+_tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+_barrier = getattr(gl, "thread_barrier", None) or gl.barrier      # Triton 3.6 / 3.7+
+_LOG2E = 1.4426950408889634
+
+# (BLOCK_M, BLOCK_N, STAGES, num_warps) of each kernel: the configs that won at every shape of the
+# window benchmark on the H200 (bench/results/2026-11-30-h200-s17/call1). dK/dV walks 32-row
+# query tiles (at 64 rows ptxas serializes the wgmmas); dQ owns 64 rows and walks 32-row key tiles.
+CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
+# Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
+# 137 uncapped on sm_90 (three programs an SM), 128 capped (four; 8 bytes of stack).
+_MAXNREG = {("dkdv", 64): 128}
+
+
+def launch_options(kind: str, head_dim: int) -> dict:
+    """The `kind` kernel's launch options (num_warps, maxnreg) at this head dim."""
+    return {"num_warps": CONFIGS[kind][3], "maxnreg": _MAXNREG.get((kind, head_dim))}
+_DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
+
+
+@gluon.jit
+def _wait_tile(bars, tile, STAGES: gl.constexpr):
+    mbarrier.wait(bars.index(tile % STAGES), (tile // STAGES) & 1)
+
+
+@gluon.jit
+def _load_pair(a_desc, b_desc, a_smem, b_smem, bars, tile, a_row, b_row, a_col, b_col,
+               ROWS: gl.constexpr, STAGES: gl.constexpr):
+    """TMA walked tile `tile` of two tensors (Q and dO, or K and V) into stage tile % STAGES."""
+    slot = tile % STAGES
+    bar = bars.index(slot)
+    mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+    _tma_load(a_desc, [a_row + tile * ROWS, a_col], bar, a_smem.index(slot))
+    _tma_load(b_desc, [b_row + tile * ROWS, b_col], bar, b_smem.index(slot))
+
+
+@gluon.jit
+def _zero_rows_from(smem, first_row, length, ROWS: gl.constexpr, HEAD_D: gl.constexpr,
+                    num_warps: gl.constexpr):
+    """Rows of a [ROWS, HEAD_D] shared tile at positions first_row + r >= length set to zero."""
+    layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [num_warps, 1], [1, 0])
+    tile = smem.load(layout)
+    rows = first_row + gl.arange(0, ROWS, layout=gl.SliceLayout(1, layout))
+    smem.store(gl.where(gl.expand_dims(rows < length, 1), tile, gl.zeros_like(tile)))
+
+
+@gluon.jit
+def _store_rows(base, stride_t, stride_d, acc, first_row, length, limit, ROWS: gl.constexpr,
+                HEAD_D: gl.constexpr, dtype: gl.constexpr, num_warps: gl.constexpr):
+    """Rows first_row + r < limit of a [ROWS, HEAD_D] fp32 tile stored at base (row stride stride_t),
+    zero at rows >= length."""
+    layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [num_warps, 1], [1, 0])
+    x = gl.convert_layout(acc, layout)
+    rows = first_row + gl.arange(0, ROWS, layout=gl.SliceLayout(1, layout))
+    cols = gl.arange(0, HEAD_D, layout=gl.SliceLayout(0, layout))
+    x = gl.where(gl.expand_dims(rows < length, 1), x, gl.zeros_like(x))
+    ptrs = base + gl.expand_dims(rows.to(gl.int64) * stride_t, 1) + gl.expand_dims(cols * stride_d, 0)
+    gl.store(ptrs, x.to(dtype), mask=gl.expand_dims(rows < limit, 1))
+
+
+@gluon.jit
+def _example(LENGTHS, STARTS, b, T, PACKED: gl.constexpr):
+    """(length, first row, rows a gradient is written to) of example b: padded, every row up to T
+    (zeros past the length); packed, only the example's own rows."""
+    length = gl.load(LENGTHS + b).to(gl.int32)
+    if PACKED:
+        start = gl.load(STARTS + b).to(gl.int32)
+        limit = length
+    else:
+        start = b * 0
+        limit = T
+    return length, start, limit
+
+
+@gluon.jit
+def _out_base(X, b, h, start, stride_b, stride_h, stride_t, PACKED: gl.constexpr):
+    if PACKED:
+        return X + start.to(gl.int64) * stride_t + h.to(gl.int64) * stride_h
+    return X + b.to(gl.int64) * stride_b + h.to(gl.int64) * stride_h
+
+
+@gluon.jit
+def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
+                 q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
+                 stride_dkb, stride_dkh, stride_dkt, stride_dkd,
+                 stride_dvb, stride_dvh, stride_dvt, stride_dvd,
+                 H, T, LEFT, RIGHT, scale, scale_log2,
+                 PACKED: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    st_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_M, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+
+    n0 = gl.program_id(0) * BLOCK_N
+    bh = gl.program_id(1)
+    b = bh // H
+    h = bh % H
+    length, start, limit = _example(LENGTHS, STARTS, b, T, PACKED)
+    dk_base = _out_base(DK, b, h, start, stride_dkb, stride_dkh, stride_dkt, PACKED)
+    dv_base = _out_base(DV, b, h, start, stride_dvb, stride_dvh, stride_dvt, PACKED)
+    dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
+    dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
+    k_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], v_desc.layout)
+    q_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], do_desc.layout)
+    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kv_bar, count=1)
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
+    lse_base = LSE + bh.to(gl.int64) * T
+    delta_base = DELTA + bh.to(gl.int64) * T
+    if n0 < length:
+        # the query tiles that see a key of [n0, n0 + BLOCK_N): rows n0 - RIGHT .. n0 + BLOCK_N - 1 + LEFT
+        first = gl.maximum(n0 - RIGHT, 0) // BLOCK_M
+        n_tiles = gl.cdiv(gl.minimum(n0 + BLOCK_N + LEFT, length), BLOCK_M) - first
+        m_first = first * BLOCK_M
+        q_row = start + b * q_b + h * q_h + m_first
+        g_row = start + b * g_b + h * g_h + m_first
+
+        mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+        _tma_load(k_desc, [start + b * k_b + h * k_h + n0, h * k_c], kv_bar, k_smem)
+        _tma_load(v_desc, [start + b * v_b + h * v_h + n0, h * v_c], kv_bar, v_smem)
+        for stage in gl.static_range(STAGES):  # fill every stage
+            if stage < n_tiles:
+                _load_pair(q_desc, do_desc, q_smem, do_smem, bars, stage, q_row, g_row, h * q_c, h * g_c,
+                           BLOCK_M, STAGES)
+        mbarrier.wait(kv_bar, 0)
+
+        st_zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
+        offs_m = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
+        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
+        for t in range(0, n_tiles):
+            _wait_tile(bars, t, STAGES)
+            slot = t % STAGES
+            row0 = m_first + t * BLOCK_M
+            if row0 + BLOCK_M > length:  # the last tile reaches past the length: no 0·NaN from there
+                _zero_rows_from(q_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
+                _zero_rows_from(do_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
+                fence_async_shared()
+                _barrier()
+            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                is_async=True)
+            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
+                                 is_async=True)
+            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+            rows = row0 + offs_m
+            in_len = rows < length
+            lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+            delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
+            rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # t - j
+            keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(in_len, 0)
+            p_t = gl.where(keep, gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0)), 0.0)
+            ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
+            p_op = gl.convert_layout(p_t.to(dtype), a_layout)
+            ds_op = gl.convert_layout(ds_t.to(dtype), a_layout)
+            dv = warpgroup_mma(p_op, do_smem.index(slot), dv, is_async=True)
+            dk = warpgroup_mma(ds_op, q_smem.index(slot), dk, is_async=True)
+            dv, dk, p_op, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_op, ds_op))
+            if t + STAGES < n_tiles:  # tile t's stage is free
+                _load_pair(q_desc, do_desc, q_smem, do_smem, bars, t + STAGES, q_row, g_row,
+                           h * q_c, h * g_c, BLOCK_M, STAGES)
+    mbarrier.invalidate(kv_bar)
+    for stage in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(stage))
+    # owned keys past the length: zeros (padded) or not written (packed)
+    _store_rows(dk_base, stride_dkt, stride_dkd, dk * scale, n0, length, limit, BLOCK_N, HEAD_D,
+                dtype, num_warps)
+    _store_rows(dv_base, stride_dvt, stride_dvd, dv, n0, length, limit, BLOCK_N, HEAD_D, dtype, num_warps)
+
+
+@gluon.jit
+def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STARTS,
+               q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
+               stride_ob, stride_oh, stride_ot, stride_od,
+               stride_dqb, stride_dqh, stride_dqt, stride_dqd,
+               H, T, LEFT, RIGHT, scale, scale_log2,
+               PACKED: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
+    """dQ of BLOCK_M owned query rows; also delta = rowsum(dO ⊙ O) of those rows, written to DELTA
+    (0 past the length) for the dK/dV kernel launched after this one."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    row_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [num_warps, 1], [1, 0])
+
+    m0 = gl.program_id(0) * BLOCK_M
+    bh = gl.program_id(1)
+    b = bh // H
+    h = bh % H
+    length, start, limit = _example(LENGTHS, STARTS, b, T, PACKED)
+    dq_base = _out_base(DQ, b, h, start, stride_dqb, stride_dqh, stride_dqt, PACKED)
+    dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
+    lse_base = LSE + bh.to(gl.int64) * T
+    delta_base = DELTA + bh.to(gl.int64) * T
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], do_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
+    if m0 < length:
+        # the key tiles a query of [m0, m0 + BLOCK_M) sees: keys m0 - LEFT .. m0 + BLOCK_M - 1 + RIGHT
+        first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
+        n_tiles = gl.cdiv(gl.minimum(m0 + BLOCK_M + RIGHT, length), BLOCK_N) - first
+        n_first = first * BLOCK_N
+        k_row = start + b * k_b + h * k_h + n_first
+        v_row = start + b * v_b + h * v_h + n_first
+
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes)
+        _tma_load(q_desc, [start + b * q_b + h * q_h + m0, h * q_c], q_bar, q_smem)
+        _tma_load(do_desc, [start + b * g_b + h * g_h + m0, h * g_c], q_bar, do_smem)
+        for stage in gl.static_range(STAGES):  # fill every stage
+            if stage < n_tiles:
+                _load_pair(k_desc, v_desc, k_smem, v_smem, bars, stage, k_row, v_row, h * k_c, h * v_c,
+                           BLOCK_N, STAGES)
+
+        # delta of the owned rows, from O (loaded here) and dO (once its tile lands)
+        o_rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
+        o_cols = gl.arange(0, HEAD_D, layout=gl.SliceLayout(0, row_layout))
+        o_in = gl.expand_dims(o_rows < length, 1)
+        o_ptrs = (_out_base(O, b, h, start, stride_ob, stride_oh, stride_ot, PACKED)
+                  + gl.expand_dims(o_rows.to(gl.int64) * stride_ot, 1) + gl.expand_dims(o_cols * stride_od, 0))
+        o = gl.load(o_ptrs, mask=o_in, other=0.0).to(gl.float32)
+        mbarrier.wait(q_bar, 0)
+        do = do_smem.load(row_layout).to(gl.float32)
+        delta_rows = gl.sum(gl.where(o_in, o * do, 0.0), 1)
+        gl.store(delta_base + o_rows, delta_rows, mask=o_rows < T)
+
+        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
+        offs_n = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        m_in = offs_m < length
+        lse2 = gl.load(lse_base + offs_m, mask=m_in, other=0.0) * 1.4426950408889634
+        delta = gl.convert_layout(delta_rows, gl.SliceLayout(1, s_layout))
+        s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+        for j in range(0, n_tiles):
+            _wait_tile(bars, j, STAGES)
+            slot = j % STAGES
+            col0 = n_first + j * BLOCK_N
+            if col0 + BLOCK_N > length:  # the last key tile reaches past the length: zero those K rows
+                _zero_rows_from(k_smem.index(slot), col0, length, BLOCK_N, HEAD_D, num_warps)
+                fence_async_shared()
+                _barrier()
+            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                              is_async=True)
+            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
+                               is_async=True)
+            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+            cols = col0 + offs_n
+            rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
+            keep = ((rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(m_in, 1)
+                    & gl.expand_dims(cols < length, 0))
+            p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
+            ds = gl.where(keep, p * (dp - gl.expand_dims(delta, 1)), 0.0)
+            ds_op = gl.convert_layout(ds.to(dtype), a_layout)
+            dq = warpgroup_mma(ds_op, k_smem.index(slot), dq, is_async=True)
+            dq, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_op))
+            if j + STAGES < n_tiles:  # tile j's stage is free
+                _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row,
+                           h * k_c, h * v_c, BLOCK_N, STAGES)
+    else:
+        rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
+        gl.store(delta_base + rows, gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, row_layout)),
+                 mask=rows < T)
+    mbarrier.invalidate(q_bar)
+    for stage in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(stage))
+    _store_rows(dq_base, stride_dqt, stride_dqd, dq * scale, m0, length, limit, BLOCK_M, HEAD_D,
+                dtype, num_warps)
+
+
+# ----------------------------------------------------------------------------- host side
+
+def rows_view(x: torch.Tensor, packed: bool):
+    """(rows, cols, row stride, B_ROWS, H_ROWS, H_COLS) of the 2-D view [rows, cols] (last stride 1)
+    in which element (b, h, t, d) of padded x [B, H, T, D] is row b·B_ROWS + h·H_ROWS + t, column
+    h·H_COLS + d (packed x [N, H, D]: (n, h, d) is row n + h·H_ROWS, B_ROWS unused), or None when
+    x's strides allow no such view. The view spans only x's own elements' address range."""
+    D = x.shape[-1]
+    if packed:
+        N, H, _ = x.shape
+        st, sh, sd = x.stride()
+        B, sb, T = 1, 0, N
+    else:
+        B, H, T, _ = x.shape
+        sb, sh, st, sd = x.stride()
+    if sd != 1 and D > 1 or st <= 0:
+        return None
+    if B == 1:
+        b_rows = 0
+    elif sb % st == 0:
+        b_rows = sb // st
+    else:
+        return None
+    if H == 1:
+        h_rows, h_cols = 0, 0
+    elif sh % st == 0:
+        h_rows, h_cols = sh // st, 0
+    elif D <= sh < st:
+        h_rows, h_cols = 0, sh
+    else:
+        return None
+    rows = (B - 1) * b_rows + (H - 1) * h_rows + T
+    cols = (H - 1) * h_cols + D
+    if h_cols and cols > st:                  # heads side by side within one row of memory
+        return None
+    return rows, cols, st, b_rows, h_rows, h_cols
+
+
+def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
+    """None when the Hopper kernels can run these tensors (q, k, v, grad_out: read by TMA;
+    o, dq, dk, dv: any strides); otherwise a one-line reason."""
+    q = tensors["q"]
+    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
+        return "needs an sm_90 GPU (H100/H200: wgmma)"
+    if q.dtype not in _DTYPES or any(x.dtype != q.dtype for x in tensors.values()):
+        return f"bf16 or fp16 only, got {q.dtype}"
+    if q.shape[-1] not in (64, 128):
+        return f"head dim 64 or 128 only, got {q.shape[-1]}"
+    if B * H > 65535:
+        return f"B·H = {B * H} programs a column of the grid; at most 65535"
+    for name in ("q", "k", "v", "grad_out"):
+        x = tensors[name]
+        view = rows_view(x, packed)
+        if view is None:
+            return f"{name}'s strides {tuple(x.stride())} have no [rows, columns] view for TMA"
+        rows, cols, st, *_ = view
+        if x.data_ptr() % 16 or (st * x.element_size()) % 16 or rows >= 2**31:
+            return f"{name} is not 16-byte aligned (pointer, row stride) for TMA, or has 2**31 rows"
+    return None
+
+
+def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
+    rows, cols, st, b_rows, h_rows, h_cols = rows_view(x, packed)
+    D = x.shape[-1]
+    layout = gl.NVMMASharedLayout.get_default_for([block_rows, D], _DTYPES[x.dtype])
+    return TensorDescriptor(x, [rows, cols], [st, 1], [block_rows, D], layout), (b_rows, h_rows, h_cols)
+
+
+def _out_strides(x: torch.Tensor, packed: bool) -> tuple[int, int, int, int]:
+    if packed:                     # [N, H, D]: rows found through `starts`
+        return 0, x.stride(1), x.stride(0), x.stride(2)
+    return tuple(x.stride())
+
+
+def window_attention_backward_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int,
+                                     T: int, left: int, right: int, scale: float, dq, dk, dv,
+                                     delta) -> None:
+    """Writes dq, dk, dv (and delta [B, H, T] fp32, scratch) of window attention: what
+    window_attention._bwd_dq_kernel and _bwd_dkdv_kernel compute, on Hopper. The caller checked
+    `unsupported` (None) and the shapes; lse is fp32 contiguous [B, H, T]."""
+    packed = starts is not None
+    starts = starts if packed else lengths
+    scales = (float(scale), float(scale) * _LOG2E)
+    band = (H, T, left, right, *scales)
+    D = q.shape[-1]
+    bm, bn, stages, _ = CONFIGS["dq"]
+    descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
+    _dq_kernel[(triton.cdiv(T, bm), B * H)](
+        *descs, o, dq, lse, delta, lengths, starts, *(r for view in rows for r in view),
+        *_out_strides(o, packed), *_out_strides(dq, packed), *band,
+        PACKED=packed, STAGES=stages, **launch_options("dq", D))
+    bm, bn, stages, _ = CONFIGS["dkdv"]
+    descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
+    _dkdv_kernel[(triton.cdiv(T, bn), B * H)](
+        *descs, dk, dv, lse, delta, lengths, starts, *(r for view in rows for r in view),
+        *_out_strides(dk, packed), *_out_strides(dv, packed), *band,
+        PACKED=packed, STAGES=stages, **launch_options("dkdv", D))
