@@ -55,7 +55,7 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
     signature = {name: mangle_type(d) for name, d in zip(params, descs)}
     pointer = "*bf16" if dtype == torch.bfloat16 else "*fp16"
     for name in params[4:]:
-        if name in ("PACKED", "STAGES", "num_warps"):
+        if name in ("PACKED", "STAGES", "PEEL", "EARLY", "num_warps"):
             signature[name] = "constexpr"
         elif name in ("LSE", "DELTA"):
             signature[name] = "*fp32"
@@ -65,12 +65,14 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
             signature[name] = pointer
         else:
             signature[name] = "fp32" if name.startswith("scale") else "i32"
+    options = hop.launch_options(kind, head_dim)
     constexprs = {(params.index("PACKED"),): packed, (params.index("STAGES"),): stages,
-                  (params.index("num_warps"),): warps}
+                  **{(params.index(name),): options.pop(name) for name in ("PEEL", "EARLY", "num_warps")
+                     if name in params}}
     attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[4:]
              if signature[p].startswith("*")}
     return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs, attrs=attrs),
-                          target=GPUTarget("cuda", 90, 32), options=hop.launch_options(kind, head_dim))
+                          target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, **options})
 
 
 def print_compiled() -> None:
@@ -113,9 +115,85 @@ def reference(q, k, v, do, lengths, window: int, causal: bool, scale: float):
     return qf.grad, kf.grad, vf.grad
 
 
+def unpack(x, lengths, starts, T: int):
+    """Packed rows [N, H, D] -> [B, H, T, D] float32, zeros past each length."""
+    out = torch.zeros(lengths.shape[0], x.shape[1], T, x.shape[2], device=x.device)
+    for b, (n, s) in enumerate(zip(lengths.tolist(), starts.tolist())):
+        out[b, :, :n] = x[s:s + n].transpose(0, 1).float()
+    return out
+
+
 def rel_err(x, ref) -> float:
     err = ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
     return err if math.isfinite(err) else float("inf")
+
+
+VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True), dict(PEEL=True, EARLY=False, MAXNREG=False),
+            dict(PEEL=True, EARLY=True, MAXNREG=False), dict(PEEL=True, EARLY=True, MAXNREG=True),
+            dict(PEEL=True, EARLY=False, MAXNREG=True)]
+
+
+def variants(json_path) -> int:
+    """Each VARIANTS build of the Hopper kernels at bench_window.py's shapes, full (padded) and
+    jagged packed: its kernel ms, its gradients against the Triton backward's; the Triton kernels'
+    ms, and (full) the serial Gluon control of bench/window_gluon_bwd.py at the same tiles."""
+    from bench_window import pack_jagged, wa
+    from benchutil import kernel_ms_by_name, write_json
+    import window_gluon_bwd as wg
+    hop = wa._hopper_module()
+    rows, start, wrong = [], time.time(), 0
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for (B, H, T, D, window), causal in [(s, c) for s in SHAPES for c in (True, False)]:
+        scale = 1 / math.sqrt(D)
+        q, k, v, do = (torch.randn(B, H, T, D, device="cuda", generator=gen).bfloat16() for _ in range(4))
+        for layout in ("full", "packed"):
+            kw, args = {}, (q, k, v, do)
+            lengths = torch.full((B,), T, device="cuda")
+            if layout == "packed":
+                lengths = torch.randint(0, T + 1, (B,), device="cuda", generator=gen)
+                *args, lengths, starts, _ = pack_jagged((q, k, v, do), lengths)
+                kw = dict(starts=starts, max_len=T)
+            qq, kk, vv, dd = args
+            o, lse = wa.window_attention_forward(qq, kk, vv, lengths, window, causal, scale, **kw)
+
+            def backward(hopper: bool):
+                wa._HOPPER_BWD = hopper
+                return wa.window_attention_backward(dd, qq, kk, vv, o, lse, lengths, window, causal, scale, **kw)
+
+            def ms(fn) -> dict:
+                by = kernel_ms_by_name(fn, 10)
+                return {kind: sum(t for name, t in by.items() if kind in name) for kind in ("dkdv", "dq")}
+
+            row = {"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal, "layout": layout,
+                   "triton_ms": ms(lambda: backward(False)), "variants": []}
+            base = backward(False)
+            for variant in VARIANTS:
+                hop.VARIANT.update(variant)
+                got = backward(True)
+                err = max(rel_err(g, b) for g, b in zip(got, base))
+                t = ms(lambda: backward(True))
+                wrong += not err <= 5e-3
+                row["variants"].append({**variant, "ms": t, "err_vs_triton": err,
+                                        "speedup": {kind: row["triton_ms"][kind] / t[kind] for kind in t}})
+            if layout == "full":
+                delta = (dd.float() * o.float()).sum(-1)
+                row["control_ms"] = {kind: kernel_ms_by_name(lambda: wg.window_bwd_overlap(
+                    kind, dd, qq, kk, vv, lse, delta, window, causal, scale, *cfg, 3, 4, overlap=False), 10)
+                    for kind, cfg in (("dkdv", (32, 64)), ("dq", (64, 32)))}
+                row["control_ms"] = {kind: sum(by.values()) for kind, by in row["control_ms"].items()}
+            wa._HOPPER_BWD = True
+            rows.append(row)
+            write_json(json_path, rows)
+            control = row.get("control_ms")
+            print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: triton dK/dV "
+                  f"{row['triton_ms']['dkdv']:.3f} dQ {row['triton_ms']['dq']:.3f} ms"
+                  + (f"; control {control['dkdv']:.3f} / {control['dq']:.3f}" if control else "") + "; "
+                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])} {x['ms']['dkdv']:.3f} / "
+                              f"{x['ms']['dq']:.3f} ({x['speedup']['dkdv']:.2f}x / {x['speedup']['dq']:.2f}x"
+                              f"{'' if x['err_vs_triton'] <= 5e-3 else ' WRONG'})" for x in row["variants"]),
+                  flush=True)
+    write_json(json_path, rows, start)
+    return 1 if wrong else 0
 
 
 def main() -> int:
@@ -123,6 +201,9 @@ def main() -> int:
     out = os.environ.get("OUT")
     parser.add_argument("--json", default=os.path.join(out, "window_hopper.json") if out else None)
     parser.add_argument("--quick", action="store_true", help="small odd shapes: correctness")
+    parser.add_argument("--variants", action="store_true",
+                        help="time each build of the kernels (window_attention_hopper.VARIANT) at the full and "
+                             "packed layouts, beside the Triton backward and bench/window_gluon_bwd.py's control")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile both kernels for sm_90 (no GPU needed) and print their resources")
     args = parser.parse_args()
@@ -134,6 +215,8 @@ def main() -> int:
         return 1
     from bench_window import pack_jagged, wa
     from benchutil import kernel_ms_by_name, write_json
+    if args.variants:
+        return variants(args.json)
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
     for (B, H, T, D, window), causal in [(s, c) for s in (QUICK_SHAPES if args.quick else SHAPES)
@@ -176,8 +259,7 @@ def main() -> int:
                    "hopper_reason": reason}
             got, base = backward(True), backward(False)
             if layout in ("packed", "qkv"):               # compare as padded rows, zeros elsewhere
-                from bench_window import unpack_rows
-                got, base = (tuple(unpack_rows(x, lengths, starts, T) for x in g) for g in (got, base))
+                got, base = (tuple(unpack(x, lengths, starts, T) for x in g) for g in (got, base))
             n = min(B, 4)
             refs = reference(q[:n], k[:n], v[:n], do[:n], lengths[:n], window, causal, scale)
             row["err_vs_triton"] = max(rel_err(g, b) for g, b in zip(got, base))

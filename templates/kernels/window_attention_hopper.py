@@ -21,9 +21,9 @@ its band, on transposed tiles (no operand transposed in registers):
 dQ: a program owns BLOCK_M queries and walks the key tiles of their band: S = Q·Kᵀ, dP = dO·Vᵀ,
 dQ += dS·K. It runs first and writes delta = rowsum(dO ⊙ O) for the dK/dV kernel.
 
-Rows past a length. TMA reads whole tiles: rows past an example's length are the padding (which
-may hold anything, NaN included) or the next example's rows, and rows past the tensor read as
-zeros. Every score outside the band or the lengths is masked to zero with a select (NaN-safe), and
+Rows past a length. TMA reads whole tiles: rows past an example's length are the padding or rows
+outside every example (either may hold anything, NaN included) or the next example's rows, and
+rows past the tensor read as zeros. Every score outside the band or the lengths is masked to zero with a select (NaN-safe), and
 in the one walked tile that can reach past the length (the last) the rows there of the GEMM's
 other operand (Q and dO for dK/dV, K for dQ) are zeroed in shared memory before the GEMMs read it,
 so that 0·NaN never enters an accumulator. Gradients are written by masked stores.
@@ -47,7 +47,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-__all__ = ["CONFIGS", "launch_options", "rows_view", "unsupported", "window_attention_backward_hopper"]
+__all__ = ["CONFIGS", "VARIANT", "launch_options", "rows_view", "unsupported", "window_attention_backward_hopper"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _barrier = getattr(gl, "thread_barrier", None) or gl.barrier      # Triton 3.6 / 3.7+
@@ -60,11 +60,21 @@ CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
 # Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
 # 137 uncapped on sm_90 (three programs an SM), 128 capped (four; 8 bytes of stack).
 _MAXNREG = {("dkdv", 64): 128}
+# How the kernels are built (constexprs and the register cap), each choice timed on the H200 by
+# bench/window_hopper.py --variants: PEEL runs a walk's last tile (the only one that can reach past
+# the length, where Q/dO or K rows are zeroed) after the loop instead of testing every tile; EARLY
+# loads the dK/dV tile's lse and delta before waiting for its Q and dO; MAXNREG applies _MAXNREG.
+VARIANT = {"PEEL": True, "EARLY": True, "MAXNREG": True}
 
 
 def launch_options(kind: str, head_dim: int) -> dict:
-    """The `kind` kernel's launch options (num_warps, maxnreg) at this head dim."""
-    return {"num_warps": CONFIGS[kind][3], "maxnreg": _MAXNREG.get((kind, head_dim))}
+    """The `kind` kernel's launch options at this head dim: warps, register cap and the VARIANT
+    constexprs it takes."""
+    options = {"num_warps": CONFIGS[kind][3], "PEEL": VARIANT["PEEL"],
+               "maxnreg": _MAXNREG.get((kind, head_dim)) if VARIANT["MAXNREG"] else None}
+    if kind == "dkdv":
+        options["EARLY"] = VARIANT["EARLY"]
+    return options
 _DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
@@ -130,21 +140,69 @@ def _out_base(X, b, h, start, stride_b, stride_h, stride_t, PACKED: gl.constexpr
 
 
 @gluon.jit
-def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
-                 q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
-                 stride_dkb, stride_dkh, stride_dkt, stride_dkd,
-                 stride_dvb, stride_dvh, stride_dvt, stride_dvd,
-                 H, T, LEFT, RIGHT, scale, scale_log2,
-                 PACKED: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
-    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
-    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
-    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
-    dtype: gl.constexpr = q_desc.dtype
+def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length, lse_base, delta_base,
+               n0, LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr,
+               EARLY: gl.constexpr, num_warps: gl.constexpr):
+    """dK, dV += walked query tile t (stage t % STAGES) against the owned keys from n0. ZERO_TAIL:
+    first zero the tile's Q and dO rows past the length (padded rows may hold NaN). EARLY: load
+    the rows' lse and delta before waiting for the tile (their latency under the wait)."""
+    BLOCK_M: gl.constexpr = q_smem.shape[1]
+    HEAD_D: gl.constexpr = q_smem.shape[2]
+    BLOCK_N: gl.constexpr = k_smem.shape[0]
+    dtype: gl.constexpr = q_smem.dtype
     st_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_M, 16])
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
     a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    slot = t % STAGES
+    row0 = m_first + t * BLOCK_M
+    rows = row0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
+    in_len = rows < length
+    if EARLY:
+        lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+        delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
+    _wait_tile(bars, t, STAGES)
+    if ZERO_TAIL:
+        if row0 + BLOCK_M > length:
+            _zero_rows_from(q_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
+            _zero_rows_from(do_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
+            fence_async_shared()
+            _barrier()
+    st_zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
+    s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+    dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False, is_async=True)
+    s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
+    if not EARLY:
+        lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+        delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
+    offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
+    rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # i - j
+    keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(in_len, 0)
+    p_t = gl.where(keep, gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0)), 0.0)
+    ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
+    p_op = gl.convert_layout(p_t.to(dtype), a_layout)
+    ds_op = gl.convert_layout(ds_t.to(dtype), a_layout)
+    dv = warpgroup_mma(p_op, do_smem.index(slot), dv, is_async=True)
+    dk = warpgroup_mma(ds_op, q_smem.index(slot), dk, is_async=True)
+    dv, dk, p_op, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_op, ds_op))
+    return dk, dv
+
+
+@gluon.jit
+def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
+                 q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
+                 stride_dkb, stride_dkh, stride_dkt, stride_dkd,
+                 stride_dvb, stride_dvh, stride_dvt, stride_dvd,
+                 H, T, LEFT, RIGHT, scale, scale_log2,
+                 PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, EARLY: gl.constexpr,
+                 num_warps: gl.constexpr):
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
 
     n0 = gl.program_id(0) * BLOCK_N
     bh = gl.program_id(1)
@@ -182,40 +240,21 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, S
                 _load_pair(q_desc, do_desc, q_smem, do_smem, bars, stage, q_row, g_row, h * q_c, h * g_c,
                            BLOCK_M, STAGES)
         mbarrier.wait(kv_bar, 0)
-
-        st_zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, st_layout)
-        offs_m = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
-        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
-        for t in range(0, n_tiles):
-            _wait_tile(bars, t, STAGES)
-            slot = t % STAGES
-            row0 = m_first + t * BLOCK_M
-            if row0 + BLOCK_M > length:  # the last tile reaches past the length: no 0·NaN from there
-                _zero_rows_from(q_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
-                _zero_rows_from(do_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
-                fence_async_shared()
-                _barrier()
-            s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                is_async=True)
-            dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False,
-                                 is_async=True)
-            s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-            rows = row0 + offs_m
-            in_len = rows < length
-            lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
-            delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
-            rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # t - j
-            keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(in_len, 0)
-            p_t = gl.where(keep, gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0)), 0.0)
-            ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
-            p_op = gl.convert_layout(p_t.to(dtype), a_layout)
-            ds_op = gl.convert_layout(ds_t.to(dtype), a_layout)
-            dv = warpgroup_mma(p_op, do_smem.index(slot), dv, is_async=True)
-            dk = warpgroup_mma(ds_op, q_smem.index(slot), dk, is_async=True)
-            dv, dk, p_op, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_op, ds_op))
+        # every tile but the last in the loop; the last (the only one that can reach past the length) after it
+        n_loop = n_tiles
+        if PEEL:
+            n_loop = n_tiles - 1
+        for t in range(0, n_loop):
+            dk, dv = _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
+                                lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES, not PEEL,
+                                EARLY, num_warps)
             if t + STAGES < n_tiles:  # tile t's stage is free
                 _load_pair(q_desc, do_desc, q_smem, do_smem, bars, t + STAGES, q_row, g_row,
                            h * q_c, h * g_c, BLOCK_M, STAGES)
+        if PEEL:
+            dk, dv = _dkdv_tile(n_tiles - 1, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first,
+                                length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES,
+                                True, EARLY, num_warps)
     mbarrier.invalidate(kv_bar)
     for stage in gl.static_range(STAGES):
         mbarrier.invalidate(bars.index(stage))
@@ -226,12 +265,48 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, S
 
 
 @gluon.jit
+def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2, delta, length,
+             LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, num_warps: gl.constexpr):
+    """dQ += walked key tile j (stage j % STAGES) against the owned queries offs_m. ZERO_TAIL: first
+    zero the tile's K rows past the length (padded rows may hold NaN)."""
+    BLOCK_M: gl.constexpr = q_smem.shape[0]
+    HEAD_D: gl.constexpr = q_smem.shape[1]
+    BLOCK_N: gl.constexpr = k_smem.shape[1]
+    dtype: gl.constexpr = q_smem.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    _wait_tile(bars, j, STAGES)
+    slot = j % STAGES
+    col0 = n_first + j * BLOCK_N
+    if ZERO_TAIL:
+        if col0 + BLOCK_N > length:
+            _zero_rows_from(k_smem.index(slot), col0, length, BLOCK_N, HEAD_D, num_warps)
+            fence_async_shared()
+            _barrier()
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+    dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+    s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+    cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
+    keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(m_in, 1) & gl.expand_dims(cols < length, 0)
+    p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
+    ds_op = gl.convert_layout(gl.where(keep, p * (dp - gl.expand_dims(delta, 1)), 0.0).to(dtype), a_layout)
+    dq = warpgroup_mma(ds_op, k_smem.index(slot), dq, is_async=True)
+    dq, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_op))
+    return dq
+
+
+@gluon.jit
 def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STARTS,
                q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
                stride_ob, stride_oh, stride_ot, stride_od,
                stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                H, T, LEFT, RIGHT, scale, scale_log2,
-               PACKED: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
+               PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, num_warps: gl.constexpr):
     """dQ of BLOCK_M owned query rows; also delta = rowsum(dO ⊙ O) of those rows, written to DELTA
     (0 past the length) for the dK/dV kernel launched after this one."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
@@ -242,7 +317,6 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
-    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
     row_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [num_warps, 1], [1, 0])
 
     m0 = gl.program_id(0) * BLOCK_M
@@ -292,36 +366,21 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
         gl.store(delta_base + o_rows, delta_rows, mask=o_rows < T)
 
         offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
-        offs_n = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
         m_in = offs_m < length
         lse2 = gl.load(lse_base + offs_m, mask=m_in, other=0.0) * 1.4426950408889634
         delta = gl.convert_layout(delta_rows, gl.SliceLayout(1, s_layout))
-        s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
-        for j in range(0, n_tiles):
-            _wait_tile(bars, j, STAGES)
-            slot = j % STAGES
-            col0 = n_first + j * BLOCK_N
-            if col0 + BLOCK_N > length:  # the last key tile reaches past the length: zero those K rows
-                _zero_rows_from(k_smem.index(slot), col0, length, BLOCK_N, HEAD_D, num_warps)
-                fence_async_shared()
-                _barrier()
-            s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                              is_async=True)
-            dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False,
-                               is_async=True)
-            s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-            cols = col0 + offs_n
-            rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
-            keep = ((rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(m_in, 1)
-                    & gl.expand_dims(cols < length, 0))
-            p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
-            ds = gl.where(keep, p * (dp - gl.expand_dims(delta, 1)), 0.0)
-            ds_op = gl.convert_layout(ds.to(dtype), a_layout)
-            dq = warpgroup_mma(ds_op, k_smem.index(slot), dq, is_async=True)
-            dq, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_op))
+        n_loop = n_tiles
+        if PEEL:
+            n_loop = n_tiles - 1
+        for j in range(0, n_loop):
+            dq = _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2, delta,
+                          length, LEFT, RIGHT, scale_log2, STAGES, not PEEL, num_warps)
             if j + STAGES < n_tiles:  # tile j's stage is free
                 _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row,
                            h * k_c, h * v_c, BLOCK_N, STAGES)
+        if PEEL:
+            dq = _dq_tile(n_tiles - 1, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2,
+                          delta, length, LEFT, RIGHT, scale_log2, STAGES, True, num_warps)
     else:
         rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
         gl.store(delta_base + rows, gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, row_layout)),
@@ -375,8 +434,6 @@ def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     """None when the Hopper kernels can run these tensors (q, k, v, grad_out: read by TMA;
     o, dq, dk, dv: any strides); otherwise a one-line reason."""
     q = tensors["q"]
-    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
-        return "needs an sm_90 GPU (H100/H200: wgmma)"
     if q.dtype not in _DTYPES or any(x.dtype != q.dtype for x in tensors.values()):
         return f"bf16 or fp16 only, got {q.dtype}"
     if q.shape[-1] not in (64, 128):
@@ -391,6 +448,8 @@ def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
         rows, cols, st, *_ = view
         if x.data_ptr() % 16 or (st * x.element_size()) % 16 or rows >= 2**31:
             return f"{name} is not 16-byte aligned (pointer, row stride) for TMA, or has 2**31 rows"
+    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
+        return "needs an sm_90 GPU (H100/H200: wgmma)"
     return None
 
 

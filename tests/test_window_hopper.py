@@ -1,0 +1,208 @@
+"""The Hopper (Gluon) window-attention backward, templates/kernels/window_attention_hopper.py.
+
+On CPU (no interpreter for Gluon): the 2-D TMA views it reads every layout through address every
+element where the tensor holds it; what it refuses, and why; that window_attention_backward runs
+the Triton kernels off sm_90; and the kernels compiled for sm_90 (Triton's own ptxas) keep their
+wgmma groups unserialized and spill at most a few bytes. On an H100/H200 (`gpu`): its gradients
+against the float64 reference at odd shapes, jagged with NaN past every length, padded, transposed
+views, packed rows and heads views of one fused projection, bf16 and fp16, and against the Triton
+backward.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+from genutil import ROOT
+from opsload import import_file
+from test_gdpa_gluon import _has_gluon_hopper, compile_only_rows
+from test_triton_window import TOL, make_inputs, reference, rel_err, wa
+
+needs_gluon = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
+
+
+def _hopper():
+    module = wa._hopper_module()
+    assert module is not None, "window_attention could not import window_attention_hopper.py"
+    return module
+
+
+def _layouts(B=3, H=4, T=37, D=64):
+    """name -> (tensor, packed) in every layout the models and tests pass."""
+    N = 50
+    base = torch.randn(B, T, 3 * H * D)
+    packed_qkv = torch.randn(N, 3 * H * D)
+    return {
+        "contiguous": (torch.randn(B, H, T, D), False),
+        "transposed": (torch.randn(B, T, H * D).view(B, T, H, D).transpose(1, 2), False),
+        "qkv padded, k": (base.unflatten(-1, (3, H, D)).permute(2, 0, 3, 1, 4)[1], False),
+        "packed": (torch.randn(N, H, D), True),
+        "packed qkv, v": (packed_qkv.unflatten(-1, (3, H, D)).unbind(1)[2], True),
+        "packed head-major": (torch.randn(H, N, D).transpose(0, 1), True),
+        "one head": (torch.randn(B, 1, T, D), False),
+        "expanded heads": (torch.randn(B, 1, T, D).expand(B, H, T, D), False),
+    }
+
+
+@needs_gluon
+@pytest.mark.parametrize("name", list(_layouts()))
+def test_rows_view_addresses_every_element(name):
+    """Element (b, h, t, d) sits at row b·B_ROWS + h·H_ROWS + t (packed: n + h·H_ROWS), column
+    h·H_COLS + d of the [rows, cols] view with the view's row stride, inside the view's bounds."""
+    x, packed = _layouts()[name]
+    rows, cols, st, b_rows, h_rows, h_cols = _hopper().rows_view(x, packed)
+    if packed:
+        n, h, d = torch.meshgrid(*(torch.arange(s) for s in x.shape), indexing="ij")
+        row, col = n + h * h_rows, h * h_cols + d
+        offset = n * x.stride(0) + h * x.stride(1) + d * x.stride(2)
+    else:
+        b, h, t, d = torch.meshgrid(*(torch.arange(s) for s in x.shape), indexing="ij")
+        row, col = b * b_rows + h * h_rows + t, h * h_cols + d
+        offset = b * x.stride(0) + h * x.stride(1) + t * x.stride(2) + d * x.stride(3)
+    assert torch.equal(row * st + col, offset)
+    assert int(row.max()) < rows and int(col.max()) < cols and cols <= st or h_cols == 0
+
+
+@needs_gluon
+def test_rows_view_refuses_what_tma_cannot_read():
+    hop = _hopper()
+    x = torch.randn(2, 3, 10, 64)
+    assert hop.rows_view(x.transpose(-1, -2).contiguous().transpose(-1, -2), False) is None  # d stride != 1
+    odd = torch.randn(2, 10, 3 * 64 + 8)[..., :3 * 64].view(2, 10, 3, 64).permute(0, 2, 1, 3)
+    assert hop.rows_view(odd, False) is not None                      # heads side by side: a view
+    weird = torch.randn(2, 3 * 10 * 64 + 5)[:, :3 * 10 * 64].view(2, 3, 10, 64)  # batch stride not rows
+    assert hop.rows_view(weird, False) is None
+
+
+@needs_gluon
+def test_unsupported_says_why():
+    hop = _hopper()
+
+    def reason(q, packed=False, B=2, H=3, **others):
+        tensors = {"q": q, "k": q, "v": q, "grad_out": q, **others}
+        return hop.unsupported(tensors, packed, B, H)
+
+    q = torch.randn(2, 3, 40, 64, dtype=torch.bfloat16)
+    assert "bf16 or fp16" in reason(q.float())
+    assert "bf16 or fp16" in reason(q, dq=torch.empty_like(q, dtype=torch.float16))
+    assert "head dim 64 or 128" in reason(torch.randn(2, 3, 40, 48, dtype=torch.bfloat16))
+    assert "65535" in reason(q, B=70000, H=1)
+    assert "strides" in reason(q.transpose(-1, -2).contiguous().transpose(-1, -2))
+    assert "16-byte" in reason(torch.randn(2 * 3 * 40 * 64 + 1, dtype=torch.bfloat16)[1:].view(2, 3, 40, 64))
+    assert "sm_90" in reason(q)                                       # a CPU tensor: every other check passed
+
+
+def test_the_triton_backward_runs_off_sm90(monkeypatch):
+    """window_attention_backward's choice: on CPU (the interpreter) the Triton kernels, and the
+    switch KUNLUNC_HOPPER_BWD=0 (the module flag) turns the Hopper kernels off everywhere."""
+    q = torch.randn(1, 1, 8, 64)
+    assert wa.hopper_backward_reason({"q": q}, False, 1, 1) == "not on a CUDA device"
+    monkeypatch.setattr(wa, "_HOPPER_BWD", False)
+    assert wa.hopper_backward_reason({"q": q}, False, 1, 1) == "KUNLUNC_HOPPER_BWD=0"
+
+
+LINE = re.compile(r"(dkdv|dq) D(\d+) (padded|packed): regs (\d+) stack (\d+) shared (\d+) hgmma (\d+) waits (\d+)")
+
+
+@needs_gluon
+def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
+    """Both kernels at D 64 and 128, padded and packed: the walk's tile and its peeled last tile,
+    each with its two wgmma groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so four waits
+    and the HGMMA count of four GEMMs a tile; registers within a 4-warp program's budget."""
+    rows = compile_only_rows("window_hopper.py", LINE)
+    assert len(rows) == 8, rows
+    for kind, d, layout, regs, stack, shared, hgmma, waits in rows:
+        where = (kind, d, layout)
+        k_steps = d // 16                       # Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (or S, dP): K = D
+        per_tile = 2 * k_steps + (4 if kind == "dkdv" else 2)   # dV, dK (or dQ): K = 32 walked rows
+        assert hgmma == 2 * per_tile and waits == 4, (where, hgmma, waits)
+        assert regs <= (128 if (kind, d) == ("dkdv", 64) else 255) and stack <= 64, (where, regs, stack)
+        assert shared <= 100 * 1024, where      # two programs an SM at least
+
+
+# ----------------------------------------------------------------------------- on the GPU
+
+def _hopper_grads(q, k, v, do, lengths, window, causal, scale, **layout):
+    o, lse = wa.window_attention_forward(q, k, v, lengths, window, causal, scale, **layout)
+    tensors = {"q": q, "k": k, "v": v, "grad_out": do, "o": o}
+    H = q.shape[1]                                   # [B, H, T, D] or packed [N, H, D]
+    reason = wa.hopper_backward_reason(tensors, "starts" in layout, lengths.shape[0], H)
+    assert reason is None, reason
+    return o, lse, wa.window_attention_backward(do, q, k, v, o, lse, lengths, window, causal, scale, **layout)
+
+
+GPU_CASES = [  # (B, H, T, D, window, causal, lengths, transposed)
+    (4, 3, 37, 64, 5, False, [37, 18, 0, 1], False),
+    (4, 3, 300, 128, 17, True, [300, 150, 0, 1], True),
+    (3, 2, 1, 64, 3, True, [1, 0, 1], False),
+    (3, 2, 300, 64, 1000, False, [300, 299, 33], True),     # window >= T: full attention
+    (2, 5, 517, 128, 64, False, [517, 200], False),
+    (2, 2, 129, 64, 0, True, [129, 64], False),              # window 0: each row sees itself
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("B, H, T, D, window, causal, lengths, transposed", GPU_CASES)
+def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, lengths, transposed, dtype):
+    """Padded, NaN in every row past a length of q, k, v, dO (and of o, lse): the gradients on the
+    valid rows within the tolerance of the float64 reference, exact zeros past the lengths."""
+    q, k, v, do, lengths_t = make_inputs(B, H, T, D, dtype, lengths, transposed)
+    scale = 1 / math.sqrt(D)
+    want = reference(q, k, v, do, lengths_t, window, causal, scale)
+    valid = (torch.arange(T, device="cuda")[None, :] < lengths_t[:, None])[:, None, :, None]
+    dirty = [x.masked_fill(~valid, float("nan")) for x in (q, k, v, do)]
+    o, lse = wa.window_attention_forward(*dirty[:3], lengths_t, window, causal, scale)
+    o = o.masked_fill(~valid, float("nan"))
+    assert wa.hopper_backward_reason({"q": dirty[0], "k": dirty[1], "v": dirty[2], "grad_out": dirty[3], "o": o},
+                                     False, B, H) is None
+    dq, dk, dv = wa.window_attention_backward(dirty[3], *dirty[:3], o, lse, lengths_t, window, causal, scale)
+    for name, x, ref in (("dq", dq, want[2]), ("dk", dk, want[3]), ("dv", dv, want[4])):
+        assert torch.isfinite(x).all() and (x.masked_select(~valid.expand_as(x)) == 0).all(), name
+        if ref.count_nonzero():
+            assert rel_err(x, ref) <= TOL[dtype], (name, rel_err(x, ref))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("T, D, window, causal", [(37, 64, 5, False), (300, 128, 40, True), (130, 64, 1000, False)])
+def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal):
+    """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
+    views of one [N, 3·H·D] projection and written into one [N, 3·H·D] gradient: every example's
+    gradients equal the padded Hopper backward's, and no row outside the examples is written."""
+    from packing import pack_rows, reversed_starts
+    B, H, scale = 4, 3, 0.2
+    lengths = [T, 0, 1, T // 2]
+    q, k, v, do, lengths_t = make_inputs(B, H, T, D, torch.bfloat16, lengths)
+    _, _, padded = _hopper_grads(q, k, v, do, lengths_t, window, causal, scale)
+    starts, _ = reversed_starts(lengths_t)
+    N = int(lengths_t.sum()) + 1                                        # + the sentinel row
+    fused = torch.full((N, 3 * H * D), float("nan"), device="cuda", dtype=torch.bfloat16)
+    heads = fused.view(N, 3, H, D).unbind(1)
+    for x, dst in zip((q, k, v), heads):
+        dst.copy_(pack_rows(x, lengths_t, starts, N))
+    grad_rows = pack_rows(do, lengths_t, starts, N)
+    dfused = torch.full_like(fused, 7.0)
+    grads = dfused.view(N, 3, H, D).unbind(1)
+    o, lse = wa.window_attention_forward(*heads, lengths_t, window, causal, scale, starts=starts, max_len=T)
+    assert wa.hopper_backward_reason({"q": heads[0], "k": heads[1], "v": heads[2], "grad_out": grad_rows, "o": o},
+                                     True, B, H) is None
+    wa.window_attention_backward(grad_rows, *heads, o, lse, lengths_t, window, causal, scale, starts=starts,
+                                 max_len=T, grads=grads)
+    from packing import unpack_rows
+    for name, g, want in zip(("dq", "dk", "dv"), grads, padded):
+        assert torch.equal(unpack_rows(g, lengths_t, starts, T), want.double()), name
+    assert (dfused[-1] == 7.0).all(), "the row after the examples was written"
+
+
+@pytest.mark.gpu
+def test_gpu_hopper_backward_agrees_with_triton(monkeypatch):
+    """At a benchmark-like shape, jagged, the Hopper and Triton backwards within bf16 rounding."""
+    q, k, v, do, lengths = make_inputs(8, 4, 1024, 64, torch.bfloat16, [1024, 700, 3, 0, 512, 1023, 64, 900])
+    o, lse, hopper = _hopper_grads(q, k, v, do, lengths, 128, True, 0.125)
+    monkeypatch.setattr(wa, "_HOPPER_BWD", False)
+    triton_grads = wa.window_attention_backward(do, q, k, v, o, lse, lengths, 128, True, 0.125)
+    for name, x, y in zip(("dq", "dk", "dv"), hopper, triton_grads):
+        assert rel_err(x, y.double()) <= 5e-3, name
