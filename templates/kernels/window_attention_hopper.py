@@ -24,9 +24,10 @@ dQ += dS·K. It runs first and writes delta = rowsum(dO ⊙ O) for the dK/dV ker
 Rows past a length. TMA reads whole tiles: rows past an example's length are the padding or rows
 outside every example (either may hold anything, NaN included) or the next example's rows, and
 rows past the tensor read as zeros. Every score outside the band or the lengths is masked to zero with a select (NaN-safe), and
-in the one walked tile that can reach past the length (the last) the rows there of the GEMM's
-other operand (Q and dO for dK/dV, K for dQ) are zeroed in shared memory before the GEMMs read it,
-so that 0·NaN never enters an accumulator. Gradients are written by masked stores.
+in the one walked tile that can reach past the length (the last, peeled out of the loop) the rows
+there (Q and dO for dK/dV, K and V for dQ) are zeroed in shared memory before the GEMMs read them,
+so that 0·NaN never enters an accumulator. Owned rows past the length are not masked: their
+garbage reaches only their own gradient rows, which are never stored. Gradients are written by masked stores.
 
 Addressing. A TMA descriptor is two-dimensional [rows, columns] over a tensor's memory: row r of
 example b, head h is descriptor row (starts[b] if packed else b·B_ROWS) + h·H_ROWS + r, columns
@@ -177,8 +178,10 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
         lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
     offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
+    # the band -RIGHT <= i - j <= LEFT and the length i < length in two compares: i - j <= length - 1 - j
+    # (key rows j past the length are not masked: they reach only their own dK, dV rows, never stored)
     rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # i - j
-    keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(in_len, 0)
+    keep = (rel >= -RIGHT) & (rel <= gl.expand_dims(gl.minimum(length - 1 - offs_n, LEFT), 1))
     p_t = gl.where(keep, gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0)), 0.0)
     ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
     p_op = gl.convert_layout(p_t.to(dtype), a_layout)
@@ -265,10 +268,11 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, S
 
 
 @gluon.jit
-def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2, delta, length,
-             LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, num_warps: gl.constexpr):
+def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta, length,
+             LEFT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, num_warps: gl.constexpr):
     """dQ += walked key tile j (stage j % STAGES) against the owned queries offs_m. ZERO_TAIL: first
-    zero the tile's K rows past the length (padded rows may hold NaN)."""
+    zero the tile's K and V rows past the length (padded rows may hold NaN). lo: each row's least i - j,
+    max(-RIGHT, i - length + 1)."""
     BLOCK_M: gl.constexpr = q_smem.shape[0]
     HEAD_D: gl.constexpr = q_smem.shape[1]
     BLOCK_N: gl.constexpr = k_smem.shape[1]
@@ -284,6 +288,7 @@ def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in
     if ZERO_TAIL:
         if col0 + BLOCK_N > length:
             _zero_rows_from(k_smem.index(slot), col0, length, BLOCK_N, HEAD_D, num_warps)
+            _zero_rows_from(v_smem.index(slot), col0, length, BLOCK_N, HEAD_D, num_warps)
             fence_async_shared()
             _barrier()
     s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
@@ -291,10 +296,12 @@ def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in
     dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True)
     s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
     cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    # the band -RIGHT <= i - j <= LEFT and the length j < length in two compares: i - j >= i - length + 1
+    # (query rows i past the length are not masked: they reach only their own dQ rows, never stored)
     rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
-    keep = (rel >= -RIGHT) & (rel <= LEFT) & gl.expand_dims(m_in, 1) & gl.expand_dims(cols < length, 0)
-    p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
-    ds_op = gl.convert_layout(gl.where(keep, p * (dp - gl.expand_dims(delta, 1)), 0.0).to(dtype), a_layout)
+    keep = (rel >= gl.expand_dims(lo, 1)) & (rel <= LEFT)
+    p = gl.where(keep, gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1)), 0.0)
+    ds_op = gl.convert_layout((p * (dp - gl.expand_dims(delta, 1))).to(dtype), a_layout)
     dq = warpgroup_mma(ds_op, k_smem.index(slot), dq, is_async=True)
     dq, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_op))
     return dq
@@ -353,6 +360,9 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
                 _load_pair(k_desc, v_desc, k_smem, v_smem, bars, stage, k_row, v_row, h * k_c, h * v_c,
                            BLOCK_N, STAGES)
 
+        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
+        lse2 = gl.load(lse_base + offs_m, mask=offs_m < length, other=0.0) * 1.4426950408889634
+        lo = gl.maximum(offs_m - length + 1, -RIGHT)
         # delta of the owned rows, from O (loaded here) and dO (once its tile lands)
         o_rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
         o_cols = gl.arange(0, HEAD_D, layout=gl.SliceLayout(0, row_layout))
@@ -365,22 +375,19 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
         delta_rows = gl.sum(gl.where(o_in, o * do, 0.0), 1)
         gl.store(delta_base + o_rows, delta_rows, mask=o_rows < T)
 
-        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
-        m_in = offs_m < length
-        lse2 = gl.load(lse_base + offs_m, mask=m_in, other=0.0) * 1.4426950408889634
         delta = gl.convert_layout(delta_rows, gl.SliceLayout(1, s_layout))
         n_loop = n_tiles
         if PEEL:
             n_loop = n_tiles - 1
         for j in range(0, n_loop):
-            dq = _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2, delta,
-                          length, LEFT, RIGHT, scale_log2, STAGES, not PEEL, num_warps)
+            dq = _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta,
+                          length, LEFT, scale_log2, STAGES, not PEEL, num_warps)
             if j + STAGES < n_tiles:  # tile j's stage is free
                 _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row,
                            h * k_c, h * v_c, BLOCK_N, STAGES)
         if PEEL:
-            dq = _dq_tile(n_tiles - 1, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, m_in, lse2,
-                          delta, length, LEFT, RIGHT, scale_log2, STAGES, True, num_warps)
+            dq = _dq_tile(n_tiles - 1, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2,
+                          delta, length, LEFT, scale_log2, STAGES, True, num_warps)
     else:
         rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
         gl.store(delta_base + rows, gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, row_layout)),
