@@ -16,8 +16,6 @@ import re
 import pytest
 import torch
 
-from genutil import ROOT
-from opsload import import_file
 from test_gdpa_gluon import _has_gluon_hopper, compile_only_rows
 from test_triton_window import TOL, make_inputs, reference, rel_err, wa
 
@@ -109,16 +107,18 @@ LINE = re.compile(r"(dkdv|dq) D(\d+) (padded|packed): regs (\d+) stack (\d+) sha
 
 @needs_gluon
 def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
-    """Both kernels at D 64 and 128, padded and packed: the walk's tile and its peeled last tile,
-    each with its two wgmma groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so four waits
-    and the HGMMA count of four GEMMs a tile; registers within a 4-warp program's budget."""
+    """Both kernels at D 64 and 128, padded and packed, as window_attention_hopper.VARIANT builds
+    them: each tile body (the loop's, and the peeled last tile's where PEEL) with its two wgmma
+    groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so two waits a body and the HGMMA count
+    of its four GEMMs; registers within a 4-warp program's budget."""
     rows = compile_only_rows("window_hopper.py", LINE)
     assert len(rows) == 8, rows
     for kind, d, layout, regs, stack, shared, hgmma, waits in rows:
         where = (kind, d, layout)
         k_steps = d // 16                       # Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (or S, dP): K = D
         per_tile = 2 * k_steps + (4 if kind == "dkdv" else 2)   # dV, dK (or dQ): K = 32 walked rows
-        assert hgmma == 2 * per_tile and waits == 4, (where, hgmma, waits)
+        bodies = 2 if _hopper().VARIANT[d]["PEEL"] else 1
+        assert hgmma == bodies * per_tile and waits == 2 * bodies, (where, hgmma, waits)
         assert regs <= (128 if (kind, d) == ("dkdv", 64) else 255) and stack <= 64, (where, regs, stack)
         assert shared <= 100 * 1024, where      # two programs an SM at least
 
@@ -144,10 +144,18 @@ GPU_CASES = [  # (B, H, T, D, window, causal, lengths, transposed)
 ]
 
 
+@pytest.fixture(params=[False, True], ids=["triton-dq", "hopper-dq"])
+def hopper_dq(request, monkeypatch):
+    """Both dQ kernels before the Hopper dK/dV kernel: Triton's (the default) and the Hopper one."""
+    monkeypatch.setattr(_hopper(), "HOPPER_DQ", request.param)
+    return request.param
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("B, H, T, D, window, causal, lengths, transposed", GPU_CASES)
-def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, lengths, transposed, dtype):
+def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, lengths, transposed, dtype,
+                                                   hopper_dq):
     """Padded, NaN in every row past a length of q, k, v, dO (and of o, lse): the gradients on the
     valid rows within the tolerance of the float64 reference, exact zeros past the lengths."""
     q, k, v, do, lengths_t = make_inputs(B, H, T, D, dtype, lengths, transposed)
@@ -168,7 +176,7 @@ def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, l
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("T, D, window, causal", [(37, 64, 5, False), (300, 128, 40, True), (130, 64, 1000, False)])
-def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal):
+def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal, hopper_dq):
     """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
     views of one [N, 3·H·D] projection and written into one [N, 3·H·D] gradient: every example's
     gradients equal the padded Hopper backward's, and no row outside the examples is written."""
@@ -198,7 +206,7 @@ def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal):
 
 
 @pytest.mark.gpu
-def test_gpu_hopper_backward_agrees_with_triton(monkeypatch):
+def test_gpu_hopper_backward_agrees_with_triton(monkeypatch, hopper_dq):
     """At a benchmark-like shape, jagged, the Hopper and Triton backwards within bf16 rounding."""
     q, k, v, do, lengths = make_inputs(8, 4, 1024, 64, torch.bfloat16, [1024, 700, 3, 0, 512, 1023, 64, 900])
     o, lse, hopper = _hopper_grads(q, k, v, do, lengths, 128, True, 0.125)

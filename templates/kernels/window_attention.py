@@ -558,9 +558,9 @@ def _hopper_module():
 
 
 def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
-    """None when window_attention_backward runs the Gluon kernels of window_attention_hopper.py
-    (sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k, v, grad_out, eager on plain tensors or
-    inside a custom op); otherwise why the Triton kernels run. Under torch.compile's tracing the
+    """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
+    (and its dQ kernel where HOPPER_DQ is set): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
+    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels run. Under torch.compile's tracing the
     Triton kernels run (wrap_triton traces them; a Gluon launch it cannot)."""
     q = tensors["q"]
     if not _HOPPER_BWD:
@@ -719,18 +719,21 @@ def window_attention_backward(
     meta = _head_meta(q, lay.packed)
     delta = lay.row_stats(q.device)   # written by the dQ kernel, read by the dK/dV kernel after it
     tensors = {"q": q, "k": k, "v": v, "grad_out": grad_out, "o": o, "dq": dq, "dk": dk, "dv": dv}
-    if hopper_backward_reason(tensors, lay.packed, lay.B, lay.H) is None:
-        _hopper_module().window_attention_backward_hopper(
-            grad_out, q, k, v, o, lse, lay.lengths, starts if lay.packed else None, lay.B, lay.H, lay.T,
-            left, right, scale, dq, dk, dv, delta)
-        return dq, dk, dv
+    hopper = _hopper_module() if hopper_backward_reason(tensors, lay.packed, lay.B, lay.H) is None else None
+    hopper_args = (lay.lengths, starts if lay.packed else None, lay.B, lay.H, lay.T, left, right, scale)
     scales = (float(scale), float(scale) * _LOG2E)
     common = (*lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(grad_out))
     large = meta["BLOCK_D"] > 128
-    _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
-            q, k, v, o, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(o),
-            *lay.strides(dq), lay.H, lay.T, left, right, *scales, **meta)
-    _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
-            q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
-            *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
+    if hopper is not None and hopper.HOPPER_DQ:
+        hopper.dq_hopper(grad_out, q, k, v, o, lse, *hopper_args, dq, delta)
+    else:
+        _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+                q, k, v, o, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(o),
+                *lay.strides(dq), lay.H, lay.T, left, right, *scales, **meta)
+    if hopper is not None:
+        hopper.dkdv_hopper(grad_out, q, k, v, lse, delta, *hopper_args, dk, dv)
+    else:
+        _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
+                q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
+                *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
     return dq, dk, dv

@@ -48,7 +48,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-__all__ = ["CONFIGS", "VARIANT", "launch_options", "rows_view", "unsupported", "window_attention_backward_hopper"]
+__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch_options", "rows_view",
+           "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _barrier = getattr(gl, "thread_barrier", None) or gl.barrier      # Triton 3.6 / 3.7+
@@ -61,21 +62,32 @@ CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
 # Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
 # 137 uncapped on sm_90 (three programs an SM), 128 capped (four; 8 bytes of stack).
 _MAXNREG = {("dkdv", 64): 128}
-# How the kernels are built (constexprs and the register cap), each choice timed on the H200 by
-# bench/window_hopper.py --variants: PEEL runs a walk's last tile (the only one that can reach past
-# the length, where Q/dO or K rows are zeroed) after the loop instead of testing every tile; EARLY
-# loads the dK/dV tile's lse and delta before waiting for its Q and dO; MAXNREG applies _MAXNREG.
-VARIANT = {"PEEL": True, "EARLY": True, "MAXNREG": True}
+# How the kernels are built, per head dim (constexprs and the register cap), each choice timed on
+# the H200 by bench/window_hopper.py --variants (bench/results/2026-11-30-h200-s17/call4): PEEL runs
+# a walk's last tile (the only one that can reach past the length, where Q/dO or K/V rows are
+# zeroed) after the loop instead of testing every tile; EARLY loads the dK/dV tile's lse and delta
+# before waiting for its Q and dO; MAXNREG applies _MAXNREG. At D 64 the dK/dV kernel was fastest
+# unpeeled, late and capped (1.03-1.21x the Triton kernel, 7 of 8 rows); at D 128 peeled and early
+# (1.13x, against 1.06x).
+VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True},
+           128: {"PEEL": True, "EARLY": True, "MAXNREG": False}}
+# The dQ kernel here (it also forms delta) was measured at 0.89-1.05x the Triton dQ kernel at D 64
+# and 1.16-1.20x at D 128, full lengths, and 0.89-1.00x on packed jagged rows (call 4): off by
+# default, window_attention runs the Triton dQ kernel (which writes delta for the dK/dV kernel here).
+HOPPER_DQ = False
 
 
 def launch_options(kind: str, head_dim: int) -> dict:
     """The `kind` kernel's launch options at this head dim: warps, register cap and the VARIANT
     constexprs it takes."""
-    options = {"num_warps": CONFIGS[kind][3], "PEEL": VARIANT["PEEL"],
-               "maxnreg": _MAXNREG.get((kind, head_dim)) if VARIANT["MAXNREG"] else None}
+    variant = VARIANT[head_dim]
+    options = {"num_warps": CONFIGS[kind][3], "PEEL": variant["PEEL"],
+               "maxnreg": _MAXNREG.get((kind, head_dim)) if variant["MAXNREG"] else None}
     if kind == "dkdv":
-        options["EARLY"] = VARIANT["EARLY"]
+        options["EARLY"] = variant["EARLY"]
     return options
+
+
 _DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
@@ -473,26 +485,33 @@ def _out_strides(x: torch.Tensor, packed: bool) -> tuple[int, int, int, int]:
     return tuple(x.stride())
 
 
-def window_attention_backward_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int,
-                                     T: int, left: int, right: int, scale: float, dq, dk, dv,
-                                     delta) -> None:
-    """Writes dq, dk, dv (and delta [B, H, T] fp32, scratch) of window attention: what
-    window_attention._bwd_dq_kernel and _bwd_dkdv_kernel compute, on Hopper. The caller checked
-    `unsupported` (None) and the shapes; lse is fp32 contiguous [B, H, T]."""
+def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, starts, strides,
+            B: int, H: int, T: int, left: int, right: int, scale: float) -> None:
+    """kernel (`kind` "dq" or "dkdv") over every owned tile of every (b, h): q, k, v, grad_out read
+    through TMA views, `tensors` (o, dq or dk, dv) with their `strides`."""
     packed = starts is not None
-    starts = starts if packed else lengths
-    scales = (float(scale), float(scale) * _LOG2E)
-    band = (H, T, left, right, *scales)
-    D = q.shape[-1]
-    bm, bn, stages, _ = CONFIGS["dq"]
+    bm, bn, stages, _ = CONFIGS[kind]
     descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
-    _dq_kernel[(triton.cdiv(T, bm), B * H)](
-        *descs, o, dq, lse, delta, lengths, starts, *(r for view in rows for r in view),
-        *_out_strides(o, packed), *_out_strides(dq, packed), *band,
-        PACKED=packed, STAGES=stages, **launch_options("dq", D))
-    bm, bn, stages, _ = CONFIGS["dkdv"]
-    descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
-    _dkdv_kernel[(triton.cdiv(T, bn), B * H)](
-        *descs, dk, dv, lse, delta, lengths, starts, *(r for view in rows for r in view),
-        *_out_strides(dk, packed), *_out_strides(dv, packed), *band,
-        PACKED=packed, STAGES=stages, **launch_options("dkdv", D))
+    kernel[(triton.cdiv(T, bn if kind == "dkdv" else bm), B * H)](
+        *descs, *tensors, lse, delta, lengths, starts if packed else lengths,
+        *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E,
+        PACKED=packed, STAGES=stages, **launch_options(kind, q.shape[-1]))
+
+
+def dq_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int, T: int, left: int,
+              right: int, scale: float, dq, delta) -> None:
+    """Writes dq and delta = rowsum(dO ⊙ O) [B, H, T] (fp32, 0 past each length) of window
+    attention: window_attention._bwd_dq_kernel's work, on Hopper. The caller checked `unsupported`;
+    lse is fp32 contiguous [B, H, T]."""
+    packed = starts is not None
+    _launch("dq", _dq_kernel, grad_out, q, k, v, (o, dq), lse, delta, lengths, starts,
+            (*_out_strides(o, packed), *_out_strides(dq, packed)), B, H, T, left, right, scale)
+
+
+def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, T: int, left: int,
+                right: int, scale: float, dk, dv) -> None:
+    """Writes dk and dv of window attention from delta (the dQ kernel's, Triton's or dq_hopper's):
+    window_attention._bwd_dkdv_kernel's work, on Hopper."""
+    packed = starts is not None
+    _launch("dkdv", _dkdv_kernel, grad_out, q, k, v, (dk, dv), lse, delta, lengths, starts,
+            (*_out_strides(dk, packed), *_out_strides(dv, packed)), B, H, T, left, right, scale)
