@@ -531,6 +531,52 @@ def _launch(kernel, grid, *args, **kwargs):
     kernel[grid](*args, **kwargs)
 
 
+# ----------------------------------------------------------------------------- the Hopper backward
+
+# KUNLUNC_HOPPER_BWD=0: the Triton backward everywhere (A/B timing, or a Triton without Gluon).
+_HOPPER_BWD = os.environ.get("KUNLUNC_HOPPER_BWD", "1") != "0"
+_HOPPER = {}
+
+
+def _hopper_module():
+    """window_attention_hopper.py beside this file (the backward in Gluon for sm_90), imported on
+    first use; None where this Triton has no Gluon for Hopper."""
+    if "module" not in _HOPPER:
+        import importlib.util
+        import sys
+        from pathlib import Path
+        name = f"{__name__}_hopper"
+        try:
+            spec = importlib.util.spec_from_file_location(
+                name, Path(__file__).with_name("window_attention_hopper.py"))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except (ImportError, AttributeError, FileNotFoundError, TypeError):
+            sys.modules.pop(name, None)
+            module = None
+        _HOPPER["module"] = module
+    return _HOPPER["module"]
+
+
+def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
+    """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
+    (and its dQ kernel where HOPPER_DQ is set): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
+    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels run. Under torch.compile's tracing the
+    Triton kernels run (wrap_triton traces them; a Gluon launch it cannot)."""
+    q = tensors["q"]
+    if not _HOPPER_BWD:
+        return "KUNLUNC_HOPPER_BWD=0"
+    if q.device.type != "cuda" or _interpreting():
+        return "not on a CUDA device"
+    if not _plain_eager(tensors.values()):
+        return "traced (torch.compile, make_fx): the Triton kernels are traceable"
+    module = _hopper_module()
+    if module is None:
+        return "this Triton has no Gluon for Hopper"
+    return module.unsupported(tensors, packed, B, H)
+
+
 # ----------------------------------------------------------------------------- public API
 
 def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packed: bool = False) -> str | None:
@@ -674,13 +720,22 @@ def window_attention_backward(
     left, right = _band(window, causal, lay.T)
     meta = _head_meta(q, lay.packed)
     delta = lay.row_stats(q.device)   # written by the dQ kernel, read by the dK/dV kernel after it
+    tensors = {"q": q, "k": k, "v": v, "grad_out": grad_out, "o": o, "dq": dq, "dk": dk, "dv": dv}
+    hopper = _hopper_module() if hopper_backward_reason(tensors, lay.packed, lay.B, lay.H) is None else None
+    hopper_args = (lay.lengths, starts if lay.packed else None, lay.B, lay.H, lay.T, left, right, scale)
     scales = (float(scale), float(scale) * _LOG2E)
     common = (*lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(grad_out))
     large = meta["BLOCK_D"] > 128
-    _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
-            q, k, v, o, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(o),
-            *lay.strides(dq), lay.H, lay.T, left, right, *scales, **meta)
-    _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
-            q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
-            *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
+    if hopper is not None and hopper.HOPPER_DQ:
+        hopper.dq_hopper(grad_out, q, k, v, o, lse, *hopper_args, dq, delta)
+    else:
+        _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
+                q, k, v, o, grad_out, lse, delta, dq, lay.lengths, lay.starts, *common, *lay.strides(o),
+                *lay.strides(dq), lay.H, lay.T, left, right, *scales, **meta)
+    if hopper is not None:
+        hopper.dkdv_hopper(grad_out, q, k, v, lse, delta, *hopper_args, dk, dv)
+    else:
+        _launch(_DKDV[large], _grid(lay.B, lay.H, lay.T, "BLOCK_N"),
+                q, k, v, grad_out, lse, delta, dk, dv, lay.lengths, lay.starts, *common,
+                *lay.strides(dk), *lay.strides(dv), lay.H, lay.T, left, right, *scales, **meta)
     return dq, dk, dv
