@@ -53,6 +53,11 @@ GEMMs and norms around the attention too.
 Eagerly, the first call at a new (T, window, causal, D, dtype) autotunes over a few Hopper
 configs (BLOCK_M, BLOCK_N, warps, stages); under TRITON_INTERPRET=1 one small config is used.
 
+On sm_90 (H100/H200), bf16/fp16 at D 64 or 128, the backward's dK/dV runs the Gluon kernel of
+window_attention_hopper.py instead (K and V read by wgmma from shared memory; 1.03-1.21x this
+file's kernel on the H200), after this file's dQ kernel, which writes delta for it; eagerly or
+inside a custom op, not under torch.compile's tracing. KUNLUNC_HOPPER_BWD=0 turns it off.
+
 Kernels are launched through `torch.library.wrap_triton` so that torch.compile can trace them.
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
