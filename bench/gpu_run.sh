@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
@@ -11,6 +11,9 @@
 # gluonbwd: bench/gdpa_gluon_bwd.py (GDPA dK/dV and dQ) and bench/window_gluon_bwd.py (window dK/dV), the
 #   Gluon backward experiments (GLUON_BWD picks), each --quick first (correctness at the schedule's
 #   edges), then its timing shapes, under GLUON_TIMEOUT.
+# hopper: bench/window_hopper.py --quick (the Gluon window backward at odd shapes, every layout), then
+#   --variants (each build of it at bench_window.py's shapes, beside Triton's and the serial control)
+#   under HOPPER_QUICK_TIMEOUT and HOPPER_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -136,6 +139,13 @@ if [ "$what" = gluonbwd ]; then   # the Gluon backwards: correctness at the sche
     timeout 150 python3 "bench/$b.py" --quick --json "$OUT/${b}_quick.json" 2>&1 | tee "$OUT/${b}_quick.log" | tail -8
     timeout ${GLUON_TIMEOUT:-300} python3 "bench/$b.py" --json "$OUT/$b.json" 2>&1 | tee "$OUT/$b.log" | tail -12
   done
+  exit 0
+fi
+if [ "$what" = hopper ]; then   # the Gluon window backward against Triton's: odd shapes, then each build
+  timeout ${HOPPER_QUICK_TIMEOUT:-120} python3 bench/window_hopper.py --quick --json "$OUT/window_hopper_quick.json" \
+    2>&1 | tee "$OUT/window_hopper_quick.log" | grep -v -i warn | tail -12
+  timeout ${HOPPER_TIMEOUT:-400} python3 bench/window_hopper.py --variants --json "$OUT/window_hopper_variants.json" \
+    2>&1 | tee "$OUT/window_hopper_variants.log" | grep -v -i warn | tail -14
   exit 0
 fi
 if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones
