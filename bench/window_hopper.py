@@ -37,7 +37,7 @@ QUICK_SHAPES = [(3, 2, 300, 64, 37), (2, 3, 37, 128, 5), (4, 2, 1, 64, 3), (2, 2
 TOLERANCE = 1e-2
 
 
-def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
+def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16, hop=None):
     """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, without a GPU
     (descriptors over CPU tensors give the signature a launch would; every int an i32)."""
     import inspect
@@ -46,16 +46,17 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
     from triton.runtime.jit import mangle_type
-    hop = load_hopper()
+    hop = hop or load_hopper()
     bm, bn, stages, warps = hop.CONFIGS[kind]
     x = torch.empty(1, 1, 256, head_dim, dtype=dtype)
-    descs = [hop._descriptor(x, False, rows)[0] for rows in (bm, bn, bn, bm)]
+    tiles = (bm, bn, bn, bm, bn, bn) if kind == "dkdv" else (bm, bn, bn, bm)   # dK/dV: + dk, dv
+    descs = [hop._descriptor(x, False, rows)[0] for rows in tiles]
     fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
     params = list(inspect.signature(fn.fn).parameters)
     signature = {name: mangle_type(d) for name, d in zip(params, descs)}
     pointer = "*bf16" if dtype == torch.bfloat16 else "*fp16"
-    for name in params[4:]:
-        if name in ("PACKED", "STAGES", "PEEL", "EARLY", "num_warps"):
+    for name in params[len(descs):]:
+        if name in ("PACKED", "STAGES", "PEEL", "EARLY", "TMA_OUT", "num_warps"):
             signature[name] = "constexpr"
         elif name in ("LSE", "DELTA"):
             signature[name] = "*fp32"
@@ -67,26 +68,38 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16):
             signature[name] = "fp32" if name.startswith("scale") else "i32"
     options = hop.launch_options(kind, head_dim)
     constexprs = {(params.index("PACKED"),): packed, (params.index("STAGES"),): stages,
-                  **{(params.index(name),): options.pop(name) for name in ("PEEL", "EARLY", "num_warps")
+                  **{(params.index(name),): options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "num_warps")
                      if name in params}}
-    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[4:]
+    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[len(descs):]
              if signature[p].startswith("*")}
     return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs, attrs=attrs),
                           target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, **options})
 
 
 def print_compiled() -> None:
+    """Each kernel as VARIANT builds it (kinds dkdv, dq), and the dK/dV kernel with TMA_OUT switched
+    (kind dkdv_tma_out: its stores counted), at D 64 and 128, padded and packed."""
     from compile_kernels import resource_usage
     from gdpa_gluon import sass_instructions
     from gdpa_gluon_bwd import wgmma_waits
-    for kind in ("dkdv", "dq"):
+    hop = load_hopper()
+    for kind in ("dkdv", "dq", "dkdv_tma_out"):
         for head_dim in (64, 128):
             for packed in (False, True):
-                kernel = compile_sm90(kind, head_dim, packed)
+                variant = hop.VARIANT[head_dim]
+                default = variant["TMA_OUT"]
+                if kind == "dkdv_tma_out":
+                    variant["TMA_OUT"] = not default
+                try:
+                    kernel = compile_sm90(kind[:4] if kind != "dq" else kind, head_dim, packed, hop=hop)
+                finally:
+                    variant["TMA_OUT"] = default
                 r = resource_usage(kernel.asm["cubin"])
-                hgmma, waits = wgmma_waits(sass_instructions(kernel.asm["cubin"]))
+                instructions = sass_instructions(kernel.asm["cubin"])
+                hgmma, waits = wgmma_waits(instructions)
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
-                      f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)}", flush=True)
+                      f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
+                      f"tma_stores {sum('UTMASTG' in i for i in instructions)}", flush=True)
 
 
 def load_hopper():
@@ -130,9 +143,11 @@ def rel_err(x, ref, natural: float = 0.0) -> float:
     return err if math.isfinite(err) else float("inf")
 
 
-VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True), dict(PEEL=True, EARLY=False, MAXNREG=False),
-            dict(PEEL=True, EARLY=True, MAXNREG=False), dict(PEEL=True, EARLY=True, MAXNREG=True),
-            dict(PEEL=True, EARLY=False, MAXNREG=True)]
+VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False),
+            dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=True),
+            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=False),
+            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True),
+            dict(PEEL=True, EARLY=False, MAXNREG=True, TMA_OUT=False)]
 
 
 def variants(json_path) -> int:
@@ -193,7 +208,7 @@ def variants(json_path) -> int:
             print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: triton dK/dV "
                   f"{row['triton_ms']['dkdv']:.3f} dQ {row['triton_ms']['dq']:.3f} ms"
                   + (f"; control {control['dkdv']:.3f} / {control['dq']:.3f}" if control else "") + "; "
-                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])} {x['ms']['dkdv']:.3f} / "
+                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])} {x['ms']['dkdv']:.3f} / "
                               f"{x['ms']['dq']:.3f} ({x['speedup']['dkdv']:.2f}x / {x['speedup']['dq']:.2f}x"
                               f"{'' if x['err_vs_triton'] <= 5e-3 else ' WRONG'})" for x in row["variants"]),
                   flush=True)

@@ -102,7 +102,8 @@ def test_the_triton_backward_runs_off_sm90(monkeypatch):
     assert wa.hopper_backward_reason({"q": q}, False, 1, 1) == "KUNLUNC_HOPPER_BWD=0"
 
 
-LINE = re.compile(r"(dkdv|dq) D(\d+) (padded|packed): regs (\d+) stack (\d+) shared (\d+) hgmma (\d+) waits (\d+)")
+LINE = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): regs (\d+) stack (\d+) shared (\d+) "
+                  r"hgmma (\d+) waits (\d+) tma_stores (\d+)")
 
 
 @needs_gluon
@@ -112,8 +113,15 @@ def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
     groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so two waits a body and the HGMMA count
     of its four GEMMs; registers within a 4-warp program's budget."""
     rows = compile_only_rows("window_hopper.py", LINE)
-    assert len(rows) == 8, rows
-    for kind, d, layout, regs, stack, shared, hgmma, waits in rows:
+    assert len(rows) == 12, rows
+    built = {(kind, d, layout): (hgmma, stores) for kind, d, layout, _, _, _, hgmma, _, stores in rows}
+    for d in (64, 128):                          # the dK/dV kernel with TMA_OUT switched: the same
+        for layout in ("padded", "packed"):      # GEMMs, and TMA stores (two) only where TMA_OUT is on
+            plain, switched = built[("dkdv", d, layout)], built[("dkdv_tma_out", d, layout)]
+            assert plain[0] == switched[0] and {plain[1], switched[1]} == {0, 2}, (d, layout, plain, switched)
+            assert plain[1] == (2 if _hopper().VARIANT[d]["TMA_OUT"] else 0)
+    for kind, d, layout, regs, stack, shared, hgmma, waits, _ in rows:
+        kind = kind[:4] if kind != "dq" else kind
         where = (kind, d, layout)
         k_steps = d // 16                       # Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (or S, dP): K = D
         per_tile = 2 * k_steps + (4 if kind == "dkdv" else 2)   # dV, dK (or dQ): K = 32 walked rows
@@ -144,10 +152,14 @@ GPU_CASES = [  # (B, H, T, D, window, causal, lengths, transposed)
 ]
 
 
-@pytest.fixture(params=[False, True], ids=["triton-dq", "hopper-dq"])
+@pytest.fixture(params=[(False, False), (True, False), (False, True)], ids=["triton-dq", "hopper-dq", "tma-out"])
 def hopper_dq(request, monkeypatch):
-    """Both dQ kernels before the Hopper dK/dV kernel: Triton's (the default) and the Hopper one."""
-    monkeypatch.setattr(_hopper(), "HOPPER_DQ", request.param)
+    """Both dQ kernels before the Hopper dK/dV kernel (Triton's, the default, and the Hopper one), and
+    the dK/dV kernel's whole owned tiles stored by TMA (VARIANT's TMA_OUT) switched."""
+    hop = _hopper()
+    dq, tma_out = request.param
+    monkeypatch.setattr(hop, "HOPPER_DQ", dq)
+    monkeypatch.setattr(hop, "VARIANT", {d: {**v, "TMA_OUT": v["TMA_OUT"] != tma_out} for d, v in hop.VARIANT.items()})
     return request.param
 
 

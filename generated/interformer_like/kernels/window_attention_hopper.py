@@ -54,6 +54,7 @@ __all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launc
            "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+_tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
 _barrier = getattr(gl, "thread_barrier", None) or gl.barrier      # Triton 3.6 / 3.7+
 _LOG2E = 1.4426950408889634
 
@@ -70,9 +71,10 @@ _MAXNREG = {("dkdv", 64): 128}
 # zeroed) after the loop instead of testing every tile; EARLY loads the dK/dV tile's lse and delta
 # before waiting for its Q and dO; MAXNREG applies _MAXNREG. At D 64 the dK/dV kernel was fastest
 # unpeeled, late and capped (1.03-1.21x the Triton kernel, 7 of 8 rows); at D 128 peeled and early
-# (1.13x, against 1.06x).
-VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True},
-           128: {"PEEL": True, "EARLY": True, "MAXNREG": False}}
+# (1.13x, against 1.06x). TMA_OUT (dK/dV: whole owned tiles stored by TMA, as the serial control
+# stores them) is built and compiled for sm_90 but not yet timed: off until a GPU run says.
+VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False},
+           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": False}}
 # The dQ kernel here (it also forms delta) was measured at 0.89-1.05x the Triton dQ kernel at D 64
 # and 1.16-1.20x at D 128, full lengths, and 0.89-1.00x on packed jagged rows (call 4): off by
 # default, window_attention runs the Triton dQ kernel (which writes delta for the dK/dV kernel here).
@@ -87,6 +89,7 @@ def launch_options(kind: str, head_dim: int) -> dict:
                "maxnreg": _MAXNREG.get((kind, head_dim)) if variant["MAXNREG"] else None}
     if kind == "dkdv":
         options["EARLY"] = variant["EARLY"]
+        options["TMA_OUT"] = variant["TMA_OUT"]
     return options
 
 
@@ -207,13 +210,17 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
 
 
 @gluon.jit
-def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
+def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
                  q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
+                 dk_b, dk_h, dk_c, dv_b, dv_h, dv_c,
                  stride_dkb, stride_dkh, stride_dkt, stride_dkd,
                  stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                  H, T, LEFT, RIGHT, scale, scale_log2,
                  PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, EARLY: gl.constexpr,
-                 num_warps: gl.constexpr):
+                 TMA_OUT: gl.constexpr, num_warps: gl.constexpr):
+    """dK, dV of BLOCK_N owned keys over the query tiles of their band. TMA_OUT: an owned tile inside
+    the length leaves through K and V's shared-memory tiles by TMA (dk_desc, dv_desc, addressed as
+    the inputs are); others, and every tile without TMA_OUT, by masked stores."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
@@ -275,10 +282,20 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, LENGTHS, S
     mbarrier.invalidate(kv_bar)
     for stage in gl.static_range(STAGES):
         mbarrier.invalidate(bars.index(stage))
-    # owned keys past the length: zeros (padded) or not written (packed)
-    _store_rows(dk_base, stride_dkt, stride_dkd, dk * scale, n0, length, limit, BLOCK_N, HEAD_D,
-                dtype, num_warps)
-    _store_rows(dv_base, stride_dvt, stride_dvd, dv, n0, length, limit, BLOCK_N, HEAD_D, dtype, num_warps)
+    whole = False
+    if TMA_OUT:
+        whole = n0 + BLOCK_N <= length
+    if whole:    # K and V are read by nothing now: their tiles take dK and dV out
+        k_smem.store((dk * scale).to(dtype))
+        v_smem.store(dv.to(dtype))
+        fence_async_shared()
+        _tma_store(dk_desc, [start + b * dk_b + h * dk_h + n0, h * dk_c], k_smem)
+        _tma_store(dv_desc, [start + b * dv_b + h * dv_h + n0, h * dv_c], v_smem)
+        tma.store_wait(pendings=0)
+    else:        # owned keys past the length: zeros (padded) or not written (packed)
+        _store_rows(dk_base, stride_dkt, stride_dkd, dk * scale, n0, length, limit, BLOCK_N, HEAD_D,
+                    dtype, num_warps)
+        _store_rows(dv_base, stride_dvt, stride_dvd, dv, n0, length, limit, BLOCK_N, HEAD_D, dtype, num_warps)
 
 
 @gluon.jit
@@ -463,15 +480,23 @@ def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
         return f"B·H = {B * H} programs a column of the grid; at most 65535"
     for name in ("q", "k", "v", "grad_out"):
         x = tensors[name]
-        view = rows_view(x, packed)
-        if view is None:
+        if rows_view(x, packed) is None:
             return f"{name}'s strides {tuple(x.stride())} have no [rows, columns] view for TMA"
-        rows, cols, st, *_ = view
-        if x.data_ptr() % 16 or (st * x.element_size()) % 16 or rows >= 2**31:
+        if not _readable(x, packed):
             return f"{name} is not 16-byte aligned (pointer, row stride) for TMA, or has 2**31 rows"
     if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
         return "needs an sm_90 GPU (H100/H200: wgmma)"
     return None
+
+
+def _readable(x: torch.Tensor, packed: bool) -> bool:
+    """x has a [rows, columns] view (rows_view) that TMA can address: 16-byte aligned pointer and
+    row stride, fewer than 2**31 rows."""
+    view = rows_view(x, packed)
+    if view is None:
+        return False
+    rows, _, st, *_ = view
+    return x.data_ptr() % 16 == 0 and (st * x.element_size()) % 16 == 0 and rows < 2**31
 
 
 def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
@@ -490,14 +515,21 @@ def _out_strides(x: torch.Tensor, packed: bool) -> tuple[int, int, int, int]:
 def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, starts, strides,
             B: int, H: int, T: int, left: int, right: int, scale: float) -> None:
     """kernel (`kind` "dq" or "dkdv") over every owned tile of every (b, h): q, k, v, grad_out read
-    through TMA views, `tensors` (o, dq or dk, dv) with their `strides`."""
+    through TMA views, `tensors` (o, dq or dk, dv) with their `strides`; dK/dV with TMA_OUT also
+    writes dk, dv through TMA views where both have one (else masked stores only)."""
     packed = starts is not None
     bm, bn, stages, _ = CONFIGS[kind]
     descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
+    options = launch_options(kind, q.shape[-1])
+    if kind == "dkdv":
+        outs = tensors if options["TMA_OUT"] and all(_readable(x, packed) for x in tensors) else None
+        options["TMA_OUT"] = outs is not None
+        out_descs, out_rows = zip(*(_descriptor(x, packed, bn) for x in outs)) if outs else (descs[1:3], rows[1:3])
+        descs, rows = (*descs, *out_descs), (*rows, *out_rows)
     kernel[(triton.cdiv(T, bn if kind == "dkdv" else bm), B * H)](
         *descs, *tensors, lse, delta, lengths, starts if packed else lengths,
         *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E,
-        PACKED=packed, STAGES=stages, **launch_options(kind, q.shape[-1]))
+        PACKED=packed, STAGES=stages, **options)
 
 
 def dq_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int, T: int, left: int,
