@@ -1,33 +1,37 @@
-"""Sliding-window softmax attention's backward on Hopper (sm_90), in Gluon: the dQ and dK/dV kernels
-that `window_attention.window_attention_backward` runs on an H100/H200 in place of its Triton ones.
+"""Sliding-window softmax attention's backward on Hopper (sm_90), in Gluon: a dK/dV kernel that
+`window_attention.window_attention_backward` runs on an H100/H200 in place of its Triton one, after
+the Triton dQ kernel (which writes delta for it), and a dQ kernel of its own, run only with HOPPER_DQ.
 
 Same semantics, layouts and results as the Triton backward (window_attention.py's docstring): the
 band -LEFT <= j - i <= RIGHT, jagged lengths, padded [B, H, T, D] or packed [N, H, D] rows, zero
 gradients past a length (padded) and no write outside the examples' rows (packed).
 
-Why a second backward. Measured on the H200 (bench/window_gluon_bwd.py, BENCHMARKS.md seventeenth
-session), the same tiles and the same serial schedule written in Gluon run the dK/dV kernel
-1.24-1.41x and the dQ kernel 1.01-1.48x faster than the Triton kernels. Compiled for sm_90, the
-Triton dK/dV kernel keeps its owned K and V tiles in registers as wgmma A operands (175 registers
-a thread at D 64, 255 at D 128, through shared-memory round trips) and splits each walk into two
-pipelined loops (band edges, interior); here K and V stay in shared memory (wgmma reads both
-operands there: 126 and 206 registers), the walked tiles arrive by TMA into a ring of STAGES
-buffers, and one loop masks every tile.
+Why a second backward. On the H200 (bench/window_gluon_bwd.py, BENCHMARKS.md seventeenth session),
+the Triton kernels' tiles and serial schedule written in Gluon ran the dK/dV kernel 1.24-1.41x and
+the dQ kernel 1.04-1.48x faster than the Triton kernels. Compiled for sm_90, the Triton dK/dV
+kernel keeps its owned K and V tiles in registers as wgmma A operands (175 registers a thread at
+D 64, 255 at D 128, through shared-memory round trips) and splits each walk into two pipelined
+loops (band edges, interior). Here K and V stay in shared memory (wgmma reads both operands there),
+the walked tiles arrive by TMA into a ring of STAGES buffers, and one loop masks every tile. With
+what production needs (lengths, layouts, NaN-safety, masked stores) this file's dK/dV kernel
+measured 1.03-1.21x the Triton one (1.07-1.10x on packed jagged rows) and its dQ kernel 0.89-1.05x
+at D 64, hence HOPPER_DQ off (bench/window_hopper.py, same section).
 
 dK/dV: a program owns BLOCK_N keys of one (b, h) and walks the BLOCK_M-row query tiles that touch
 its band, on transposed tiles (no operand transposed in registers):
     Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ;  Pᵀ = exp2(Sᵀ·scale·log2 e − lse2) in the band, dSᵀ = Pᵀ ⊙ (dPᵀ − delta)
     dV += Pᵀ·dO,  dK += dSᵀ·Q
 dQ: a program owns BLOCK_M queries and walks the key tiles of their band: S = Q·Kᵀ, dP = dO·Vᵀ,
-dQ += dS·K. It runs first and writes delta = rowsum(dO ⊙ O) for the dK/dV kernel.
+dQ += dS·K; it also writes delta = rowsum(dO ⊙ O) for the dK/dV kernel after it.
 
 Rows past a length. TMA reads whole tiles: rows past an example's length are the padding or rows
 outside every example (either may hold anything, NaN included) or the next example's rows, and
-rows past the tensor read as zeros. Every score outside the band or the lengths is masked to zero with a select (NaN-safe), and
-in the one walked tile that can reach past the length (the last, peeled out of the loop) the rows
-there (Q and dO for dK/dV, K and V for dQ) are zeroed in shared memory before the GEMMs read them,
-so that 0·NaN never enters an accumulator. Owned rows past the length are not masked: their
-garbage reaches only their own gradient rows, which are never stored. Gradients are written by masked stores.
+rows past the tensor read as zeros. Every score outside the band or the length is masked to zero
+with a select (NaN-safe), and in the one walked tile that can reach past the length (the last) the
+rows there (Q and dO for dK/dV, K and V for dQ) are zeroed in shared memory before the GEMMs read
+them, so that 0·NaN never enters an accumulator. Owned rows past the length are not masked: their
+garbage reaches only their own gradient rows, which are never stored. Gradients are written by
+masked stores (or, with TMA_OUT, whole owned tiles inside the length by TMA).
 
 Addressing. A TMA descriptor is two-dimensional [rows, columns] over a tensor's memory: row r of
 example b, head h is descriptor row (starts[b] if packed else b·B_ROWS) + h·H_ROWS + r, columns
@@ -56,12 +60,13 @@ _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_globa
 _barrier = getattr(gl, "thread_barrier", None) or gl.barrier      # Triton 3.6 / 3.7+
 _LOG2E = 1.4426950408889634
 
-# (BLOCK_M, BLOCK_N, STAGES, num_warps) of each kernel: the configs that won at every shape of the
-# window benchmark on the H200 (bench/results/2026-11-30-h200-s17/call1). dK/dV walks 32-row
+# (BLOCK_M, BLOCK_N, STAGES, num_warps) of each kernel: the serial control's best configs on the H200
+# (bench/results/2026-11-30-h200-s17/call1: dK/dV at 4 of 6 shapes, within 1% at the other two;
+# dQ at 5 of 6). dK/dV walks 32-row
 # query tiles (at 64 rows ptxas serializes the wgmmas); dQ owns 64 rows and walks 32-row key tiles.
 CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
 # Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
-# 137 uncapped on sm_90 (three programs an SM), 128 capped (four; 8 bytes of stack).
+# 137-143 uncapped on sm_90 (three programs an SM), 128 capped (four; 0-48 bytes of stack).
 _MAXNREG = {("dkdv", 64): 128}
 # How the kernels are built, per head dim (constexprs and the register cap), each choice timed on
 # the H200 by bench/window_hopper.py --variants (bench/results/2026-11-30-h200-s17/call4): PEEL runs
@@ -73,8 +78,8 @@ _MAXNREG = {("dkdv", 64): 128}
 # stores them) is built and compiled for sm_90 but not yet timed: off until a GPU run says.
 VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False},
            128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": False}}
-# The dQ kernel here (it also forms delta) was measured at 0.89-1.05x the Triton dQ kernel at D 64
-# and 1.16-1.20x at D 128, full lengths, and 0.89-1.00x on packed jagged rows (call 4): off by
+# The dQ kernel here (it also forms delta) measured 0.92-1.05x the Triton dQ kernel at D 64 on full
+# lengths, 0.89-1.00x on packed jagged rows, and 1.16-1.20x in the one D 128 row (call 4): off by
 # default, window_attention runs the Triton dQ kernel (which writes delta for the dK/dV kernel here).
 HOPPER_DQ = False
 
