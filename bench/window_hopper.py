@@ -256,7 +256,7 @@ def main() -> int:
             qq, kk, vv, dd = (x if layout == "full" else x.masked_fill(~valid, float("nan")) for x in (q, k, v, do))
             kw = {}
             if layout in ("packed", "qkv"):
-                (qq, kk, vv, dd), _, starts, _ = (lambda r: (r[:4], r[4], r[5], r[6]))(pack_jagged((q, k, v, do), lengths))
+                qq, kk, vv, dd, _, starts, _ = pack_jagged((q, k, v, do), lengths)
                 kw = dict(starts=starts, max_len=T)
                 if layout == "qkv":
                     N = qq.shape[0]

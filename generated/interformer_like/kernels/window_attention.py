@@ -567,8 +567,9 @@ def _hopper_module():
 def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
     (and its dQ kernel where HOPPER_DQ is set): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
-    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels run. Under torch.compile's tracing the
-    Triton kernels run (wrap_triton traces them; a Gluon launch it cannot)."""
+    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels
+    run. Under torch.compile's tracing the Triton kernels run (wrap_triton traces them; a Gluon
+    launch it cannot)."""
     q = tensors["q"]
     if not _HOPPER_BWD:
         return "KUNLUNC_HOPPER_BWD=0"

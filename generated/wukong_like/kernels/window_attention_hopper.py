@@ -142,6 +142,13 @@ def _store_rows(base, stride_t, stride_d, acc, first_row, length, limit, ROWS: g
 
 
 @gluon.jit
+def _lse2(lse_base, rows, in_len):
+    """The forward's lse of query rows in log2 units (exp2 is the fast path); 0 where not in_len
+    (those scores are masked)."""
+    return gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+
+
+@gluon.jit
 def _example(LENGTHS, STARTS, b, T, PACKED: gl.constexpr):
     """(length, first row, rows a gradient is written to) of example b: padded, every row up to T
     (zeros past the length); packed, only the example's own rows."""
@@ -183,7 +190,7 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
     rows = row0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
     in_len = rows < length
     if EARLY:
-        lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+        lse2 = _lse2(lse_base, rows, in_len)
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
     _wait_tile(bars, t, STAGES)
     if ZERO_TAIL:
@@ -197,7 +204,7 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
     dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False, is_async=True)
     s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
     if not EARLY:
-        lse2 = gl.load(lse_base + rows, mask=in_len, other=0.0) * 1.4426950408889634
+        lse2 = _lse2(lse_base, rows, in_len)
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
     offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
     # the band -RIGHT <= i - j <= LEFT and the length i < length in two compares: i - j <= length - 1 - j
@@ -397,7 +404,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
                            BLOCK_N, STAGES)
 
         offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))
-        lse2 = gl.load(lse_base + offs_m, mask=offs_m < length, other=0.0) * 1.4426950408889634
+        lse2 = _lse2(lse_base, offs_m, offs_m < length)
         lo = gl.maximum(offs_m - length + 1, -RIGHT)
         # delta of the owned rows, from O (loaded here) and dO (once its tile lands)
         o_rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
@@ -484,24 +491,24 @@ def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     if B * H > 65535:
         return f"B·H = {B * H} programs a column of the grid; at most 65535"
     for name in ("q", "k", "v", "grad_out"):
-        x = tensors[name]
-        if rows_view(x, packed) is None:
-            return f"{name}'s strides {tuple(x.stride())} have no [rows, columns] view for TMA"
-        if not _readable(x, packed):
-            return f"{name} is not 16-byte aligned (pointer, row stride) for TMA, or has 2**31 rows"
+        reason = _tma_reason(tensors[name], packed)
+        if reason is not None:
+            return f"{name}{reason}"
     if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
         return "needs an sm_90 GPU (H100/H200: wgmma)"
     return None
 
 
-def _readable(x: torch.Tensor, packed: bool) -> bool:
-    """x has a [rows, columns] view (rows_view) that TMA can address: 16-byte aligned pointer and
-    row stride, fewer than 2**31 rows."""
+def _tma_reason(x: torch.Tensor, packed: bool) -> str | None:
+    """None when x has a [rows, columns] view (rows_view) that TMA can address: 16-byte aligned
+    pointer and row stride, fewer than 2**31 rows; otherwise the reason, after the tensor's name."""
     view = rows_view(x, packed)
     if view is None:
-        return False
+        return f"'s strides {tuple(x.stride())} have no [rows, columns] view for TMA"
     rows, _, st, *_ = view
-    return x.data_ptr() % 16 == 0 and (st * x.element_size()) % 16 == 0 and rows < 2**31
+    if x.data_ptr() % 16 or (st * x.element_size()) % 16 or rows >= 2**31:
+        return " is not 16-byte aligned (pointer, row stride) for TMA, or has 2**31 rows"
+    return None
 
 
 def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
@@ -527,7 +534,7 @@ def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, 
     descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn), (grad_out, bm))))
     options = launch_options(kind, q.shape[-1])
     if kind == "dkdv":
-        outs = tensors if options["TMA_OUT"] and all(_readable(x, packed) for x in tensors) else None
+        outs = tensors if options["TMA_OUT"] and all(_tma_reason(x, packed) is None for x in tensors) else None
         options["TMA_OUT"] = outs is not None
         out_descs, out_rows = zip(*(_descriptor(x, packed, bn) for x in outs)) if outs else (descs[1:3], rows[1:3])
         descs, rows = (*descs, *out_descs), (*rows, *out_rows)
