@@ -4,7 +4,8 @@
     python3 bench/window_hopper.py --compile-only            # anywhere: compile for sm_90, print resources
 
 templates/kernels/window_attention_hopper.py holds the dK/dV kernel window_attention_backward runs
-on sm_90 (bf16, fp16, D 64 or 128) and a dQ kernel it runs only with HOPPER_DQ (--hopper-dq here);
+on sm_90 (bf16, fp16, D 64 or 128) and a dQ kernel it runs at the head dims HOPPER_DQ names
+(--hopper-dq here: at every head dim);
 KUNLUNC_HOPPER_BWD=0 (here: the module's _HOPPER_BWD flag) gives the Triton kernels. At each shape of bench_window.py (or --quick's odd ones), both bands, four layouts:
   full      padded [B, H, T, D], every length T
   jagged    padded, lengths uniform in [0, T], NaN in every row past a length (q, k, v, dO, o, lse)
@@ -184,7 +185,8 @@ def variants(json_path) -> int:
             row = {"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal, "layout": layout,
                    "triton_ms": ms(lambda: backward(False)), "variants": []}
             base = backward(False)
-            defaults, hop.HOPPER_DQ = dict(hop.VARIANT[D]), True
+            defaults, dq_defaults = dict(hop.VARIANT[D]), hop.HOPPER_DQ
+            hop.HOPPER_DQ = {d: True for d in dq_defaults}
             for variant in VARIANTS:
                 hop.VARIANT[D].update(variant)
                 got = backward(True)
@@ -194,7 +196,7 @@ def variants(json_path) -> int:
                 row["variants"].append({**variant, "ms": t, "err_vs_triton": err,
                                         "speedup": {kind: row["triton_ms"][kind] / t[kind] for kind in t}})
             hop.VARIANT[D].update(defaults)
-            hop.HOPPER_DQ = False
+            hop.HOPPER_DQ = dq_defaults
             if layout == "full":
                 delta = (dd.float() * o.float()).sum(-1)
                 row["control_ms"] = {kind: kernel_ms_by_name(lambda: wg.window_bwd_overlap(
@@ -222,7 +224,7 @@ def main() -> int:
     parser.add_argument("--json", default=os.path.join(out, "window_hopper.json") if out else None)
     parser.add_argument("--quick", action="store_true", help="small odd shapes: correctness")
     parser.add_argument("--hopper-dq", action="store_true",
-                        help="the Hopper dQ kernel too (window_attention_hopper.HOPPER_DQ; off by default)")
+                        help="the Hopper dQ kernel at every head dim (window_attention_hopper.HOPPER_DQ: off by default)")
     parser.add_argument("--variants", action="store_true",
                         help="time each build of the kernels (window_attention_hopper.VARIANT) at the full and "
                              "packed layouts, beside the Triton backward and bench/window_gluon_bwd.py's control")
@@ -239,7 +241,9 @@ def main() -> int:
     from benchutil import kernel_ms_by_name, write_json
     if args.variants:
         return variants(args.json)
-    wa._hopper_module().HOPPER_DQ = args.hopper_dq
+    if args.hopper_dq:
+        hop = wa._hopper_module()
+        hop.HOPPER_DQ = {d: True for d in hop.HOPPER_DQ}
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
     for (B, H, T, D, window), causal in [(s, c) for s in (QUICK_SHAPES if args.quick else SHAPES)

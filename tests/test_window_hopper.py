@@ -154,11 +154,11 @@ GPU_CASES = [  # (B, H, T, D, window, causal, lengths, transposed)
 
 @pytest.fixture(params=[(False, False), (True, False), (False, True)], ids=["triton-dq", "hopper-dq", "tma-out"])
 def hopper_dq(request, monkeypatch):
-    """Both dQ kernels before the Hopper dK/dV kernel (Triton's, the default, and the Hopper one), and
-    the dK/dV kernel's whole owned tiles stored by TMA (VARIANT's TMA_OUT) switched."""
+    """Both dQ kernels before the Hopper dK/dV kernel (Triton's and the Hopper one, at every head dim),
+    and the dK/dV kernel's whole owned tiles stored by TMA (VARIANT's TMA_OUT) switched from its default."""
     hop = _hopper()
     dq, tma_out = request.param
-    monkeypatch.setattr(hop, "HOPPER_DQ", dq)
+    monkeypatch.setattr(hop, "HOPPER_DQ", {d: dq for d in hop.HOPPER_DQ})
     monkeypatch.setattr(hop, "VARIANT", {d: {**v, "TMA_OUT": v["TMA_OUT"] != tma_out} for d, v in hop.VARIANT.items()})
     return request.param
 

@@ -48,6 +48,10 @@ activations; 16-bit inputs on the GPU use the one-instruction tanh.approx.f32 fo
 silu (softmax attention needs one MUFU op per score, and so does this), whose ~2^-11 relative
 error is no larger than the 16-bit rounding of act(S) that follows.
 
+On an H100/H200 the backward's kernels at D 64 run in Gluon instead (gdpa_hopper.py: the same
+tiles and schedule, operands in shared memory fed by TMA; no window), eagerly or inside a custom op;
+under torch.compile's tracing, and with KUNLUNC_HOPPER_BWD=0, the kernels here run.
+
 Calling: every launch goes through torch.library.wrap_triton, so torch.compile and export can
 trace these functions. Call them from inside a torch.library.triton_op: in eager mode that op
 launches the kernels directly, whereas a bare call dispatches each launch through a higher-order
@@ -537,6 +541,51 @@ def _launcher(kernel_name: str, block_d: int, x: torch.Tensor):
     return tuned if _INTERPRET or _plain_eager(x) else torch.library.wrap_triton(tuned)
 
 
+# ----------------------------------------------------------------------------- the Hopper backward
+
+# KUNLUNC_HOPPER_BWD=0: the Triton backward everywhere (A/B timing, or a Triton without Gluon).
+_HOPPER_BWD = os.environ.get("KUNLUNC_HOPPER_BWD", "1") != "0"
+_HOPPER = {}
+
+
+def _hopper_module():
+    """gdpa_hopper.py beside this file (the backward in Gluon for sm_90), imported on first use;
+    None where this Triton has no Gluon for Hopper."""
+    if "module" not in _HOPPER:
+        import importlib.util
+        import sys
+        from pathlib import Path
+        name = f"{__name__}_hopper"
+        try:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("gdpa_hopper.py"))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except (ImportError, AttributeError, FileNotFoundError, TypeError):
+            sys.modules.pop(name, None)
+            module = None
+        _HOPPER["module"] = module
+    return _HOPPER["module"]
+
+
+def hopper_backward_reason(tensors: dict, packed: bool, batch_heads: int, windowed: bool) -> str | None:
+    """None when gdpa_backward runs the Gluon kernels of gdpa_hopper.py (those its ENABLED table
+    turns on): sm_90, bf16/fp16, D 64 or 128, no window, TMA-addressable q, k, v, grad_out, eager on
+    plain tensors or inside a custom op; otherwise why the Triton kernels run. Under torch.compile's
+    tracing the Triton kernels run (wrap_triton traces them; a Gluon launch it cannot)."""
+    q = tensors["q"]
+    if not _HOPPER_BWD:
+        return "KUNLUNC_HOPPER_BWD=0"
+    if q.device.type != "cuda" or _INTERPRET:
+        return "not on a CUDA device"
+    if not all(_plain_eager(x) for x in tensors.values()):
+        return "traced (torch.compile, make_fx): the Triton kernels are traceable"
+    module = _hopper_module()
+    if module is None:
+        return "this Triton has no Gluon for Hopper"
+    return module.unsupported(tensors, packed, batch_heads, windowed)
+
+
 # ----------------------------------------------------------------------------- Python API
 
 def _head_groups(
@@ -680,16 +729,27 @@ def gdpa_backward(
     g_strides = _packed_strides(grad_out) if packed else tuple(grad_out.stride())
     dq_strides = _packed_strides(dq) if packed else tuple(dq.stride())
     strides = (*q_strides, *k.stride(), *v.stride(), *g_strides)
+    tensors = {"q": q, "k": k, "v": v, "grad_out": grad_out, "dq": dq, "dk": dk, "dv": dv}
+    windowed = _window_mode(window, causal, T, S)[0] != NO_WINDOW.value
+    hopper = _hopper_module() if hopper_backward_reason(tensors, packed, B * H, windowed) is None else None
+    on_hopper = {kind: hopper is not None and hopper.ENABLED[(kind, q.shape[-1])] for kind in ("dkdv", "dq")}
     for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
                                           window, causal):
-        _launcher("dkdv", c["BLOCK_D"], q)[_grid(S, B * n_heads, "BLOCK_N")](
-            q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
-            n_heads, T, S, float(scale), **c,
-        )
-        _launcher("dq", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
-            q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
-            n_heads, T, S, float(scale), **c,
-        )
+        group = (grad_out, q, k, v, pointers, c["ACT"], c["HEAD_TABLE"], c["HAS_KV_LEN"], T, B, n_heads, scale)
+        if on_hopper["dkdv"]:
+            hopper.backward_hopper("dkdv", *group, (dk, dv))
+        else:
+            _launcher("dkdv", c["BLOCK_D"], q)[_grid(S, B * n_heads, "BLOCK_N")](
+                q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
+                n_heads, T, S, float(scale), **c,
+            )
+        if on_hopper["dq"]:
+            hopper.backward_hopper("dq", *group, (dq,))
+        else:
+            _launcher("dq", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
+                q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
+                n_heads, T, S, float(scale), **c,
+            )
     return dq, dk, dv
 
 

@@ -2,7 +2,7 @@
 # Do not edit: rebuild with `kunlunc build`.
 """Sliding-window softmax attention's backward on Hopper (sm_90), in Gluon: a dK/dV kernel that
 `window_attention.window_attention_backward` runs on an H100/H200 in place of its Triton one, after
-the Triton dQ kernel (which writes delta for it), and a dQ kernel of its own, run only with HOPPER_DQ.
+the Triton dQ kernel (which writes delta for it), and a dQ kernel of its own, run where HOPPER_DQ says.
 
 Same semantics, layouts and results as the Triton backward (window_attention.py's docstring): the
 band -LEFT <= j - i <= RIGHT, jagged lengths, padded [B, H, T, D] or packed [N, H, D] rows, zero
@@ -17,7 +17,9 @@ loops (band edges, interior). Here K and V stay in shared memory (wgmma reads bo
 the walked tiles arrive by TMA into a ring of STAGES buffers, and one loop masks every tile. With
 what production needs (lengths, layouts, NaN-safety, masked stores) this file's dK/dV kernel
 measured 1.03-1.21x the Triton one (1.07-1.10x on packed jagged rows) and its dQ kernel 0.89-1.05x
-at D 64, hence HOPPER_DQ off (bench/window_hopper.py, same section).
+at D 64 and 1.04-1.20x at D 128 (0.99-1.00x on packed bidirectional rows), and a Gluon launch
+costs more host time than a Triton one, hence HOPPER_DQ off (bench/window_hopper.py; BENCHMARKS.md,
+seventeenth and eighteenth sessions).
 
 dK/dV: a program owns BLOCK_N keys of one (b, h) and walks the BLOCK_M-row query tiles that touch
 its band, on transposed tiles (no operand transposed in registers):
@@ -46,6 +48,8 @@ Gluon has no interpreter: on CPU the kernels are compiled for sm_90 and their SA
 (tests/test_window_hopper.py); what they compute is checked on the GPU (`gpu` tests).
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
+import functools
+
 import torch
 import triton
 from triton.experimental import gluon
@@ -71,19 +75,27 @@ CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
 # 137-143 uncapped on sm_90 (three programs an SM), 128 capped (four; 0-48 bytes of stack).
 _MAXNREG = {("dkdv", 64): 128}
 # How the kernels are built, per head dim (constexprs and the register cap), each choice timed on
-# the H200 by bench/window_hopper.py --variants (bench/results/2026-11-30-h200-s17/call4): PEEL runs
-# a walk's last tile (the only one that can reach past the length, where Q/dO or K/V rows are
-# zeroed) after the loop instead of testing every tile; EARLY loads the dK/dV tile's lse and delta
-# before waiting for its Q and dO; MAXNREG applies _MAXNREG. At D 64 the dK/dV kernel was fastest
-# unpeeled, late and capped (1.03-1.21x the Triton kernel, 7 of 8 rows); at D 128 peeled and early
-# (1.13x, against 1.06x). TMA_OUT (dK/dV: whole owned tiles stored by TMA, as the serial control
-# stores them) is built and compiled for sm_90 but not yet timed: off until a GPU run says.
+# the H200 by bench/window_hopper.py --variants (bench/results/2026-11-30-h200-s17/call4 and
+# 2026-11-30-h200-s18/call2): PEEL runs a walk's last tile (the only one that can reach past the
+# length, where Q/dO or K/V rows are zeroed) after the loop instead of testing every tile; EARLY
+# loads the dK/dV tile's lse and delta before waiting for its Q and dO; MAXNREG applies _MAXNREG;
+# TMA_OUT stores the dK/dV kernel's whole owned tiles by TMA through K and V's shared tiles, as the
+# serial control does. At D 64 the dK/dV kernel was fastest unpeeled, late and capped (1.03-1.21x
+# the Triton kernel, 7 of 8 rows); TMA_OUT gave full lengths 1.05-1.29x against 1.07-1.17x but the
+# packed jagged rows (the models' layout) 1.03-1.10x against 1.06-1.10x, so it stays off there. At
+# D 128 peeled and early, with TMA_OUT: 1.13-1.21x full and 1.00-1.04x packed, against 1.08-1.14x
+# and 0.98-1.02x without it (s18 call 2).
 VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False},
-           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": False}}
-# The dQ kernel here (it also forms delta) measured 0.92-1.05x the Triton dQ kernel at D 64 on full
-# lengths, 0.89-1.00x on packed jagged rows, and 1.16-1.20x in the one D 128 row (call 4): off by
-# default, window_attention runs the Triton dQ kernel (which writes delta for the dK/dV kernel here).
-HOPPER_DQ = False
+           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True}}
+# Which head dims run the dQ kernel here (it also forms delta) rather than Triton's, which then
+# writes delta for the dK/dV kernel here. At D 64 it measured 0.92-1.05x the Triton dQ kernel on full
+# lengths and 0.85-1.00x on packed jagged rows; at D 128 1.09-1.20x full, 1.04-1.05x packed causal
+# and 0.99-1.00x packed bidirectional (s17 call 4, s18 call 2). Off at both: a Gluon launch costs
+# more host time than a Triton one (bench/launch_overhead.py, s18 call 7: the window backward with
+# both kernels here took 377 µs a call to Triton's 144 at a negligible shape), which made
+# bench_window.py's eager D 128 causal forward+backward host-bound (1.02x Flex against 1.39x with
+# the dK/dV kernel alone, s18 call 6), for a few percent of GPU time on packed rows.
+HOPPER_DQ = {64: False, 128: False}
 
 
 def launch_options(kind: str, head_dim: int) -> dict:
@@ -511,10 +523,17 @@ def _tma_reason(x: torch.Tensor, packed: bool) -> str | None:
     return None
 
 
+@functools.cache
+def _shared_layout(block_rows: int, head_dim: int, dtype: torch.dtype):
+    """The swizzled shared-memory layout of a [block_rows, head_dim] tile (made once: ~9 µs of host
+    time each, and a backward builds up to ten descriptors a call)."""
+    return gl.NVMMASharedLayout.get_default_for([block_rows, head_dim], _DTYPES[dtype])
+
+
 def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
     rows, cols, st, b_rows, h_rows, h_cols = rows_view(x, packed)
     D = x.shape[-1]
-    layout = gl.NVMMASharedLayout.get_default_for([block_rows, D], _DTYPES[x.dtype])
+    layout = _shared_layout(block_rows, D, x.dtype)
     return TensorDescriptor(x, [rows, cols], [st, 1], [block_rows, D], layout), (b_rows, h_rows, h_cols)
 
 

@@ -566,7 +566,7 @@ def _hopper_module():
 
 def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
-    (and its dQ kernel where HOPPER_DQ is set): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
+    (and its dQ kernel at the head dims HOPPER_DQ names): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
     v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels
     run. Under torch.compile's tracing the Triton kernels run (wrap_triton traces them; a Gluon
     launch it cannot)."""
@@ -732,7 +732,7 @@ def window_attention_backward(
     scales = (float(scale), float(scale) * _LOG2E)
     common = (*lay.strides(q), *lay.strides(k), *lay.strides(v), *lay.strides(grad_out))
     large = meta["BLOCK_D"] > 128
-    if hopper is not None and hopper.HOPPER_DQ:
+    if hopper is not None and hopper.HOPPER_DQ[q.shape[-1]]:
         hopper.dq_hopper(grad_out, q, k, v, o, lse, *hopper_args, dq, delta)
     else:
         _launch(_DQ[large], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
