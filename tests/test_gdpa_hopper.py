@@ -163,3 +163,42 @@ def test_gpu_hopper_backward_agrees_with_triton(monkeypatch, both_kernels):
     triton_grads = gdpa.gdpa_backward(do, q, k, v, q_lengths, None, case.activations, case.scale)
     for label, x, y in zip(("dq", "dk", "dv"), hopper, triton_grads):
         assert rel_err(x, y.double()) <= 5e-3, label
+
+
+def test_gdpa_backward_dispatches_each_head_group_to_the_enabled_kernels(monkeypatch):
+    """Where the Hopper kernels are allowed, gdpa_backward hands each head group (activation, head
+    table, kv lengths) to the kernels ENABLED names at that head dim and runs Triton for the others;
+    a window never reaches them. A stand-in module records the calls (no GPU here)."""
+    calls = []
+
+    class FakeHopper:
+        ENABLED = {("dq", 64): True, ("dkdv", 64): False, ("dq", 128): False, ("dkdv", 128): False}
+
+        @staticmethod
+        def backward_hopper(kind, grad_out, q, k, v, pointers, act, head_table, has_kv_len, T, B, n_heads, scale,
+                            outs):
+            calls.append((kind, act, head_table, has_kv_len, T, B, n_heads, scale, len(outs)))
+            for out in outs:
+                out.fill_(3.0)
+
+    monkeypatch.setattr(gdpa, "_hopper_module", lambda: FakeHopper)
+    reasons = []
+
+    def reason(tensors, packed, batch_heads, windowed):
+        reasons.append((packed, batch_heads, windowed))
+        return "a window" if windowed else None
+
+    monkeypatch.setattr(gdpa, "hopper_backward_reason", reason)
+    case = Case(2, 4, 9, 5, 64, "silu,relu2,silu,relu2", (9, 3), kv_lengths=(5, 2))
+    q, k, v, do, q_lengths, kv_lengths = make_inputs(case, torch.float32, padding=0.0)
+    dq, dk, dv = gdpa.gdpa_backward(do, q, k, v, q_lengths, kv_lengths, case.activations, case.scale)
+    assert reasons == [(False, 8, False)]
+    ids = gdpa.ACTIVATION_IDS
+    assert calls == [("dq", ids["silu"], True, True, 9, 2, 2, case.scale, 1),
+                     ("dq", ids["relu2"], True, True, 9, 2, 2, case.scale, 1)]
+    assert (dq == 3.0).all()                                  # the stand-in wrote dq; Triton dK and dV
+    _, want = reference(case, q, k, v, do, q_lengths, kv_lengths)
+    assert rel_err(dk, want[1]) <= TOLERANCE[torch.float32] and rel_err(dv, want[2]) <= TOLERANCE[torch.float32]
+    calls.clear()
+    gdpa.gdpa_backward(do, q, k, v, q_lengths, kv_lengths, case.activations, case.scale, window=2)
+    assert calls == [] and reasons[-1] == (False, 8, True)

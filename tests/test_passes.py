@@ -107,3 +107,33 @@ def test_batch_kernels_refuses_ops_of_different_shapes(monkeypatch):
     monkeypatch.setattr(be, "expert_runs", lambda groups: [(0, len(groups))])   # 33, 32, 32 as one run
     with pytest.raises(IRError, match=r"expert1\.layer0\.\w+ .* cannot share the kernel of .*expert0\.layer0"):
         compile_spec(load_spec(SPECS / "kunlun_60g.yaml"))
+
+
+def test_kernel_reasons_say_where_the_backward_runs_in_gluon():
+    """On sm_90 targets the reason names the Gluon backward at the head dims the kernel files run it
+    at (GDPA at 64 only, window attention at 64 and 128); elsewhere it does not."""
+    spec = load_spec(SPECS / "kunlun_60g.yaml")
+
+    def reasons(target):
+        graph = compile_spec(spec, target).graph
+        return {(op.kind, graph.op(op.inputs[0]).shape[-1], "Gluon" in op.attr("kernel_reason"))
+                for op in graph.ops() if op.kind in ("gdpa", "window_attention")}
+
+    assert reasons("h200") == {("gdpa", 64, True), ("gdpa", 128, False),
+                               ("window_attention", 64, True), ("window_attention", 128, True)}
+    assert not any(gluon for *_, gluon in reasons("b200") | reasons("cpu"))
+
+
+def test_hopper_backward_table_matches_the_kernel_files():
+    """select.HOPPER_BACKWARD mirrors templates/kernels/*_hopper.py: the head dims gdpa_hopper.ENABLED
+    turns on, and those window_attention_hopper builds (VARIANT)."""
+    from test_gdpa_gluon import _has_gluon_hopper
+    if not _has_gluon_hopper():
+        pytest.skip("Triton's Gluon for Hopper is not installed")
+    from opsload import import_file
+    from kunlun_compiler.passes.select import HOPPER_BACKWARD
+    kernels = SPECS.parent / "templates" / "kernels"
+    gdpa_hopper = import_file(kernels / "gdpa_hopper.py", "kunlunc_test_select_gdpa_hopper")
+    window_hopper = import_file(kernels / "window_attention_hopper.py", "kunlunc_test_select_window_hopper")
+    assert set(HOPPER_BACKWARD["gdpa"][0]) == {d for (_, d), on in gdpa_hopper.ENABLED.items() if on}
+    assert set(HOPPER_BACKWARD["window_attention"][0]) == set(window_hopper.VARIANT)

@@ -4,7 +4,8 @@ On a GPU target a fused op gets its Triton kernel when the kernel takes its shap
 to 256, padded inside to a power of two); otherwise, or on the CPU target, the plain-torch
 reference (a registered custom op with the same FLOP formula). The choice and its reason are
 recorded on the op for `kunlunc inspect`; at run time the generated model still falls back to
-the reference on CPU tensors (backend="auto").
+the reference on CPU tensors (backend="auto"). On an sm_90 target (H100, H200) the reason also says
+where the generated kernels run part of the backward in Gluon instead of Triton (HOPPER_BACKWARD).
 """
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from .fuse import FUSED_KINDS
 from .manager import PassResult
 
 GPU_TARGETS = frozenset({"h100", "h200", "b200", "a100"})
+SM90_TARGETS = frozenset({"h100", "h200"})
 MAX_HEAD_DIM = 256
 KERNELS = ("triton", "torch")
+# What the generated kernels run in Gluon on sm_90, in bf16/fp16, in place of their Triton
+# kernels: op kind -> (head dims, what). The kernel files hold the tables this mirrors
+# (templates/kernels/gdpa_hopper.py's ENABLED, window_attention_hopper.py's head dims and
+# HOPPER_DQ); tests/test_passes.py checks that the two agree. GDPA runs it without a window only
+# (the PFFN), window attention with the softmax only.
+HOPPER_BACKWARD = {"gdpa": ((64,), "backward (dQ, dK/dV) in Gluon on sm_90"),
+                   "window_attention": ((64, 128), "backward dK/dV in Gluon on sm_90")}
 
 
 def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
@@ -27,7 +36,18 @@ def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
         return "torch", f"head dim {head_dim} > {MAX_HEAD_DIM}: no Triton tile fits; plain-torch reference"
     padded = 1 << max(head_dim - 1, 1).bit_length()
     pad = f", padded to {padded}" if padded != head_dim else ""
-    return "triton", f"Triton kernel (head dim {head_dim}{pad})"
+    return "triton", f"Triton kernel (head dim {head_dim}{pad}){_hopper_note(graph, op, target, head_dim)}"
+
+
+def _hopper_note(graph: Graph, op: Op, target: str, head_dim: int) -> str:
+    """'; <what runs in Gluon>' where HOPPER_BACKWARD covers the op on this target, else ''."""
+    dims, what = HOPPER_BACKWARD.get(op.kind, ((), ""))
+    plan = graph.meta["plan"]
+    if target not in SM90_TARGETS or plan.dtype not in ("bf16", "fp16") or head_dim not in dims:
+        return ""
+    if op.kind == "window_attention" and not op.attr("softmax"):
+        return ""   # the activation variant runs GDPA's kernels, with a window: Triton's
+    return f"; {what}"
 
 
 def select_kernels(graph: Graph, target: str | None = None) -> PassResult:
@@ -40,8 +60,9 @@ def select_kernels(graph: Graph, target: str | None = None) -> PassResult:
         kernel, why = choose(graph, op, target)
         graph.update(op.with_(attrs={**op.attrs, "kernel": kernel, "kernel_reason": why}))
         key = f"{op.kind}:{kernel}"
-        if key not in chosen:
-            notes.append(f"{key}: {why}")
+        note = f"{key}: {why}"
+        if note not in notes:
+            notes.append(note)
         chosen[key] = chosen.get(key, 0) + 1
     return PassResult(graph, bool(chosen), dict(sorted(chosen.items())), tuple(notes))
 
