@@ -202,3 +202,29 @@ def test_gdpa_backward_dispatches_each_head_group_to_the_enabled_kernels(monkeyp
     calls.clear()
     gdpa.gdpa_backward(do, q, k, v, q_lengths, kv_lengths, case.activations, case.scale, window=2)
     assert calls == [] and reasons[-1] == (False, 8, True)
+
+
+@needs_gluon
+def test_a_generated_package_loads_one_window_hopper_module():
+    """In a generated package gdpa_hopper.py uses window_attention_hopper.py's helpers through the
+    module window_attention.py loads (one module, one set of Gluon functions), whichever file asks
+    first."""
+    import os
+    import subprocess
+    import sys
+    from genutil import ROOT
+    snippet = """
+import importlib, sys
+sys.path.insert(0, sys.argv[1])
+first, second = sys.argv[2:4]
+mods = {name: importlib.import_module("kunlun_tiny.kernels." + name) for name in (first, second)}
+loaded = {name: m._hopper_module() for name, m in mods.items()}
+print(loaded["gdpa"]._common is loaded["window_attention"], sys.modules["kunlun_tiny.kernels.window_attention_hopper"]
+      is loaded["window_attention"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    for order in (("gdpa", "window_attention"), ("window_attention", "gdpa")):
+        p = subprocess.run([sys.executable, "-c", snippet, str(ROOT / "generated"), *order], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert p.stdout.split() == ["True", "True"], (order, p.stdout)

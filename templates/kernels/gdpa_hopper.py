@@ -51,8 +51,11 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 
 
 def _beside(filename: str):
-    """The kernel module in `filename` beside this file (kernel files are loaded by path, standalone)."""
-    name = f"{__name__}_{Path(filename).stem}"
+    """The kernel module in `filename` beside this file (kernel files are loaded by path, standalone).
+    Inside a package (a generated model's kernels) it is the sibling module's own name, so that
+    window_attention.py's import of the same file and this one share one module."""
+    package, dot, _ = __name__.rpartition(".")
+    name = f"{package}.{Path(filename).stem}" if dot else f"{__name__}_{Path(filename).stem}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         module = importlib.util.module_from_spec(spec)

@@ -556,11 +556,13 @@ def _hopper_module():
         import sys
         from pathlib import Path
         name = f"{__name__}_hopper"
+        module = sys.modules.get(name)          # already loaded (by a sibling kernel file)
         try:
-            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("gdpa_hopper.py"))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+            if module is None:
+                spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("gdpa_hopper.py"))
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
         except (ImportError, AttributeError, FileNotFoundError, TypeError):
             sys.modules.pop(name, None)
             module = None
