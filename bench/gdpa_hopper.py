@@ -12,6 +12,8 @@ activations, kv lengths), in three layouts:
   jagged    padded, lengths uniform in [0, T] (one full, one empty), NaN in every q, dO row past a length
   packed    the jagged batch as packed rows [N, H, D], k and v the heads views of one [B, S, 2·H·D]
             projection and dK, dV written into one such tensor (the layout the models pass)
+  packed_hm the same rows head-major ([H, N, D] memory seen as [N, H, D]: each head's rows contiguous,
+            as in the padded layout): whether TMA's strided boxes cost the packed rows their speed
 it checks both kernels' gradients against the Triton backward's (bf16; relative error, NaN fails)
 and against float32 on the first examples, then times each kernel of both backwards by the
 profiler's kernel time. Prints a line a row, writes JSON; exit status 1 when a check fails.
@@ -215,33 +217,35 @@ def main() -> int:
         jagged[0] = T
         if B > 1:
             jagged[1] = 0
-        for layout in ("full", "jagged", "packed"):
+        for layout in ("full", "jagged", "packed", "packed_hm"):
             lengths = torch.full((B,), T, device="cuda") if layout == "full" else jagged
             valid = (torch.arange(T, device="cuda")[None, :] < lengths[:, None])[:, None, :, None]
             qq, dd = (x if layout == "full" else x.masked_fill(~valid, float("nan")) for x in (q, do))
             kw, starts = {}, None
-            if layout == "packed":
+            if layout.startswith("packed"):
                 starts = torch.cumsum(lengths, 0) - lengths
                 qq, dd = (x.transpose(1, 2)[valid[:, 0, :, 0]].contiguous() for x in (q, do))   # [N, H, D]
+                if layout == "packed_hm":   # head-major rows: each head's rows contiguous, as padded ones are
+                    qq, dd = (x.transpose(0, 1).contiguous().transpose(0, 1) for x in (qq, dd))
                 kw = dict(q_starts=starts, max_len=T)
 
             def backward(hopper: bool):
                 gdpa._HOPPER_BWD = hopper
                 grads = None
-                if layout == "packed":
+                if layout.startswith("packed"):
                     dkv = torch.full_like(kv, float("nan"))
                     grads = (torch.empty_like(qq), *dkv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0))
                 with direct_launch():
                     return gdpa.gdpa_backward(dd, qq, k, v, lengths, None, acts, scale, grads=grads, **kw)
 
             def padded(grads):
-                if layout != "packed":
+                if not layout.startswith("packed"):
                     return grads
                 dq = torch.zeros(B, T, H, D, device="cuda", dtype=grads[0].dtype)
                 dq[valid[:, 0, :, 0]] = grads[0]
                 return (dq.transpose(1, 2), *grads[1:])
 
-            reason = gdpa.hopper_backward_reason({"q": qq, "k": k, "v": v, "grad_out": dd}, layout == "packed",
+            reason = gdpa.hopper_backward_reason({"q": qq, "k": k, "v": v, "grad_out": dd}, layout.startswith("packed"),
                                                  B * H, False)
             row = {"B": B, "H": H, "T": T, "S": S, "D": D, "activations": acts, "layout": layout,
                    "hopper_reason": reason}
