@@ -228,3 +228,18 @@ print(loaded["gdpa"]._common is loaded["window_attention"], sys.modules["kunlun_
                            text=True, env=env, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
         assert p.stdout.split() == ["True", "True"], (order, p.stdout)
+
+
+def test_the_bench_reference_matches_the_tests_reference():
+    """bench/gdpa_hopper.py checks the kernels against its own float32 reference (padded, per-head
+    activations, NaN past a length read as zero): it agrees with the tests' float64 one."""
+    import sys
+    from genutil import ROOT
+    sys.path.insert(0, str(ROOT / "bench"))
+    import gdpa_hopper as bench
+    case = Case(3, 3, 37, 20, 16, "gelu_tanh,silu,relu2", (37, 0, 9))
+    q, k, v, do, q_lengths, _ = make_inputs(case, torch.float32)
+    got = bench.reference(q, k, v, do, q_lengths, case.activations, case.scale)
+    _, want = reference(case, q, k, v, do, q_lengths, None)
+    for label, x, ref in zip(("dq", "dk", "dv"), got, want):
+        assert rel_err(x, ref) <= 1e-5, label
