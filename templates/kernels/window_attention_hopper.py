@@ -112,6 +112,33 @@ _DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
 @gluon.jit
+def _buffers(own_desc, ring_desc, STAGES: gl.constexpr):
+    """A program's shared memory: its two owned tiles (K and V, or Q and dO) shaped as own_desc's
+    block, a ring of STAGES pairs of walked tiles shaped as ring_desc's, and their barriers (one
+    for the owned pair, one a stage), initialized. Returns (own_a, own_b, ring_a, ring_b, own_bar,
+    bars)."""
+    dtype: gl.constexpr = own_desc.dtype
+    own_a = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
+    own_b = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
+    ring_a = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
+    ring_b = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
+    own_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(own_bar, count=1)
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
+    return own_a, own_b, ring_a, ring_b, own_bar, bars
+
+
+@gluon.jit
+def _release(own_bar, bars, STAGES: gl.constexpr):
+    """The barriers of _buffers invalidated (the walk is over)."""
+    mbarrier.invalidate(own_bar)
+    for stage in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(stage))
+
+
+@gluon.jit
 def _wait_tile(bars, tile, STAGES: gl.constexpr):
     mbarrier.wait(bars.index(tile % STAGES), (tile // STAGES) & 1)
 
@@ -259,15 +286,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
     dv_base = _out_base(DV, b, h, start, stride_dvb, stride_dvh, stride_dvt, PACKED)
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
-    k_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], v_desc.layout)
-    q_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], q_desc.layout)
-    do_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], do_desc.layout)
-    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(kv_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES)
     lse_base = LSE + bh.to(gl.int64) * T
     delta_base = DELTA + bh.to(gl.int64) * T
     if n0 < length:
@@ -301,9 +320,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
             dk, dv = _dkdv_tile(n_tiles - 1, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first,
                                 length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES,
                                 True, EARLY, num_warps)
-    mbarrier.invalidate(kv_bar)
-    for stage in gl.static_range(STAGES):
-        mbarrier.invalidate(bars.index(stage))
+    _release(kv_bar, bars, STAGES)
     whole = False
     if TMA_OUT:
         whole = n0 + BLOCK_N <= length
@@ -388,15 +405,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
     lse_base = LSE + bh.to(gl.int64) * T
     delta_base = DELTA + bh.to(gl.int64) * T
-    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
-    do_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], do_desc.layout)
-    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
-    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(q_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES)
     if m0 < length:
         # the key tiles a query of [m0, m0 + BLOCK_M) sees: keys m0 - LEFT .. m0 + BLOCK_M - 1 + RIGHT
         first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
@@ -445,9 +454,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
         rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
         gl.store(delta_base + rows, gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, row_layout)),
                  mask=rows < T)
-    mbarrier.invalidate(q_bar)
-    for stage in gl.static_range(STAGES):
-        mbarrier.invalidate(bars.index(stage))
+    _release(q_bar, bars, STAGES)
     _store_rows(dq_base, stride_dqt, stride_dqd, dq * scale, m0, length, limit, BLOCK_M, HEAD_D,
                 dtype, num_warps)
 

@@ -76,6 +76,7 @@ _DTYPES, _tma_reason, _descriptor = _common._DTYPES, _common._tma_reason, _commo
 _tma_load, _barrier, fence_async_shared = _common._tma_load, _common._barrier, _common.fence_async_shared
 _wait_tile, _load_pair, _zero_rows_from, _store_rows = (
     _common._wait_tile, _common._load_pair, _common._zero_rows_from, _common._store_rows)
+_buffers, _release = _common._buffers, _common._release
 
 __all__ = ["CONFIGS", "ENABLED", "backward_hopper", "rows_view", "unsupported"]
 
@@ -209,15 +210,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, DQ, Q_LEN, KV_LEN, HEADS, Q_STAR
     else:
         dq_base = DQ + b.to(gl.int64) * stride_dqb + h.to(gl.int64) * stride_dqh
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
-    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
-    do_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], do_desc.layout)
-    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
-    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(q_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES)
     if (m0 < q_len) & (kv_len > 0):
         n_tiles = gl.cdiv(kv_len, BLOCK_N)
         k_row = b * k_b + h * k_h
@@ -235,9 +228,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, DQ, Q_LEN, KV_LEN, HEADS, Q_STAR
             if j + STAGES < n_tiles:  # tile j's stage is free
                 _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row, h * k_c, h * v_c,
                            BLOCK_N, STAGES)
-    mbarrier.invalidate(q_bar)
-    for stage in gl.static_range(STAGES):
-        mbarrier.invalidate(bars.index(stage))
+    _release(q_bar, bars, STAGES)
     _store_rows(dq_base, stride_dqt, stride_dqd, dq * scale, m0, q_len, limit, BLOCK_M, HEAD_D,
                 dtype, num_warps)
 
@@ -300,15 +291,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Q_LEN, KV_LEN, HEADS, 
     dv_base = DV + b.to(gl.int64) * stride_dvb + h.to(gl.int64) * stride_dvh
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
-    k_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [BLOCK_N, HEAD_D], v_desc.layout)
-    q_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], q_desc.layout)
-    do_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, HEAD_D], do_desc.layout)
-    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(kv_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES)
     if (n0 < kv_len) & (q_len > 0):
         n_tiles = gl.cdiv(q_len, BLOCK_M)
         q_row = start + b * q_b + h * q_h
@@ -327,9 +310,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Q_LEN, KV_LEN, HEADS, 
             if i + STAGES < n_tiles:  # tile i's stage is free
                 _load_pair(q_desc, do_desc, q_smem, do_smem, bars, i + STAGES, q_row, g_row, h * q_c,
                            h * g_c, BLOCK_M, STAGES)
-    mbarrier.invalidate(kv_bar)
-    for stage in gl.static_range(STAGES):
-        mbarrier.invalidate(bars.index(stage))
+    _release(kv_bar, bars, STAGES)
     # keys at or past kv_len: zeros (every row up to S is written, as the Triton kernel does)
     _store_rows(dk_base, stride_dkt, stride_dkd, dk * scale, n0, kv_len, S, BLOCK_N, HEAD_D, dtype, num_warps)
     _store_rows(dv_base, stride_dvt, stride_dvd, dv * scale, n0, kv_len, S, BLOCK_N, HEAD_D, dtype, num_warps)
