@@ -151,7 +151,7 @@ if [ "$what" = hopper ]; then   # the Gluon window backward against Triton's: od
   exit 0
 fi
 if [ "$what" = gdpahopper ]; then   # the Gluon GDPA backward: its gpu tests and odd shapes, then timed against Triton's
-  KUNLUNC_AUTOTUNE=0 timeout ${GDPA_HOPPER_TESTS_TIMEOUT:-150} python3 -m pytest -q -m gpu tests/test_gdpa_hopper.py \
+  KUNLUNC_AUTOTUNE=0 timeout ${GDPA_HOPPER_TESTS_TIMEOUT:-300} python3 -m pytest -q -m gpu tests/test_gdpa_hopper.py \
     tests/test_triton_gdpa.py -p no:cacheprovider 2>&1 | grep -v DEBUG > "$OUT/gdpa_hopper_tests.log"; tail -4 "$OUT/gdpa_hopper_tests.log"
   KUNLUNC_AUTOTUNE=0 timeout ${HOPPER_QUICK_TIMEOUT:-120} python3 bench/gdpa_hopper.py --quick \
     --json "$OUT/gdpa_hopper_quick.json" 2>&1 | tee "$OUT/gdpa_hopper_quick.log" | grep -v -i warn | tail -18
