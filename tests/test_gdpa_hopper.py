@@ -37,6 +37,10 @@ def test_unsupported_says_why():
 
     q = torch.randn(2, 3, 40, 64, dtype=torch.bfloat16)
     assert "window" in reason(q, windowed=True)
+    off = {key: on and key[1] != 128 for key, on in hop.ENABLED.items()}   # as the defaults: D 128 off
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hop, "ENABLED", off)
+        assert "both kernels off" in reason(torch.randn(2, 3, 40, 128, dtype=torch.bfloat16))
     assert "bf16 or fp16" in reason(q.float())
     assert "bf16 or fp16" in reason(q, dq=torch.empty_like(q, dtype=torch.float16))
     assert "head dim 64 or 128" in reason(torch.randn(2, 3, 40, 48, dtype=torch.bfloat16))

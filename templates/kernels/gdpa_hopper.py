@@ -42,7 +42,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
@@ -69,8 +68,9 @@ def _beside(filename: str):
 
 
 _common = _beside("window_attention_hopper.py")
-rows_view = _common.rows_view
-_DTYPES, _tma_reason, _descriptor = _common._DTYPES, _common._tma_reason, _common._descriptor
+rows_view, tensors_reason, TMA_READ, HEAD_DIMS = (
+    _common.rows_view, _common.tensors_reason, _common.TMA_READ, _common.HEAD_DIMS)
+_descriptor, _out_strides = _common._descriptor, _common._out_strides
 _tma_load, _barrier, fence_async_shared = _common._tma_load, _common._barrier, _common.fence_async_shared
 _wait_tile, _load_pair, _zero_rows_from, _store_rows = (
     _common._wait_tile, _common._load_pair, _common._zero_rows_from, _common._store_rows)
@@ -319,29 +319,15 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Q_LEN, KV_LEN, HEADS, 
 def unsupported(tensors: dict, packed: bool, batch_heads: int, windowed: bool) -> str | None:
     """None when the Hopper kernels can run these tensors (q, k, v, grad_out: read by TMA, q and
     grad_out packed [N, H, D] when `packed`, k and v [B, H, S, D]; dq, dk, dv: any strides), with
-    batch_heads = B·H programs a grid column and no window; otherwise a one-line reason."""
-    q = tensors["q"]
+    batch_heads = B·H programs a grid column, no window, and a kernel ENABLED at their head dim;
+    otherwise a one-line reason."""
+    head_dim = tensors["q"].shape[-1]
     if windowed:
         return "a window (the Hopper kernels walk every key below the length)"
-    if q.dtype not in _DTYPES or any(x.dtype != q.dtype for x in tensors.values()):
-        return f"bf16 or fp16 only, got {q.dtype}"
-    if q.shape[-1] not in (64, 128):
-        return f"head dim 64 or 128 only, got {q.shape[-1]}"
-    if batch_heads > 65535:
-        return f"B·H = {batch_heads} programs a column of the grid; at most 65535"
-    for name in ("q", "k", "v", "grad_out"):
-        reason = _tma_reason(tensors[name], packed and name in ("q", "grad_out"))
-        if reason is not None:
-            return f"{name}{reason}"
-    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
-        return "needs an sm_90 GPU (H100/H200: wgmma)"
-    return None
-
-
-def _strides(x: torch.Tensor, packed: bool) -> tuple[int, int, int, int]:
-    if packed:                     # [N, H, D]: rows found through q_starts
-        return 0, x.stride(1), x.stride(0), x.stride(2)
-    return tuple(x.stride())
+    if head_dim in HEAD_DIMS and not any(ENABLED[(kind, head_dim)] for kind in ("dq", "dkdv")):
+        return f"head dim {head_dim}: both kernels off there (ENABLED: slower than Triton's)"
+    return tensors_reason(tensors, {name: packed and name in ("q", "grad_out") for name in TMA_READ},
+                          batch_heads)
 
 
 def backward_hopper(kind: str, grad_out, q, k, v, pointers, act: int, head_table: bool,
@@ -356,7 +342,7 @@ def backward_hopper(kind: str, grad_out, q, k, v, pointers, act: int, head_table
     descs, rows = zip(*(_descriptor(x, p, n) for x, p, n in
                         ((q, packed, bm), (k, False, bn), (v, False, bn), (grad_out, packed, bm))))
     if kind == "dq":
-        kernel, owned, strides = _dq_kernel, triton.cdiv(T, bm), _strides(outs[0], packed)
+        kernel, owned, strides = _dq_kernel, triton.cdiv(T, bm), _out_strides(outs[0], packed)
     else:
         kernel, owned, strides = _dkdv_kernel, triton.cdiv(S, bn), (*outs[0].stride(), *outs[1].stride())
     scale = float(scale) / (2.0 if act == 0 else 1.0)   # _act_and_grad doubles gelu_tanh

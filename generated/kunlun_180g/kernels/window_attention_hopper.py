@@ -59,7 +59,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 __all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch_options", "rows_view",
-           "unsupported"]
+           "tensors_reason", "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -502,15 +502,27 @@ def rows_view(x: torch.Tensor, packed: bool):
 def unsupported(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     """None when the Hopper kernels can run these tensors (q, k, v, grad_out: read by TMA;
     o, dq, dk, dv: any strides); otherwise a one-line reason."""
+    return tensors_reason(tensors, {name: packed for name in TMA_READ}, B * H)
+
+
+TMA_READ = ("q", "k", "v", "grad_out")   # the tensors the kernels read through TMA views
+HEAD_DIMS = (64, 128)                    # the head dims the kernels are built for
+
+
+def tensors_reason(tensors: dict, packed: dict, batch_heads: int) -> str | None:
+    """The checks the Hopper backwards (this file's and gdpa_hopper.py's) share, None where all pass:
+    one bf16 or fp16 dtype over every tensor, a head dim in HEAD_DIMS, batch_heads programs a column
+    of the grid, a TMA view of each TMA_READ tensor (packed[name]: packed rows [N, H, D]), an sm_90
+    device; otherwise the first failure as a one-line reason."""
     q = tensors["q"]
     if q.dtype not in _DTYPES or any(x.dtype != q.dtype for x in tensors.values()):
         return f"bf16 or fp16 only, got {q.dtype}"
-    if q.shape[-1] not in (64, 128):
+    if q.shape[-1] not in HEAD_DIMS:
         return f"head dim 64 or 128 only, got {q.shape[-1]}"
-    if B * H > 65535:
-        return f"B·H = {B * H} programs a column of the grid; at most 65535"
-    for name in ("q", "k", "v", "grad_out"):
-        reason = _tma_reason(tensors[name], packed)
+    if batch_heads > 65535:
+        return f"B·H = {batch_heads} programs a column of the grid; at most 65535"
+    for name in TMA_READ:
+        reason = _tma_reason(tensors[name], packed[name])
         if reason is not None:
             return f"{name}{reason}"
     if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
