@@ -32,7 +32,8 @@ INT_POINTERS = {"LENGTHS", "STARTS", "Q_LEN", "KV_LEN", "Q_STARTS"}
 INT_SCALARS = {"B", "H", "T", "S", "LEFT", "RIGHT"}      # sizes and band reach, not tensors
 
 
-def _module(name: str):
+def kernel_module(name: str):
+    """templates/kernels/<name>.py loaded by path as a fresh module (kernel files stand alone)."""
     spec = importlib.util.spec_from_file_location(f"kunlunc_compile_{name}", KERNELS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -61,6 +62,40 @@ def specialization(params: list[str], constexprs: dict) -> tuple[dict, dict]:
     return ones, attrs
 
 
+def parameter_type(p: str, pointer: str = "*bf16") -> str:
+    """A kernel parameter's type in a compile signature, by its name: LSE-like fp32 pointers, length
+    and start pointers (int64), the head table (int32), other upper-case names tensors of
+    `pointer`'s type (sizes and band reach excepted), scales fp32, every other scalar an i32."""
+    if p in FP32_POINTERS:
+        return "*fp32"
+    if p in INT_POINTERS:
+        return "*i64"
+    if p == "HEADS":
+        return "*i32"
+    if p.isupper() and p not in INT_SCALARS:
+        return pointer
+    return "fp32" if p in FLOAT_ARGS else "i32"
+
+
+def compile_gluon_sm90(jit_fn, descs: list, constexprs: dict, options: dict, pointer: str = "*bf16"):
+    """A Gluon kernel compiled for sm_90 by the installed Triton, without a GPU: its leading
+    parameters are the host TMA descriptors `descs` (over CPU tensors, they give the signature a
+    launch would), constexprs by name, the others typed by parameter_type; pointers 16-byte
+    aligned, as torch allocates them, and every int an i32 (unspecialized)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type
+    params = list(inspect.signature(jit_fn.fn).parameters)
+    signature = {p: mangle_type(d) for p, d in zip(params, descs)}
+    signature.update({p: "constexpr" if p in constexprs else parameter_type(p, pointer) for p in params[len(descs):]})
+    attrs = {(i,): [["tt.divisibility", 16]] for i, p in enumerate(params)
+             if i >= len(descs) and signature[p].startswith("*")}
+    source = GluonASTSource(jit_fn, signature, constexprs={(params.index(k),): v for k, v in constexprs.items()},
+                            attrs=attrs)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+
 def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, arch: int):
     """triton.compile of jit_fn for cuda:arch, tensors in bf16 (pointers by name, see above),
     specialized as a launch on contiguous tensors would be (see specialization)."""
@@ -69,20 +104,7 @@ def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, ar
     params = list(inspect.signature(jit_fn.fn).parameters)
     ones, attrs = specialization(params, constexprs)
     constexprs = {**constexprs, **ones}
-    signature = {}
-    for p in params:
-        if p in constexprs:
-            signature[p] = "constexpr"
-        elif p in FP32_POINTERS:
-            signature[p] = "*fp32"
-        elif p in INT_POINTERS:
-            signature[p] = "*i64"
-        elif p == "HEADS":
-            signature[p] = "*i32"
-        elif p.isupper() and p not in INT_SCALARS:
-            signature[p] = "*bf16"
-        else:
-            signature[p] = "fp32" if p in FLOAT_ARGS else "i32"
+    signature = {p: "constexpr" if p in constexprs else parameter_type(p) for p in params}
     src = triton.compiler.ASTSource(fn=jit_fn, signature=signature,
                                     constexprs={(params.index(k),): v for k, v in constexprs.items()},
                                     attrs=attrs)
@@ -92,7 +114,7 @@ def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, ar
 
 def jobs():
     """(label, jit function, constexprs, num_warps, num_stages) for every kernel and layout."""
-    wa, gdpa, sp = _module("window_attention"), _module("gdpa"), _module("seed_pooling")
+    wa, gdpa, sp = kernel_module("window_attention"), kernel_module("gdpa"), kernel_module("seed_pooling")
     for packed in (False, True):
         layout = "packed" if packed else "padded"
         head = dict(HEAD_D=64, BLOCK_D=64, PRECISION="tf32", PACKED=packed)
@@ -130,7 +152,7 @@ def config_jobs(head_dims=(64, 128), packed: bool = False):
     kernel's autotune list, bf16, padded or packed, at each head dim (seed pooling at 64 and 128
     seeds, the presets' counts): what --resources compiles. The seed-pooling lists are shown before
     its register-budget filter (seed_pooling._fits), which may drop some at launch."""
-    wa, gdpa, sp = _module("window_attention"), _module("gdpa"), _module("seed_pooling")
+    wa, gdpa, sp = kernel_module("window_attention"), kernel_module("gdpa"), kernel_module("seed_pooling")
     for d in head_dims:
         block_d = max(16, 1 << (d - 1).bit_length())
         head = dict(HEAD_D=d, BLOCK_D=block_d, PRECISION="tf32", PACKED=packed)

@@ -21,7 +21,6 @@ profiler's kernel time. Prints a line a row, writes JSON; exit status 1 when a c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -31,7 +30,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-KERNELS = ROOT / "templates" / "kernels"
+from compile_kernels import kernel_module as load  # noqa: E402
+from window_hopper import rel_err  # noqa: E402  (NaN or inf read as inf: max() then shows it)
 
 SHAPES = [(1152, 8, 512, 512, 64, "gelu_tanh"), (1152, 8, 1024, 256, 64, "gelu_tanh"),
           (256, 8, 2048, 512, 64, "gelu_tanh"),                       # kunlun_60g's click-tower PFFN
@@ -50,48 +50,17 @@ ACTIVATIONS = {"gelu_tanh": lambda x: torch.nn.functional.gelu(x, approximate="t
                "relu2": lambda x: torch.relu(x) ** 2, "identity": lambda x: x}
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", KERNELS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def compile_sm90(kind: str, head_dim: int, packed: bool, act: int = 0, hop=None):
-    """The `kind` kernel ("dq" or "dkdv") compiled for sm_90 by the installed Triton, without a GPU
-    (descriptors over CPU tensors give the signature a launch would; every int an i32)."""
-    import inspect
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
-    from triton.runtime.jit import mangle_type
+    """The `kind` kernel ("dq" or "dkdv") compiled for sm_90 by the installed Triton, without a GPU."""
+    from compile_kernels import compile_gluon_sm90
     hop = hop or load("gdpa_hopper")
     bm, bn, stages, warps = hop.CONFIGS[(kind, head_dim)]
     x = torch.empty(1, 1, 256, head_dim, dtype=torch.bfloat16)
     descs = [hop._descriptor(x, False, rows)[0] for rows in (bm, bn, bn, bm)]
     fn = hop._dq_kernel if kind == "dq" else hop._dkdv_kernel
-    params = list(inspect.signature(fn.fn).parameters)
-    signature = {name: mangle_type(d) for name, d in zip(params, descs)}
     constexprs = {"ACT": act, "HAS_KV_LEN": False, "HEAD_TABLE": False, "PACKED": packed, "STAGES": stages,
                   "num_warps": warps}
-    for name in params[len(descs):]:
-        if name in constexprs:
-            signature[name] = "constexpr"
-        elif name in ("Q_LEN", "KV_LEN", "Q_STARTS"):
-            signature[name] = "*i64"
-        elif name == "HEADS":
-            signature[name] = "*i32"
-        elif name.isupper() and name not in ("T", "S"):
-            signature[name] = "*bf16"
-        else:
-            signature[name] = "fp32" if name == "scale" else "i32"
-    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[len(descs):]
-             if signature[p].startswith("*")}
-    return triton.compile(GluonASTSource(fn, signature, constexprs={(params.index(k),): v for k, v in constexprs.items()},
-                                         attrs=attrs),
-                          target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps})
 
 
 def print_compiled() -> None:
@@ -110,12 +79,6 @@ def print_compiled() -> None:
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
                       f"tanh {sum('MUFU.TANH' in i for i in instructions)}", flush=True)
-
-
-def rel_err(x, ref) -> float:
-    """||x - ref|| / ||ref|| in float32; inf where NaN or inf appears."""
-    err = ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
-    return err if err == err and err != float("inf") else float("inf")
 
 
 def reference(q, k, v, do, lengths, acts: str, scale: float):

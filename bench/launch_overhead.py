@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import pstats
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"overhead_{name}", KERNELS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from compile_kernels import kernel_module as load
 
 
 def per_call_us(fn, calls: int) -> float:

@@ -30,7 +30,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-KERNELS = ROOT / "templates" / "kernels"
 
 SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]   # bench_window.py's
 QUICK_SHAPES = [(3, 2, 300, 64, 37), (2, 3, 37, 128, 5), (4, 2, 1, 64, 3), (2, 2, 517, 128, 1000),
@@ -39,42 +38,20 @@ TOLERANCE = 1e-2
 
 
 def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16, hop=None):
-    """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, without a GPU
-    (descriptors over CPU tensors give the signature a launch would; every int an i32)."""
-    import inspect
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
-    from triton.runtime.jit import mangle_type
+    """The `kind` kernel ("dkdv" or "dq") compiled for sm_90 by the installed Triton, without a GPU,
+    as VARIANT builds it at this head dim."""
+    from compile_kernels import compile_gluon_sm90
     hop = hop or load_hopper()
     bm, bn, stages, warps = hop.CONFIGS[kind]
     x = torch.empty(1, 1, 256, head_dim, dtype=dtype)
     tiles = (bm, bn, bn, bm, bn, bn) if kind == "dkdv" else (bm, bn, bn, bm)   # dK/dV: + dk, dv
     descs = [hop._descriptor(x, False, rows)[0] for rows in tiles]
     fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
-    params = list(inspect.signature(fn.fn).parameters)
-    signature = {name: mangle_type(d) for name, d in zip(params, descs)}
-    pointer = "*bf16" if dtype == torch.bfloat16 else "*fp16"
-    for name in params[len(descs):]:
-        if name in ("PACKED", "STAGES", "PEEL", "EARLY", "TMA_OUT", "num_warps"):
-            signature[name] = "constexpr"
-        elif name in ("LSE", "DELTA"):
-            signature[name] = "*fp32"
-        elif name in ("LENGTHS", "STARTS"):
-            signature[name] = "*i64"
-        elif name.isupper() and name not in ("H", "T", "LEFT", "RIGHT"):
-            signature[name] = pointer
-        else:
-            signature[name] = "fp32" if name.startswith("scale") else "i32"
     options = hop.launch_options(kind, head_dim)
-    constexprs = {(params.index("PACKED"),): packed, (params.index("STAGES"),): stages,
-                  **{(params.index(name),): options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "num_warps")
-                     if name in params}}
-    attrs = {(params.index(p),): [["tt.divisibility", 16]] for p in params[len(descs):]
-             if signature[p].startswith("*")}
-    return triton.compile(GluonASTSource(fn, signature, constexprs=constexprs, attrs=attrs),
-                          target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, **options})
+    constexprs = {"PACKED": packed, "STAGES": stages,
+                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "num_warps") if name in options}}
+    return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps, **options},
+                              "*bf16" if dtype == torch.bfloat16 else "*fp16")
 
 
 def print_compiled() -> None:
@@ -104,13 +81,8 @@ def print_compiled() -> None:
 
 
 def load_hopper():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_window_attention_hopper",
-                                                  KERNELS / "window_attention_hopper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from compile_kernels import kernel_module
+    return kernel_module("window_attention_hopper")
 
 
 def reference(q, k, v, do, lengths, window: int, causal: bool, scale: float):
