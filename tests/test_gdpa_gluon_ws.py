@@ -1,0 +1,30 @@
+"""bench/gdpa_gluon_ws.py, the warp-specialized Gluon GDPA forward experiment (a TMA producer warp,
+two consumer warpgroups), compiles for Hopper (sm_90) on this machine without a GPU: every config
+fits one SM's shared memory, spills nothing, hands registers between its partitions (setmaxnreg),
+and keeps its wgmma groups unserialized (ptxas serializes them, a wait after every HGMMA, where a
+partition's registers run out: the in-warpgroup overlap schedule did, and is left out). Whether it
+computes the right numbers is checked on the GPU (`python3 bench/gdpa_gluon_ws.py --quick`)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_gdpa_gluon import _has_gluon_hopper, compile_only_rows
+
+pytestmark = pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
+
+LINE = re.compile(r"D(\d+) (\d+)x(\d+) stages (\d+): regs (\d+) stack (\d+) shared (\d+) tanh_under_wgmma (\d+) "
+                  r"hgmma (\d+) waits (\d+) setmaxnreg (\d+)")
+
+
+def test_warp_specialized_forward_compiles_unserialized():
+    rows = compile_only_rows("gdpa_gluon_ws.py", LINE)
+    assert len(rows) == 8, rows                          # 4 configs x D 64, 128
+    for d, bm, bn, stages, regs, stack, shared, under, hgmma, waits, setmaxnreg in rows:
+        where = (d, bm, bn, stages)
+        assert shared <= 227 * 1024, where               # fits one SM's shared memory
+        assert stack == 0 and regs <= 168, where         # three warpgroups an SM: 168 x 384 registers
+        assert setmaxnreg > 0, where                     # the partitions' register split is in the code
+        assert waits <= 8 and hgmma >= 4 * waits, (where, hgmma, waits)   # not serialized
+        assert under == 0, where                         # each consumer's activation: after its S wait
