@@ -20,12 +20,12 @@ SM90_TARGETS = frozenset({"h100", "h200"})
 MAX_HEAD_DIM = 256
 KERNELS = ("triton", "torch")
 # What the generated kernels run in Gluon on sm_90, in bf16/fp16, in place of their Triton
-# kernels: op kind -> (head dims, what). The kernel files hold the tables this mirrors
+# kernels: op kind -> {head dim: what}. The kernel files hold the tables this mirrors
 # (templates/kernels/gdpa_hopper.py's ENABLED, window_attention_hopper.py's head dims and
 # HOPPER_DQ); tests/test_passes.py checks that the two agree. GDPA runs it without a window only
 # (the PFFN), window attention with the softmax only.
-HOPPER_BACKWARD = {"gdpa": ((64,), "backward (dQ, dK/dV) in Gluon on sm_90"),
-                   "window_attention": ((64, 128), "backward dK/dV in Gluon on sm_90")}
+_BOTH, _DKDV = "backward (dQ, dK/dV) in Gluon on sm_90", "backward dK/dV in Gluon on sm_90"
+HOPPER_BACKWARD = {"gdpa": {64: _BOTH}, "window_attention": {64: _DKDV, 128: _BOTH}}
 
 
 def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
@@ -41,9 +41,9 @@ def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
 
 def _hopper_note(graph: Graph, op: Op, target: str, head_dim: int) -> str:
     """'; <what runs in Gluon>' where HOPPER_BACKWARD covers the op on this target, else ''."""
-    dims, what = HOPPER_BACKWARD.get(op.kind, ((), ""))
+    what = HOPPER_BACKWARD.get(op.kind, {}).get(head_dim)
     plan = graph.meta["plan"]
-    if target not in SM90_TARGETS or plan.dtype not in ("bf16", "fp16") or head_dim not in dims:
+    if target not in SM90_TARGETS or plan.dtype not in ("bf16", "fp16") or what is None:
         return ""
     if op.kind == "window_attention" and not op.attr("softmax"):
         return ""   # the activation variant runs GDPA's kernels, with a window: Triton's

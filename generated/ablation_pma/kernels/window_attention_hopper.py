@@ -17,9 +17,8 @@ loops (band edges, interior). Here K and V stay in shared memory (wgmma reads bo
 the walked tiles arrive by TMA into a ring of STAGES buffers, and one loop masks every tile. With
 what production needs (lengths, layouts, NaN-safety, masked stores) this file's dK/dV kernel
 measured 1.03-1.21x the Triton one (1.07-1.10x on packed jagged rows) and its dQ kernel 0.89-1.05x
-at D 64 and 1.04-1.20x at D 128 (0.99-1.00x on packed bidirectional rows), and a Gluon launch
-costs more host time than a Triton one, hence HOPPER_DQ off (bench/window_hopper.py; BENCHMARKS.md,
-seventeenth and eighteenth sessions).
+at D 64 and 1.04-1.20x at D 128 (0.99-1.00x on packed bidirectional rows), hence HOPPER_DQ on at
+D 128 only (bench/window_hopper.py; BENCHMARKS.md, seventeenth to nineteenth sessions).
 
 dK/dV: a program owns BLOCK_N keys of one (b, h) and walks the BLOCK_M-row query tiles that touch
 its band, on transposed tiles (no operand transposed in registers):
@@ -49,6 +48,7 @@ Gluon has no interpreter: on CPU the kernels are compiled for sm_90 and their SA
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
 import functools
+import inspect
 
 import torch
 import triton
@@ -58,8 +58,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch_options", "rows_view",
-           "tensors_reason", "unsupported"]
+__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options",
+           "rows_view", "tensors_reason", "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -89,13 +89,12 @@ VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False
            128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True}}
 # Which head dims run the dQ kernel here (it also forms delta) rather than Triton's, which then
 # writes delta for the dK/dV kernel here. At D 64 it measured 0.92-1.05x the Triton dQ kernel on full
-# lengths and 0.85-1.00x on packed jagged rows; at D 128 1.09-1.20x full, 1.04-1.05x packed causal
-# and 0.99-1.00x packed bidirectional (s17 call 4, s18 call 2). Off at both: a Gluon launch costs
-# more host time than a Triton one (bench/launch_overhead.py, s18 call 7: the window backward with
-# both kernels here took 377 µs a call to Triton's 144 at a negligible shape), which made
-# bench_window.py's eager D 128 causal forward+backward host-bound (1.02x Flex against 1.39x with
-# the dK/dV kernel alone, s18 call 6), for a few percent of GPU time on packed rows.
-HOPPER_DQ = {64: False, 128: False}
+# lengths and 0.85-1.00x on packed jagged rows: off. At D 128 1.09-1.20x full, 1.04-1.05x packed
+# causal and 0.99-1.00x packed bidirectional (s17 call 4, s18 call 2): on since the launches here
+# are bound once (launch(), below). Before, the second Gluon launch's host time made bench_window.py's
+# eager D 128 causal forward+backward host-bound (s18 call 6: 1.145 ms wall for 0.788 of kernels);
+# with it bound, 0.772 ms wall, 1.51x Flex against 1.43x with Triton's dQ (s19 call 6).
+HOPPER_DQ = {64: False, 128: True}
 
 
 def launch_options(kind: str, head_dim: int) -> dict:
@@ -525,9 +524,14 @@ def tensors_reason(tensors: dict, packed: dict, batch_heads: int) -> str | None:
         reason = _tma_reason(tensors[name], packed[name])
         if reason is not None:
             return f"{name}{reason}"
-    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) != (9, 0):
+    if q.device.type != "cuda" or _capability(q.device.index) != (9, 0):
         return "needs an sm_90 GPU (H100/H200: wgmma)"
     return None
+
+
+@functools.cache
+def _capability(index: int | None) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
 
 
 def _tma_reason(x: torch.Tensor, packed: bool) -> str | None:
@@ -576,10 +580,10 @@ def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, 
         options["TMA_OUT"] = outs is not None
         out_descs, out_rows = zip(*(_descriptor(x, packed, bn) for x in outs)) if outs else (descs[1:3], rows[1:3])
         descs, rows = (*descs, *out_descs), (*rows, *out_rows)
-    kernel[(triton.cdiv(T, bn if kind == "dkdv" else bm), B * H)](
-        *descs, *tensors, lse, delta, lengths, starts if packed else lengths,
-        *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E,
-        PACKED=packed, STAGES=stages, **options)
+    launch(kernel, (triton.cdiv(T, bn if kind == "dkdv" else bm), B * H),
+           (*descs, *tensors, lse, delta, lengths, starts if packed else lengths,
+            *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E),
+           dict(PACKED=packed, STAGES=stages, **options))
 
 
 def dq_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int, T: int, left: int,
@@ -599,3 +603,89 @@ def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, 
     packed = starts is not None
     _launch("dkdv", _dkdv_kernel, grad_out, q, k, v, (dk, dv), lse, delta, lengths, starts,
             (*_out_strides(dk, packed), *_out_strides(dv, packed)), B, H, T, left, right, scale)
+
+
+# ----------------------------------------------------------------------------- launches
+
+# A Gluon kernel launched through kernel[grid](...) spends more host time than its Triton twin:
+# Triton's JIT binds and specializes ~40 arguments (TMA descriptors, scalars) on every launch
+# (bench/launch_overhead.py --pieces, H200 host: a dK/dV launch 89 µs, of which the binder 37 µs
+# and the compiled kernel's own launcher 31 µs). launch() goes through that path once per
+# specialization and then calls the compiled kernel's launcher itself.
+
+_BOUND: dict = {}   # (kernel, device, argument specializations, constexprs) -> (compiled kernel, tail) or None
+
+
+def _spec(x):
+    """What Triton's launch specializes a kernel argument on (its JIT binder's rule in Triton 3.6 to
+    3.9; tests/test_gluon_launch.py checks it against triton's own): an int's being 1, its
+    divisibility by 16 and its width; a tensor's dtype and 16-byte alignment; a TMA descriptor's
+    dtype, block and layout; floats are fp32; bools, None and anything else by value. (Ints, most of
+    the arguments, as one small int: the key is built on every launch.)"""
+    kind = type(x)
+    if kind is int:
+        return (x == 1) | ((x & 15) == 0) << 1 | (-2**31 <= x < 2**31) << 2 | (x < 2**63) << 3
+    if kind is float:
+        return float
+    if kind is TensorDescriptor:
+        return (x.base.dtype, *x.block_shape, x.layout)
+    if isinstance(x, torch.Tensor):
+        return (x.dtype, x.data_ptr() & 15 == 0)
+    return (kind, x)
+
+
+def _device() -> int:
+    return torch.cuda.current_device()
+
+
+def _stream(device: int) -> int:
+    return torch._C._cuda_getCurrentRawStream(device)   # what Triton's own launch asks for
+
+
+def _bind(kernel, compiled, constexprs: dict, n_args: int):
+    """(compiled, the values of the parameters after the first n_args in signature order), or None
+    where this Triton's compiled kernel lacks what a direct launch needs."""
+    if hasattr(compiled, "result"):
+        compiled = compiled.result()
+    if not all(hasattr(compiled, a) for a in ("run", "function", "packed_metadata", "launch_metadata")):
+        return None
+    params = getattr(kernel, "params", None)
+    if params is None or len(params) < n_args:
+        return None
+    tail = []
+    for param in params[n_args:]:
+        if param.name in constexprs:
+            tail.append(constexprs[param.name])
+        elif param.default is not inspect.Parameter.empty:
+            tail.append(param.default)
+        else:
+            return None
+    return compiled, tuple(tail)
+
+
+def launch(kernel, grid: tuple, args: tuple, constexprs: dict) -> None:
+    """kernel[grid](*args, **constexprs), with Triton's compiled kernel bound once per argument
+    specialization (_spec) and device: later launches call its launcher directly, as Triton's own
+    launch path does after binding (same stream, hooks and scratch allocation)."""
+    device = _device()
+    key = (kernel, device, tuple(map(_spec, args)), tuple(constexprs.items()))
+    try:
+        bound = _BOUND[key]
+    except KeyError:
+        compiled = kernel[grid](*args, **constexprs)
+        _BOUND[key] = _bind(kernel, compiled, constexprs, len(args))
+        return
+    except TypeError:            # an unhashable constexpr or layout: Triton's path every time
+        kernel[grid](*args, **constexprs)
+        return
+    if bound is None:
+        kernel[grid](*args, **constexprs)
+        return
+    compiled, tail = bound
+    gx, gy, gz = (*grid, 1, 1)[:3]
+    stream = _stream(device)
+    values = (*args, *tail)
+    hooks = triton.knobs.runtime
+    compiled.run(gx, gy, gz, stream, compiled.function, compiled.packed_metadata,
+                 compiled.launch_metadata(grid, stream, *values), hooks.launch_enter_hook,
+                 hooks.launch_exit_hook, *values)

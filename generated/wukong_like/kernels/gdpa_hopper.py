@@ -72,7 +72,7 @@ def _beside(filename: str):
 _common = _beside("window_attention_hopper.py")
 rows_view, tensors_reason, TMA_READ, HEAD_DIMS = (
     _common.rows_view, _common.tensors_reason, _common.TMA_READ, _common.HEAD_DIMS)
-_descriptor, _out_strides = _common._descriptor, _common._out_strides
+_descriptor, _out_strides, _launch = _common._descriptor, _common._out_strides, _common.launch
 _tma_load, _barrier, fence_async_shared = _common._tma_load, _common._barrier, _common.fence_async_shared
 _wait_tile, _load_pair, _zero_rows_from, _store_rows = (
     _common._wait_tile, _common._load_pair, _common._zero_rows_from, _common._store_rows)
@@ -348,6 +348,7 @@ def backward_hopper(kind: str, grad_out, q, k, v, pointers, act: int, head_table
     else:
         kernel, owned, strides = _dkdv_kernel, triton.cdiv(S, bn), (*outs[0].stride(), *outs[1].stride())
     scale = float(scale) / (2.0 if act == 0 else 1.0)   # _act_and_grad doubles gelu_tanh
-    kernel[(owned, B * n_heads)](
-        *descs, *outs, *pointers, *(r for view in rows for r in view), *strides, n_heads, T, S, scale,
-        ACT=act, HAS_KV_LEN=has_kv_len, HEAD_TABLE=head_table, PACKED=packed, STAGES=stages, num_warps=warps)
+    _launch(kernel, (owned, B * n_heads),
+            (*descs, *outs, *pointers, *(r for view in rows for r in view), *strides, n_heads, T, S, scale),
+            dict(ACT=act, HAS_KV_LEN=has_kv_len, HEAD_TABLE=head_table, PACKED=packed, STAGES=stages,
+                 num_warps=warps))
