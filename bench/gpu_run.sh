@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|gdpahopper|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|gdpahopper|hopperfwd|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
@@ -16,6 +16,9 @@
 #   under HOPPER_QUICK_TIMEOUT and HOPPER_TIMEOUT.
 # gdpahopper: the Gluon GDPA backward (templates/kernels/gdpa_hopper.py): its gpu tests and GDPA's
 #   (GDPA_HOPPER_TESTS_TIMEOUT), bench/gdpa_hopper.py --quick, then its timing shapes (HOPPER_TIMEOUT).
+# hopperfwd: bench/gdpa_hopper_fwd.py (the warp-specialized GDPA forward with jagged padded/packed rows,
+#   heads views, every activation) --quick under HOPPER_QUICK_TIMEOUT (a wrong mbarrier phase hangs), then
+#   its timing shapes against the Triton forward under HOPPER_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -157,6 +160,13 @@ if [ "$what" = gdpahopper ]; then   # the Gluon GDPA backward: its gpu tests and
     --json "$OUT/gdpa_hopper_quick.json" 2>&1 | tee "$OUT/gdpa_hopper_quick.log" | grep -v -i warn | tail -18
   timeout ${HOPPER_TIMEOUT:-300} python3 bench/gdpa_hopper.py --json "$OUT/gdpa_hopper.json" 2>&1 \
     | tee "$OUT/gdpa_hopper.log" | grep -v -i warn | tail -15
+  exit 0
+fi
+if [ "$what" = hopperfwd ]; then   # the warp-specialized GDPA forward, production scope: odd shapes, then timed
+  KUNLUNC_AUTOTUNE=0 timeout ${HOPPER_QUICK_TIMEOUT:-120} python3 bench/gdpa_hopper_fwd.py --quick \
+    --json "$OUT/gdpa_hopper_fwd_quick.json" 2>&1 | tee "$OUT/gdpa_hopper_fwd_quick.log" | grep -v -i warn | tail -20
+  timeout ${HOPPER_TIMEOUT:-300} python3 bench/gdpa_hopper_fwd.py --json "$OUT/gdpa_hopper_fwd.json" 2>&1 \
+    | tee "$OUT/gdpa_hopper_fwd.log" | grep -v -i warn | tail -16
   exit 0
 fi
 if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones

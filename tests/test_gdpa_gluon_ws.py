@@ -28,3 +28,22 @@ def test_warp_specialized_forward_compiles_unserialized():
         assert setmaxnreg > 0, where                     # the partitions' register split is in the code
         assert waits <= 8 and hgmma >= 4 * waits, (where, hgmma, waits)   # not serialized
         assert under == 0, where                         # each consumer's activation: after its S wait
+
+
+FWD_LINE = re.compile(r"fwd D(\d+) (padded|packed) act (\d+): regs (\d+) stack (\d+) shared (\d+) hgmma (\d+) "
+                      r"waits (\d+) tanh (\d+) setmaxnreg (\d+)")
+
+
+def test_production_scope_forward_compiles_unserialized():
+    """bench/gdpa_hopper_fwd.py, the same schedule with jagged padded or packed rows, heads views,
+    the head table and every activation (gelu_tanh and relu compiled here): it fits, spills nothing,
+    keeps its wgmma groups, and issues one tanh a score for gelu_tanh and none for relu."""
+    rows = compile_only_rows("gdpa_hopper_fwd.py", FWD_LINE)
+    assert len(rows) == 8, rows                          # D 64, 128 x padded, packed x 2 activations
+    for d, layout, act, regs, stack, shared, hgmma, waits, tanh, setmaxnreg in rows:
+        where = (d, layout, act)
+        assert shared <= 227 * 1024 and stack == 0 and regs <= 168 and setmaxnreg > 0, where
+        assert waits <= 8 and hgmma >= 4 * waits, (where, hgmma, waits)
+        block_n = 128 if d == 64 else 64
+        scores = 2 * 64 * block_n // 128                 # a consumer thread's scores, peeled tile and loop
+        assert tanh == (2 * scores if act == 0 else 0), (where, tanh)   # two consumers
