@@ -83,8 +83,31 @@ def _qk(q, k_smem, ready, j, s_zero, STAGES: gl.constexpr):
 
 
 @gluon.jit
+def _gelu_tanh_doubled_bf16x2(x):
+    """2·gelu_tanh(x) as _gelu_tanh_doubled, computed on bf16 pairs: the polynomial in two-wide
+    HFMA2/HMUL2 ops and the result already the bf16 the P·V wgmma reads (the constants rounded to bf16:
+    0.796875 and 0.03564453). A score then costs two HFMA2/HMUL2 halves and half a PRMT instead of
+    about 4.25 FP32 ops (the MUFU tanh and the F2FP packs stay): the D 64 64x128 kernel's sm_90 SASS
+    (Triton 3.6) has 2,096 instructions in fp32 and 1,712 this way. Not yet run on a GPU."""
+    return gl.inline_asm_elementwise(
+        "{ .reg .b32 x, u, c0, c1; cvt.rn.bf16x2.f32 x, $2, $1; mov.b32 c0, 0x3F4C3F4C; "
+        "mov.b32 c1, 0x3D123D12; mul.rn.bf16x2 u, x, x; fma.rn.bf16x2 u, u, c1, c0; mul.rn.bf16x2 u, u, x; "
+        "tanh.approx.bf16x2 u, u; fma.rn.bf16x2 $0, x, u, x; }",
+        "=r,r,r", [x], dtype=gl.bfloat16, is_pure=True, pack=2)
+
+
+@gluon.jit
+def _act(s, dtype: gl.constexpr, PACKED_ACT: gl.constexpr):
+    if PACKED_ACT:
+        p = _gelu_tanh_doubled_bf16x2(s)
+    else:
+        p = _gelu_tanh_doubled(s).to(dtype)
+    return p
+
+
+@gluon.jit
 def _consume(q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row, n_tiles, scale,
-             WHICH: gl.constexpr):
+             WHICH: gl.constexpr, PACKED_ACT: gl.constexpr):
     """A consumer partition (one warpgroup): O = act(Q·Kᵀ)·V for its BLOCK_M rows, stored by TMA."""
     BLOCK_M: gl.constexpr = q_smem.type.shape[1]
     HEAD_D: gl.constexpr = q_smem.type.shape[2]
@@ -103,13 +126,13 @@ def _consume(q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row,
     mbarrier.wait(q_bar, 0)
     s = _qk(q, k_smem, ready, 0, s_zero, STAGES)
     s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
-    p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
+    p = gl.convert_layout(_act(s, dtype, PACKED_ACT), p_layout)
     acc = warpgroup_mma(p, v_smem.index(0), acc, use_acc=False, is_async=True)
     for j in range(1, n_tiles):
         s = _qk(q, k_smem, ready, j, s_zero, STAGES)                           # [PV_{j-1}, S_j]
         s, acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(s, acc, p))
         mbarrier.arrive(empty.index((j - 1) % STAGES), count=1)                 # K/V_{j-1} read
-        p = gl.convert_layout(_gelu_tanh_doubled(s).to(dtype), p_layout)
+        p = gl.convert_layout(_act(s, dtype, PACKED_ACT), p_layout)
         acc = warpgroup_mma(p, v_smem.index(j % STAGES), acc, is_async=True)
     acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
     out = o_smem.index(WHICH)
@@ -121,7 +144,7 @@ def _consume(q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row,
 
 @gluon.jit
 def gdpa_fwd_ws_kernel(q_desc, k_desc, v_desc, o_desc, T, S, scale, STAGES: gl.constexpr,
-                       CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                       PACKED_ACT: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
     """One program: CONSUMERS x BLOCK_M query rows of one (b, h). num_warps (4) is the default
     partition, consumer 0; consumer 1 and the producer are workers."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
@@ -147,17 +170,21 @@ def gdpa_fwd_ws_kernel(q_desc, k_desc, v_desc, o_desc, T, S, scale, STAGES: gl.c
     second: gl.constexpr = 1
     gl.warp_specialize([
         (_consume, (q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row, n_tiles, scale,
-                    first)),
+                    first, PACKED_ACT)),
         (_consume, (q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row, n_tiles, scale,
-                    second)),
+                    second, PACKED_ACT)),
         (_produce, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, kv_row,
                     n_tiles)),
     ], [4, 1], [CONSUMER_REGS, 24])
 
 
 # (BLOCK_M a consumer, BLOCK_N, STAGES); a program holds CONSUMERS x BLOCK_M rows
-CONFIGS = {64: [(64, 128, 2), (64, 128, 3), (64, 64, 3), (64, 64, 4)],
-           128: [(64, 64, 2), (64, 64, 3), (64, 64, 4), (64, 128, 2)]}
+# PACKED_ACT: the activation on bf16 pairs (_gelu_tanh_doubled_bf16x2), bf16 inputs only: whether the
+# activation's FP32 issue work binds at D 64, where the schedule alone gained nothing (call 3)
+CONFIGS = {64: [(64, 128, 2, False), (64, 128, 3, False), (64, 64, 3, False), (64, 64, 4, False),
+                (64, 128, 3, True)],
+           128: [(64, 64, 2, False), (64, 64, 3, False), (64, 64, 4, False), (64, 128, 2, False),
+                 (64, 64, 3, True)]}
 MAXNREG = 168            # 12 warps (three warpgroups) a program, one program an SM: 168 x 384 registers
 CONSUMER_REGS = 240      # producer warpgroup 24: 24 + 2 x 240 = 3 x 168
 
@@ -173,7 +200,7 @@ def unsupported(q, k, block_m: int, block_n: int) -> str | None:
 
 
 def gdpa_forward_ws(q, k, v, scale: float, block_m: int = 64, block_n: int = 128, stages: int = 2,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
+                    packed_act: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """O = scale · gelu_tanh(q·kᵀ) · v, full lengths, through the warp-specialized kernel."""
     reason = unsupported(q, k, block_m, block_n)
     if reason:
@@ -182,16 +209,16 @@ def gdpa_forward_ws(q, k, v, scale: float, block_m: int = 64, block_n: int = 128
     o = torch.empty_like(q) if out is None else out
     descs = descriptors(q, k, v, o, block_m, block_n)
     gdpa_fwd_ws_kernel[(T // (N_CONSUMERS * block_m), B * H)](
-        *descs, T, k.shape[2], float(scale), stages, CONSUMER_REGS, num_warps=4, maxnreg=MAXNREG)
+        *descs, T, k.shape[2], float(scale), stages, packed_act, CONSUMER_REGS, num_warps=4, maxnreg=MAXNREG)
     return o
 
 
-def compile_sm90(head_dim: int, block_m: int, block_n: int, stages: int):
+def compile_sm90(head_dim: int, block_m: int, block_n: int, stages: int, packed_act: bool = False):
     q = torch.empty(1, 1, 2 * N_CONSUMERS * block_m, head_dim, dtype=torch.bfloat16)
     k = torch.empty(1, 1, 2 * block_n, head_dim, dtype=torch.bfloat16)
     descs = descriptors(q, k, k, torch.empty_like(q), block_m, block_n)
     return compile_gluon_sm90(gdpa_fwd_ws_kernel, descs,
-                              {"STAGES": stages, "CONSUMER_REGS": CONSUMER_REGS,
+                              {"STAGES": stages, "PACKED_ACT": packed_act, "CONSUMER_REGS": CONSUMER_REGS,
                                "num_warps": 4}, {"num_warps": 4, "maxnreg": MAXNREG})
 
 
@@ -215,12 +242,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.compile_only:
         for head_dim, configs in CONFIGS.items():
-            for bm, bn, stages in configs:
-                kernel = compile_sm90(head_dim, bm, bn, stages)
+            for bm, bn, stages, packed_act in configs:
+                kernel = compile_sm90(head_dim, bm, bn, stages, packed_act)
                 r = resource_usage(kernel.asm["cubin"])
                 sass = sass_instructions(kernel.asm["cubin"])
                 hgmma, waits = wgmma_waits(sass)
-                print(f"D{head_dim} {bm}x{bn} stages {stages}: "
+                print(f"D{head_dim} {bm}x{bn} stages {stages}{' bf16x2' if packed_act else ''}: "
                       f"regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
                       f"tanh_under_wgmma {activation_under_wgmma(sass)} hgmma {hgmma} waits {len(waits)} "
                       f"setmaxnreg {sum(s.startswith('USETMAXREG') for s in sass)}", flush=True)
@@ -251,8 +278,9 @@ def main() -> int:
         cudnn_ms = time_or_none(lambda: cudnn(q, k, v), 100)
         row = {"B": B, "H": H, "T": T, "S": S, "D": D, "triton_tflops": flops / triton_ms / 1e9,
                "cudnn_tflops": flops / cudnn_ms / 1e9 if cudnn_ms else None, "kernels": {}}
-        candidates = [(f"ws {bm}x{bn}x{st}", lambda o=None, c=(bm, bn, st): gdpa_forward_ws(q, k, v, scale, *c, out=o))
-                      for bm, bn, st in CONFIGS[D]]
+        candidates = [(f"ws {bm}x{bn}x{st}{' bf16x2' if pa else ''}",
+                       lambda o=None, c=(bm, bn, st, pa): gdpa_forward_ws(q, k, v, scale, *c, out=o))
+                      for bm, bn, st, pa in CONFIGS[D]]
         candidates += [(f"gdpa_gluon 128x64x{st}x8 overlap",
                         lambda o=None, st=st: gdpa_forward_overlap(q, k, v, scale, 128, 64, st, 8, True, out=o))
                        for st in (4,)]

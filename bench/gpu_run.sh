@@ -18,7 +18,8 @@
 #   (GDPA_HOPPER_TESTS_TIMEOUT), bench/gdpa_hopper.py --quick, then its timing shapes (HOPPER_TIMEOUT).
 # hopperfwd: bench/gdpa_hopper_fwd.py (the warp-specialized GDPA forward with jagged padded/packed rows,
 #   heads views, every activation) --quick under HOPPER_QUICK_TIMEOUT (a wrong mbarrier phase hangs), then
-#   its timing shapes against the Triton forward under HOPPER_TIMEOUT.
+#   its timing shapes against the Triton forward under HOPPER_TIMEOUT; then bench/gdpa_gluon_ws.py at D 64
+#   (its bf16x2 activation variant beside the fp32 one).
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -167,6 +168,9 @@ if [ "$what" = hopperfwd ]; then   # the warp-specialized GDPA forward, producti
     --json "$OUT/gdpa_hopper_fwd_quick.json" 2>&1 | tee "$OUT/gdpa_hopper_fwd_quick.log" | grep -v -i warn | tail -20
   timeout ${HOPPER_TIMEOUT:-300} python3 bench/gdpa_hopper_fwd.py --json "$OUT/gdpa_hopper_fwd.json" 2>&1 \
     | tee "$OUT/gdpa_hopper_fwd.log" | grep -v -i warn | tail -16
+  # the schedule's tile sweep at D 64 with the bf16x2 activation variant beside the fp32 one
+  timeout ${HOPPER_TIMEOUT:-300} python3 bench/gdpa_gluon_ws.py --head-dim 64 --json "$OUT/gdpa_gluon_ws_d64.json" 2>&1 \
+    | tee "$OUT/gdpa_gluon_ws_d64.log" | grep -v -i warn | tail -16
   exit 0
 fi
 if [ "$what" = fusedbwd ]; then   # the one-pass backwards (dQ by atomic adds) against the two-pass ones
