@@ -56,23 +56,26 @@ CONSUMERS = gl.constexpr(N_CONSUMERS)  # (the kernels' name for it)
 
 
 @gluon.jit
-def _produce(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, kv_row, n_tiles):
-    """The producer partition (one warp): both consumers' Q tiles, then every K/V tile into the
-    ring, each stage once both consumers have released it (mbarriers start in phase 1 done, so the
-    first lap waits for nothing)."""
+def _produce(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, q_col, k_row,
+             k_col, v_row, v_col, n_tiles):
+    """The producer partition (one warp): both consumers' Q tiles (rows from q_row, columns from
+    q_col), then every K/V tile into the ring, each stage once both consumers have released it
+    (mbarriers start in phase 1 done, so the first lap waits for nothing). With n_tiles 0 (rows all
+    past a length, bench/gdpa_hopper_fwd.py) nothing is loaded."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
     STAGES: gl.constexpr = k_smem.type.shape[0]
-    mbarrier.expect(q_bar, CONSUMERS * q_desc.block_type.nbytes)
-    for c in gl.static_range(CONSUMERS):
-        _tma_load(q_desc, [q_row + c * BLOCK_M, 0], q_bar, q_smem.index(c))
+    if n_tiles > 0:
+        mbarrier.expect(q_bar, CONSUMERS * q_desc.block_type.nbytes)
+        for c in gl.static_range(CONSUMERS):
+            _tma_load(q_desc, [q_row + c * BLOCK_M, q_col], q_bar, q_smem.index(c))
     for j in range(n_tiles):
         slot = j % STAGES
         mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
         bar = ready.index(slot)
         mbarrier.expect(bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-        _tma_load(k_desc, [kv_row + j * BLOCK_N, 0], bar, k_smem.index(slot))
-        _tma_load(v_desc, [kv_row + j * BLOCK_N, 0], bar, v_smem.index(slot))
+        _tma_load(k_desc, [k_row + j * BLOCK_N, k_col], bar, k_smem.index(slot))
+        _tma_load(v_desc, [v_row + j * BLOCK_N, v_col], bar, v_smem.index(slot))
 
 
 @gluon.jit
@@ -173,8 +176,8 @@ def gdpa_fwd_ws_kernel(q_desc, k_desc, v_desc, o_desc, T, S, scale, STAGES: gl.c
                     first, PACKED_ACT)),
         (_consume, (q_smem, k_smem, v_smem, o_smem, q_bar, ready, empty, o_desc, q_row, n_tiles, scale,
                     second, PACKED_ACT)),
-        (_produce, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, kv_row,
-                    n_tiles)),
+        (_produce, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, 0, kv_row,
+                    0, kv_row, 0, n_tiles)),
     ], [4, 1], [CONSUMER_REGS, 24])
 
 

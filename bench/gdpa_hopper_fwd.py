@@ -42,37 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside 
 from compile_kernels import compile_gluon_sm90, kernel_module, resource_usage  # noqa: E402
 from gdpa_gluon import sass_instructions  # noqa: E402
 from gdpa_gluon_bwd import wgmma_waits  # noqa: E402
+from gdpa_gluon_ws import CONSUMER_REGS, CONSUMERS, MAXNREG, _produce  # noqa: E402  (the schedule's)
 
 _hop = kernel_module("gdpa_hopper")            # the production backward's module and its helpers
 _common = _hop._common
 _program, _act_and_grad = _hop._program, _hop._act_and_grad
-_store_rows, _tma_load, _out_strides = _common._store_rows, _common._tma_load, _common._out_strides
-CONSUMERS = gl.constexpr(2)   # consumer warpgroups a program, 64 query rows each
-MAXNREG = 168                 # three warpgroups (two consumers, the producer's) an SM: 168 x 384 registers
-CONSUMER_REGS = 240           # producer warpgroup 24: 24 + 2 x 240 = 3 x 168
+_store_rows, _out_strides = _common._store_rows, _common._out_strides
 ACT_IDS = {"gelu_tanh": 0, "gelu": 1, "silu": 2, "relu": 3, "relu2": 4, "identity": 5}
-
-
-@gluon.jit
-def _produce(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, ready, empty, q_row, q_col, k_row,
-             k_col, v_row, v_col, n_tiles):
-    """Producer (one warp): both consumers' Q tiles, then every K/V tile into the ring, each stage
-    once both consumers released it (mbarriers start in phase 1 done: the first lap waits for
-    nothing). n_tiles is 0 where the program's rows all lie past the length: nothing is loaded."""
-    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
-    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
-    STAGES: gl.constexpr = k_smem.type.shape[0]
-    if n_tiles > 0:
-        mbarrier.expect(q_bar, CONSUMERS * q_desc.block_type.nbytes)
-        for c in gl.static_range(CONSUMERS):
-            _tma_load(q_desc, [q_row + c * BLOCK_M, q_col], q_bar, q_smem.index(c))
-    for j in range(n_tiles):
-        slot = j % STAGES
-        mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
-        bar = ready.index(slot)
-        mbarrier.expect(bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-        _tma_load(k_desc, [k_row + j * BLOCK_N, k_col], bar, k_smem.index(slot))
-        _tma_load(v_desc, [v_row + j * BLOCK_N, v_col], bar, v_smem.index(slot))
 
 
 @gluon.jit
@@ -172,17 +148,17 @@ BLOCK_M = 64                       # a consumer's rows; a program owns CONSUMERS
 CONFIGS = {64: (128, 3), 128: (64, 3)}   # head dim -> (BLOCK_N, STAGES): gdpa_gluon_ws.py's best
 
 
-def unsupported(q, k, v, packed: bool, block_n: int) -> str | None:
-    if q.dtype not in (torch.bfloat16, torch.float16) or not q.dtype == k.dtype == v.dtype:
-        return "bf16 or fp16 only"
-    if q.shape[-1] not in CONFIGS:
-        return "head dim 64 or 128 only"
+def unsupported(q, k, v, packed: bool, batch_heads: int) -> str | None:
+    """The Hopper backwards' shared checks (window_attention_hopper.tensors_reason: dtype, head dim,
+    grid column, TMA views, sm_90; q stands in for the grad_out a forward does not read), then S a
+    multiple of the key tile; None where all pass."""
+    reason = _common.tensors_reason({"q": q, "k": k, "v": v, "grad_out": q},
+                                    {"q": packed, "k": False, "v": False, "grad_out": packed}, batch_heads)
+    if reason is not None:
+        return reason
+    block_n = CONFIGS[q.shape[-1]][0]
     if k.shape[2] % block_n or k.shape[2] == 0:
         return f"S a positive multiple of {block_n} only"
-    for name, x, p in (("q", q, packed), ("k", k, False), ("v", v, False)):
-        reason = _common._tma_reason(x, p)
-        if reason is not None:
-            return name + reason
     return None
 
 
@@ -192,17 +168,17 @@ def gdpa_forward_hopper(q, k, v, q_lengths, activation: str, scale: float, q_sta
     lengths): padded q [B, H, T, D] or packed q [N, H, D] (q_starts, max_len); k, v [B, H, S, D]
     views. heads: the head indices this launch covers (a head table), default all."""
     packed = q_starts is not None
-    block_n, stages = CONFIGS[q.shape[-1]]
-    reason = unsupported(q, k, v, packed, block_n)
+    B, H, S = k.shape[0], k.shape[1], k.shape[2]
+    n_heads = H if heads is None else len(heads)
+    reason = unsupported(q, k, v, packed, B * n_heads)
     if reason:
         raise ValueError(f"gdpa_forward_hopper: {reason}")
-    B, H, S = k.shape[0], k.shape[1], k.shape[2]
+    block_n, stages = CONFIGS[q.shape[-1]]
     T = max_len if packed else q.shape[2]
     o = torch.empty_like(q) if out is None else out
     descs, rows = zip(*(_common._descriptor(x, p, n) for x, p, n in
                         ((q, packed, BLOCK_M), (k, False, block_n), (v, False, block_n))))
     table = None if heads is None else torch.tensor(heads, device=q.device, dtype=torch.int32)
-    n_heads = H if heads is None else len(heads)
     factor = 2.0 if activation == "gelu_tanh" else 1.0       # _act_and_grad doubles gelu_tanh
     if B * n_heads == 0 or T == 0:
         return o
