@@ -609,9 +609,10 @@ def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, 
 
 # A Gluon kernel launched through kernel[grid](...) spends more host time than its Triton twin:
 # Triton's JIT binds and specializes ~40 arguments (TMA descriptors, scalars) on every launch
-# (bench/launch_overhead.py --pieces, H200 host: a dK/dV launch 89 µs, of which the binder 37 µs
-# and the compiled kernel's own launcher 31 µs). launch() goes through that path once per
-# specialization and then calls the compiled kernel's launcher itself.
+# (bench/launch_overhead.py --pieces, an H200 machine's host: a dK/dV launch 62.5 µs, of which the
+# binder 24.8 µs and the compiled kernel's own launcher 21.9 µs; 89, 37 and 31 µs on another).
+# launch() goes through that path once per specialization and then calls the compiled kernel's
+# launcher itself (41.4 µs there).
 
 _BOUND: dict = {}   # (kernel, device, argument specializations, constexprs) -> (compiled kernel, tail) or None
 
