@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside 
 from compile_kernels import compile_gluon_sm90, kernel_module, resource_usage  # noqa: E402
 from gdpa_gluon import sass_instructions  # noqa: E402
 from gdpa_gluon_bwd import wgmma_waits  # noqa: E402
-from gdpa_gluon_ws import CONSUMER_REGS, CONSUMERS, MAXNREG, _produce  # noqa: E402  (the schedule's)
+from gdpa_gluon_ws import CONSUMER_REGS, CONSUMERS, MAXNREG, _produce, gdpa_forward_ws  # noqa: E402  (the schedule's)
 
 _hop = kernel_module("gdpa_hopper")            # the production backward's module and its helpers
 _common = _hop._common
@@ -233,6 +233,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small odd shapes, every layout: correctness")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile it for sm_90 (no GPU needed) and print its resources")
+    parser.add_argument("--kv", choices=("views", "contiguous", "both"), default="views",
+                        help="k, v as heads views of one [B, S, 2HD] projection (the models'), contiguous "
+                             "[B, H, S, D] tensors (bench_gdpa.py's), or each in turn")
+    parser.add_argument("--with-ws", action="store_true",
+                        help="also time bench/gdpa_gluon_ws.py's kernel (full rows, contiguous k, v): "
+                             "what the production scope costs the schedule")
     args = parser.parse_args()
     if args.compile_only:
         print_compiled()
@@ -246,13 +252,17 @@ def main() -> int:
     gdpa = kernel_module("gdpa")
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
-    for B, H, T, S, D, act in QUICK_SHAPES if args.quick else SHAPES:
+    kv_layouts = ("views", "contiguous") if args.kv == "both" else (args.kv, )
+    cases = [(shape, kv_layout) for shape in (QUICK_SHAPES if args.quick else SHAPES) for kv_layout in kv_layouts]
+    for (B, H, T, S, D, act), kv_layout in cases:
         scale = 1.0 / S
         q = (torch.randn(B, H, T, D, device="cuda", generator=gen) * D ** -0.25).bfloat16()
         kv = torch.randn(B, S, 2 * H * D, device="cuda", generator=gen)
         kv[..., :H * D] *= D ** -0.25
         kv = kv.bfloat16()
         k, v = kv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0)       # heads views [B, H, S, D]
+        if kv_layout == "contiguous":
+            k, v = k.contiguous(), v.contiguous()
         jagged = torch.randint(0, T + 1, (B,), device="cuda", generator=gen)
         jagged[0] = T
         if B > 1:
@@ -278,7 +288,7 @@ def main() -> int:
                 full = torch.zeros(B, T, H, D, device="cuda", dtype=o.dtype)
                 full[valid] = o
                 return full.transpose(1, 2)
-            row = {"B": B, "H": H, "T": T, "S": S, "D": D, "activation": act, "layout": layout}
+            row = {"B": B, "H": H, "T": T, "S": S, "D": D, "activation": act, "layout": layout, "kv": kv_layout}
             try:
                 got = padded(ours(torch.full_like(qq, float("nan"))))   # NaN-filled: a row never stored shows
                 base = padded(triton_fwd())
@@ -295,13 +305,19 @@ def main() -> int:
                        f"{row['speedup']:.2f}x; err vs triton {row['err_vs_triton']:.1e}, vs fp32 "
                        f"{row['err_vs_fp32']:.1e} (triton {row['triton_err_vs_fp32']:.1e})"
                        f"{'' if row['correct'] else ' WRONG'}")
+                if args.with_ws and layout == "full" and kv_layout == "contiguous" and act == "gelu_tanh":
+                    block_n, stages = CONFIGS[D]
+                    ws_o = gdpa_forward_ws(q, k, v, scale, BLOCK_M, block_n, stages)
+                    row["ws_err_vs_triton"] = rel_err(ws_o, base)
+                    row["ws_ms"] = kernel_ms(lambda: gdpa_forward_ws(q, k, v, scale, BLOCK_M, block_n, stages), 10)
+                    msg += f"; gdpa_gluon_ws {row['ws_ms']:.3f} ms (err vs triton {row['ws_err_vs_triton']:.1e})"
             except Exception as exc:   # an experiment: record what failed and go on
                 row["correct"], row["error"] = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 msg = row["error"]
             wrong += not row["correct"]
             rows.append(row)
             write_json(args.json, rows)
-            print(f"B{B} H{H} T{T} S{S} D{D} {act} {layout}: {msg}", flush=True)
+            print(f"B{B} H{H} T{T} S{S} D{D} {act} {layout} kv {kv_layout}: {msg}", flush=True)
     write_json(args.json, rows, start)
     print(f"{'all correct' if not wrong else f'{wrong} WRONG'} ({len(rows)} rows)")
     return 1 if wrong else 0
