@@ -104,14 +104,19 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 # (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
 # Few on purpose: each config of each key costs a compile of a few seconds on the first call.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
-# The backward holds dQ, the seeds and a score tile per program. Since its dK/dV GEMMs run
-# transposed under 64 rows (_bwd_tile), on sm_90 with Triton 3.6 (`bench/compile_kernels.py
-# --resources [--packed]`, specialized as a launch is) the 8-warp triples spill nothing over
-# 32-row tiles (163 registers at D 64 with 128 seeds, was 191; 228 at D 128, was a spill), nor
-# does (32, 4, 2) at D 64; the 4-warp triples still spill at D 128 and at 64 rows, and (64, 8, 2)
-# spills 88 bytes over 128 x 128 at D 128. The first is the untuned default (KUNLUNC_AUTOTUNE=0).
-# The autotuner picks by time; spilling is a cost, not an error.
-_BWD_TRIPLES = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]
+# The backward holds dQ, the seeds and a score tile per program. Its dK/dV GEMMs run transposed
+# under 64 rows (_bwd_tile). Measured on the H200 (bench/seed_pooling_configs.py, BENCHMARKS.md,
+# seed pooling, twentieth session), three stages beat two for every tile and warp count, by
+# 1.2-1.7x, and the fastest configs are 4-warp ones that ptxas makes spill (on sm_90 with Triton
+# 3.6, `bench/compile_kernels.py --resources --only seed_pooling.bwd`: (64, 4, 3) spills 320 bytes
+# a thread at D 64 with 128 seeds and is still the fastest there, 1.75 ms against the 2-stage
+# list's best 2.90): two programs an SM hide more than the spill costs. So spilling is a cost the
+# autotuner weighs by time, not a reason to leave a config out. The register budget of _bwd_tuned
+# (a rough count of fp32 tile elements a thread, not ptxas's) drops only the largest tiles:
+# (128, 4, 3) at D 64 with 128 seeds and at D 128 (584-1480 bytes of spill), and at D 128 with 128
+# seeds (64, 4, 3) and (128, 8, 3) too (624 and 320 bytes). The first triple is
+# the untuned default (KUNLUNC_AUTOTUNE=0): it spills at no head dim or seed count.
+_BWD_TRIPLES = [(32, 8, 2), (64, 4, 3), (128, 8, 3), (128, 4, 3), (64, 8, 3), (32, 4, 3)]
 # Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, the
 # 8-warp, short-tile triples are also offered over smaller seed blocks (32 x 128: 158-162
 # registers): each extra block re-reads K/V and reads back dK/dV, against more registers and the
@@ -417,7 +422,7 @@ def _bwd_kernel(
 
 
 _fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
-_bwd_tuned = _tuned(_bwd_kernel, _bwd_candidates, _KEY + ["SUM_KV"], budget=160,
+_bwd_tuned = _tuned(_bwd_kernel, _bwd_candidates, _KEY + ["SUM_KV"], budget=288,
                     tiles=lambda bs, bd, bt: 2 * bs * bt + 2 * bt * bd + bs * bd)
 
 
