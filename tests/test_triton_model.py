@@ -99,6 +99,35 @@ def test_triton_backend_bf16_and_compile(tiny):
 
 
 @pytest.mark.gpu
+def test_compile_with_dynamic_shapes(tiny):
+    """torch.compile(dynamic=True) runs the kernels' host code on SymInts: the model's batch rows
+    and lengths, and, where the op itself is compiled, the seed count and head dim, which the
+    tuned-kernel caches once tried to hash ("unhashable type: non-nested SymInt", seen on the
+    H200 when one compiled function met two seed shapes)."""
+    _, tri = _pair(tiny, "cuda")
+    compiled = torch.compile(tri, fullgraph=True, dynamic=True)
+    for size, seed in ((64, 4), (40, 5)):
+        batch = deep_cuda(tiny.example_batch(size, seed=seed))
+        out_e, out_c = tri(batch), compiled(batch)
+        assert rel(out_c, out_e) <= 2e-2, size
+    out_c.float().sum().backward()
+
+    ops = tiny.ops
+    pool = torch.compile(lambda seeds, kv, lengths, starts, t: ops.seed_pooling(
+        seeds, kv, kv, lengths, 0.125, backend="triton", starts=starts, max_len=t), fullgraph=True, dynamic=True)
+    gen = torch.Generator().manual_seed(0)
+    for heads, n_seeds, dim in ((2, 16, 32), (2, 24, 64)):
+        lengths = torch.tensor([50, 0, 1, 37])
+        starts = (torch.cumsum(lengths, 0) - lengths).cuda()
+        kv = torch.randn(int(lengths.sum()), heads, dim, generator=gen).cuda().bfloat16()
+        seeds = torch.randn(heads, n_seeds, dim, generator=gen).cuda().bfloat16()
+        got = pool(seeds, kv, lengths.cuda(), starts, 50)
+        want = ops.seed_pooling_reference(seeds.float(), kv.float(), kv.float(), lengths.cuda(), 0.125,
+                                          starts, 50)
+        assert rel(got, want) <= 1e-2, (heads, n_seeds, dim)
+
+
+@pytest.mark.gpu
 def test_compile_blocks_on_gpu_matches_eager(tiny):
     """Regional compilation (inductor, the Triton kernels inside each block's graph) against the
     eager Triton model under bf16 autocast, both measured against the same model in fp32.

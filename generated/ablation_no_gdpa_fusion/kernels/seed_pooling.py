@@ -518,8 +518,11 @@ def _strides(x: torch.Tensor, packed: bool = False) -> tuple[int, ...]:
 
 
 def _meta(seeds, k, v, scale) -> tuple[dict, int]:
-    """Kernel constexprs shared by forward and backward, and the number of seed blocks."""
-    H, S, D = seeds.shape
+    """Kernel constexprs shared by forward and backward, and the number of seed blocks. The seed
+    count and head dim are made plain ints: under torch.compile with dynamic shapes they arrive as
+    SymInts, which the tuned-kernel cache cannot hash (int() specializes the graph on them, as the
+    kernel, compiled per constexpr, must be)."""
+    S, D = int(seeds.shape[1]), int(seeds.shape[2])
     block_s, block_d, n_sblk = _seed_blocks(S, D)
     return dict(NUM_SEEDS=S, HEAD_D=D, KV_SHARED=_same_tensor(k, v),
                 IEEE=k.dtype == torch.float32, BLOCK_S=block_s, BLOCK_D=block_d), n_sblk
