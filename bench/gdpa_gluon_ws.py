@@ -29,6 +29,10 @@ contiguous, full lengths, no window, gelu_tanh, D 64 or 128, T a multiple of 128
 (two tiles at least). `main` checks each config on a NaN-filled output against float32 and times
 it beside the Triton kernel (the compiler's), bench/gdpa_gluon.py's overlap kernel, and cuDNN's
 softmax attention, in one process.
+
+Measured (BENCHMARKS.md, GDPA, nineteenth and twentieth sessions): at D 128 1.09-1.11x the Triton
+forward on long self-attention and level with it on short keys (0.99-1.03x), re-measured in one
+process in the twentieth session; no gain at D 64, with the bf16x2 activation (PACKED_ACT) either.
 """
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """Experiment: the warp-specialized GDPA forward (bench/gdpa_gluon_ws.py) with the production
-kernels' scope, ready to check and time on the GPU before it moves into templates/kernels.
+kernels' scope, checked and timed on the GPU before it could move into templates/kernels.
+
+Measured in the twentieth session (BENCHMARKS.md, GDPA): correct at every shape and layout, but
+0.67-0.91x the autotuned Triton forward at the models' PFFN and the baselines' D 128 shapes (heads
+views or contiguous k, v alike), so it stays an experiment. The gain below did not survive a
+re-measure in one process either: 1.09-1.11x on long self-attention, none on short keys.
 
     python3 bench/gdpa_hopper_fwd.py --quick     # on an H100/H200: odd shapes, every layout, correctness
     python3 bench/gdpa_hopper_fwd.py             # then timed against the Triton forward

@@ -35,7 +35,9 @@ the owned tile at least twice the walked one (so that every band spans two walke
 each kernel beside its Triton counterpart (the profiler's GPU time) in one process;
 tests/test_window_gluon_bwd.py compiles both for sm_90 without a GPU, checks the schedule in the
 SASS, and checks their tile walks and formulas against autograd in float64. Written in the
-sixteenth session; not yet run on a GPU.
+sixteenth session; first run in the seventeenth (BENCHMARKS.md, sliding-window attention): the
+overlap lost to its own serial control everywhere, and the serial dK/dV control became
+templates/kernels/window_attention_hopper.py.
 """
 from __future__ import annotations
 
