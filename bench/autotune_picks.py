@@ -154,7 +154,7 @@ def main() -> int:
         sp = importlib.import_module(f"{args.package}.kernels.seed_pooling")
         sp._BWD_TRIPLES = OLD_SEED_BWD
         sp._bwd_tuned = sp._tuned(sp._bwd_kernel, sp._bwd_candidates, sp._KEY + ["SUM_KV"], budget=160,
-                                  tiles=lambda bs, bd, bt: 2 * bs * bt + 2 * bt * bd + bs * bd)
+                                  tiles=sp._bwd_tiles)
     records = _Records()
     log = logging.getLogger("torch._inductor.runtime.triton_heuristics")
     log.setLevel(logging.DEBUG)

@@ -166,6 +166,21 @@ def test_small_seed_blocks_only_where_one_block_is_large():
     assert all(w == 8 and t <= 32 for t, w, _, bs in sp._bwd_configs(64, 64, 128) if bs == 32)
 
 
+@pytest.mark.parametrize("head_dim, seeds", [(64, 64), (64, 128), (128, 64)])
+def test_backward_offers_the_three_stage_configs(head_dim, seeds):
+    """The 3-stage triples the H200 measured 1.2-1.7x faster than the 2-stage ones (BENCHMARKS.md,
+    seed pooling, twentieth session) pass the backward's register budget at the presets' head dims
+    and seed counts, though ptxas makes some of them spill; the largest tile does not pass at 128
+    seeds or D 128 (584-1480 bytes of spill)."""
+    bs, bd, _ = sp._seed_blocks(seeds, head_dim)
+    offered = {(c.kwargs["BLOCK_T"], c.num_warps, c.num_stages) for c in sp._bwd_candidates(seeds, bs, bd)
+               if c.kwargs["BLOCK_S"] == bs
+               and sp._fits(c, sp._BWD_BUDGET, sp._bwd_tiles, bs, bd, True, False)}
+    assert {(64, 4, 3), (128, 8, 3), (64, 8, 3), (32, 4, 3), (32, 8, 2)} <= offered
+    assert ((128, 4, 3) in offered) == (head_dim == 64 and seeds == 64)
+    assert sp._bwd_configs(seeds, bs, bd)[0][:3] == (32, 8, 2)   # the untuned default spills nowhere
+
+
 def test_non_contiguous_inputs():
     """Strided seeds, k, v and grad_out (slices and transposes), D not a power of two."""
     gen = torch.Generator().manual_seed(1)

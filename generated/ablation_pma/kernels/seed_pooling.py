@@ -422,8 +422,15 @@ def _bwd_kernel(
 
 
 _fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
-_bwd_tuned = _tuned(_bwd_kernel, _bwd_candidates, _KEY + ["SUM_KV"], budget=288,
-                    tiles=lambda bs, bd, bt: 2 * bs * bt + 2 * bt * bd + bs * bd)
+
+
+def _bwd_tiles(bs: int, bd: int, bt: int) -> int:
+    """fp32 tile elements a backward program holds: scores and dP [S, T], dK and dV [T, D], dQ [S, D]."""
+    return 2 * bs * bt + 2 * bt * bd + bs * bd
+
+
+_BWD_BUDGET = 288   # registers a thread by that count (see _BWD_TRIPLES)
+_bwd_tuned = _tuned(_bwd_kernel, _bwd_candidates, _KEY + ["SUM_KV"], budget=_BWD_BUDGET, tiles=_bwd_tiles)
 
 
 def _tuned_kernel(get, meta: dict):
