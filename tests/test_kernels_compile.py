@@ -59,12 +59,12 @@ def test_resources_report_registers_and_spills():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "compile_kernels.py"), "--resources",
-                        "--only", "seed_pooling.bwd D64 S64 T16 w8"],
+                        "--only", "seed_pooling.bwd D64 S64 T32 w8"],
                        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
     header, *rows = p.stdout.strip().splitlines()
     assert "regs" in header and "stack B" in header
-    assert len(rows) == 1 and rows[0].startswith("seed_pooling.bwd D64 S64 T16 w8 s2")
+    assert len(rows) == 1 and rows[0].startswith("seed_pooling.bwd D64 S64 T32 w8 s2")
     regs, stack, shared = (int(x) for x in rows[0].split() if x.isdigit())
     assert 0 < regs <= 255 and stack >= 0 and shared > 0
     assert rows[0].endswith("spills") == (stack > 0)
