@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|gdpahopper|hopperfwd|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|gdpahopper|hopperfwd|autotune|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
@@ -20,6 +20,9 @@
 #   heads views, every activation) --quick under HOPPER_QUICK_TIMEOUT (a wrong mbarrier phase hangs), then
 #   its timing shapes against the Triton forward under HOPPER_TIMEOUT; then bench/gdpa_gluon_ws.py at D 64
 #   (its bf16x2 activation variant beside the fp32 one).
+# autotune: bench/autotune_picks.py (Triton's eager autotuner against inductor's, same configs, at
+#   kunlun_60g's click tower) with the seed-pooling backward's old list, then as the kernels are,
+#   each under AUTOTUNE_TIMEOUT.
 # fusedbwd: bench/window_bwd_fused.py and bench/gdpa_bwd_fused.py, the one-pass backwards (dQ by
 #   atomic adds) against the two-pass ones, checked and timed (FUSEDBWD_TIMEOUT each).
 # tests: TESTS="tests/test_packed.py ..." picks test files (default: all), TESTS_TIMEOUT seconds.
@@ -161,6 +164,13 @@ if [ "$what" = gdpahopper ]; then   # the Gluon GDPA backward: its gpu tests and
     --json "$OUT/gdpa_hopper_quick.json" 2>&1 | tee "$OUT/gdpa_hopper_quick.log" | grep -v -i warn | tail -18
   timeout ${HOPPER_TIMEOUT:-300} python3 bench/gdpa_hopper.py --json "$OUT/gdpa_hopper.json" 2>&1 \
     | tee "$OUT/gdpa_hopper.log" | grep -v -i warn | tail -15
+  exit 0
+fi
+if [ "$what" = autotune ]; then   # which config each kernel runs, eager against torch.compile
+  for variant in old current; do
+    timeout ${AUTOTUNE_TIMEOUT:-280} python3 bench/autotune_picks.py $([ $variant = old ] && echo --old-seed-list) \
+      --json "$OUT/autotune_picks_$variant.json" 2>&1 | tee "$OUT/autotune_picks_$variant.log" | grep -v -i warn | tail -30
+  done
   exit 0
 fi
 if [ "$what" = hopperfwd ]; then   # the warp-specialized GDPA forward, production scope: odd shapes, then timed

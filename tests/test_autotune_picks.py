@@ -1,0 +1,56 @@
+"""bench/autotune_picks.py's CPU-side parts: its cases build valid op calls, and a pinned autotuner
+runs the one config given and is restored after (the GPU part compares Triton's eager choices with
+inductor's; BENCHMARKS.md, seed pooling, twentieth session)."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import triton
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import autotune_picks  # noqa: E402
+
+
+@pytest.fixture
+def tiny_golden(monkeypatch):
+    """generated/kunlun_tiny imported, and dropped from sys.modules after (other tests build and
+    import packages of that name elsewhere)."""
+    monkeypatch.syspath_prepend(str(ROOT / "generated"))
+    before = {k for k in sys.modules if k.split(".")[0] == "kunlun_tiny"}
+    pkg = importlib.import_module("kunlun_tiny")
+    pkg.ops = importlib.import_module("kunlun_tiny.ops")
+    yield pkg
+    for name in [k for k in sys.modules if k.split(".")[0] == "kunlun_tiny" and k not in before]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("case", ["seed_pooling", "gdpa", "window"])
+def test_cases_make_valid_calls(case, tiny_golden, monkeypatch):
+    monkeypatch.setattr(autotune_picks, "B", 3)
+    monkeypatch.setattr(autotune_picks, "T", 24)
+    monkeypatch.setattr(autotune_picks, "M", 8)
+    call, op = autotune_picks.make_case(case, tiny_golden, "cpu", torch.Generator().manual_seed(0))
+    out = call(lambda *a, **k: op(*a, **{**k, "backend": "torch"}))   # the GPU run uses "triton"
+    H, D = autotune_picks.H, autotune_picks.D
+    assert out.shape[-2:] == ((autotune_picks.SEEDS, D) if case == "seed_pooling" else (H, D))
+    out.float().sum().backward()
+    assert torch.isfinite(out.float()).all()
+
+
+def test_pinned_runs_one_config_and_restores():
+    a, b = triton.Config({"BLOCK": 16}, num_warps=4, num_stages=2), triton.Config({"BLOCK": 32}, num_warps=8)
+
+    class Tuner:
+        configs, cache = [a, b], {("key",): a}
+
+    tuner = Tuner()
+    seen = autotune_picks.pinned(tuner, b, lambda: (list(tuner.configs), dict(tuner.cache)))
+    assert seen == ([b], {})
+    assert tuner.configs == [a, b] and tuner.cache == {("key",): a}
+    assert autotune_picks.same_config(b, triton.Config({"BLOCK": 32}, num_warps=8))
+    assert not autotune_picks.same_config(a, triton.Config({"BLOCK": 16}, num_warps=4, num_stages=3))
