@@ -5,7 +5,8 @@
 For each shape (bf16, K = V = one [B, T, H·D] sequence, as in the model) it times, with
 triton.testing.do_bench medians:
 - the copy ceiling once: a 1 GiB device-to-device copy, bytes read + written over time;
-- level 1 (S1 seeds over the sequence) forward, full and jagged (lengths uniform in [0, T]);
+- level 1 (S1 seeds over the sequence) forward, full and jagged (lengths uniform in [0, T]), and the
+  jagged/full ratios by GPU kernel time, padded and packed (the models' layout);
 - level 1 forward + backward (dK + dV summed in the kernel; --pair adds the separate pair);
 - both levels (S1 seeds, then S2 seeds over those S1), forward and forward + backward, ours against
   the peer: F.scaled_dot_product_attention with the seeds expanded over the batch, called twice.
@@ -84,6 +85,14 @@ def check_once(sp, reference, kv, seeds, lengths, scale) -> dict:
     return errors
 
 
+def pack(seq: torch.Tensor, lengths: torch.Tensor, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K = V as packed rows [N, H, D], each example's first row): the models' jagged layout, no
+    padding between examples, so nothing past a length is read or written."""
+    valid = torch.arange(seq.shape[1], device=seq.device)[None, :] < lengths[:, None]
+    rows = seq[valid]                                            # [N, H·D], examples back to back
+    return rows.view(rows.shape[0], H, -1), torch.cumsum(lengths, 0) - lengths
+
+
 def ours_two_levels(sp, kv, seeds1, seeds2, lengths, scale1, scale2, grad2=None):
     """Level 1 over the sequence, level 2 over level 1's S1 outputs; backward if grad2 given."""
     B, S1 = kv.shape[0], seeds1.shape[1]
@@ -160,11 +169,37 @@ def bench_shape(sp, reference, shape: dict, copy_bw: float, pair: bool) -> dict:
     # GPU kernel time alone (torch.profiler): where a timing exceeds it, the host is the bound
     gpu = {name: kernel_ms(timings[name]) for name in ("l1_fwd", "l2_fwd", "both_fwd")}
     print("  GPU kernels: " + ", ".join(f"{k} {v * 1e3:.1f} us" for k, v in gpu.items()), flush=True)
+    # Jagged against full by GPU kernel time (wall time carries the host's noise: a jagged forward
+    # once took 1.01x full by wall time, 0.64x in the next run), in the padded layout, whose
+    # backward writes zeros to every row past a length, and packed (the models' layout), which
+    # touches no row past one.
+    jag = {}
+    for layout in ("padded", "packed"):
+        for label, lens in (("full", full), ("jagged", jagged)):
+            if layout == "packed":
+                rows, starts = pack(seq, lens, H)
+                kw = dict(starts=starts, max_len=T)
+            else:
+                rows, kw = kv, {}
+
+            def run_fwd(rows=rows, lens=lens, kw=kw):
+                return sp.seed_pooling_forward(seeds1, rows, rows, lens, scale, **kw)
+
+            def run_fwd_bwd(rows=rows, lens=lens, kw=kw):
+                o, lse = sp.seed_pooling_forward(seeds1, rows, rows, lens, scale, **kw)
+                return sp.seed_pooling_backward_shared_kv(g1, seeds1, rows, o, lse, lens, scale, **kw)
+            jag[f"{layout}_fwd_{label}"] = kernel_ms(run_fwd)
+            jag[f"{layout}_fwd_bwd_{label}"] = kernel_ms(run_fwd_bwd)
+    jagged_gpu = {f"{layout}_{what}": jag[f"{layout}_{what}_jagged"] / jag[f"{layout}_{what}_full"]
+                  for layout in ("padded", "packed") for what in ("fwd", "fwd_bwd")}
+    print("  jagged ÷ full by GPU kernel time: " + ", ".join(f"{k} {v:.2f}" for k, v in jagged_gpu.items()),
+          flush=True)
     seq_bytes = seq.nbytes
     valid_bytes = int(jagged.sum()) * H * D * seq.element_size()
     bw = seq_bytes / (t["l1_fwd"] * 1e-3)
     return {
-        "shape": shape, "times_ms": t, "gpu_kernel_ms": gpu, "check_rel_err": check,
+        "shape": shape, "times_ms": t, "gpu_kernel_ms": {**gpu, **jag}, "check_rel_err": check,
+        "jagged_over_full_gpu": jagged_gpu,
         "l1_read_TBps": bw / 1e12,
         "l1_read_frac_of_copy": bw / copy_bw,
         "l1_jagged_read_TBps": valid_bytes / (t["l1_fwd_jagged"] * 1e-3) / 1e12,
@@ -189,7 +224,8 @@ def print_table(copy_bw: float, results: list) -> None:
             ("level 1 fwd, jagged", t["l1_fwd_jagged"], f"{r['jagged_over_full_fwd']:.2f}x full, "
              f"{r['l1_jagged_read_TBps']:.2f} TB/s on valid keys"),
             ("level 1 fwd+bwd (dkv)", t["l1_fwd_bwd"], ""),
-            ("level 1 fwd+bwd, jagged", t["l1_fwd_bwd_jagged"], f"{r['jagged_over_full_fwd_bwd']:.2f}x full"),
+            ("level 1 fwd+bwd, jagged", t["l1_fwd_bwd_jagged"], f"{r['jagged_over_full_fwd_bwd']:.2f}x full; "
+             "by GPU time " + ", ".join(f"{k} {v:.2f}" for k, v in r["jagged_over_full_gpu"].items())),
             ("level 2 fwd alone", t["l2_fwd"], f"GPU kernels {r['gpu_kernel_ms']['l2_fwd'] * 1e3:.1f} us"),
             ("both levels fwd", t["both_fwd"], f"{r['speedup_vs_sdpa_fwd']:.2f}x SDPA; GPU kernels "
              f"{r['gpu_kernel_ms']['both_fwd'] * 1e3:.1f} us"),
