@@ -54,3 +54,25 @@ def test_pinned_runs_one_config_and_restores():
     assert tuner.configs == [a, b] and tuner.cache == {("key",): a}
     assert autotune_picks.same_config(b, triton.Config({"BLOCK": 32}, num_warps=8))
     assert not autotune_picks.same_config(a, triton.Config({"BLOCK": 16}, num_warps=4, num_stages=3))
+
+
+def test_seed_pooling_configs_pins_a_config():
+    """bench/seed_pooling_configs.py's run_pinned launches the kernels' own host code with a
+    one-config autotuner (interpreted here): the config given is the one the host code gets, the
+    result is the tuned launch's, and the module's tuned getter is restored after."""
+    import seed_pooling_configs as spc
+    sp = spc.sp
+    gen = torch.Generator().manual_seed(0)
+    B, H, T, D, S = 2, 2, 70, 16, 16
+    kv = torch.randn(B, T, H * D, generator=gen).view(B, T, H, D).transpose(1, 2)
+    seeds, lengths = torch.randn(H, S, D, generator=gen), torch.tensor([70, 33])
+    o, _ = sp.seed_pooling_forward(seeds, kv, kv, lengths, 0.25)
+    saved, got = sp._tuned_kernel, []
+    config = triton.Config({"BLOCK_T": 64}, num_warps=4, num_stages=1)
+
+    def run():
+        got.append(sp._tuned_kernel(None, {}).configs)
+        return sp.seed_pooling_forward(seeds, kv, kv, lengths, 0.25)
+    o2, _ = spc.run_pinned("_fwd_kernel", config, run)
+    assert got == [[config]] and sp._tuned_kernel is saved
+    torch.testing.assert_close(o2, o, rtol=1e-5, atol=1e-6)
