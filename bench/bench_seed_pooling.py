@@ -132,14 +132,16 @@ def bench_shape(sp, reference, shape: dict, copy_bw: float, pair: bool) -> dict:
     g1 = torch.randn_like(o1)
     g2 = torch.randn(B, H, S2, D, generator=gen, **bf16)
     full2 = torch.full((B,), S1, dtype=torch.int64, device=DEVICE)
-    fwd = lambda lengths: (lambda: sp.seed_pooling_forward(seeds1, kv, kv, lengths, scale))
+    def fwd(lengths, rows=kv, **packed):
+        """Level 1 forward over K = V rows (padded [B, H, T, D], or packed with starts and max_len)."""
+        return lambda: sp.seed_pooling_forward(seeds1, rows, rows, lengths, scale, **packed)
 
-    def fwd_bwd(lengths, shared=True):
+    def fwd_bwd(lengths, shared=True, rows=kv, **packed):
         def run():
-            o, lse = sp.seed_pooling_forward(seeds1, kv, kv, lengths, scale)
+            o, lse = sp.seed_pooling_forward(seeds1, rows, rows, lengths, scale, **packed)
             if shared:
-                return sp.seed_pooling_backward_shared_kv(g1, seeds1, kv, o, lse, lengths, scale)
-            return sp.seed_pooling_backward(g1, seeds1, kv, kv, o, lse, lengths, scale)
+                return sp.seed_pooling_backward_shared_kv(g1, seeds1, rows, o, lse, lengths, scale, **packed)
+            return sp.seed_pooling_backward(g1, seeds1, rows, rows, o, lse, lengths, scale, **packed)
         return run
 
     leaves = [seq.detach().requires_grad_(), seeds1.detach().requires_grad_(),
@@ -178,18 +180,11 @@ def bench_shape(sp, reference, shape: dict, copy_bw: float, pair: bool) -> dict:
         for label, lens in (("full", full), ("jagged", jagged)):
             if layout == "packed":
                 rows, starts = pack(seq, lens, H)
-                kw = dict(starts=starts, max_len=T)
+                where = dict(rows=rows, starts=starts, max_len=T)
             else:
-                rows, kw = kv, {}
-
-            def run_fwd(rows=rows, lens=lens, kw=kw):
-                return sp.seed_pooling_forward(seeds1, rows, rows, lens, scale, **kw)
-
-            def run_fwd_bwd(rows=rows, lens=lens, kw=kw):
-                o, lse = sp.seed_pooling_forward(seeds1, rows, rows, lens, scale, **kw)
-                return sp.seed_pooling_backward_shared_kv(g1, seeds1, rows, o, lse, lens, scale, **kw)
-            jag[f"{layout}_fwd_{label}"] = kernel_ms(run_fwd)
-            jag[f"{layout}_fwd_bwd_{label}"] = kernel_ms(run_fwd_bwd)
+                where = {}
+            jag[f"{layout}_fwd_{label}"] = kernel_ms(fwd(lens, **where))
+            jag[f"{layout}_fwd_bwd_{label}"] = kernel_ms(fwd_bwd(lens, **where))
     jagged_gpu = {f"{layout}_{what}": jag[f"{layout}_{what}_jagged"] / jag[f"{layout}_{what}_full"]
                   for layout in ("padded", "packed") for what in ("fwd", "fwd_bwd")}
     print("  jagged ÷ full by GPU kernel time: " + ", ".join(f"{k} {v:.2f}" for k, v in jagged_gpu.items()),
