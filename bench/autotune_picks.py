@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "generated"))
-from benchutil import kernel_ms_by_name, write_json  # noqa: E402
+from benchutil import kernel_ms_by_name, pinned, write_json  # noqa: E402
 
 OLD_SEED_BWD = [(32, 8, 2), (16, 8, 2), (32, 4, 2), (64, 4, 2), (64, 8, 2)]   # before 4973d30
 B, H, D, T, M, WINDOW, SEEDS = 256, 8, 64, 2048, 512, 256, 128                    # the click tower
@@ -85,16 +85,6 @@ def inductor_picks() -> list[dict]:
             out.append({"kernel": kernel_name(obj.fn), "config": str(obj.launchers[0].config),
                         "config_obj": obj.launchers[0].config})
     return out
-
-
-def pinned(tuner, config, fn):
-    """fn() with an eager autotuner limited to one config (no benchmarking), then restored."""
-    saved = tuner.configs, dict(tuner.cache)
-    tuner.configs, tuner.cache = [config], {}
-    try:
-        return fn()
-    finally:
-        tuner.configs, tuner.cache = saved[0], saved[1]
 
 
 def same_config(a, b) -> bool:

@@ -56,6 +56,18 @@ def kernel_ms_by_name(fn, reps: int = 20) -> dict[str, float]:
             if e.device_type == torch.autograd.DeviceType.CUDA}
 
 
+def pinned(tuner, config, fn):
+    """fn() with a Triton autotuner limited to one config (run without benchmarking), its configs
+    and choices restored after: a kernel timed at a config of our choosing through the host code
+    that launches it."""
+    saved = tuner.configs, dict(tuner.cache)
+    tuner.configs, tuner.cache = [config], {}
+    try:
+        return fn()
+    finally:
+        tuner.configs, tuner.cache = saved
+
+
 def kernel_ms(fn, reps: int = 20) -> float:
     """Milliseconds of GPU kernels per fn() call (kernel_ms_by_name, summed)."""
     return sum(kernel_ms_by_name(fn, reps).values())

@@ -12,8 +12,8 @@ backward's seed block too) at the bench's shapes, the model's layout (K = V, one
 sequence), by GPU kernel time, so that a config worth offering shows by how much.
 
 Each config is launched through the kernels' own host code (partition heuristics, strides,
-combine kernel) with a one-config autotuner in place of the tuned one, and checked against the
-tuned launch's result.
+combine kernel) with the kernel's autotuner pinned to that one config (benchutil.pinned), and
+checked against the tuned launch's result.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from bench_seed_pooling import SHAPES, copy_ceiling  # noqa: E402
-from benchutil import direct_launch, kernel_ms, write_json  # noqa: E402
+from benchutil import direct_launch, kernel_ms, pinned, rel_err, write_json  # noqa: E402
 from compile_kernels import kernel_module  # noqa: E402
 
 sp = kernel_module("seed_pooling")
@@ -47,26 +47,6 @@ MODEL_SHAPES = [dict(B=256, H=8, T=2048, D=64, S1=128), dict(B=256, H=4, T=4096,
 
 def _fits_smem(block_t: int, stages: int, head_dim: int) -> bool:
     return stages * block_t * head_dim * 2 <= SMEM          # K = V: one bf16 tile a stage
-
-
-class _Pinned:
-    """A one-config stand-in for the module's tuned-kernel getter."""
-
-    def __init__(self, kernel, config: triton.Config):
-        self.launcher = triton.autotune(configs=[config], key=[])(kernel)
-
-    def __call__(self, get, meta):
-        return self.launcher
-
-
-def run_pinned(kernel_name: str, config: triton.Config, fn):
-    """fn() with the module's _tuned_kernel returning a one-config launcher of kernel_name."""
-    saved = sp._tuned_kernel
-    sp._tuned_kernel = _Pinned(getattr(sp, kernel_name), config)
-    try:
-        return fn()
-    finally:
-        sp._tuned_kernel = saved
 
 
 def main() -> int:
@@ -109,24 +89,22 @@ def main() -> int:
         def bwd(lens=lengths):
             return sp.seed_pooling_backward_shared_kv(grad, seeds, kv, o, lse, lens, scale)
 
-        def record(which, label, config, fn, ref):
+        meta = sp._meta(seeds, kv, kv, scale)[0]   # the autotuners the host code launches through
+        tuners = {"fwd": sp._tuned_kernel(sp._fwd_tuned, meta), "bwd": sp._tuned_kernel(sp._bwd_tuned, meta)}
+
+        def record(which, label, config, ref):
+            """One row: the launch at `config` (None: the autotuner's choice), full and jagged."""
+            run = fwd if which == "fwd" else bwd
+
+            def at_config(lens):
+                return (lambda: run(lens)) if config is None else (
+                    lambda: pinned(tuners[which], config, lambda: run(lens)))
             row = {"shape": shape, "which": which, "config": label}
             try:
                 with direct_launch():
-                    got = fn() if config is None else run_pinned(
-                        "_fwd_kernel" if which == "fwd" else "_bwd_kernel", config, fn)
-                    diff = max(((g.float() - r.float()).norm() / r.float().norm().clamp_min(1e-30)).item()
-                               for g, r in zip(got, ref))
-                    timed = (lambda: fn()) if config is None else (
-                        lambda: run_pinned("_fwd_kernel" if which == "fwd" else "_bwd_kernel", config, fn))
-                    row["us"] = kernel_ms(timed, 10) * 1e3
-                    if which == "fwd":
-                        jag = (lambda: fwd(jagged)) if config is None else (
-                            lambda: run_pinned("_fwd_kernel", config, lambda: fwd(jagged)))
-                    else:
-                        jag = (lambda: bwd(jagged)) if config is None else (
-                            lambda: run_pinned("_bwd_kernel", config, lambda: bwd(jagged)))
-                    row["jagged_us"] = kernel_ms(jag, 10) * 1e3
+                    diff = max(rel_err(g, r) for g, r in zip(at_config(lengths)(), ref))
+                    row["us"] = kernel_ms(at_config(lengths), 10) * 1e3
+                    row["jagged_us"] = kernel_ms(at_config(jagged), 10) * 1e3
                 row["rel_diff_vs_tuned"] = diff
                 row["ok"] = diff <= 1e-2
                 msg = f"{row['us']:8.1f} us, jagged {row['jagged_us'] / row['us']:.2f}"
@@ -142,15 +120,15 @@ def main() -> int:
             print(f"B{B} H{H} T{T} D{D} S{S} {which} {label:<22} {msg}", flush=True)
 
         if "fwd" in args.which:
-            record("fwd", "tuned", None, fwd, (o, lse))
+            record("fwd", "tuned", None, (o, lse))
             for t, w, st in FWD:
                 if time.time() - start > args.budget_s:
                     break
                 if _fits_smem(t, st, D):
                     record("fwd", f"T{t} w{w} s{st}",
-                           triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st), fwd, (o, lse))
+                           triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st), (o, lse))
         if "bwd" in args.which:
-            record("bwd", "tuned", None, bwd, base_bwd[:2])
+            record("bwd", "tuned", None, base_bwd[:2])
             for t, w, st, div in bwd_configs:
                 if time.time() - start > args.budget_s:
                     break
@@ -159,7 +137,7 @@ def main() -> int:
                     continue
                 config = triton.Config({"BLOCK_T": t, "BLOCK_S": bs, "N_SBLK": triton.cdiv(S, bs)},
                                        num_warps=w, num_stages=st)
-                record("bwd", f"T{t} w{w} s{st} S{bs}", config, bwd, base_bwd[:2])
+                record("bwd", f"T{t} w{w} s{st} S{bs}", config, base_bwd[:2])
     write_json(args.json, rows, start)
     wrong = sum(1 for r in rows if r.get("ok") is False)
     print(f"{len(rows)} rows, {wrong} wrong, {sum('error' in r for r in rows)} failed")

@@ -57,22 +57,26 @@ def test_pinned_runs_one_config_and_restores():
 
 
 def test_seed_pooling_configs_pins_a_config():
-    """bench/seed_pooling_configs.py's run_pinned launches the kernels' own host code with a
-    one-config autotuner (interpreted here): the config given is the one the host code gets, the
-    result is the tuned launch's, and the module's tuned getter is restored after."""
+    """bench/seed_pooling_configs.py pins a config on the autotuner the kernels' own host code
+    launches through (benchutil.pinned; interpreted here): the config given is the one that
+    autotuner offers during the call, the result is the tuned launch's, and its configs and
+    choices are restored after."""
     import seed_pooling_configs as spc
+    from benchutil import pinned
     sp = spc.sp
     gen = torch.Generator().manual_seed(0)
     B, H, T, D, S = 2, 2, 70, 16, 16
     kv = torch.randn(B, T, H * D, generator=gen).view(B, T, H, D).transpose(1, 2)
     seeds, lengths = torch.randn(H, S, D, generator=gen), torch.tensor([70, 33])
     o, _ = sp.seed_pooling_forward(seeds, kv, kv, lengths, 0.25)
-    saved, got = sp._tuned_kernel, []
+    tuner = sp._tuned_kernel(sp._fwd_tuned, sp._meta(seeds, kv, kv, 0.25)[0])
+    saved, got = (list(tuner.configs), dict(tuner.cache)), []
     config = triton.Config({"BLOCK_T": 64}, num_warps=4, num_stages=1)
 
     def run():
-        got.append(sp._tuned_kernel(None, {}).configs)
+        got.append(list(tuner.configs))
+        assert sp._tuned_kernel(sp._fwd_tuned, sp._meta(seeds, kv, kv, 0.25)[0]) is tuner   # the one launched
         return sp.seed_pooling_forward(seeds, kv, kv, lengths, 0.25)
-    o2, _ = spc.run_pinned("_fwd_kernel", config, run)
-    assert got == [[config]] and sp._tuned_kernel is saved
+    o2, _ = pinned(tuner, config, run)
+    assert got == [[config]] and (list(tuner.configs), dict(tuner.cache)) == saved
     torch.testing.assert_close(o2, o, rtol=1e-5, atol=1e-6)
