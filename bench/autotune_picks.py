@@ -51,10 +51,23 @@ class _Records(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def live(cls) -> list:
+    """The objects of class `cls` the garbage collector tracks now. isinstance on a weak proxy
+    whose referent is gone raises ReferenceError (inductor keeps such proxies): skipped."""
+    out = []
+    for obj in gc.get_objects():
+        try:
+            if isinstance(obj, cls):
+                out.append(obj)
+        except ReferenceError:
+            continue
+    return out
+
+
 def autotuners():
     """Triton's eager autotuners alive now, by id."""
     from triton.runtime.autotuner import Autotuner
-    return {id(a): a for a in gc.get_objects() if isinstance(a, Autotuner)}
+    return {id(a): a for a in live(Autotuner)}
 
 
 def kernel_name(fn) -> str:
@@ -80,8 +93,8 @@ def eager_picks(tuners, seen: dict) -> list[dict]:
 def inductor_picks() -> list[dict]:
     from torch._inductor.runtime.triton_heuristics import CachingAutotuner
     out = []
-    for obj in gc.get_objects():
-        if isinstance(obj, CachingAutotuner) and obj.launchers:
+    for obj in live(CachingAutotuner):
+        if obj.launchers:
             out.append({"kernel": kernel_name(obj.fn), "config": str(obj.launchers[0].config),
                         "config_obj": obj.launchers[0].config})
     return out

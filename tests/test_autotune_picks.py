@@ -80,3 +80,28 @@ def test_seed_pooling_configs_pins_a_config():
     o2, _ = pinned(tuner, config, run)
     assert got == [[config]] and (list(tuner.configs), dict(tuner.cache)) == saved
     torch.testing.assert_close(o2, o, rtol=1e-5, atol=1e-6)
+
+
+def test_live_skips_dead_weak_proxies():
+    """A weak proxy whose referent is gone raises ReferenceError on isinstance; the GPU run of
+    call 1 (twenty-first session) died on one of inductor's while listing its autotuners."""
+    import gc
+    import weakref
+
+    class Thing:
+        pass
+
+    keep, gone = Thing(), Thing()
+    proxy = weakref.proxy(gone)
+    del gone
+    with pytest.raises(ReferenceError):
+        isinstance(proxy, Thing)
+    dead = 0
+    for obj in gc.get_objects():   # the garbage collector does list the dead proxy
+        try:
+            isinstance(obj, Thing)
+        except ReferenceError:
+            dead += 1
+    assert dead >= 1
+    found = autotune_picks.live(Thing)
+    assert keep in found and len(found) == 1
