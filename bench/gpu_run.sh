@@ -36,12 +36,12 @@
 #
 # Two jobs at once on a two-GPU machine (nvidia-h200-x2): give each its GPU, $OUT and build folder,
 #   CUDA_VISIBLE_DEVICES=0 OUT=$OUT/g0 WORK=/tmp/kb0 NO_ENV_FILE=1 bash bench/gpu_run.sh models > $OUT/g0.txt & ...; wait
-# (they share the compile caches, which are safe for concurrent writers). At most 8 files come back
+# (in one tree they share its compile caches, which are safe for concurrent writers). At most 8 files come back
 # from a call: NO_ENV_FILE=1 prints the environment instead of writing env.txt (a file per job).
 #
 # Compile caches across sessions (each session gets a fresh machine; a cold kunlun_60g first step
 # spends ~3 minutes compiling and autotuning): inductor's cache (its graphs and each kernel's
-# best config) and Triton's autotune choices live under /tmp/kunlunc-cache. Where .gpucache/
+# best config) and Triton's autotune choices live under /tmp/kunlunc-cache/tree-<its path's hash>. Where .gpucache/
 # holds cache.part* (carry ".gpucache"), they are unpacked first; SAVE_CACHE=1 packs them into
 # $OUT/cache.part* (15 MiB parts, at most CACHE_PARTS, default 4; compiled binaries are left out, they are rebuilt from
 # source quickly) for the next session: copy them into .gpucache/ (ignored by git).
@@ -49,7 +49,11 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1  # tune once per machine, not per process
 what=${1:-all}
 OUT=${OUT:-/tmp/kunlunc-out}; mkdir -p "$OUT"
-CACHE=${KUNLUNC_GPU_CACHE:-/tmp/kunlunc-cache}
+# One cache per tree: torch.compile's AOTAutograd cache keys a traced Triton op by its kernels'
+# source only, not by the host code or autotune configs around them, so two trees of an A/B run
+# sharing one cache can run each other's compiled graphs (the twentieth session's seed-pooling A/B
+# did: BENCHMARKS.md, seed pooling, twenty-first session).
+CACHE=${KUNLUNC_GPU_CACHE:-/tmp/kunlunc-cache/tree-$(pwd -P | sha1sum | cut -c1-10)}
 export TORCHINDUCTOR_CACHE_DIR=$CACHE/inductor TRITON_CACHE_DIR=$CACHE/triton
 if compgen -G ".gpucache/cache.part*" > /dev/null; then
   first=$(ls .gpucache/cache.part* | head -1)   # xz where the saving machine had it, else gzip
@@ -167,8 +171,8 @@ if [ "$what" = gdpahopper ]; then   # the Gluon GDPA backward: its gpu tests and
   exit 0
 fi
 if [ "$what" = autotune ]; then   # which config each kernel runs, eager against torch.compile
-  for variant in old current; do
-    timeout ${AUTOTUNE_TIMEOUT:-280} python3 bench/autotune_picks.py $([ $variant = old ] && echo --old-seed-list) \
+  for variant in old current; do   # a cache each: the two differ only by the list set at run time
+    TORCHINDUCTOR_CACHE_DIR=$CACHE/inductor-$variant timeout ${AUTOTUNE_TIMEOUT:-280} python3 bench/autotune_picks.py $([ $variant = old ] && echo --old-seed-list) \
       --json "$OUT/autotune_picks_$variant.json" 2>&1 | tee "$OUT/autotune_picks_$variant.log" | grep -v -i warn | tail -30
   done
   exit 0

@@ -1,0 +1,76 @@
+"""The compile caches' key covers each kernel file, host code and autotune configs included.
+
+torch.compile's AOTAutograd cache keys a graph's Triton ops by the source of the kernels they
+launch and the globals those read (torch's user_defined_triton_kernel_transitive_closure_source_code),
+not by the autotuner's config lists or the host code around the kernels. On the H200 (twenty-first
+session, BENCHMARKS.md) a warm cache ran the seed-pooling backward with a config the edited file no
+longer offered, 1.6x slower. Each kernel now reads _FILE_DIGEST, a digest of its whole file.
+"""
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch._inductor.codegen.wrapper")
+from torch._inductor.codegen.wrapper import user_defined_triton_kernel_transitive_closure_source_code  # noqa: E402
+
+KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels"
+LAUNCHED = {"gdpa.py": ["_gdpa_fwd_kernel", "_gdpa_bwd_dkdv_kernel", "_gdpa_bwd_dq_kernel"],
+            "window_attention.py": ["_fwd_kernel", "_bwd_dkdv_kernel", "_bwd_dq_kernel"],
+            "seed_pooling.py": ["_fwd_kernel", "_combine_kernel", "_bwd_kernel"]}
+
+
+def _load(path: Path, name: str):
+    """The kernel file as compiled for a GPU (JITFunctions, not the interpreter's, whose kernels
+    torch.compile never caches): nothing is launched."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    interpret = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+        if interpret is not None:
+            os.environ["TRITON_INTERPRET"] = interpret
+    return module
+
+
+def _closure(kernel) -> str:
+    return user_defined_triton_kernel_transitive_closure_source_code(kernel)
+
+
+@pytest.mark.parametrize("file", sorted(LAUNCHED))
+def test_every_launched_kernel_reads_the_digest(file):
+    """Every @triton.jit kernel the host code launches (a def named *_kernel) reads _FILE_DIGEST,
+    and the source torch keys its cache by carries the digest's value."""
+    code = (KERNELS / file).read_text()
+    defined = re.findall(r"@triton\.jit(?:\(.*\))?\ndef (_\w*kernel)\(", code)
+    assert sorted(defined) == sorted(LAUNCHED[file]), "a new kernel: add it here and make it read _FILE_DIGEST"
+    module = _load(KERNELS / file, f"_cache_key_{file[:-3]}")
+    for name in defined:
+        text = _closure(getattr(module, name))
+        assert f"_FILE_DIGEST = tl.constexpr({module._FILE_DIGEST.value!r})" in text, name
+
+
+def test_an_edit_of_the_config_lists_changes_the_key(tmp_path):
+    """Two copies of seed_pooling.py differing only in the backward's config list: the same kernel
+    source, different keys."""
+    code = (KERNELS / "seed_pooling.py").read_text()
+    triples = re.search(r"^_BWD_TRIPLES = .*$", code, re.M).group(0)
+    edited = code.replace(triples, "_BWD_TRIPLES = [(32, 8, 2), (32, 4, 2)]")
+    assert edited != code
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "seed_pooling.py").write_text(code)
+    (tmp_path / "b" / "seed_pooling.py").write_text(edited)
+    a = _load(tmp_path / "a" / "seed_pooling.py", "_cache_key_a")
+    b = _load(tmp_path / "b" / "seed_pooling.py", "_cache_key_b")
+    assert a._bwd_kernel.src == b._bwd_kernel.src                  # what torch's key used to see
+    assert _closure(a._bwd_kernel) != _closure(b._bwd_kernel)      # what it sees now
+    assert _closure(a._fwd_kernel) != _closure(b._fwd_kernel)
+    same = _load(KERNELS / "seed_pooling.py", "_cache_key_same")   # and an unedited file keeps its key
+    assert _closure(same._bwd_kernel) == _closure(a._bwd_kernel)
