@@ -239,16 +239,11 @@ def main() -> int:
     out = os.environ.get("OUT")
     parser.add_argument("--json", default=os.path.join(out, "bench_seed_pooling.json") if out else None)
     parser.add_argument("--pair", action="store_true", help="also time the (dk, dv) backward")
-    parser.add_argument("--launch-order", choices=["auto", "batch"], default="auto",
-                        help="batch: programs in batch order at every length (the kernels' longest-first "
-                             "order off, for an A/B of it in one process)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_seed_pooling: needs a CUDA GPU")
     start = time.time()
     sp, reference = load_kernels(), load_reference()
-    if args.launch_order == "batch":
-        sp._SORT_MIN_T = 1 << 62
     copy_bw = copy_ceiling()
     print(f"copy ceiling {copy_bw / 1e12:.2f} TB/s", flush=True)
     results = []
@@ -262,7 +257,7 @@ def main() -> int:
     print_table(copy_bw, results)
     report = {
         "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
-        "triton": triton.__version__, "date": time.strftime("%Y-%m-%d"), "launch_order": args.launch_order,
+        "triton": triton.__version__, "date": time.strftime("%Y-%m-%d"),
         "copy_TBps": copy_bw / 1e12, "results": results, "wall_s": time.time() - start,
     }
     print(f"\nwall time {report['wall_s']:.0f} s")

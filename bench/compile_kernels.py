@@ -134,7 +134,7 @@ def jobs():
 
         block_s, block_d, _ = sp._seed_blocks(128, 64)
         common = dict(NUM_SEEDS=128, HEAD_D=64, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
-                      BLOCK_D=block_d, PACKED=packed, SORTED=True)
+                      BLOCK_D=block_d, PACKED=packed)
         block_t, warps, stages = sp._FWD_TRIPLES[0]
         for split in (False, True):
             yield (f"seed_pooling.fwd{' split' if split else ''} {layout}", sp._fwd_kernel,
@@ -173,7 +173,7 @@ def config_jobs(head_dims=(64, 128), packed: bool = False):
         for seeds in (64, 128):
             block_s, block_d_s, _ = sp._seed_blocks(seeds, d)
             common = dict(NUM_SEEDS=seeds, HEAD_D=d, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
-                          BLOCK_D=block_d_s, PACKED=packed, SORTED=True)
+                          BLOCK_D=block_d_s, PACKED=packed)
             for block_t, warps, stages in sp._FWD_TRIPLES:
                 yield (f"seed_pooling.fwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._fwd_kernel,
                        {**common, "SPLIT": False, "BLOCK_T": block_t}, warps, stages)

@@ -299,51 +299,6 @@ def test_packed_kv_matches_padded(shared, chunk, per_prog):
     assert rel_err(unpack_rows(dk, lengths, starts, T), ref_dk) <= BOUND[torch.float32]
 
 
-
-def test_order_longest_first():
-    lengths = torch.tensor([3, 9, 0, 9, 5], device=DEVICE)
-    order = sp._order(lengths, 512)
-    assert order.dtype == torch.int32
-    assert lengths[order.long()].tolist() == [9, 9, 5, 3, 0]
-    assert sp._order(lengths, 511) is None                          # short sequences: launch order
-    assert sp._order(lengths[:1], 4096) is None                     # one example: nothing to order
-
-
-@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
-@pytest.mark.parametrize("chunk, per_prog", [(None, None), (256, 2)], ids=["whole", "split-grouped"])
-def test_longest_first_launch_matches_batch_order(monkeypatch, packed, chunk, per_prog):
-    """Programs taking examples longest first (SORTED, on from T = 512 on the GPU; here forced at
-    T = 300) give the batch-order launch's output and dK/dV bit for bit, and dseeds up to the order
-    of the per-group dQ sums, in both layouts, split over T chunks and grouped per program; and the
-    float64 reference's values."""
-    B, H, T, D, S = 7, 2, 300, 16, 12
-    seeds, k, v, lengths, gen = make_inputs(B, H, T, D, S, torch.float32, True, seed=5)
-    lengths = lengths.clamp(max=T)
-    scale = D ** -0.5
-    kw = {}
-    if packed:
-        starts, row = reversed_starts(lengths)
-        k = v = pack_rows(k, lengths, starts, row + 1)
-        kw = dict(starts=starts, max_len=T)
-    grad_out = torch.randn(B, H, S, D, generator=gen).to(DEVICE)
-    runs = {}
-    for sort_min_t in (10**9, 0):
-        monkeypatch.setattr(sp, "_SORT_MIN_T", sort_min_t)
-        o, lse = sp._forward(seeds, k, v, lengths, scale, chunk=chunk, **kw)
-        ds, dkv, _ = sp._backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=True,
-                                  chunk=chunk, per_prog=per_prog, **kw)
-        runs[sort_min_t] = (o, lse, ds, dkv)
-    (o0, lse0, ds0, dkv0), (o1, lse1, ds1, dkv1) = runs[10**9], runs[0]
-    assert torch.equal(o0, o1) and torch.equal(lse0, lse1)
-    valid = unpack_rows(dkv1, lengths, starts, T) if packed else dkv1
-    assert torch.equal(unpack_rows(dkv0, lengths, starts, T) if packed else dkv0, valid)
-    assert rel_err(ds1, ds0) <= 1e-6
-    padded_k = unpack_rows(k, lengths, starts, T) if packed else k
-    ref_o, ref_ds, ref_dk, _ = reference(seeds, padded_k, padded_k, lengths, scale, grad_out, True)
-    assert rel_err(o1, ref_o) <= BOUND[torch.float32]
-    assert rel_err(ds1, ref_ds) <= BOUND[torch.float32]
-    assert rel_err(valid, ref_dk) <= BOUND[torch.float32]
-
 def test_packed_kv_errors():
     seeds = torch.zeros(2, 4, 16, device=DEVICE)
     kv = torch.zeros(9, 2, 16, device=DEVICE)

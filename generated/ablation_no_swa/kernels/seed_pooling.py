@@ -213,23 +213,20 @@ def _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d,
 
 @triton.jit
 def _fwd_kernel(
-    Q, K, V, LENGTHS, STARTS, ORDER, O, LSE, M_PART, L_PART, ACC_PART,
+    Q, K, V, LENGTHS, STARTS, O, LSE, M_PART, L_PART, ACC_PART,
     H, T, chunk,
     sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
     qk_scale,
     NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SPLIT: tl.constexpr,
-    PACKED: tl.constexpr, SORTED: tl.constexpr,
+    PACKED: tl.constexpr,
     IEEE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
-    """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk.
-    SORTED: program slot i takes example ORDER[i] (the longest first, see _order)."""
+    """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk."""
     tl.static_assert(_FILE_DIGEST >= 0)  # keys torch.compile's caches to this file
     qk_scale = tl.cast(qk_scale, tl.float32)  # torch.compile passes Python floats as fp64
-    b = tl.program_id(0) // H
-    h = tl.program_id(0) % H
-    if SORTED:
-        b = tl.load(ORDER + b).to(tl.int32)
-    bh = b * H + h   # outputs and partials are indexed by the example itself
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
     offs_s = tl.program_id(2) * BLOCK_S + tl.arange(0, BLOCK_S)
     offs_d = tl.arange(0, BLOCK_D)
     offs_t = tl.arange(0, BLOCK_T)
@@ -338,19 +335,18 @@ def _bwd_tile(q, kt, vt, do, lse2, delta, t_ok, qk_scale, IEEE: tl.constexpr, BL
 
 @triton.jit
 def _bwd_kernel(
-    Q, K, V, LENGTHS, STARTS, ORDER, DO, O, LSE, DQ_PART, DK, DV,
+    Q, K, V, LENGTHS, STARTS, DO, O, LSE, DQ_PART, DK, DV,
     B, H, T, chunk, n_split, per_prog,
     sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
     sdo_b, sdo_h, sdo_s, sdo_d, so_b, so_h, so_s, so_d,
     sdk_b, sdk_h, sdk_t, sdk_d, sdv_b, sdv_h, sdv_t, sdv_d,
     scale, qk_scale,
     NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SUM_KV: tl.constexpr,
-    IEEE: tl.constexpr, N_SBLK: tl.constexpr, PACKED: tl.constexpr, SORTED: tl.constexpr,
+    IEEE: tl.constexpr, N_SBLK: tl.constexpr, PACKED: tl.constexpr,
     BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """Grid (example groups · T chunks, H). Seed blocks outermost (normally one), so dQ of a block
-    stays in registers over all examples of the group; later blocks add into dK/dV. SORTED: group
-    slot i takes examples ORDER[i·per_prog ...] (similar lengths together, the longest first)."""
+    stays in registers over all examples of the group; later blocks add into dK/dV."""
     tl.static_assert(_FILE_DIGEST >= 0)  # keys torch.compile's caches to this file
     # torch.compile passes Python floats as fp64: compute in fp32 as eager launches do
     scale, qk_scale = tl.cast(scale, tl.float32), tl.cast(qk_scale, tl.float32)
@@ -370,8 +366,6 @@ def _bwd_kernel(
             # A group's tail past B: clamp the index for the loads, and length 0 skips all work.
             b_ok = b < B
             b64 = tl.minimum(b, B - 1).to(tl.int64)
-            if SORTED:
-                b64 = tl.load(ORDER + b64).to(tl.int64)
             length = tl.where(b_ok, tl.load(LENGTHS + b64).to(tl.int32), 0)
             t_hi = tl.minimum(tl.maximum(length, 0), t_end)
             rows_mask = _tile_mask(s_ok, offs_d, HEAD_D, BLOCK_D)
@@ -556,21 +550,6 @@ def _meta(seeds, k, v, scale) -> tuple[dict, int]:
                 IEEE=k.dtype == torch.float32, BLOCK_S=block_s, BLOCK_D=block_d), n_sblk
 
 
-_SORT_MIN_T = 512   # below this bound on the lengths, programs are too short for order to matter
-
-
-def _order(lengths: torch.Tensor, T: int) -> torch.Tensor | None:
-    """The examples, longest first (int32 [B]), or None where order cannot matter.
-
-    A program's work grows with its example's length. Launched in batch order, a long example
-    that happens to come last runs alone at the end (with lengths uniform in [0, T], half a
-    full-length program's time over a launch of a few waves); longest first, the short ones fill
-    in behind (LPT scheduling). One argsort of B lengths a call."""
-    if T < _SORT_MIN_T or lengths.shape[0] < 2:
-        return None
-    return torch.argsort(lengths, descending=True).to(torch.int32)
-
-
 def seed_pooling_forward(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          lengths: torch.Tensor, scale: float, starts: torch.Tensor | None = None,
                          max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -597,18 +576,15 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     args = (H, T, chunk, *_strides(seeds), *_strides(k, packed), *_strides(v, packed), scale * _LOG2E)
     fwd = torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta))
     starts = starts if packed else lengths        # (read only when PACKED)
-    order = _order(lengths, T)
-    sort = dict(PACKED=packed, SORTED=order is not None)
-    order = lengths if order is None else order   # (read only when SORTED)
     if n_split == 1:
-        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, starts, order, o, lse, lse, lse, lse, *args,
-                                SPLIT=False, **sort, **meta)
+        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, starts, o, lse, lse, lse, lse, *args,
+                                SPLIT=False, PACKED=packed, **meta)
         return o, lse
     m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
-    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, starts, order, o, lse, m_part, l_part,
-                                  acc_part, *args, SPLIT=True, **sort, **meta)
+    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, starts, o, lse, m_part, l_part, acc_part,
+                                  *args, SPLIT=True, PACKED=packed, **meta)
     torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
         m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
         BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"])  # no launch options: see _tuned
@@ -655,12 +631,10 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
     n_split = triton.cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
-    order = _order(lengths, T)
     torch.library.wrap_triton(kernel)[(n_groups * n_split, H)](
-        seeds, k, v, lengths, starts if packed else lengths, lengths if order is None else order,
-        grad_out, o, lse, dq_part, dk, dv,
+        seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
         B, H, T, chunk, n_split, per_prog,
         *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
         *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E,
-        SUM_KV=sum_kv, PACKED=packed, SORTED=order is not None, **meta)
+        SUM_KV=sum_kv, PACKED=packed, **meta)
     return dq_part.sum(0).to(seeds.dtype), dk, dv
