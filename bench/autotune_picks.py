@@ -4,11 +4,14 @@
 
 Why. In the twentieth session the seed-pooling backward with the old config list took 771 µs a
 call eagerly and 502 µs under torch.compile at the same shape (packed, jagged), with the same
-configs on offer (BENCHMARKS.md, seed pooling): Triton's autotuner (eager) and inductor's (which
-times a user kernel's autotune configs in its own launcher) had chosen differently, and only
-inductor's choice was fast. The kernel benchmarks (bench_gdpa.py, bench_window.py,
-bench_seed_pooling.py) run eagerly, so a bad eager choice would understate a kernel's speed there
-while the compiled models never see it. This prints, for each case's forward + backward:
+configs on offer, as if Triton's autotuner (eager) and inductor's (which times a user kernel's
+autotune configs in its own launcher) chose differently. They do not: run on the H200 in the
+twenty-first session (BENCHMARKS.md, seed pooling), both chose the same config from the old list
+(792 against 782 µs). The 502 µs had been a compile cache shared between two trees, which served
+the new list's compiled graph to the old tree (the reason for the kernel files' _FILE_DIGEST and
+bench/gpu_run.sh's cache per tree; here each variant has its own cache). The script stays as the
+check that the benchmarks, which run eagerly, time the config the compiled models run. It prints,
+for each case's forward + backward:
 
 - the GPU kernel time of each kernel, eager and compiled (torch.profiler, after two warm calls);
 - each eager autotuner's choice and the time it measured for every config (Autotuner.configs_timings);

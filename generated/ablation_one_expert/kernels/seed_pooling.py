@@ -125,9 +125,9 @@ _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
 # (128, 4, 3) at D 64 with 128 seeds and at D 128 (584-1480 bytes of spill), and at D 128 with 128
 # seeds (64, 4, 3) and (128, 8, 3) too (624 and 320 bytes). The first triple is
 # the untuned default (KUNLUNC_AUTOTUNE=0): it spills at no head dim or seed count.
-# The gain is eager launches': under torch.compile the old 2-stage list already ran as fast (the
-# model's step did not move), inductor having chosen otherwise among the same configs than
-# Triton's autotuner (bench/autotune_picks.py asks why).
+# Compiled, the model gains as much: kunlun_60g's seed-pooling backward 8.5 -> 5.5 ms a step at
+# batch 256 (BENCHMARKS.md, twenty-first session; an earlier A/B that showed no change had shared
+# one compile cache between its two trees, see _FILE_DIGEST).
 _BWD_TRIPLES = [(32, 8, 2), (64, 4, 3), (128, 8, 3), (128, 4, 3), (64, 8, 3), (32, 4, 3)]
 # Where one seed block's dQ accumulator (BLOCK_S x BLOCK_D fp32) passes this many elements, the
 # 8-warp, short-tile triples are also offered over smaller seed blocks (32 x 128: 158-162
