@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import triton
 
 KERNELS = sorted((Path(__file__).resolve().parent.parent / "templates" / "kernels").glob("*.py"))
 
@@ -40,10 +41,10 @@ def load(name):
     m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
     return m
 g, w, s = load("gdpa"), load("window_attention"), load("seed_pooling")
-print(json.dumps({"gdpa": len(g._tuned("fwd", "", g.AUTOTUNE).configs),
-                  "window": len(w._FWD[False].configs),
-                  "seed": len(s._fwd_tuned(16, 16, 64, True, False).configs),
-                  "seed_bwd": len(s._bwd_tuned(64, 64, 128, True, False).configs)}))
+tuners = {"gdpa": g._tuned("fwd", "", g.AUTOTUNE), "window": w._FWD[False],
+          "seed": s._fwd_tuned(16, 16, 64, True, False), "seed_bwd": s._bwd_tuned(64, 64, 128, True, False)}
+key = sys.argv[2]
+print(json.dumps({name: (len(t.configs) if key == "configs" else t.cache_results) for name, t in tuners.items()}))
 """
 
 
@@ -58,10 +59,28 @@ def test_kunlunc_autotune_knob(knob, many):
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KUNLUNC_AUTOTUNE")}
     if knob is not None:
         env["KUNLUNC_AUTOTUNE"] = knob
-    out = subprocess.run([sys.executable, "-c", _COUNT_CONFIGS, str(KERNELS[0].parent)], env=env,
+    out = subprocess.run([sys.executable, "-c", _COUNT_CONFIGS, str(KERNELS[0].parent), "configs"], env=env,
                          capture_output=True, text=True, check=True).stdout
     counts = json.loads(out)
     assert all((n > 1) == many and n >= 1 for n in counts.values()), counts
+
+
+def test_autotune_timings_are_cached_on_disk():
+    """Every kernel's autotuner keeps its timings in Triton's cache (cache_results), so a new
+    process does not time every config again (on a Triton that has the option; the interpreter
+    is off in this subprocess, as on a GPU)."""
+    import inspect
+    import json
+    import os
+    import subprocess
+    import sys
+    if "cache_results" not in inspect.signature(triton.autotune).parameters:
+        pytest.skip("Triton < 3.3 has no autotune cache_results")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "TRITON_CACHE_AUTOTUNING")}
+    out = subprocess.run([sys.executable, "-c", _COUNT_CONFIGS, str(KERNELS[0].parent), "cache"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    cached = json.loads(out)
+    assert cached == {"gdpa": True, "window": True, "seed": True, "seed_bwd": True}, cached
 
 
 def _kernels_and_float_params(code: str):

@@ -60,6 +60,7 @@ Kernels are launched through `torch.library.wrap_triton` so that torch.compile c
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
 import hashlib
+import inspect
 import os
 from pathlib import Path
 
@@ -75,6 +76,12 @@ __all__ = ["unsupported", "window_attention_backward", "window_attention_forward
 # with the old configs and its old pick (BENCHMARKS.md, seed pooling, twenty-first session). Every
 # kernel here reads this digest of the whole file, which puts the file into that key.
 _FILE_DIGEST = tl.constexpr(int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16))
+
+# Autotune timings are kept on disk (Triton's cache dir, keyed by the kernel source, the configs,
+# the tuning key's values and the GPU), so a new process reuses them instead of timing every config
+# of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
+# in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
+_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 _LOG2E = 1.4426950408889634  # log2(e): the kernels work in base 2 (exp2 is the fast path)
 _MAX_HEAD_DIM = 256
@@ -518,7 +525,7 @@ _KEY = ["T", "LEFT", "RIGHT", "HEAD_D", "PACKED"]  # (dtype is added by the auto
 
 def _tuned(kernel, shapes):
     """{large_d: autotuned kernel}: a config list for BLOCK_D <= 128 and one for 256."""
-    return {large: triton.autotune(configs=_configs(shapes, large), key=_KEY)(kernel)
+    return {large: triton.autotune(configs=_configs(shapes, large), key=_KEY, **_AUTOTUNE_CACHE)(kernel)
             for large in (False, True)}
 
 

@@ -60,6 +60,7 @@ gradients are torch.empty_like(q / k / v), so they keep the layout of transposed
 """
 import functools
 import hashlib
+import inspect
 import os
 from pathlib import Path
 
@@ -75,6 +76,12 @@ __all__ = ["ACTIVATION_IDS", "gdpa_backward", "gdpa_forward", "unsupported"]
 # with the old configs and its old pick (BENCHMARKS.md, seed pooling, twenty-first session). Every
 # kernel here reads this digest of the whole file, which puts the file into that key.
 _FILE_DIGEST = tl.constexpr(int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16))
+
+# Autotune timings are kept on disk (Triton's cache dir, keyed by the kernel source, the configs,
+# the tuning key's values and the GPU), so a new process reuses them instead of timing every config
+# of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
+# in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
+_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 # Triton reads TRITON_INTERPRET when kernels are decorated: decide the configs the same way.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
@@ -532,7 +539,8 @@ def _tuned(kernel_name: str, width: str, autotune: bool):
         configs = [_config(*_INTERPRETER_CONFIG[kernel_name])]
     else:
         configs = [_config(*c) for c in _HOPPER_CONFIGS[kernel_name + width]]
-    return triton.autotune(configs=configs if autotune else configs[:1], key=_TUNE_KEY)(kernel)
+    return triton.autotune(configs=configs if autotune else configs[:1], key=_TUNE_KEY,
+                           **_AUTOTUNE_CACHE)(kernel)
 
 
 def _plain_eager(x: torch.Tensor) -> bool:

@@ -39,6 +39,7 @@ reaches ~1e-6; fp16/bf16 round P and dS to the input dtype for the tensor cores,
 """
 import functools
 import hashlib
+import inspect
 import math
 import os
 from pathlib import Path
@@ -60,6 +61,12 @@ __all__ = [
 # with the old configs and its old pick (BENCHMARKS.md, seed pooling, twenty-first session). Every
 # kernel here reads this digest of the whole file, which puts the file into that key.
 _FILE_DIGEST = tl.constexpr(int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16))
+
+# Autotune timings are kept on disk (Triton's cache dir, keyed by the kernel source, the configs,
+# the tuning key's values and the GPU), so a new process reuses them instead of timing every config
+# of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
+# in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
+_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # KUNLUNC_AUTOTUNE=0: launch each kernel's first (default) config untuned. Autotuning compiles
@@ -106,7 +113,7 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
             fit = [c for c in configs if _fits(c, budget, tiles, bs, bd, kv_shared, ieee)]
             configs = fit or [min(configs, key=lambda c: c.kwargs["BLOCK_T"] * 8 // c.num_warps)]
             configs = configs if _AUTOTUNE else configs[:1]
-        return triton.autotune(configs=configs, key=key)(kernel)
+        return triton.autotune(configs=configs, key=key, **_AUTOTUNE_CACHE)(kernel)
     return get
 
 
