@@ -74,3 +74,27 @@ def test_an_edit_of_the_config_lists_changes_the_key(tmp_path):
     assert _closure(a._fwd_kernel) != _closure(b._fwd_kernel)
     same = _load(KERNELS / "seed_pooling.py", "_cache_key_same")   # and an unedited file keeps its key
     assert _closure(same._bwd_kernel) == _closure(a._bwd_kernel)
+
+
+def test_a_kernel_file_without_a_readable_file_still_imports():
+    """Imported from somewhere its __file__ cannot be read (a zip, say), a kernel file keys the
+    caches as torch would without the digest (0) instead of failing to import."""
+    import linecache
+    import types
+
+    path = "/nonexistent/kunlunc/seed_pooling.py"
+    code = (KERNELS / "seed_pooling.py").read_text()
+    lines = code.splitlines(keepends=True)
+    linecache.cache[path] = (len(code), None, lines, path)   # Triton's JIT reads kernel source so
+    module = types.ModuleType("_cache_key_zipped")
+    module.__file__ = path
+    sys.modules[module.__name__] = module
+    interpret = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        exec(compile(code, path, "exec"), module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
+        linecache.cache.pop(path, None)
+        if interpret is not None:
+            os.environ["TRITON_INTERPRET"] = interpret
+    assert module._FILE_DIGEST.value == 0

@@ -77,7 +77,10 @@ __all__ = ["unsupported", "window_attention_backward", "window_attention_forward
 # (torch 2.11-2.13): after an edit of this file a warm cache would run the graph compiled before,
 # with the old configs and its old pick (BENCHMARKS.md, seed pooling, twenty-first session). Every
 # kernel here reads this digest of the whole file, which puts the file into that key.
-_FILE_DIGEST = tl.constexpr(int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16))
+try:
+    _FILE_DIGEST = tl.constexpr(int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16))
+except OSError:  # no file to read (imported from a zip, say): keyed as torch keys it without this
+    _FILE_DIGEST = tl.constexpr(0)
 
 # Autotune timings are kept on disk (Triton's cache dir, keyed by the kernel source, the configs,
 # the tuning key's values and the GPU), so a new process reuses them instead of timing every config
