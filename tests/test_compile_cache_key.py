@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch._inductor.codegen.wrapper")
-from torch._inductor.codegen.wrapper import user_defined_triton_kernel_transitive_closure_source_code  # noqa: E402
+from torch._inductor.codegen.wrapper import (  # noqa: E402
+    user_defined_triton_kernel_transitive_closure_source_code as _torch_closure,
+)
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels"
 LAUNCHED = {"gdpa.py": ["_gdpa_fwd_kernel", "_gdpa_bwd_dkdv_kernel", "_gdpa_bwd_dq_kernel"],
@@ -40,7 +42,7 @@ def _load(path: Path, name: str):
 
 
 def _closure(kernel) -> str:
-    return user_defined_triton_kernel_transitive_closure_source_code(kernel)
+    return _torch_closure(kernel)
 
 
 @pytest.mark.parametrize("file", sorted(LAUNCHED))

@@ -84,7 +84,8 @@ except OSError:  # no file to read (imported from a zip, say): keyed as torch ke
 # the tuning key's values and the GPU), so a new process reuses them instead of timing every config
 # of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
 # in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
-_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+_AUTOTUNE_CACHE = ({"cache_results": True}
+                   if "cache_results" in inspect.signature(triton.autotune).parameters else {})
 
 _LOG2E = 1.4426950408889634  # log2(e): the kernels work in base 2 (exp2 is the fast path)
 _MAX_HEAD_DIM = 256

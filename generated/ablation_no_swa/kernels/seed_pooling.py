@@ -69,7 +69,8 @@ except OSError:  # no file to read (imported from a zip, say): keyed as torch ke
 # the tuning key's values and the GPU), so a new process reuses them instead of timing every config
 # of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
 # in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
-_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+_AUTOTUNE_CACHE = ({"cache_results": True}
+                   if "cache_results" in inspect.signature(triton.autotune).parameters else {})
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # KUNLUNC_AUTOTUNE=0: launch each kernel's first (default) config untuned. Autotuning compiles

@@ -84,7 +84,8 @@ except OSError:  # no file to read (imported from a zip, say): keyed as torch ke
 # the tuning key's values and the GPU), so a new process reuses them instead of timing every config
 # of every kernel again at its first steps; the benchmarks always ran so (TRITON_CACHE_AUTOTUNING=1
 # in bench/gpu_run.sh). Triton >= 3.3; older versions tune in every process as before.
-_AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+_AUTOTUNE_CACHE = ({"cache_results": True}
+                   if "cache_results" in inspect.signature(triton.autotune).parameters else {})
 
 # Triton reads TRITON_INTERPRET when kernels are decorated: decide the configs the same way.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
