@@ -76,3 +76,21 @@ def test_caches_round_trip_without_binaries(tmp_path, packer):
     assert (cache / "inductor" / "ab" / "kernel.best_config").read_text() == '{"XBLOCK": 128}'
     assert (cache / "triton" / "xy" / "kernel.autotune.json").read_text() == '{"BLOCK_M": 64}'
     assert not (cache / "triton" / "xy" / "kernel.cubin").exists()    # binaries are rebuilt there
+
+
+def test_each_tree_gets_its_own_cache(tmp_path):
+    """Without KUNLUNC_GPU_CACHE the cache directory follows the tree the script runs in: an A/B's
+    two trees must not share torch.compile's caches, which key a traced Triton op by kernel source
+    only (BENCHMARKS.md, seed pooling, twenty-first session)."""
+    line = next(line for line in SCRIPT.read_text().splitlines() if line.startswith("CACHE="))
+    env = {k: v for k, v in os.environ.items() if k != "KUNLUNC_GPU_CACHE"}
+
+    def cache_of(tree: Path) -> str:
+        tree.mkdir(exist_ok=True)
+        out = subprocess.run(["bash", "-c", f'{line}\necho "$CACHE"'], cwd=tree, env=env,
+                             capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip()
+
+    a, b = cache_of(tmp_path / "a"), cache_of(tmp_path / "b")
+    assert a.startswith("/tmp/kunlunc-cache/tree-") and len(a) > len("/tmp/kunlunc-cache/tree-")
+    assert a != b and cache_of(tmp_path / "a") == a
