@@ -60,7 +60,7 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     namespace = f"kunlunc_{plan.name}"
     files["ops.py"] = header + "\n" + env.get_template("ops.py.j2").render(namespace=namespace)
     files["triton_ops.py"] = header + "\n" + env.get_template("triton_ops.py.j2").render(namespace=namespace)
-    files.update(_kernel_files(header))
+    files.update(_kernel_files(header, glue_digest(files["ops.py"], files["triton_ops.py"])))
     files["estimate.json"] = json.dumps(_estimates(compiled), indent=1, sort_keys=True) + "\n"
     files[MANIFEST] = json.dumps({"generator": "kunlunc", "version": __version__, "spec": Path(spec_file).name,
                                   "spec_sha256": spec_digest(compiled), "files": sorted([*files, MANIFEST])},
@@ -68,10 +68,20 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     return files
 
 
-def _kernel_files(header: str) -> dict[str, str]:
-    """The Triton kernel modules, copied verbatim (they specialize through constexprs at JIT time)."""
+def glue_digest(ops: str, triton_ops: str) -> str:
+    """sha256 (16 hex digits) of the package's ops.py and triton_ops.py as generated."""
+    return hashlib.sha256((ops + "\0" + triton_ops).encode()).hexdigest()[:16]
+
+
+def _kernel_files(header: str, glue: str) -> dict[str, str]:
+    """The Triton kernel modules, copied verbatim (they specialize through constexprs at JIT time)
+    under the header and a line naming the ops code that launches them: each kernel file keys
+    torch.compile's caches by its own bytes (_FILE_DIGEST), which those caches otherwise do not
+    see of the host code in ops.py and triton_ops.py, so a rebuild that changes that code changes
+    the key too."""
     kernels = _templates_dir() / "kernels"
-    files = {f"kernels/{p.name}": header + "\n" + p.read_text(encoding="utf-8") for p in sorted(kernels.glob("*.py"))}
+    head = f"{header}\n# Launched by this package's ops.py and triton_ops.py (sha256 {glue}).\n"
+    files = {f"kernels/{p.name}": head + p.read_text(encoding="utf-8") for p in sorted(kernels.glob("*.py"))}
     files["kernels/__init__.py"] = header + '\n"""Triton kernels: GDPA, sliding-window attention, seed pooling."""\n'
     return files
 

@@ -100,3 +100,35 @@ def test_a_kernel_file_without_a_readable_file_still_imports():
         if interpret is not None:
             os.environ["TRITON_INTERPRET"] = interpret
     assert module._FILE_DIGEST.value == 0
+
+
+def test_generated_kernel_files_name_the_ops_code_that_launches_them(monkeypatch):
+    """A generated package's kernel files carry the digest of its ops.py and triton_ops.py, so
+    their _FILE_DIGEST (and torch.compile's key) changes when a rebuild changes that host code,
+    which the caches do not see otherwise; an edit of triton_ops.py's template alone changes
+    every kernel file of the package."""
+    sys.path.insert(0, str(KERNELS.parent.parent / "tests"))
+    from genutil import compiled, spec_paths
+    from kunlun_compiler import codegen
+
+    path = next(p for p in spec_paths() if p.stem == "kunlun_tiny")
+    files = codegen.render(compiled(path), "kunlun_tiny.yaml")
+    glue = codegen.glue_digest(files["ops.py"], files["triton_ops.py"])
+    kernel_files = [n for n in files if n.startswith("kernels/") and n != "kernels/__init__.py"]
+    assert len(kernel_files) == 5
+    for name in kernel_files:
+        assert f"(sha256 {glue})" in files[name].splitlines()[2], name
+
+    edited = codegen.environment().from_string((KERNELS.parent / "triton_ops.py.j2").read_text() + "\n# edited\n")
+    real_environment = codegen.environment
+
+    def patched():
+        e = real_environment()
+        original = e.get_template
+        e.get_template = lambda name: edited if name == "triton_ops.py.j2" else original(name)
+        return e
+
+    monkeypatch.setattr(codegen, "environment", patched)
+    rebuilt = codegen.render(compiled(path), "kunlun_tiny.yaml")
+    assert rebuilt["triton_ops.py"] != files["triton_ops.py"]
+    assert all(rebuilt[n] != files[n] for n in kernel_files)
