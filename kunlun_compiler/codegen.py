@@ -58,9 +58,10 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
     ctx = _context(compiled, header)
     files = {f: env.get_template(f"package/{f}.j2").render(**ctx) for f in PACKAGE_FILES if f != "ops.py"}
     namespace = f"kunlunc_{plan.name}"
-    files["ops.py"] = header + "\n" + env.get_template("ops.py.j2").render(namespace=namespace)
-    files["triton_ops.py"] = header + "\n" + env.get_template("triton_ops.py.j2").render(namespace=namespace)
-    files.update(_kernel_files(header, glue_digest(files["ops.py"], files["triton_ops.py"])))
+    ops = env.get_template("ops.py.j2").render(namespace=namespace)
+    triton_ops = env.get_template("triton_ops.py.j2").render(namespace=namespace)
+    files["ops.py"], files["triton_ops.py"] = header + "\n" + ops, header + "\n" + triton_ops
+    files.update(_kernel_files(header, glue_digest(ops, triton_ops)))
     files["estimate.json"] = json.dumps(_estimates(compiled), indent=1, sort_keys=True) + "\n"
     files[MANIFEST] = json.dumps({"generator": "kunlunc", "version": __version__, "spec": Path(spec_file).name,
                                   "spec_sha256": spec_digest(compiled), "files": sorted([*files, MANIFEST])},
@@ -69,7 +70,8 @@ def render(compiled: Compiled, spec_file: str) -> dict[str, str]:
 
 
 def glue_digest(ops: str, triton_ops: str) -> str:
-    """sha256 (16 hex digits) of the package's ops.py and triton_ops.py as generated."""
+    """sha256 (16 hex digits) of the package's ops.py and triton_ops.py as generated, below their
+    header (which names the spec file: a file name must not change more than headers)."""
     return hashlib.sha256((ops + "\0" + triton_ops).encode()).hexdigest()[:16]
 
 
