@@ -35,7 +35,7 @@ from benchutil import direct_launch, kernel_ms, rel_err, write_json  # noqa: E40
 from compile_kernels import kernel_module  # noqa: E402
 
 sp = kernel_module("seed_pooling")
-_LN2 = tl.constexpr(math.log(2.0))
+_store_result = sp._store_result   # the production kernel's epilogue (normalize, lse, store)
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
@@ -50,15 +50,6 @@ def _head_step(q, kt, t_ok, m, l, acc, qk_scale):
     l = l * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None] + tl.dot(p.to(kt.dtype), kt)
     return m_new, l, acc
-
-
-@triton.jit
-def _store_head(O, LSE, row0, offs_s, offs_d, m, l, acc, D: tl.constexpr):
-    row = row0 + offs_s
-    nonempty = l > 0
-    l_safe = tl.where(nonempty, l, 1.0)
-    tl.store(O + row[:, None] * D + offs_d[None, :], (acc / l_safe[:, None]).to(O.dtype.element_ty))
-    tl.store(LSE + row, tl.where(nonempty, (m + tl.log2(l_safe)) * _LN2, float("-inf")))
 
 
 @triton.jit
@@ -106,13 +97,14 @@ def _fwd_heads_kernel(Q, KV, LENGTHS, O, LSE, H, T, skv_b, skv_t, qk_scale,
         if HP >= 4:
             m2, l2, acc2 = _head_step(q2, k2, t_ok, m2, l2, acc2, qk_scale)
             m3, l3, acc3 = _head_step(q3, k3, t_ok, m3, l3, acc3, qk_scale)
-    row0 = (b * H + h0).to(tl.int64) * S
-    _store_head(O, LSE, row0, offs_s, offs_d, m0, l0, acc0, D)
+    bh = b * H + h0
+    s_ok = offs_s < S
+    _store_result(O, LSE, bh, offs_s, s_ok, offs_d, m0, l0, acc0, S, D, D)
     if HP >= 2:
-        _store_head(O, LSE, row0 + S, offs_s, offs_d, m1, l1, acc1, D)
+        _store_result(O, LSE, bh + 1, offs_s, s_ok, offs_d, m1, l1, acc1, S, D, D)
     if HP >= 4:
-        _store_head(O, LSE, row0 + 2 * S, offs_s, offs_d, m2, l2, acc2, D)
-        _store_head(O, LSE, row0 + 3 * S, offs_s, offs_d, m3, l3, acc3, D)
+        _store_result(O, LSE, bh + 2, offs_s, s_ok, offs_d, m2, l2, acc2, S, D, D)
+        _store_result(O, LSE, bh + 3, offs_s, s_ok, offs_d, m3, l3, acc3, S, D, D)
 
 
 def heads_forward(seeds, x, lengths, scale, hp: int, block_t: int, warps: int, stages: int):
