@@ -6,17 +6,17 @@ not by the autotuner's config lists or the host code around the kernels. On the 
 session, BENCHMARKS.md) a warm cache ran the seed-pooling backward with a config the edited file no
 longer offered, 1.6x slower. Each kernel now reads _FILE_DIGEST, a digest of its whole file.
 """
-import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
 
+from opsload import import_file
+
 pytest.importorskip("torch._inductor.codegen.wrapper")
 from torch._inductor.codegen.wrapper import (  # noqa: E402
-    user_defined_triton_kernel_transitive_closure_source_code as _torch_closure,
+    user_defined_triton_kernel_transitive_closure_source_code as _closure,
 )
 
 KERNELS = Path(__file__).resolve().parent.parent / "templates" / "kernels"
@@ -25,40 +25,27 @@ LAUNCHED = {"gdpa.py": ["_gdpa_fwd_kernel", "_gdpa_bwd_dkdv_kernel", "_gdpa_bwd_
             "seed_pooling.py": ["_fwd_kernel", "_combine_kernel", "_bwd_kernel"]}
 
 
-def _load(path: Path, name: str):
-    """The kernel file as compiled for a GPU (JITFunctions, not the interpreter's, whose kernels
-    torch.compile never caches): nothing is launched."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    interpret = os.environ.pop("TRITON_INTERPRET", None)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-        if interpret is not None:
-            os.environ["TRITON_INTERPRET"] = interpret
-    return module
-
-
-def _closure(kernel) -> str:
-    return _torch_closure(kernel)
+@pytest.fixture
+def gpu_build(monkeypatch):
+    """Kernel files load as compiled for a GPU (JITFunctions, not the interpreter's, whose kernels
+    torch.compile never caches); nothing is launched."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
 
 
 @pytest.mark.parametrize("file", sorted(LAUNCHED))
-def test_every_launched_kernel_reads_the_digest(file):
+def test_every_launched_kernel_reads_the_digest(file, gpu_build):
     """Every @triton.jit kernel the host code launches (a def named *_kernel) reads _FILE_DIGEST,
     and the source torch keys its cache by carries the digest's value."""
     code = (KERNELS / file).read_text()
     defined = re.findall(r"@triton\.jit(?:\(.*\))?\ndef (_\w*kernel)\(", code)
     assert sorted(defined) == sorted(LAUNCHED[file]), "a new kernel: add it here and make it read _FILE_DIGEST"
-    module = _load(KERNELS / file, f"_cache_key_{file[:-3]}")
+    module = import_file(KERNELS / file, f"_cache_key_{file[:-3]}")
     for name in defined:
         text = _closure(getattr(module, name))
         assert f"_FILE_DIGEST = tl.constexpr({module._FILE_DIGEST.value!r})" in text, name
 
 
-def test_an_edit_of_the_config_lists_changes_the_key(tmp_path):
+def test_an_edit_of_the_config_lists_changes_the_key(tmp_path, gpu_build):
     """Two copies of seed_pooling.py differing only in the backward's config list: the same kernel
     source, different keys."""
     code = (KERNELS / "seed_pooling.py").read_text()
@@ -69,16 +56,16 @@ def test_an_edit_of_the_config_lists_changes_the_key(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "seed_pooling.py").write_text(code)
     (tmp_path / "b" / "seed_pooling.py").write_text(edited)
-    a = _load(tmp_path / "a" / "seed_pooling.py", "_cache_key_a")
-    b = _load(tmp_path / "b" / "seed_pooling.py", "_cache_key_b")
+    a = import_file(tmp_path / "a" / "seed_pooling.py", "_cache_key_a")
+    b = import_file(tmp_path / "b" / "seed_pooling.py", "_cache_key_b")
     assert a._bwd_kernel.src == b._bwd_kernel.src                  # what torch's key used to see
     assert _closure(a._bwd_kernel) != _closure(b._bwd_kernel)      # what it sees now
     assert _closure(a._fwd_kernel) != _closure(b._fwd_kernel)
-    same = _load(KERNELS / "seed_pooling.py", "_cache_key_same")   # and an unedited file keeps its key
+    same = import_file(KERNELS / "seed_pooling.py", "_cache_key_same")   # and an unedited file keeps its key
     assert _closure(same._bwd_kernel) == _closure(a._bwd_kernel)
 
 
-def test_a_kernel_file_without_a_readable_file_still_imports():
+def test_a_kernel_file_without_a_readable_file_still_imports(gpu_build):
     """Imported from somewhere its __file__ cannot be read (a zip, say), a kernel file keys the
     caches as torch would without the digest (0) instead of failing to import."""
     import linecache
@@ -91,14 +78,11 @@ def test_a_kernel_file_without_a_readable_file_still_imports():
     module = types.ModuleType("_cache_key_zipped")
     module.__file__ = path
     sys.modules[module.__name__] = module
-    interpret = os.environ.pop("TRITON_INTERPRET", None)
     try:
         exec(compile(code, path, "exec"), module.__dict__)
     finally:
         del sys.modules[module.__name__]
         linecache.cache.pop(path, None)
-        if interpret is not None:
-            os.environ["TRITON_INTERPRET"] = interpret
     assert module._FILE_DIGEST.value == 0
 
 
