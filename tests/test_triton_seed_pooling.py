@@ -68,8 +68,9 @@ def reference(seeds, k, v, lengths, scale, grad_out, shared):
     return out, grads[0], grads[1], (None if shared else grads[2])  # T = 0: no graph, zeros
 
 
-def check(seeds, k, v, lengths, gen, dtype, shared, forward=sp._forward, backward=sp._backward):
-    scale = seeds.shape[-1] ** -0.5
+def check(seeds, k, v, lengths, gen, dtype, shared, forward=sp._forward, backward=sp._backward,
+          scale=None):
+    scale = seeds.shape[-1] ** -0.5 if scale is None else scale
     o, lse = forward(seeds, k, v, lengths, scale)
     assert o.dtype == dtype and lse.dtype == torch.float32
     assert o.shape == (k.shape[0], k.shape[1], seeds.shape[1], k.shape[3])
@@ -115,6 +116,17 @@ def test_forward_and_gradients(B, H, T, D, S, shared, dtype):
 def test_head_dim_128():
     seeds, k, v, lengths, gen = make_inputs(4, 1, 37, 128, 5, torch.float32, False)
     check(seeds, k, v, lengths, gen, torch.float32, False)
+
+
+@pytest.mark.parametrize("scale", [0.3, -0.3, 0.0])
+def test_any_scale_and_whole_tiles(scale):
+    """The forward applies the scale inside its exponent (one FMA, which needs it >= 0: a negative
+    one moves onto the seeds) and runs whole key tiles unmasked, a partial last tile masked.
+    Lengths at, one under and one over the tile's multiples (the interpreter's BLOCK_T is 32), and
+    a scale of 0 (uniform weights: a masked key must weigh 0, not NaN) or below 0."""
+    seeds, k, v, _, gen = make_inputs(8, 2, 100, 16, 5, torch.float32, True)
+    lengths = torch.tensor([64, 32, 33, 31, 96, 100, 0, 1], device=DEVICE)
+    check(seeds, k, v, lengths, gen, torch.float32, True, scale=scale)
 
 
 def test_split_and_unsplit_agree():
