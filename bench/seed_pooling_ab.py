@@ -8,14 +8,15 @@ in [0, T], packed rows), by GPU kernel time (benchutil.kernel_ms, the profiler's
 the versions interleaved round by round and each figure the median of its rounds. Every version
 autotunes for itself (a kernel file's autotune cache is keyed by its source). Outputs are checked
 against the first version's (bf16: each version rounds differently, so the bound is 1e-2 of the
-norm); a version that disagrees is reported and its times are not. Prints per version the level-1
-forward's share of the copy bandwidth, the times, their ratio to the first version, and the
-configs the autotuner chose.
+norm); a version that disagrees is reported, its times are not, and the exit status is 1. Prints
+per version the level-1 forward's share of the copy bandwidth, the times, their ratio to the first
+version, and the configs the autotuner chose.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -26,10 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from bench_seed_pooling import SHAPES, copy_ceiling, pack, rel_err  # noqa: E402
-from benchutil import direct_launch, kernel_ms, write_json  # noqa: E402
+from benchutil import direct_launch, kernel_ms, write_text  # noqa: E402
 
-DEVICE = "cuda"
+DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter)
 TOLERANCE = 1e-2
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def load(label: str, path: str):
@@ -73,10 +79,10 @@ def main() -> int:
     out = os.environ.get("OUT")
     parser.add_argument("--kernel", action="append", required=True, metavar="LABEL=PATH")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--shapes", default="0,1", help="indices into bench_seed_pooling.SHAPES")
+    parser.add_argument("--shapes", default="0,1", help="indices into SHAPES (bench_seed_pooling's)")
     parser.add_argument("--json", default=os.path.join(out, "seed_pooling_ab.json") if out else None)
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("seed_pooling_ab: needs a CUDA GPU")
     versions = {}
     for item in args.kernel:
@@ -84,7 +90,7 @@ def main() -> int:
         versions[label] = load(label, path)
     copy_bw = copy_ceiling()
     print(f"copy ceiling {copy_bw / 1e12:.2f} TB/s", flush=True)
-    report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+    report = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "copy_TBps": copy_bw / 1e12,
               "kernels": dict(item.partition("=")[::2] for item in args.kernel), "shapes": []}
     with direct_launch():
@@ -105,7 +111,7 @@ def main() -> int:
             for label, sp in versions.items():
                 calls[label] = cases(sp, seeds, seq, kv, full, jagged, grad, scale, H, T)
                 got = [calls[label]["fwd full"]()[0], *calls[label]["fwd+bwd jagged"]()]  # o, dseeds, dkv
-                torch.cuda.synchronize()
+                sync()
                 first = first or got
                 errors[label] = max(rel_err(a, b) for a, b in zip(got, first))
                 print(f"  {label}: tuned; max rel. difference from {next(iter(versions))}: "
@@ -137,8 +143,8 @@ def main() -> int:
                 print(f"  {'':<16} configs: {row['configs']}")
             report["shapes"].append({"shape": shape, "rounds": args.rounds, "versions": rows})
     if args.json:
-        write_json(args.json, report)
-    return 0
+        write_text(args.json, json.dumps(report, indent=1))
+    return 0 if all(row["ok"] for shape in report["shapes"] for row in shape["versions"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from genutil import SPECS, compiled, estimate, load_spec, spec_text
+from genutil import SPECS, compiled, load_spec, spec_text
 from kunlun_compiler import hardware
-from kunlun_compiler.cost import HOST_KINDS, NO_LAUNCH, TIME_KEYS, CostModel, batch_curve, estimate, pairs_in_window
+from kunlun_compiler.cost import HOST_KINDS, TIME_KEYS, CostModel, batch_curve, estimate, pairs_in_window
 
 TINY_TEXT = (SPECS / "kunlun_tiny.yaml").read_text()
 
