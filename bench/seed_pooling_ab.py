@@ -15,7 +15,6 @@ version, and the configs the autotuner chose.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -25,9 +24,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))   # the scripts beside this one
+sys.path.insert(0, str(ROOT / "tests"))   # opsload: a file imported by path
 from bench_seed_pooling import SHAPES, copy_ceiling, pack, rel_err  # noqa: E402
 from benchutil import direct_launch, kernel_ms, write_text  # noqa: E402
+from opsload import import_file  # noqa: E402
 
 DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter)
 TOLERANCE = 1e-2
@@ -38,18 +40,9 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def load(label: str, path: str):
-    spec = importlib.util.spec_from_file_location(f"_seed_pooling_ab_{label}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def cases(sp, seeds, seq, kv, full, jagged, grad, scale, H, T):
-    """{name: fn} of the timed calls for one version."""
-    rows, starts = pack(seq, jagged, H)
-    packed = dict(starts=starts, max_len=T)
+def cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale):
+    """{name: fn} of the timed calls for one version: padded kv at full lengths, packed rows
+    (with their starts and max_len in `packed`) at the jagged ones."""
 
     def fwd(x, lengths, **kw):
         return lambda: sp.seed_pooling_forward(seeds, x, x, lengths, scale, **kw)
@@ -84,15 +77,14 @@ def main() -> int:
     args = parser.parse_args()
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("seed_pooling_ab: needs a CUDA GPU")
-    versions = {}
-    for item in args.kernel:
-        label, _, path = item.partition("=")
-        versions[label] = load(label, path)
+    paths = dict(item.partition("=")[::2] for item in args.kernel)
+    versions = {label: import_file(Path(path), f"_seed_pooling_ab_{label}") for label, path in paths.items()}
+    base = next(iter(versions))
     copy_bw = copy_ceiling()
     print(f"copy ceiling {copy_bw / 1e12:.2f} TB/s", flush=True)
     report = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "copy_TBps": copy_bw / 1e12,
-              "kernels": dict(item.partition("=")[::2] for item in args.kernel), "shapes": []}
+              "kernels": paths, "shapes": []}
     with direct_launch():
         for index in (int(i) for i in args.shapes.split(",")):
             shape = SHAPES[index]
@@ -105,43 +97,44 @@ def main() -> int:
             grad = torch.randn(B, H, S, D, generator=gen, **bf16)
             full = torch.full((B,), T, dtype=torch.int64, device=DEVICE)
             jagged = torch.randint(0, T + 1, (B,), generator=gen, device=DEVICE)
+            rows, starts = pack(seq, jagged, H)
+            packed = dict(starts=starts, max_len=T)
             scale = D ** -0.5
             print(f"\nshape {shape}", flush=True)
             calls, errors, first = {}, {}, None
             for label, sp in versions.items():
-                calls[label] = cases(sp, seeds, seq, kv, full, jagged, grad, scale, H, T)
+                calls[label] = cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale)
                 got = [calls[label]["fwd full"]()[0], *calls[label]["fwd+bwd jagged"]()]  # o, dseeds, dkv
                 sync()
                 first = first or got
                 errors[label] = max(rel_err(a, b) for a, b in zip(got, first))
-                print(f"  {label}: tuned; max rel. difference from {next(iter(versions))}: "
+                print(f"  {label}: tuned; max rel. difference from {base}: "
                       f"{errors[label]:.1e}", flush=True)
             samples = {label: {name: [] for name in calls[label]} for label in versions}
             for _ in range(args.rounds):
                 for label in versions:
                     for name, fn in calls[label].items():
                         samples[label][name].append(kernel_ms(fn))
-            base = next(iter(versions))
-            rows = {}
+            results = {}
             for label in versions:
                 ms = {name: statistics.median(v) for name, v in samples[label].items()}
                 ok = errors[label] <= TOLERANCE
-                rows[label] = {"ok": ok, "max_rel_diff": errors[label], "ms": ms,
+                results[label] = {"ok": ok, "max_rel_diff": errors[label], "ms": ms,
                                "configs": chosen(versions[label], seeds, kv, scale),
                                "fwd_frac_of_copy": seq.nbytes / (ms["fwd full"] * 1e-3) / copy_bw,
                                "jagged_over_full": {
                                    "fwd": ms["fwd jagged"] / ms["fwd full"],
                                    "fwd+bwd": ms["fwd+bwd jagged"] / ms["fwd+bwd full"]}}
-            for label, row in rows.items():
+            for label, row in results.items():
                 if not row["ok"]:
                     print(f"  {label:<16} DISAGREES ({row['max_rel_diff']:.1e} > {TOLERANCE:g}): not timed")
                     continue
-                parts = [f"{name} {row['ms'][name] * 1e3:7.1f} us ({rows[base]['ms'][name] / row['ms'][name]:.3f}x)"
+                parts = [f"{name} {row['ms'][name] * 1e3:7.1f} us ({results[base]['ms'][name] / row['ms'][name]:.3f}x)"
                          for name in row["ms"]]
                 print(f"  {label:<16} {100 * row['fwd_frac_of_copy']:.1f}% of copy; " + "; ".join(parts)
                       + f"; jagged/full {row['jagged_over_full']['fwd']:.3f} / {row['jagged_over_full']['fwd+bwd']:.3f}")
                 print(f"  {'':<16} configs: {row['configs']}")
-            report["shapes"].append({"shape": shape, "rounds": args.rounds, "versions": rows})
+            report["shapes"].append({"shape": shape, "rounds": args.rounds, "versions": results})
     if args.json:
         write_text(args.json, json.dumps(report, indent=1))
     return 0 if all(row["ok"] for shape in report["shapes"] for row in shape["versions"].values()) else 1
