@@ -77,6 +77,9 @@ def main() -> int:
     args = parser.parse_args()
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("seed_pooling_ab: needs a CUDA GPU")
+    bad = [item for item in args.kernel if not item.partition("=")[0] or not Path(item.partition("=")[2]).is_file()]
+    if bad:
+        parser.error(f"--kernel {bad[0]!r}: expected LABEL=PATH of an existing kernel file")
     paths = dict(item.partition("=")[::2] for item in args.kernel)
     versions = {label: import_file(Path(path), f"_seed_pooling_ab_{label}") for label, path in paths.items()}
     base = next(iter(versions))

@@ -57,3 +57,12 @@ def test_a_wrong_version_is_reported(on_cpu, tmp_path, monkeypatch):
     assert status == 1
     assert rows["base"]["ok"] and not rows["wrong"]["ok"]
     assert rows["wrong"]["max_rel_diff"] > seed_pooling_ab.TOLERANCE
+
+
+@pytest.mark.parametrize("item", ["no-label-or-path", "=x.py", "base=/no/such/file.py"])
+def test_a_bad_kernel_argument_is_one_line_and_status_2(item, on_cpu, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["seed_pooling_ab.py", "--kernel", item])
+    with pytest.raises(SystemExit) as exit_:
+        seed_pooling_ab.main()
+    assert exit_.value.code == 2
+    assert "expected LABEL=PATH of an existing kernel file" in capsys.readouterr().err
