@@ -5,7 +5,7 @@
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
-#   a change timed against its baseline in one call.
+#   a change timed against its baseline in one call. AB_SWAP=1 swaps the GPUs (this tree on GPU 1).
 # gluon: bench/gdpa_gluon.py, the Gluon GDPA forward experiment, under its own limit (GLUON_TIMEOUT;
 #   a wrong mbarrier phase would hang rather than fail).
 # gluonbwd: bench/gdpa_gluon_bwd.py (GDPA dK/dV and dQ) and bench/window_gluon_bwd.py (window dK/dV), the
@@ -104,8 +104,9 @@ if [ "$what" = ab ]; then
       [ -z "${AB_CMD:-}" ] || taskset -c "$4" timeout "${AB_TIMEOUT:-300}" bash -c "$AB_CMD" 2>&1 \
         | grep -v DEBUG > "$out/cmd.log" )
   }
-  side_run new . 0 "0-$((half - 1))" &
-  side_run base tmp/base 1 "$half-$((cores - 1))" &
+  g_new=0; g_base=1; [ -n "${AB_SWAP:-}" ] && { g_new=1; g_base=0; }   # AB_SWAP=1: the other GPU each
+  side_run new . $g_new "0-$((half - 1))" &
+  side_run base tmp/base $g_base "$half-$((cores - 1))" &
   wait
   for side in new base; do
     label="this tree"; [ "$side" = base ] && label="base $(cat tmp/base/.ab-commit 2>/dev/null)"
