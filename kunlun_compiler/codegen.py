@@ -96,7 +96,7 @@ def _header(compiled: Compiled, spec_file: str) -> str:
 
 def _context(compiled: Compiled, header: str) -> dict:
     plan, graph = compiled.plan, compiled.graph
-    blocks = graph.ordered_blocks()
+    blocks = list(_ordered_blocks(graph))
     return {
         "header": header, "name": plan.name, "import_path": plan.name, "dtype": plan.dtype,
         "batch_size": plan.batch_size, "dim": plan.dim, "layer_kinds": plan.layer_kinds,
@@ -109,13 +109,20 @@ def _context(compiled: Compiled, header: str) -> dict:
         "classes": sorted({b.cls for b in blocks}),
         "blocks": [{"attr": b.name, "cls": b.cls, "kwargs": _kwargs(b.kwargs), "group": b.group} for b in blocks],
         "forward": _forward_lines(compiled, blocks),
-        "regions": _regions(blocks),
     }
 
 
 def _summary(plan) -> str:
     towers = ", ".join(f"{t.event} (T={t.max_len}, d={t.dim}, {t.layers} layers)" for t in plan.towers)
     return f"{plan.layers} layers of width {plan.dim}; towers: {towers or 'none'}"
+
+
+def _ordered_blocks(graph):
+    """Blocks in the order their first op runs (topological, deterministic)."""
+    seen: dict[str, None] = {}
+    for op in graph.ops():
+        seen.setdefault(op.block, None)
+    return (graph.blocks[name] for name in seen)
 
 
 def _kwargs(kwargs: dict) -> str:
@@ -126,46 +133,19 @@ def _forward_lines(compiled: Compiled, blocks) -> list[str]:
     plan = compiled.plan
     hs = "[" + ", ".join(f"h_{t.event}" for t in plan.towers) + "]"
     lines, section = [], object()
-    for b, then in _calls(blocks):
+    for b in blocks:
         if b.layer != section:
             section = b.layer
             lines += ["", _section_title(plan, b)]
         args = [_arg(a, b, hs) for a in b.args]
         if b.cls in ("FeatureTokens", "EventEmbedding"):
             args.insert(0, "self.tables")
-        if then is not None:             # one compile region: the helper runs both blocks
-            call = f"self.{b.region}(self.{b.name}, self.{then.name}, {', '.join(args)})"
-            lines.append(f"{', '.join([*b.outs, *then.outs])} = {call}  # {b.comment}, {then.comment}")
-            continue
         call = f"self.{b.name}({', '.join(args)})"
         if b.cls == "Head":
             lines.append(f"return {call}  # {b.comment}")
         else:
             lines.append(f"{', '.join(b.outs)} = {call}  # {b.comment}")
     return lines[1:]
-
-
-def _calls(blocks):
-    """(block, None) per block, or (first, then) for the two blocks of a compile region
-    (passes.regions), which must be neighbours of one helper."""
-    blocks = list(blocks)
-    i = 0
-    while i < len(blocks):
-        b = blocks[i]
-        if not b.region:
-            yield b, None
-            i += 1
-            continue
-        then = blocks[i + 1] if i + 1 < len(blocks) else None
-        if then is None or then.region != b.region:
-            raise ValueError(f"block {b.name!r} is in region {b.region!r} without a neighbour in it")
-        yield b, then
-        i += 2
-
-
-def _regions(blocks) -> list[str]:
-    """The region helpers the forward calls, in first-use order."""
-    return list(dict.fromkeys(b.region for b in blocks if b.region))
 
 
 def _section_title(plan, block) -> str:

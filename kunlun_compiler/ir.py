@@ -69,7 +69,6 @@ class Block:
     layer: int | None = None     # None: before the first or after the last layer
     group: str = "rest"          # the per-block report group (embeddings, gdpa, ...)
     comment: str = ""            # shape comment for the generated forward
-    region: str = ""             # the compile region it runs in with its neighbour (passes.regions)
 
     def with_(self, **changes) -> "Block":
         return dataclasses.replace(self, **changes)
@@ -221,14 +220,6 @@ class Graph:
     def ops_in(self, block: str) -> list[Op]:
         """The block's ops in insertion order (a block is a straight chain of construction)."""
         return [self.op(i) for i in sorted(self._by_block.get(block, ()), key=self._order.__getitem__)]
-
-    def ordered_blocks(self) -> list[Block]:
-        """Blocks in the order their first op runs (topological, deterministic): the order of
-        the generated forward."""
-        seen: dict[str, None] = {}
-        for op in self.ops():
-            seen.setdefault(op.block, None)
-        return [self.blocks[name] for name in seen]
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}

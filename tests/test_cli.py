@@ -52,7 +52,7 @@ def test_inspect_json_keys(capsys):
     assert out["flops_fwd_per_step"] == 32 * out["flops_fwd_per_example"]
     assert {"id", "kind", "flops", "bytes", "params", "time_s"} <= set(out["ops"][0])
     assert [p["name"] for p in out["passes"]] == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_kernels",
-                                                  "regions", "select_kernels"]
+                                                  "select_kernels"]
     assert out["stream"] == "fp32"
     assert cli.main(["inspect", TINY, "--json", "--target", "h200", "--batch-size", "32", "--stream", "compute"]) == 0
     half = json.loads(capsys.readouterr().out)

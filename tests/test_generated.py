@@ -178,29 +178,6 @@ def test_compile_blocks_shares_graphs_between_like_blocks(tiny):
     torch._dynamo.reset()
 
 
-def test_compile_regions_trace_both_blocks_into_one_graph(tiny):
-    """compile_blocks compiles each compile region (passes.regions) as one graph: the PFFN's and
-    the HSP's modules in the same dynamo graph, so the backward sums the sequence's two gradients
-    inside it. The forward calls the region's helper, not the two blocks."""
-    pkg, _ = tiny
-    graphs = []
-
-    def record(gm, inputs):
-        graphs.append({(t if isinstance(t, str) else t.__qualname__).split(".")[-1]
-                       for n in gm.graph.nodes for _, t in (n.meta.get("nn_module_stack") or {}).values()})
-        return gm.forward
-
-    torch._dynamo.reset()
-    model = pkg.Model().compile_blocks(backend=record)
-    model(pkg.example_batch(4, seed=1))
-    both = [g for g in graphs if {"PersonalizedFFN", "HierarchicalSeedPooling"} <= g]
-    assert len(both) == 1                               # kunlun_tiny: one region (l0_click)
-    source = (Path(pkg.__file__).parent / "model.py").read_text()
-    assert "self.pffn_then_pool(self.l0_click_pffn, self.l0_click_hsp, s_click, seq_click, x_sum)" in source
-    assert "self.l0_click_pffn(" not in source
-    torch._dynamo.reset()
-
-
 def test_torch_export(tiny):
     pkg, _ = tiny
     model = pkg.Model().eval()

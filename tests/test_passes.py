@@ -18,8 +18,7 @@ def tiny():
 
 def test_reports_say_what_changed(tiny):
     by_name = {r.name: r for r in tiny.reports}
-    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_kernels", "regions",
-                             "select_kernels"]
+    assert list(by_name) == ["compskip", "tower_depth", "prune_readouts", "fuse", "batch_kernels", "select_kernels"]
     assert by_name["compskip"].stats == {"removed_blocks": 6, "global": 1, "local": 1, "both": 0}
     assert "removed l1_click_hsp (layer 1 is local)" in by_name["compskip"].notes
     assert by_name["tower_depth"].notes == ("removed l1_impression_swa (tower impression has 1 of 2 layers)",)
@@ -28,9 +27,6 @@ def test_reports_say_what_changed(tiny):
     # layer rides expert 0's batched kernel, in both interaction blocks
     assert by_name["batch_kernels"].stats == {"batched_ops": 18, "kernels": 18}
     assert by_name["batch_kernels"].notes == ("Wukong expert ops: 36 in 18 kernels",)
-    assert by_name["regions"].stats == {"pffn_then_pool": 1}
-    assert by_name["regions"].notes == (
-        "l0_click_pffn + l0_click_hsp: one region (pffn_then_pool); s_click's two gradients summed inside it",)
     assert by_name["select_kernels"].stats == {"gdpa:torch": 2, "seed_pooling:torch": 3, "window_attention:torch": 1}
     for r in tiny.reports:
         assert r.ops_after <= r.ops_before
@@ -145,40 +141,3 @@ def test_hopper_backward_table_matches_the_kernel_files():
     assert all(("dQ" in gdpa[d]) == gdpa_hopper.ENABLED[("dq", d)] for d in gdpa)
     assert set(window) == set(window_hopper.VARIANT)
     assert all(("dQ" in window[d]) == window_hopper.HOPPER_DQ[d] for d in window)
-
-
-def test_regions_pair_a_block_with_the_first_of_two_readers(tiny):
-    """A PFFN and the HSP right after it share a compile region only where the tower reads the
-    sequence again (kunlun_tiny: click's local layer does; impression's last layer is global and
-    its readout was pruned, so its pair stays two blocks). Both blocks carry the helper's name."""
-    regions = {b.name: b.region for b in tiny.graph.blocks.values() if b.region}
-    assert regions == {"l0_click_pffn": "pffn_then_pool", "l0_click_hsp": "pffn_then_pool"}
-    c = compile_spec(load_spec(SPECS / "kunlun_60g.yaml"))
-    pairs = [b.name for b in c.graph.ordered_blocks() if b.region == "pffn_then_pool"]
-    # layers 0, 2, 4 of the four towers and layer 6 of the click tower, each PFFN beside its HSP
-    assert len(pairs) == 26 and all(a.endswith("_pffn") and b == a[:-4] + "hsp" for a, b in zip(pairs[::2], pairs[1::2]))
-    both = compile_spec(load_spec(SPECS / "ablation_no_compskip.yaml"))
-    kinds = {b.region for b in both.graph.blocks.values() if b.region}
-    assert kinds == {"swa_then_pool"}                    # no CompSkip: the window block writes s last
-
-
-def test_regions_need_the_reader_to_take_the_output_and_its_seq():
-    """A rule pairs blocks only when the reader takes the producer's output then its Seq, and
-    the output is read again before it is reassigned."""
-    from kunlun_compiler.ir import Block
-    from kunlun_compiler.passes.regions import REGION_RULES, _pairs
-
-    def block(name, cls, args, outs):
-        return Block(name, cls, {}, args, {o: f"{name}.{o}" for o in outs}, {o: None for o in outs})
-
-    pffn = block("p", "PersonalizedFFN", ("s", "seq", "x_sum"), ("s",))
-    hsp = block("h", "HierarchicalSeedPooling", ("s", "seq"), ("h",))
-    later = block("w", "WindowSelfAttention", ("s", "seq"), ("s",))
-    rule = REGION_RULES[0]
-    assert _pairs([pffn, hsp, later], rule) == [(pffn, hsp)]
-    assert _pairs([pffn, hsp], rule) == []                                   # nothing reads s again
-    overwrite = block("w2", "WindowSelfAttention", ("t", "seq"), ("s",))
-    assert _pairs([pffn, hsp, overwrite, later], rule) == []                 # s reassigned first
-    other_seq = block("h", "HierarchicalSeedPooling", ("s", "seq_other"), ("h",))
-    assert _pairs([pffn, other_seq, later], rule) == []
-    assert _pairs([pffn, later, hsp], rule) == []                            # not neighbours

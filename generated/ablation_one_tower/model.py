@@ -69,18 +69,6 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def pffn_then_pool(pffn: PersonalizedFFN, hsp: HierarchicalSeedPooling, s: torch.Tensor, seq: ops.Seq,
-                   x_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A global layer's PFFN block, then the HSP block that pools the sequence it returns.
-
-    One compile region (Model.compile_blocks compiles it as one graph): the sequence is read
-    by the HSP here and by the tower's next layer, and within one graph its two gradients are
-    summed inside the backward's own kernels instead of by autograd between two graphs (an
-    eager add over the whole sequence). The same modules and parameters as two calls."""
-    s = pffn(s, seq, x_sum)
-    return s, hsp(s, seq)
-
-
 class Model(nn.Module):
     """forward(batch) -> logits [B, 2], one column per task of Config.tasks.
 
@@ -123,7 +111,6 @@ class Model(nn.Module):
         self.readout_weight_gen = WeightGeneration(tokens_in=17, tokens_out=16, dim=384)
         self.readout_event_hsp = HierarchicalSeedPooling(seq_dim=256, heads=4, seeds=64, summary_tokens=8, kron_rank=4, out_dim=384, fused=True)
         self.head = Head(tokens=24, dim=384, mlp=(1024, 256), tasks=('click', 'conversion'))
-        self.pffn_then_pool = pffn_then_pool   # compile region: two blocks in one graph (compile_blocks)
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = self.backend
@@ -138,17 +125,12 @@ class Model(nn.Module):
         ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per block); shapes
         are static unless dynamic=True, or dynamic=None (one recompile makes a changing size
         dynamic: for packed batches whose row counts N vary, see data.pack_events). Raises dynamo's recompile limit (graphs per forward method,
-        8 by default) to the number of blocks, so no block of a many-tower spec is left eager.
-
-        The forward's compile regions (pffn_then_pool: two blocks run by one helper)
-        are compiled as one graph each; their blocks are also compiled alone, for calls of one
-        block (lazily: a graph is built on its first call)."""
+        8 by default) to the number of blocks, so no block of a many-tower spec is left eager."""
         options.setdefault("dynamic", False)
         config = torch._dynamo.config
         config.recompile_limit = max(config.recompile_limit, len(BLOCK_GROUPS))
         for name in BLOCK_GROUPS:
             getattr(self, name).compile(**options)
-        self.pffn_then_pool = torch.compile(pffn_then_pool, **options)
         return self
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -165,7 +147,8 @@ class Model(nn.Module):
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 16, 384]
-        s_event, h_event = self.pffn_then_pool(self.l0_event_pffn, self.l0_event_hsp, s_event, seq_event, x_sum)  # [B, 3840, 256], [B, 8, 384]
+        s_event = self.l0_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l0_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l0_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 1: local ----
@@ -175,7 +158,8 @@ class Model(nn.Module):
 
         # ---- layer 2: global ----
         x_sum = self.l2_weight_gen(x)  # [B, 16, 384]
-        s_event, h_event = self.pffn_then_pool(self.l2_event_pffn, self.l2_event_hsp, s_event, seq_event, x_sum)  # [B, 3840, 256], [B, 8, 384]
+        s_event = self.l2_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l2_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l2_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 3: local ----
@@ -185,7 +169,8 @@ class Model(nn.Module):
 
         # ---- layer 4: global ----
         x_sum = self.l4_weight_gen(x)  # [B, 16, 384]
-        s_event, h_event = self.pffn_then_pool(self.l4_event_pffn, self.l4_event_hsp, s_event, seq_event, x_sum)  # [B, 3840, 256], [B, 8, 384]
+        s_event = self.l4_event_pffn(s_event, seq_event, x_sum)  # [B, 3840, 256]
+        h_event = self.l4_event_hsp(s_event, seq_event)  # [B, 8, 384]
         x = self.l4_interaction(x, x_sum, [h_event])  # [B, 17, 384]
 
         # ---- layer 5: local ----

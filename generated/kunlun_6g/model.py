@@ -93,18 +93,6 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def pffn_then_pool(pffn: PersonalizedFFN, hsp: HierarchicalSeedPooling, s: torch.Tensor, seq: ops.Seq,
-                   x_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A global layer's PFFN block, then the HSP block that pools the sequence it returns.
-
-    One compile region (Model.compile_blocks compiles it as one graph): the sequence is read
-    by the HSP here and by the tower's next layer, and within one graph its two gradients are
-    summed inside the backward's own kernels instead of by autograd between two graphs (an
-    eager add over the whole sequence). The same modules and parameters as two calls."""
-    s = pffn(s, seq, x_sum)
-    return s, hsp(s, seq)
-
-
 class Model(nn.Module):
     """forward(batch) -> logits [B, 2], one column per task of Config.tasks.
 
@@ -171,7 +159,6 @@ class Model(nn.Module):
         self.readout_purchase_hsp = HierarchicalSeedPooling(seq_dim=256, heads=2, seeds=32, summary_tokens=4, kron_rank=4, out_dim=384, fused=True)
         self.readout_search_hsp = HierarchicalSeedPooling(seq_dim=192, heads=3, seeds=32, summary_tokens=4, kron_rank=4, out_dim=384, fused=True)
         self.head = Head(tokens=40, dim=384, mlp=(1024, 256), tasks=('click', 'conversion'))
-        self.pffn_then_pool = pffn_then_pool   # compile region: two blocks in one graph (compile_blocks)
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = self.backend
@@ -186,17 +173,12 @@ class Model(nn.Module):
         ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per block); shapes
         are static unless dynamic=True, or dynamic=None (one recompile makes a changing size
         dynamic: for packed batches whose row counts N vary, see data.pack_events). Raises dynamo's recompile limit (graphs per forward method,
-        8 by default) to the number of blocks, so no block of a many-tower spec is left eager.
-
-        The forward's compile regions (pffn_then_pool: two blocks run by one helper)
-        are compiled as one graph each; their blocks are also compiled alone, for calls of one
-        block (lazily: a graph is built on its first call)."""
+        8 by default) to the number of blocks, so no block of a many-tower spec is left eager."""
         options.setdefault("dynamic", False)
         config = torch._dynamo.config
         config.recompile_limit = max(config.recompile_limit, len(BLOCK_GROUPS))
         for name in BLOCK_GROUPS:
             getattr(self, name).compile(**options)
-        self.pffn_then_pool = torch.compile(pffn_then_pool, **options)
         return self
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -216,10 +198,14 @@ class Model(nn.Module):
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 16, 384]
-        s_click, h_click = self.pffn_then_pool(self.l0_click_pffn, self.l0_click_hsp, s_click, seq_click, x_sum)  # [B, 1024, 256], [B, 8, 384]
-        s_impression, h_impression = self.pffn_then_pool(self.l0_impression_pffn, self.l0_impression_hsp, s_impression, seq_impression, x_sum)  # [B, 2048, 128], [B, 8, 384]
-        s_purchase, h_purchase = self.pffn_then_pool(self.l0_purchase_pffn, self.l0_purchase_hsp, s_purchase, seq_purchase, x_sum)  # [B, 256, 256], [B, 4, 384]
-        s_search, h_search = self.pffn_then_pool(self.l0_search_pffn, self.l0_search_hsp, s_search, seq_search, x_sum)  # [B, 512, 192], [B, 4, 384]
+        s_click = self.l0_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        h_click = self.l0_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l0_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        h_impression = self.l0_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l0_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        h_purchase = self.l0_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l0_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        h_search = self.l0_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l0_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 1: local ----
@@ -232,10 +218,14 @@ class Model(nn.Module):
 
         # ---- layer 2: global ----
         x_sum = self.l2_weight_gen(x)  # [B, 16, 384]
-        s_click, h_click = self.pffn_then_pool(self.l2_click_pffn, self.l2_click_hsp, s_click, seq_click, x_sum)  # [B, 1024, 256], [B, 8, 384]
-        s_impression, h_impression = self.pffn_then_pool(self.l2_impression_pffn, self.l2_impression_hsp, s_impression, seq_impression, x_sum)  # [B, 2048, 128], [B, 8, 384]
-        s_purchase, h_purchase = self.pffn_then_pool(self.l2_purchase_pffn, self.l2_purchase_hsp, s_purchase, seq_purchase, x_sum)  # [B, 256, 256], [B, 4, 384]
-        s_search, h_search = self.pffn_then_pool(self.l2_search_pffn, self.l2_search_hsp, s_search, seq_search, x_sum)  # [B, 512, 192], [B, 4, 384]
+        s_click = self.l2_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        h_click = self.l2_click_hsp(s_click, seq_click)  # [B, 8, 384]
+        s_impression = self.l2_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 2048, 128]
+        h_impression = self.l2_impression_hsp(s_impression, seq_impression)  # [B, 8, 384]
+        s_purchase = self.l2_purchase_pffn(s_purchase, seq_purchase, x_sum)  # [B, 256, 256]
+        h_purchase = self.l2_purchase_hsp(s_purchase, seq_purchase)  # [B, 4, 384]
+        s_search = self.l2_search_pffn(s_search, seq_search, x_sum)  # [B, 512, 192]
+        h_search = self.l2_search_hsp(s_search, seq_search)  # [B, 4, 384]
         x = self.l2_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 3: local ----
@@ -248,7 +238,8 @@ class Model(nn.Module):
 
         # ---- layer 4: global ----
         x_sum = self.l4_weight_gen(x)  # [B, 16, 384]
-        s_click, h_click = self.pffn_then_pool(self.l4_click_pffn, self.l4_click_hsp, s_click, seq_click, x_sum)  # [B, 1024, 256], [B, 8, 384]
+        s_click = self.l4_click_pffn(s_click, seq_click, x_sum)  # [B, 1024, 256]
+        h_click = self.l4_click_hsp(s_click, seq_click)  # [B, 8, 384]
         x = self.l4_interaction(x, x_sum, [h_click, h_impression, h_purchase, h_search])  # [B, 17, 384]
 
         # ---- layer 5: local ----

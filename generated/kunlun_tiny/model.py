@@ -58,18 +58,6 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def pffn_then_pool(pffn: PersonalizedFFN, hsp: HierarchicalSeedPooling, s: torch.Tensor, seq: ops.Seq,
-                   x_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A global layer's PFFN block, then the HSP block that pools the sequence it returns.
-
-    One compile region (Model.compile_blocks compiles it as one graph): the sequence is read
-    by the HSP here and by the tower's next layer, and within one graph its two gradients are
-    summed inside the backward's own kernels instead of by autograd between two graphs (an
-    eager add over the whole sequence). The same modules and parameters as two calls."""
-    s = pffn(s, seq, x_sum)
-    return s, hsp(s, seq)
-
-
 class Model(nn.Module):
     """forward(batch) -> logits [B, 2], one column per task of Config.tasks.
 
@@ -101,7 +89,6 @@ class Model(nn.Module):
         self.readout_weight_gen = WeightGeneration(tokens_in=4, tokens_out=4, dim=16)
         self.readout_click_hsp = HierarchicalSeedPooling(seq_dim=16, heads=2, seeds=8, summary_tokens=2, kron_rank=2, out_dim=16, fused=True)
         self.head = Head(tokens=8, dim=16, mlp=(32,), tasks=('click', 'conversion'))
-        self.pffn_then_pool = pffn_then_pool   # compile region: two blocks in one graph (compile_blocks)
         for module in self.modules():
             if hasattr(module, "backend"):
                 module.backend = self.backend
@@ -116,17 +103,12 @@ class Model(nn.Module):
         ops. `options` go to torch.compile (mode="reduce-overhead": CUDA graphs per block); shapes
         are static unless dynamic=True, or dynamic=None (one recompile makes a changing size
         dynamic: for packed batches whose row counts N vary, see data.pack_events). Raises dynamo's recompile limit (graphs per forward method,
-        8 by default) to the number of blocks, so no block of a many-tower spec is left eager.
-
-        The forward's compile regions (pffn_then_pool: two blocks run by one helper)
-        are compiled as one graph each; their blocks are also compiled alone, for calls of one
-        block (lazily: a graph is built on its first call)."""
+        8 by default) to the number of blocks, so no block of a many-tower spec is left eager."""
         options.setdefault("dynamic", False)
         config = torch._dynamo.config
         config.recompile_limit = max(config.recompile_limit, len(BLOCK_GROUPS))
         for name in BLOCK_GROUPS:
             getattr(self, name).compile(**options)
-        self.pffn_then_pool = torch.compile(pffn_then_pool, **options)
         return self
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -144,7 +126,8 @@ class Model(nn.Module):
 
         # ---- layer 0: global ----
         x_sum = self.l0_weight_gen(x)  # [B, 4, 16]
-        s_click, h_click = self.pffn_then_pool(self.l0_click_pffn, self.l0_click_hsp, s_click, seq_click, x_sum)  # [B, 24, 16], [B, 2, 16]
+        s_click = self.l0_click_pffn(s_click, seq_click, x_sum)  # [B, 24, 16]
+        h_click = self.l0_click_hsp(s_click, seq_click)  # [B, 2, 16]
         s_impression = self.l0_impression_pffn(s_impression, seq_impression, x_sum)  # [B, 32, 8]
         h_impression = self.l0_impression_hsp(s_impression, seq_impression)  # [B, 2, 16]
         x = self.l0_interaction(x, x_sum, [h_click, h_impression])  # [B, 4, 16]
