@@ -141,6 +141,22 @@ def test_split_and_unsplit_agree():
     torch.testing.assert_close(lse1, lse2)
 
 
+def test_backward_takes_one_example_a_program_until_the_partials_grow():
+    """The backward's examples per program: one at the benchmark's and the presets' shapes (their
+    B·H programs fill an H200 in many waves); several only past 32 programs an SM (capped at 8) or
+    where the fp32 dQ partials [B·H, S, D] would pass 256 MB, which they then stay under."""
+    n_sm = 132
+    for B, H, S, D in ((1024, 4, 64, 64), (512, 8, 128, 64), (256, 8, 128, 64), (256, 6, 64, 64),
+                       (64, 8, 128, 64), (1, 1, 1, 16)):
+        assert sp._examples_per_program(B, H, S, D, n_sm) == 1, (B, H, S, D)
+    assert sp._examples_per_program(2048, 8, 16, 16, n_sm) == 3          # 16,384 programs: 3 a program
+    assert sp._examples_per_program(100_000, 8, 16, 16, n_sm) == 8      # the programs' cap
+    assert sp._examples_per_program(16384, 8, 128, 64, n_sm) == 16      # the partials' bound
+    for B, H, S, D in ((16384, 8, 128, 64), (4096, 8, 128, 128), (100_000, 8, 16, 16)):
+        per_prog = sp._examples_per_program(B, H, S, D, n_sm)
+        assert -(-B // per_prog) * H * S * D * 4 <= sp._DQ_PARTS_BYTES + per_prog * H * S * D * 4
+
+
 def test_several_seed_blocks(monkeypatch):
     """S beyond one register tile: forward programs per seed block, backward adding into dK/dV."""
     monkeypatch.setattr(sp, "_SEED_TILE", 16 * 16)  # D 16 -> blocks of 16 seeds: 40 = 3 blocks

@@ -620,6 +620,23 @@ def seed_pooling_backward_shared_kv(grad_out, seeds, kv, o, lse, lengths, scale:
     return dseeds, dkv
 
 
+_DQ_PARTS_BYTES = 256 << 20   # the fp32 dQ partials' bound, past which examples share programs
+
+
+def _examples_per_program(B: int, H: int, S: int, D: int, n_sm: int) -> int:
+    """Examples one backward program takes in turn (their dQ summed in its registers): one, so
+    that the B·H programs fill the GPU in many waves, unless there are more than 32 an SM or their
+    dQ partials ([B·H, S, D] fp32 before the final sum) would pass _DQ_PARTS_BYTES. Folding
+    examples only to leave 4 programs an SM, as before, left a partial last wave: bench shape 1
+    (B 1024, H 4) ran 2.2 waves of 7-example programs, and one example a program made the level-1
+    forward+backward 1.18x faster there and 1.15x at shape 2 (BENCHMARKS.md, seed pooling,
+    twenty-third session; the Nsight Compute counters showed the backward issuing in 32% of its
+    cycles at 12% occupancy)."""
+    by_programs = (B * H) // (32 * n_sm)
+    by_bytes = triton.cdiv(B * H * S * D * 4, _DQ_PARTS_BYTES)
+    return max(1, min(8, by_programs), by_bytes)
+
+
 def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
               chunk: int | None = None, per_prog: int | None = None, starts=None, max_len=None):
     """`chunk` and `per_prog` (examples per program) override the partition heuristic."""
@@ -637,8 +654,7 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     dv = dk if sum_kv else torch.empty_like(v)
     n_sm = _num_sms(k.device)
     if per_prog is None:
-        # Enough programs left for 4 per SM; the rest of the batch is folded into dQ partials.
-        per_prog = max(1, min(8, (B * H) // (4 * n_sm)))
+        per_prog = _examples_per_program(B, H, S, D, n_sm)
     n_groups = triton.cdiv(B, per_prog)
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
     n_split = triton.cdiv(T, chunk)
