@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: the GPU tests, then every kernel benchmark; logs and JSON under $OUT.
 # Usage on the device tool (carry .whl, the pydantic wheels from ../shared/wheels-device):
-#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|firststep|gluon|gluonbwd|hopper|gdpahopper|hopperfwd|autotune|fusedbwd|cache|ab|all]
+#   bash bench/gpu_run.sh [tests|tests2|bench|models|calibrate|profile|ncu|firststep|gluon|gluonbwd|hopper|gdpahopper|hopperfwd|autotune|fusedbwd|cache|ab|all]
 # ab: the models run (RUNS; default kunlun_60g graphed @256 without the per-block timing; RUNS=none
 #   skips it), then AB_CMD if set (a benchmark command), in this tree on GPU 0 and in tmp/base (made
 #   by bench/ab_prepare.sh COMMIT; carry it) on GPU 1, at the same time, each on half the cores:
@@ -31,6 +31,7 @@
 #   NO_BLOCKS=1 skips the per-block timing.
 # firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with two candidate
 #   fixes at once, on cold caches (FIRST_STEP_NOSWAP=1: the second candidate becomes the copy-back off).
+# ncu: Nsight Compute's counters for each attention kernel (bench/ncu_kernels.py; NCU_CASES picks cases).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 #
@@ -221,6 +222,25 @@ if [ "$what" = profile ]; then
       || echo "profile of $run: exit status $? (124: past PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-300} s)" | tee -a "$log"
     head -45 "$log"  # (a pipe into head would cut the file short)
   done
+  exit 0
+fi
+if [ "$what" = ncu ]; then
+  # Nsight Compute over bench/ncu_kernels.py (NCU_CASES: its --only), twice: the sections (speed of
+  # light, pipes, memory, occupancy, scheduler, launch) into ncu.txt, then the warps' stall reasons
+  # an issued instruction and the pipes' shares into ncu_stalls.txt. --clock-control none: the
+  # clocks are left as the GPU sets them (METHOD.md); each run about 70-80 s.
+  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  [ -n "$ncu_bin" ] || { echo "ncu: not found"; exit 1; }
+  only=${NCU_CASES:+--only $NCU_CASES}
+  timeout ${NCU_TIMEOUT:-240} "$ncu_bin" --profile-from-start off --clock-control none --section SpeedOfLight \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
+    --section WarpStateStats --section LaunchStats python3 bench/ncu_kernels.py $only > "$OUT/ncu.txt" 2>&1
+  echo "ncu sections: exit status $?"
+  timeout ${NCU_TIMEOUT:-240} "$ncu_bin" --profile-from-start off --clock-control none --metrics \
+    "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,gpc__cycles_elapsed.avg.per_second" \
+    python3 bench/ncu_kernels.py $only > "$OUT/ncu_stalls.txt" 2>&1
+  echo "ncu stalls: exit status $?"
+  grep -E "^  [_a-zA-Z]|Duration|Issue Slots Busy|Achieved Occupancy|highest-utilized" "$OUT/ncu.txt" | head -60
   exit 0
 fi
 if [ "$what" = models ]; then
