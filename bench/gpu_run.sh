@@ -31,7 +31,8 @@
 #   NO_BLOCKS=1 skips the per-block timing.
 # firststep: FIRST_STEP="kunlun_6g@1024" runs bench/first_step_check.py watched and with two candidate
 #   fixes at once, on cold caches (FIRST_STEP_NOSWAP=1: the second candidate becomes the copy-back off).
-# ncu: Nsight Compute's counters for each attention kernel (bench/ncu_kernels.py; NCU_CASES picks cases).
+# ncu: Nsight Compute's counters for each attention kernel (bench/ncu_kernels.py; NCU_CASES picks cases,
+#   NCU_ARGS="--layout packed" profiles the models' jagged rows instead of full lengths).
 # profile: PROFILE="kunlun_60g@64 ..." profiles one training step of each generated package;
 #   PROFILE_ARGS="--compile --scope model" passes options to bench/profile_step.py.
 #
@@ -231,7 +232,7 @@ if [ "$what" = ncu ]; then
   # clocks are left as the GPU sets them (METHOD.md); each run about 70-80 s.
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   [ -n "$ncu_bin" ] || { echo "ncu: not found"; exit 1; }
-  only=${NCU_CASES:+--only $NCU_CASES}
+  only="${NCU_CASES:+--only $NCU_CASES} ${NCU_ARGS:-}"   # NCU_ARGS="--layout packed": the models' jagged rows
   timeout ${NCU_TIMEOUT:-240} "$ncu_bin" --profile-from-start off --clock-control none --section SpeedOfLight \
     --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
     --section WarpStateStats --section LaunchStats python3 bench/ncu_kernels.py $only > "$OUT/ncu.txt" 2>&1

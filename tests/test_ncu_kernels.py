@@ -15,19 +15,23 @@ import ncu_kernels  # noqa: E402
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU run is the profiled one")
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("case", ncu_kernels.CASES)
-def test_each_case_runs_its_kernels(case):
-    out = ncu_kernels.build(case, ncu_kernels.CPU_SHAPES, "cpu", torch.float32)()
+def test_each_case_runs_its_kernels(case, packed):
+    out = ncu_kernels.build(case, ncu_kernels.CPU_SHAPES, "cpu", torch.float32, packed=packed)()
     tensors = [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
     assert tensors and all(torch.isfinite(t[t > float("-inf")]).all() for t in tensors)
     family = case.split("_")[0]
     s = ncu_kernels.CPU_SHAPES[family]
     if case.endswith("_bwd") and family != "seed":
-        assert [tuple(t.shape) for t in tensors][0] == (s["B"], s["H"], s["T"], s["D"])   # dq like q
+        dq = tensors[0]                                                              # shaped like q
+        assert dq.shape[-2:] == (s["H"], s["D"]) if packed else dq.shape == (s["B"], s["H"], s["T"], s["D"])
+        if packed:
+            assert 0 < dq.shape[0] < s["B"] * s["T"]                                 # jagged rows
 
 
 def test_main_and_its_errors(capsys):
-    assert ncu_kernels.main(["--only", "seed_fwd,window_fwd", "--warmup", "1"]) == 0
+    assert ncu_kernels.main(["--only", "seed_fwd,window_fwd", "--warmup", "1", "--layout", "packed"]) == 0
     out = capsys.readouterr().out
     assert "warmed up seed_fwd" in out and "profiled: seed_fwd, window_fwd" in out
     with pytest.raises(SystemExit) as exit_:
