@@ -241,7 +241,7 @@ if [ "$what" = ncu ]; then
     "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,gpc__cycles_elapsed.avg.per_second" \
     python3 bench/ncu_kernels.py $only > "$OUT/ncu_stalls.txt" 2>&1
   echo "ncu stalls: exit status $?"
-  grep -E "^  [_a-zA-Z]|Duration|Issue Slots Busy|Achieved Occupancy|highest-utilized" "$OUT/ncu.txt" | head -60
+  python3 bench/ncu_summary.py "$OUT/ncu.txt" "$OUT/ncu_stalls.txt"   # the table BENCHMARKS.md shows
   exit 0
 fi
 if [ "$what" = models ]; then
