@@ -50,7 +50,7 @@ def stalls(block: str) -> dict[str, float]:
     return {name: float(v.replace(",", "")) for name, v in STALL.findall(block)}
 
 
-def row(name: str, block: str, stall_block: str | None) -> str:
+def row(name: str, block: str, us: float, stall_block: str | None) -> str:
     def pct(label):
         m = metric(block, label)
         return f"{m[0]:.0f}%" if m else "?"
@@ -58,7 +58,7 @@ def row(name: str, block: str, stall_block: str | None) -> str:
     clock = metric(block, "SM Frequency")
     regs = metric(block, "Registers Per Thread")
     pipe = PIPE.search(" ".join(block.split()))
-    cells = [name, f"{duration_us(block):,.0f}", f"{clock[0]:.2f}" if clock else "?",
+    cells = [name, f"{us:,.0f}", f"{clock[0]:.2f}" if clock else "?",
              f"{regs[0]:.0f}, {pct('Achieved Occupancy')}" if regs else "?", pct("Issue Slots Busy"),
              f"{pipe.group(1).split()[-1]} {float(pipe.group(2)):.0f}%" if pipe else "?",
              f"{pct('DRAM Throughput')} / {pct('L2 Cache Throughput')}"]
@@ -81,7 +81,7 @@ def summary(ncu_text: str, stalls_text: str | None = None, min_us: float = 50.0)
         us = duration_us(block)
         if us is None or us < min_us:
             continue
-        lines.append(row(name, block, stall_blocks[i] if stall_blocks else None))
+        lines.append(row(name, block, us, stall_blocks[i] if stall_blocks else None))
     return lines
 
 

@@ -120,10 +120,11 @@ def test_head_dim_128():
 
 @pytest.mark.parametrize("scale", [0.3, -0.3, 0.0])
 def test_any_scale_and_whole_tiles(scale):
-    """The forward applies the scale inside its exponent (one FMA, which needs it >= 0: a negative
-    one moves onto the seeds) and runs whole key tiles unmasked, a partial last tile masked.
-    Lengths at, one under and one over the tile's multiples (the interpreter's BLOCK_T is 32), and
-    a scale of 0 (uniform weights: a masked key must weigh 0, not NaN) or below 0."""
+    """Any scale: 0 (uniform weights: a masked key must weigh 0, not NaN) and below 0 as well as
+    above, with lengths at, one under and one over the key tile's multiples (the interpreter's
+    BLOCK_T is 32), an empty example and a one-key one. (The twenty-second session wrote it for
+    an FMA-scaled forward with unmasked whole tiles, measured and dropped; the forward it checks
+    scales every score and masks every tile.)"""
     seeds, k, v, _, gen = make_inputs(8, 2, 100, 16, 5, torch.float32, True)
     lengths = torch.tensor([64, 32, 33, 31, 96, 100, 0, 1], device=DEVICE)
     check(seeds, k, v, lengths, gen, torch.float32, True, scale=scale)
