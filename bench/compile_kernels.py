@@ -96,15 +96,31 @@ def compile_gluon_sm90(jit_fn, descs: list, constexprs: dict, options: dict, poi
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 
 
+def descriptor_type(block: list[int]) -> str:
+    """The signature type of a bf16 host TMA descriptor with this box, as a launch mangles it."""
+    import torch
+    from triton.runtime.jit import mangle_type
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    x = torch.empty(block, dtype=torch.bfloat16)
+    return mangle_type(TensorDescriptor.from_tensor(x, block))
+
+
 def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, arch: int):
     """triton.compile of jit_fn for cuda:arch, tensors in bf16 (pointers by name, see above),
-    specialized as a launch on contiguous tensors would be (see specialization)."""
+    specialized as a launch on contiguous tensors would be (see specialization). With TMA=True
+    among the constexprs, the *_DESC parameters are TMA descriptors of one [BLOCK_T, BLOCK_D] box
+    (the seed-pooling forward's); without it they are pointers, as the launch passes them."""
     import triton
     from triton.backends.compiler import GPUTarget
     params = list(inspect.signature(jit_fn.fn).parameters)
-    ones, attrs = specialization(params, constexprs)
+    descs = [p for p in params if constexprs.get("TMA") and p.endswith("_DESC")]
+    ones, attrs = specialization([p for p in params if p not in descs], constexprs)
+    attrs = {(params.index(name),): v for name, v in
+             ((p, attrs[(i,)]) for i, p in enumerate(q for q in params if q not in descs) if (i,) in attrs)}
     constexprs = {**constexprs, **ones}
     signature = {p: "constexpr" if p in constexprs else parameter_type(p) for p in params}
+    for p in descs:
+        signature[p] = descriptor_type([constexprs["BLOCK_T"], constexprs["BLOCK_D"]])
     src = triton.compiler.ASTSource(fn=jit_fn, signature=signature,
                                     constexprs={(params.index(k),): v for k, v in constexprs.items()},
                                     attrs=attrs)
@@ -137,8 +153,9 @@ def jobs():
                       BLOCK_D=block_d, PACKED=packed)
         block_t, warps, stages = sp._FWD_TRIPLES[0]
         for split in (False, True):
-            yield (f"seed_pooling.fwd{' split' if split else ''} {layout}", sp._fwd_kernel,
-                   {**common, "SPLIT": split, "BLOCK_T": block_t}, warps, stages)
+            for tma in (False, True):
+                yield (f"seed_pooling.fwd{' split' if split else ''}{' tma' if tma else ''} {layout}",
+                       sp._fwd_kernel, {**common, "SPLIT": split, "TMA": tma, "BLOCK_T": block_t}, warps, stages)
         block_t, warps, stages, bwd_s = sp._bwd_configs(128, block_s, block_d)[0]
         yield (f"seed_pooling.bwd {layout}", sp._bwd_kernel,
                {**common, "SUM_KV": True, "BLOCK_S": bwd_s, "N_SBLK": -(-128 // bwd_s), "BLOCK_T": block_t},
@@ -174,9 +191,9 @@ def config_jobs(head_dims=(64, 128), packed: bool = False):
             block_s, block_d_s, _ = sp._seed_blocks(seeds, d)
             common = dict(NUM_SEEDS=seeds, HEAD_D=d, KV_SHARED=True, IEEE=False, BLOCK_S=block_s,
                           BLOCK_D=block_d_s, PACKED=packed)
-            for block_t, warps, stages in sp._FWD_TRIPLES:
+            for block_t, warps, stages in sp._FWD_TRIPLES:       # as a Hopper launch: whole tiles by TMA
                 yield (f"seed_pooling.fwd D{d} S{seeds} T{block_t} w{warps} s{stages}", sp._fwd_kernel,
-                       {**common, "SPLIT": False, "BLOCK_T": block_t}, warps, stages)
+                       {**common, "SPLIT": False, "TMA": True, "BLOCK_T": block_t}, warps, stages)
             for block_t, warps, stages, bwd_s in sp._bwd_configs(seeds, block_s, block_d_s):
                 yield (f"seed_pooling.bwd D{d} S{seeds} T{block_t} w{warps} s{stages} BS{bwd_s}", sp._bwd_kernel,
                        {**common, "SUM_KV": True, "BLOCK_S": bwd_s, "N_SBLK": -(-seeds // bwd_s), "BLOCK_T": block_t},

@@ -113,6 +113,59 @@ def test_forward_and_gradients(B, H, T, D, S, shared, dtype):
     check(seeds, k, v, lengths, gen, dtype, shared)
 
 
+@pytest.mark.parametrize("chunk", [None, 256], ids=["one pass", "split T"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("B,H,T,D,S,shared", CASES, ids=lambda x: str(x))
+def test_forward_with_tma(B, H, T, D, S, shared, dtype, chunk):
+    """The forward as it runs on a Hopper GPU: the whole key tiles of each chunk through TMA
+    descriptors, the partial last one by masked loads (the interpreter reads descriptors too);
+    D 48 has no descriptor (its box would take the next head's columns) and runs as before."""
+    seeds, k, v, lengths, gen = make_inputs(B, H, T, D, S, dtype, shared)
+    forward = lambda *a: sp._forward(*a, chunk=chunk, tma=True)
+    assert (sp._tma_views(k, v, False, sp._seed_blocks(S, D)[1], True)[0] is not k) == (D != 48 and B * T > 0)
+    check(seeds, k, v, lengths, gen, dtype, shared, forward=forward)
+
+
+def test_tma_forward_reads_its_descriptors(monkeypatch):
+    """The TMA path does read K/V through the descriptors (given descriptors of zeros, whole
+    tiles weigh as zero keys) and only for whole tiles (an example shorter than one tile is
+    unchanged)."""
+    seeds, k, _, _, _ = make_inputs(3, 2, 100, 16, 5, torch.float32, True)
+    lengths = torch.tensor([100, 20, 64], device=DEVICE)       # the interpreter's BLOCK_T is 32
+    views = sp._tma_views
+
+    def zeros(k, v, packed, block_d, tma):
+        kd, _ = views(k, v, packed, block_d, tma)
+        kd = sp.TensorDescriptor(torch.zeros_like(kd.base), kd.shape, kd.strides, kd.block_shape)
+        return kd, kd
+    o, _ = sp._forward(seeds, k, k, lengths, 0.25, tma=True)
+    monkeypatch.setattr(sp, "_tma_views", zeros)
+    o_zeros, _ = sp._forward(seeds, k, k, lengths, 0.25, tma=True)
+    assert rel_err(o_zeros[0], o[0]) > 0.1 and rel_err(o_zeros[2], o[2]) > 0.1
+    assert torch.equal(o_zeros[1], o[1])
+
+
+def test_tma_view_of_each_layout():
+    """_tma_view: the models' layouts as 2-D [rows, columns] views; None where TMA cannot read."""
+    x = torch.zeros(3, 40, 4 * 64, device=DEVICE)
+    d = sp._tma_view(x.view(3, 40, 4, 64).transpose(1, 2), False, 64)          # [B, T, H·D] seen as [B, H, T, D]
+    assert (d.shape, d.strides) == ([120, 256], [256, 1])
+    wide = torch.zeros(3, 40, 5 * 64, device=DEVICE)[..., 64:]                  # heads of a wider projection
+    d = sp._tma_view(wide.view(3, 40, 4, 64).transpose(1, 2), False, 64)
+    assert (d.shape, d.strides, d.base.data_ptr()) == ([120, 256], [320, 1], wide.data_ptr())
+    d = sp._tma_view(torch.zeros(50, 4, 64, device=DEVICE), True, 64)          # packed rows [N, H, D]
+    assert (d.shape, d.strides) == ([50, 256], [256, 1])
+    assert sp._tma_view(torch.zeros(3, 4, 40, 64, device=DEVICE), False, 64) is None      # contiguous [B, H, T, D]
+    assert sp._tma_view(torch.zeros(3, 40, 4 * 48, device=DEVICE).view(3, 40, 4, 48).transpose(1, 2),
+                        False, 64) is None                                                  # D under its block
+    assert sp._tma_view(torch.zeros(3, 0, 4 * 64, device=DEVICE).view(3, 0, 4, 64).transpose(1, 2),
+                        False, 64) is None                                                  # no rows
+    odd = torch.zeros(3 * 40 * 4 * 64 + 1, device=DEVICE)[1:].view(3, 40, 4, 64).transpose(1, 2)
+    assert sp._tma_view(odd, False, 64) is None                                             # base not 16-byte aligned
+    assert sp._tma_views(x, x, False, 64, False) == (x, x)                                  # off: k and v themselves
+    assert sp._tma_views(x, x, False, 64, None) == ((x, x) if DEVICE == "cpu" else sp._tma_views(x, x, False, 64, True))
+
+
 def test_head_dim_128():
     seeds, k, v, lengths, gen = make_inputs(4, 1, 37, 128, 5, torch.float32, False)
     check(seeds, k, v, lengths, gen, torch.float32, False)
@@ -297,9 +350,10 @@ def test_gpu_large_batch(dtype, shared):
     check(seeds, k, v, lengths, gen, dtype, shared)
 
 
+@pytest.mark.parametrize("tma", [False, True], ids=["loads", "tma"])
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("chunk, per_prog", [(None, None), (256, 2)])
-def test_packed_kv_matches_padded(shared, chunk, per_prog):
+def test_packed_kv_matches_padded(shared, chunk, per_prog, tma):
     """Packed K/V rows ([N, H, D], no padding) give the padded kernels' output and gradients,
     split over T chunks and with several examples per backward program too. Examples are laid
     out last to first, so a store past a length would overwrite a finished example; the row after
@@ -311,8 +365,8 @@ def test_packed_kv_matches_padded(shared, chunk, per_prog):
     pk = pack_rows(k, lengths, starts, row + 1)
     pv = pk if shared else pack_rows(v, lengths, starts, row + 1)
     scale = D ** -0.5
-    o_ref, lse_ref = sp._forward(seeds, k, v, lengths, scale, chunk=chunk)
-    o, lse = sp._forward(seeds, pk, pv, lengths, scale, chunk=chunk, starts=starts, max_len=T)
+    o_ref, lse_ref = sp._forward(seeds, k, v, lengths, scale, chunk=chunk, tma=False)
+    o, lse = sp._forward(seeds, pk, pv, lengths, scale, chunk=chunk, starts=starts, max_len=T, tma=tma)
     assert rel_err(o, o_ref) <= 1e-6 and torch.equal(torch.isinf(lse), torch.isinf(lse_ref))
     assert rel_err(lse[~torch.isinf(lse)], lse_ref[~torch.isinf(lse_ref)]) <= 1e-6
     grad_out = torch.randn(o.shape, generator=gen).to(DEVICE)

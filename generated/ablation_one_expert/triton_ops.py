@@ -137,6 +137,13 @@ def _seed_pooling(seeds: Tensor, k: Tensor, v: Optional[Tensor], lengths: Tensor
                                              starts=starts, max_len=max_len)
 
 
+def _seed_pooling_fake(seeds: Tensor, k: Tensor, v: Optional[Tensor], lengths: Tensor, starts: Optional[Tensor],
+                       max_len: int, scale: float) -> tuple[Tensor, Tensor]:
+    """_seed_pooling's outputs' shapes: o [B, H, S, D] in k's dtype, lse [B, H, S] in float32."""
+    B, H, S, D = lengths.shape[0], k.shape[1], seeds.shape[1], k.shape[-1]
+    return k.new_empty(B, H, S, D), k.new_empty(B, H, S, dtype=torch.float32)
+
+
 def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Optional[Tensor], o: Tensor, lse: Tensor,
                       lengths: Tensor, starts: Optional[Tensor], max_len: int,
                       scale: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -264,7 +271,11 @@ def _register() -> None:
 
     window_qkv.register_autograd(window_qkv_grad, setup_context=window_qkv_setup)
 
-    seed = triton_op(f"{NAMESPACE}::seed_pooling_triton", _seed_pooling, mutates_args=())
+    # The seed-pooling forward is an opaque custom op too: it reads whole K/V tiles by TMA through
+    # host descriptors (the kernel file's _tma_view), which torch cannot trace through a
+    # triton_op (torch 2.11-2.13 capture descriptors only when dynamo itself traces the launch).
+    seed = custom_op(f"{NAMESPACE}::seed_pooling_triton", _seed_pooling, mutates_args=())
+    seed.register_fake(_seed_pooling_fake)
     seed_bwd = triton_op(f"{NAMESPACE}::seed_pooling_triton_backward", _seed_pooling_bwd, mutates_args=())
 
     def seed_setup(ctx, inputs, output):

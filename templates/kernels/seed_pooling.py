@@ -16,6 +16,15 @@ chip (online softmax, exp2 with log2(e) folded into the scale). In the model K a
 same tensor (K = V = the sequence): then one load feeds both matmuls and HBM traffic halves.
 Tiles at or past an example's length are never loaded.
 
+TMA. On a Hopper GPU the forward reads each chunk's whole key tiles by TMA (host descriptors of
+K/V seen as [rows, columns], _tma_view; their box set per config by _tma_blocks) with no masks or
+address arithmetic in the loop, and only the partial last tile by masked loads: K/V at 74% of the
+copy bandwidth against 67% with pointer loads at bench_seed_pooling.py's first shape, 1.07-1.11x
+faster, jagged rows 1.04-1.08x (BENCHMARKS.md, seed pooling, twenty-fourth session). Layouts TMA
+cannot read so (D under its power-of-two block, a batch stride that is not T rows, unaligned
+rows) keep the pointer loads. The forward is launched directly, not through wrap_triton (which
+refuses configs with a pre-hook); the generated packages make it an opaque custom op.
+
 Split T. With few (b, h) pairs the grid cannot fill 132 SMs, so T is cut into chunks, each program
 writes a partial (max, sum, unnormalized acc) in fp32, and a tiny kernel combines them. Chunks are
 multiples of _CHUNK_MULTIPLE so every autotuned BLOCK_T tiles them exactly.
@@ -45,6 +54,7 @@ from pathlib import Path
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 __all__ = [
     "seed_pooling_backward",
@@ -110,7 +120,8 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
     def get(num_seeds: int, bs: int, bd: int, kv_shared: bool, ieee: bool):
         configs = candidates(num_seeds, bs, bd)
         if _INTERPRET:  # one small config: the interpreter runs numpy per op, nothing to tune
-            configs = [triton.Config({**configs[0].kwargs, "BLOCK_T": 32}, num_warps=4, num_stages=1)]
+            configs = [triton.Config({**configs[0].kwargs, "BLOCK_T": 32}, num_warps=4, num_stages=1,
+                                     pre_hook=configs[0].pre_hook)]
         else:
             fit = [c for c in configs if _fits(c, budget, tiles, bs, bd, kv_shared, ieee)]
             configs = fit or [min(configs, key=lambda c: c.kwargs["BLOCK_T"] * 8 // c.num_warps)]
@@ -160,8 +171,16 @@ def _bwd_configs(num_seeds: int, block_s: int, block_d: int) -> list[tuple[int, 
     return sorted(((t, w, st, small) for t, w, st in _BWD_TRIPLES if w == 8 and t <= 32), reverse=True) + own
 
 
+def _tma_blocks(nargs: dict) -> None:
+    """A forward config's pre-hook: the TMA descriptors' box is one key tile, [BLOCK_T, BLOCK_D]."""
+    for name in ("K_DESC", "V_DESC"):
+        if isinstance(nargs[name], TensorDescriptor):
+            nargs[name].block_shape = [nargs["BLOCK_T"], nargs["BLOCK_D"]]
+
+
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
-    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st) for t, w, st in _FWD_TRIPLES]
+    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=_tma_blocks)
+            for t, w, st in _FWD_TRIPLES]
 
 
 def _bwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
@@ -221,16 +240,37 @@ def _load_seeds(Q, h, offs_s, s_ok, offs_d, sq_h, sq_s, sq_d,
 # ----------------------------------------------------------------------------- forward kernels
 
 @triton.jit
+def _online_step(q, kt, vt, m, l, acc, qk_scale, t_ok, MASKED: tl.constexpr, IEEE: tl.constexpr):
+    """One key tile of the online softmax: (m, l, acc) updated. MASKED: keys where t_ok is false
+    get no weight (their rows were loaded as zeros)."""
+    s = _dot(q, tl.trans(kt), IEEE) * qk_scale
+    if MASKED:
+        s = tl.where(t_ok[None, :], s, float("-inf"))
+    # The first tile always holds a valid key, so m_new is finite and no inf - inf occurs.
+    m_new = tl.maximum(m, tl.max(s, 1))
+    alpha = tl.exp2(m - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    l = l * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + _dot(p.to(vt.dtype), vt, IEEE)
+    return m_new, l, acc
+
+
+@triton.jit
 def _fwd_kernel(
-    Q, K, V, LENGTHS, STARTS, O, LSE, M_PART, L_PART, ACC_PART,
+    Q, K, V, K_DESC, V_DESC, LENGTHS, STARTS, O, LSE, M_PART, L_PART, ACC_PART,
     H, T, chunk,
     sq_h, sq_s, sq_d, sk_b, sk_h, sk_t, sk_d, sv_b, sv_h, sv_t, sv_d,
     qk_scale,
     NUM_SEEDS: tl.constexpr, HEAD_D: tl.constexpr, KV_SHARED: tl.constexpr, SPLIT: tl.constexpr,
-    PACKED: tl.constexpr,
+    PACKED: tl.constexpr, TMA: tl.constexpr,
     IEEE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
-    """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk."""
+    """Grid (B·H, T chunks, seed blocks): online softmax of one seed block over one T chunk.
+
+    TMA: K_DESC, V_DESC are TMA descriptors of K, V seen as [rows, columns] (_tma_view): key t of
+    example b is row r0 + t (r0 = b·T padded, STARTS[b] packed), head h's columns start at h·sk_h.
+    The chunk's whole tiles are then read by TMA, unmasked; its partial last tile (or, without
+    TMA, every tile) by masked loads."""
     tl.static_assert(_FILE_DIGEST >= 0)  # keys torch.compile's caches to this file
     qk_scale = tl.cast(qk_scale, tl.float32)  # torch.compile passes Python floats as fp64
     bh = tl.program_id(0)
@@ -256,7 +296,15 @@ def _fwd_kernel(
     m = tl.full([BLOCK_S], float("-inf"), tl.float32)  # running max, log2 domain
     l = tl.zeros([BLOCK_S], tl.float32)  # running sum of exp2(s - m)
     acc = tl.zeros([BLOCK_S, BLOCK_D], tl.float32)
-    for t0 in range(t_lo, t_hi, BLOCK_T):
+    t_masked = t_lo  # the first key read by masked loads
+    if TMA:
+        r0 = (row0 if PACKED else b.to(tl.int64) * T).to(tl.int32)  # (_tma_view: rows < 2^31)
+        t_masked = t_lo + (t_hi - t_lo) // BLOCK_T * BLOCK_T
+        for t0 in range(t_lo, t_masked, BLOCK_T):
+            kt = K_DESC.load([r0 + t0, h * sk_h])
+            vt = kt if KV_SHARED else V_DESC.load([r0 + t0, h * sv_h])
+            m, l, acc = _online_step(q, kt, vt, m, l, acc, qk_scale, offs_t, False, IEEE)
+    for t0 in range(t_masked, t_hi, BLOCK_T):
         t = t0 + offs_t
         t_ok = t < t_hi
         mask = _tile_mask(t_ok, offs_d, HEAD_D, BLOCK_D)
@@ -265,15 +313,7 @@ def _fwd_kernel(
             vt = kt  # K = V: one read feeds both matmuls
         else:
             vt = tl.load(v_base + t[:, None] * sv_t + offs_d[None, :] * sv_d, mask=mask, other=0.0)
-        s = _dot(q, tl.trans(kt), IEEE) * qk_scale
-        s = tl.where(t_ok[None, :], s, float("-inf"))
-        # The first tile always holds a valid key, so m_new is finite and no inf - inf occurs.
-        m_new = tl.maximum(m, tl.max(s, 1))
-        alpha = tl.exp2(m - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l = l * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + _dot(p.to(vt.dtype), vt, IEEE)
-        m = m_new
+        m, l, acc = _online_step(q, kt, vt, m, l, acc, qk_scale, t_ok, True, IEEE)
 
     if SPLIT:
         row = (tl.program_id(1) * tl.num_programs(0) + bh).to(tl.int64) * NUM_SEEDS + offs_s
@@ -569,8 +609,49 @@ def seed_pooling_forward(seeds: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return _forward(seeds, k, v, lengths, scale, starts=starts, max_len=max_len)
 
 
-def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None, max_len=None):
-    """seed_pooling_forward; `chunk` (a multiple of 256) overrides the split-T heuristic."""
+def _tma_view(x: torch.Tensor, packed: bool, block_d: int) -> TensorDescriptor | None:
+    """A TMA descriptor of x (padded [B, H, T, D] or packed [N, H, D]) as a 2-D tensor [rows, W]:
+    row b·T + t (padded) or n (packed), columns h·stride_h + d. None where TMA cannot read x so:
+    D below its block (the box would take the next head's columns), a batch stride that is not
+    T rows, heads that overlap or pass the row, unaligned rows (TMA needs 16-byte strides and
+    base), no rows, or 2^31 rows or more (TMA's coordinates are int32). Its box is set per config
+    (_tma_blocks)."""
+    D = x.shape[-1]
+    if x.stride(-1) != 1 or D != block_d or x.data_ptr() % 16:
+        return None
+    if packed:
+        rows, pitch = x.shape[0], x.stride(0)
+    else:
+        B, _, T, _ = x.shape
+        rows, pitch = B * T, x.stride(2)
+        if B > 1 and x.stride(0) != T * pitch:
+            return None
+    heads, head_stride = x.shape[1], x.stride(1)
+    width = (heads - 1) * head_stride + D
+    if (rows == 0 or rows >= 2 ** 31 or (heads > 1 and head_stride < D) or width > pitch
+            or (pitch * x.element_size()) % 16):
+        return None
+    return TensorDescriptor(x, [rows, width], [pitch, 1], [16, block_d])
+
+
+def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
+    """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: on a Hopper or newer
+    GPU, not interpreted) and the layout allows, else k and v themselves (unused)."""
+    if tma is None:
+        tma = (k.device.type == "cuda" and not _INTERPRET
+               and torch.cuda.get_device_capability(k.device)[0] >= 9)
+    if not tma:
+        return k, v
+    kd = _tma_view(k, packed, block_d)
+    vd = kd if _same_tensor(k, v) else _tma_view(v, packed, block_d)
+    return (kd, vd) if kd is not None and vd is not None else (k, v)
+
+
+def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None, max_len=None,
+             tma: bool | None = None):
+    """seed_pooling_forward; `chunk` (a multiple of 256) overrides the split-T heuristic; `tma`
+    forces whole key tiles by TMA on (where the layout allows; the interpreter reads descriptors
+    too) or off (None: on where the GPU has TMA)."""
     B, T = _check(seeds, k, v, lengths, starts, max_len)
     packed = starts is not None
     H, D = k.shape[1], k.shape[-1]
@@ -583,17 +664,23 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     chunk = chunk or _chunk(T, B * H * n_sblk, _num_sms(k.device))
     n_split = triton.cdiv(max(T, 1), chunk)
     args = (H, T, chunk, *_strides(seeds), *_strides(k, packed), *_strides(v, packed), scale * _LOG2E)
-    fwd = torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta))
+    # Launched directly, not through wrap_triton: the seed-pooling forward is an opaque custom op
+    # in the generated packages (torch cannot trace a host TMA descriptor through a triton_op), and
+    # wrap_triton refuses the configs' pre-hook that sizes the descriptors' box.
+    fwd = _tuned_kernel(_fwd_tuned, meta)
     starts = starts if packed else lengths        # (read only when PACKED)
+    k_desc, v_desc = _tma_views(k, v, packed, meta["BLOCK_D"], tma)
+    inputs = (seeds, k, v, k_desc, v_desc, lengths, starts)
+    use_tma = isinstance(k_desc, TensorDescriptor)
     if n_split == 1:
-        fwd[(B * H, 1, n_sblk)](seeds, k, v, lengths, starts, o, lse, lse, lse, lse, *args,
-                                SPLIT=False, PACKED=packed, **meta)
+        fwd[(B * H, 1, n_sblk)](*inputs, o, lse, lse, lse, lse, *args,
+                                SPLIT=False, PACKED=packed, TMA=use_tma, **meta)
         return o, lse
     m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
-    fwd[(B * H, n_split, n_sblk)](seeds, k, v, lengths, starts, o, lse, m_part, l_part, acc_part,
-                                  *args, SPLIT=True, PACKED=packed, **meta)
+    fwd[(B * H, n_split, n_sblk)](*inputs, o, lse, m_part, l_part, acc_part,
+                                  *args, SPLIT=True, PACKED=packed, TMA=use_tma, **meta)
     torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
         m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
         BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"])  # no launch options: see _tuned
