@@ -61,6 +61,8 @@ def pinned(tuner, config, fn):
     and choices restored after: a kernel timed at a config of our choosing through the host code
     that launches it."""
     saved = tuner.configs, dict(tuner.cache)
+    if config.pre_hook is None:   # the tuner's own hook (the seed-pooling forward's sizes its TMA boxes)
+        config.pre_hook = tuner.configs[0].pre_hook
     tuner.configs, tuner.cache = [config], {}
     try:
         return fn()

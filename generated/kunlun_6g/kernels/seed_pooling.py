@@ -175,7 +175,9 @@ def _bwd_configs(num_seeds: int, block_s: int, block_d: int) -> list[tuple[int, 
 
 
 def _tma_blocks(nargs: dict) -> None:
-    """A forward config's pre-hook: the TMA descriptors' box is one key tile, [BLOCK_T, BLOCK_D]."""
+    """A forward config's pre-hook: the TMA descriptors' box is one key tile, [BLOCK_T, BLOCK_D].
+    (Triton keeps no on-disk autotune result for configs with a pre-hook, so the forward re-times
+    its configs once a shape in each new process; the backward's results stay on disk.)"""
     for name in ("K_DESC", "V_DESC"):
         if isinstance(nargs[name], TensorDescriptor):
             nargs[name].block_shape = [nargs["BLOCK_T"], nargs["BLOCK_D"]]
