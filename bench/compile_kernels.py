@@ -108,8 +108,9 @@ def descriptor_type(block: list[int]) -> str:
 def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, arch: int):
     """triton.compile of jit_fn for cuda:arch, tensors in bf16 (pointers by name, see above),
     specialized as a launch on contiguous tensors would be (see specialization). With TMA=True
-    among the constexprs, the *_DESC parameters are TMA descriptors of one [BLOCK_T, BLOCK_D] box
-    (the seed-pooling forward's); without it they are pointers, as the launch passes them."""
+    among the constexprs, the *_DESC parameters are TMA descriptors of one [rows, BLOCK_D] box
+    (BLOCK_T or BLOCK_N key rows: the key tile); without it they are pointers, as the launch
+    passes them."""
     import triton
     from triton.backends.compiler import GPUTarget
     params = list(inspect.signature(jit_fn.fn).parameters)
@@ -120,7 +121,7 @@ def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, ar
     constexprs = {**constexprs, **ones}
     signature = {p: "constexpr" if p in constexprs else parameter_type(p) for p in params}
     for p in descs:
-        signature[p] = descriptor_type([constexprs["BLOCK_T"], constexprs["BLOCK_D"]])
+        signature[p] = descriptor_type([constexprs.get("BLOCK_T", constexprs.get("BLOCK_N")), constexprs["BLOCK_D"]])
     src = triton.compiler.ASTSource(fn=jit_fn, signature=signature,
                                     constexprs={(params.index(k),): v for k, v in constexprs.items()},
                                     attrs=attrs)

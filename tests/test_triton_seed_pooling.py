@@ -163,7 +163,19 @@ def test_tma_view_of_each_layout():
     odd = torch.zeros(3 * 40 * 4 * 64 + 1, device=DEVICE)[1:].view(3, 40, 4, 64).transpose(1, 2)
     assert sp._tma_view(odd, False, 64) is None                                             # base not 16-byte aligned
     assert sp._tma_views(x, x, False, 64, False) == (x, x)                                  # off: k and v themselves
-    assert sp._tma_views(x, x, False, 64, None) == ((x, x) if DEVICE == "cpu" else sp._tma_views(x, x, False, 64, True))
+    assert sp._tma_views(x, x, False, 64, None) == (x, x)      # the CPU, or too small for TMA to pay
+
+
+@pytest.mark.gpu
+def test_tma_only_where_it_pays():
+    """On a Hopper GPU the forward takes TMA by itself for K of 64 MiB or more, not below."""
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("needs a Hopper GPU (TMA)")
+    big = torch.zeros(256, 1024, 2 * 64, device=DEVICE, dtype=torch.bfloat16).view(256, 1024, 2, 64).transpose(1, 2)
+    assert big.numel() * 2 == sp._TMA_MIN_BYTES
+    assert isinstance(sp._tma_views(big, big, False, 64, None)[0], sp.TensorDescriptor)
+    small = big[:255]
+    assert sp._tma_views(small, small, False, 64, None) == (small, small)
 
 
 def test_head_dim_128():

@@ -18,11 +18,12 @@ Tiles at or past an example's length are never loaded.
 
 TMA. On a Hopper GPU the forward reads each chunk's whole key tiles by TMA (host descriptors of
 K/V seen as [rows, columns], _tma_view; their box set per config by _tma_blocks) with no masks or
-address arithmetic in the loop, and only the partial last tile by masked loads: K/V at 74% of the
-copy bandwidth against 67% with pointer loads at bench_seed_pooling.py's first shape, 1.07-1.11x
-faster, jagged rows 1.04-1.08x (BENCHMARKS.md, seed pooling, twenty-fourth session). Layouts TMA
-cannot read so (D under its power-of-two block, a batch stride that is not T rows, unaligned
-rows) keep the pointer loads. The forward is launched directly, not through wrap_triton (which
+address arithmetic in the loop, and only the partial last tile by masked loads: K/V at 74-77% of
+the copy bandwidth against 67% with pointer loads at bench_seed_pooling.py's first shape, 1.07-1.11x
+faster, jagged rows 1.04-1.08x (BENCHMARKS.md, seed pooling, twenty-fourth session). Small K
+(_TMA_MIN_BYTES: the descriptors cost host time at every call) and layouts TMA cannot read so (D
+under its power-of-two block, a batch stride that is not T rows, unaligned rows) keep the pointer
+loads. The backward measured 0.95-0.99x with TMA loads and keeps its pointer loads. The forward is launched directly, not through wrap_triton (which
 refuses configs with a pre-hook); the generated packages make it an opaque custom op.
 
 Split T. With few (b, h) pairs the grid cannot fill 132 SMs, so T is cut into chunks, each program
@@ -636,11 +637,21 @@ def _tma_view(x: torch.Tensor, packed: bool, block_d: int) -> TensorDescriptor |
     return TensorDescriptor(x, [rows, width], [pitch, 1], [16, block_d])
 
 
+# Below this many bytes of K (padded: all rows; packed: the rows given) the forward keeps its
+# pointer loads: a TMA launch costs more host time (the descriptors are built and encoded at every
+# call: 88 -> 103 µs and 122 -> 196 µs a call in host-bound loops on the H200, BENCHMARKS.md, seed
+# pooling, twenty-fourth session) and what it saves is a tenth of a kernel that reads 64 MiB in
+# about 20 µs. The models' level-1 poolings read hundreds of MB; their level-2 ones about 30.
+_TMA_MIN_BYTES = 64 << 20
+
+
 def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
     """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: on a Hopper or newer
-    GPU, not interpreted) and the layout allows, else k and v themselves (unused)."""
+    GPU, not interpreted, for K of _TMA_MIN_BYTES or more) and the layout allows, else k and v
+    themselves (unused)."""
     if tma is None:
         tma = (k.device.type == "cuda" and not _INTERPRET
+               and k.numel() * k.element_size() >= _TMA_MIN_BYTES
                and torch.cuda.get_device_capability(k.device)[0] >= 9)
     if not tma:
         return k, v
