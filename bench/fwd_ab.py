@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))   # opsload: a file imported by path
 from benchutil import direct_launch, gdpa_inputs, kernel_ms, write_text  # noqa: E402
 from opsload import import_file  # noqa: E402
 
-DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter)
+DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter, in fp32)
+DTYPE = torch.bfloat16
 TOLERANCE = 1e-2
 # (kind, B, T, S) as bench_gdpa.SHAPES, and (B, H, T, D, window) as bench_window.SHAPES: copied,
 # not imported, because those scripts load the production kernel file at import.
@@ -42,6 +43,7 @@ WINDOW_SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 
 
 
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """||x - ref|| / ||ref|| in fp32."""
     x, ref = x.float(), ref.float()
     return ((x - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
@@ -52,12 +54,12 @@ def packed_rows(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2)[valid].contiguous()
 
 
-def gdpa_cases(scale_shapes: list, gen) -> list:
+def gdpa_cases(shapes: list, gen) -> list:
     """[(label, {case: (args, kwargs)})] for GDPA: a forward call's arguments per case."""
     out = []
     for H, D in GDPA_HEADS:
-        for kind, B, T, S in scale_shapes:
-            q, k, v, _ = gdpa_inputs(B, H, T, S, D, DEVICE)
+        for kind, B, T, S in shapes:
+            q, k, v, _ = gdpa_inputs(B, H, T, S, D, DEVICE, DTYPE)
             full = torch.full((B,), T, dtype=torch.int64, device=DEVICE)
             lengths = torch.randint(0, T + 1, (B,), generator=gen, device=DEVICE)
             starts = torch.cumsum(lengths, 0) - lengths
@@ -71,10 +73,11 @@ def gdpa_cases(scale_shapes: list, gen) -> list:
     return out
 
 
-def window_cases(gen) -> list:
+def window_cases(shapes: list, gen) -> list:
+    """The same for window attention, causal and bidirectional at each shape."""
     out = []
-    for B, H, T, D, window in WINDOW_SHAPES:
-        seqs = [torch.randn(B, T, H * D, generator=gen, device=DEVICE, dtype=torch.bfloat16) for _ in range(3)]
+    for B, H, T, D, window in shapes:
+        seqs = [torch.randn(B, T, H * D, generator=gen, device=DEVICE).to(DTYPE) for _ in range(3)]
         q, k, v = (x.view(B, T, H, D).transpose(1, 2) for x in seqs)    # the models' heads views
         full = torch.full((B,), T, dtype=torch.int64, device=DEVICE)
         lengths = torch.randint(0, T + 1, (B,), generator=gen, device=DEVICE)
@@ -90,6 +93,7 @@ def window_cases(gen) -> list:
 
 
 def forward_fn(kind: str, module, args, kwargs):
+    """The timed call: one forward of this version's kernel file, its output only."""
     if kind == "gdpa":
         return lambda: module.gdpa_forward(*args, **kwargs)
     return lambda: module.window_attention_forward(*args, **kwargs)[0]
@@ -114,15 +118,10 @@ def main() -> int:
     versions = {label: import_file(Path(path), f"_fwd_ab_{args.kind}_{label}") for label, path in paths.items()}
     base = next(iter(versions))
     gen = torch.Generator(device=DEVICE).manual_seed(0)
-    shapes = GDPA_SHAPES if args.kind == "gdpa" else None
+    shapes = GDPA_SHAPES if args.kind == "gdpa" else WINDOW_SHAPES
     if args.shapes:
-        picks = [int(i) for i in args.shapes.split(",")]
-        if args.kind == "gdpa":
-            shapes = [GDPA_SHAPES[i] for i in picks]
-        else:
-            global WINDOW_SHAPES
-            WINDOW_SHAPES = [WINDOW_SHAPES[i] for i in picks]
-    cases = gdpa_cases(shapes, gen) if args.kind == "gdpa" else window_cases(gen)
+        shapes = [shapes[int(i)] for i in args.shapes.split(",")]
+    cases = (gdpa_cases if args.kind == "gdpa" else window_cases)(shapes, gen)
     report = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "kind": args.kind, "kernels": paths, "shapes": []}
     ok_all = True
