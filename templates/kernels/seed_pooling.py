@@ -133,7 +133,10 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 
 # (BLOCK_T, num_warps, num_stages): Hopper candidates; pruning keeps the ones that fit.
 # Few on purpose: each config of each key costs a compile of a few seconds on the first call.
-_FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2)]
+# (64, 8, 3): two warpgroups of 64 seeds each where a head has 128 (128 registers a thread against
+# 235 at 4 warps, sm_90); the forward at bench_seed_pooling.py's second shape 1.04x with it
+# (BENCHMARKS.md, seed pooling, twenty-fourth session); at 64 seeds the 4-warp configs stay faster.
+_FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2), (64, 8, 3)]
 # The backward holds dQ, the seeds and a score tile per program. Its dK/dV GEMMs run transposed
 # under 64 rows (_bwd_tile). Measured on the H200 (bench/seed_pooling_configs.py, BENCHMARKS.md,
 # seed pooling, twentieth session), three stages beat two for every tile and warp count, by
