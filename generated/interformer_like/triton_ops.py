@@ -5,10 +5,11 @@
 `kunlunc_interformer_like::gdpa_triton`, `window_attention_triton` and `seed_pooling_triton` have the
 semantics, signatures and FLOP formulas of the reference ops in `ops.py`; each has a backward op
 and autograd, and launches its kernels through `torch.library.wrap_triton`, so eager mode,
-torch.compile(fullgraph=True) and FlopCounterMode all see them. `gdpa_kv_triton` and
-`window_attention_qkv_triton` are GDPA and window attention on a fused projection's output (K and
-V, or Q, K and V, read in place): opaque custom ops with autograd, fake functions and FLOP
-formulas, whose kernels torch.compile does not trace (see _register). On CPU tensors they all run
+torch.compile(fullgraph=True) and FlopCounterMode all see them; the seed-pooling forward is the
+exception, an opaque custom op (its Hopper kernel reads K/V through host TMA descriptors).
+`gdpa_kv_triton` and `window_attention_qkv_triton` are GDPA and window attention on a fused
+projection's output (K and V, or Q, K and V, read in place): opaque custom ops with autograd, fake
+functions and FLOP formulas, whose kernels torch.compile does not trace (see _register). On CPU tensors they all run
 only in Triton's interpreter (TRITON_INTERPRET=1), which is how CI checks them.
 """
 from typing import Optional
