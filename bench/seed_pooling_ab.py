@@ -58,12 +58,13 @@ def cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale):
 
 
 def chosen(sp, seeds, kv, scale) -> dict:
-    """{kernel: [configs]} the version's forward and backward autotuners chose so far."""
+    """{kernel: [configs]} the version's forward (pointer-load and TMA) and backward autotuners
+    chose so far."""
     meta = sp._meta(seeds, kv, kv, scale)[0]
     picks = {}
-    for name in ("fwd", "bwd"):
-        tuner = sp._tuned_kernel(getattr(sp, f"_{name}_tuned"), meta)
-        picks[name] = sorted({str(config) for config in getattr(tuner, "cache", {}).values()})
+    for name, tuned in (("fwd", ("_fwd_tuned", "_fwd_tma_tuned")), ("bwd", ("_bwd_tuned",))):
+        tuners = [sp._tuned_kernel(getattr(sp, attr), meta) for attr in tuned if hasattr(sp, attr)]
+        picks[name] = sorted({str(config) for tuner in tuners for config in getattr(tuner, "cache", {}).values()})
     return picks
 
 

@@ -90,7 +90,9 @@ def main() -> int:
             return sp.seed_pooling_backward_shared_kv(grad, seeds, kv, o, lse, lens, scale)
 
         meta = sp._meta(seeds, kv, kv, scale)[0]   # the autotuners the host code launches through
-        tuners = {"fwd": sp._tuned_kernel(sp._fwd_tuned, meta), "bwd": sp._tuned_kernel(sp._bwd_tuned, meta)}
+        tma = isinstance(sp._tma_views(kv, kv, False, meta["BLOCK_D"], None)[0], sp.TensorDescriptor)
+        tuners = {"fwd": sp._tuned_kernel(sp._fwd_tma_tuned if tma else sp._fwd_tuned, meta),
+                  "bwd": sp._tuned_kernel(sp._bwd_tuned, meta)}
 
         def record(which, label, config, ref):
             """One row: the launch at `config` (None: the autotuner's choice), full and jagged."""

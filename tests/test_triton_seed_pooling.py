@@ -168,7 +168,14 @@ def test_tma_view_of_each_layout():
 
 @pytest.mark.gpu
 def test_tma_only_where_it_pays():
-    """On a Hopper GPU the forward takes TMA by itself for K of 64 MiB or more, not below."""
+    """On a Hopper GPU an eager forward takes TMA by itself for K of 64 MiB or more, not below, and
+    never where it is traced (under a dispatch mode, as torch.compile and make_fx trace it)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
     if torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("needs a Hopper GPU (TMA)")
     big = torch.zeros(256, 1024, 2 * 64, device=DEVICE, dtype=torch.bfloat16).view(256, 1024, 2, 64).transpose(1, 2)
@@ -176,6 +183,8 @@ def test_tma_only_where_it_pays():
     assert isinstance(sp._tma_views(big, big, False, 64, None)[0], sp.TensorDescriptor)
     small = big[:255]
     assert sp._tma_views(small, small, False, 64, None) == (small, small)
+    with Passthrough():
+        assert sp._tma_views(big, big, False, 64, None) == (big, big)
 
 
 def test_head_dim_128():

@@ -5,11 +5,10 @@
 `kunlunc_kunlun_tiny::gdpa_triton`, `window_attention_triton` and `seed_pooling_triton` have the
 semantics, signatures and FLOP formulas of the reference ops in `ops.py`; each has a backward op
 and autograd, and launches its kernels through `torch.library.wrap_triton`, so eager mode,
-torch.compile(fullgraph=True) and FlopCounterMode all see them; the seed-pooling forward is the
-exception, an opaque custom op (its Hopper kernel reads K/V through host TMA descriptors).
-`gdpa_kv_triton` and `window_attention_qkv_triton` are GDPA and window attention on a fused
-projection's output (K and V, or Q, K and V, read in place): opaque custom ops with autograd, fake
-functions and FLOP formulas, whose kernels torch.compile does not trace (see _register). On CPU tensors they all run
+torch.compile(fullgraph=True) and FlopCounterMode all see them. `gdpa_kv_triton` and
+`window_attention_qkv_triton` are GDPA and window attention on a fused projection's output (K and
+V, or Q, K and V, read in place): opaque custom ops with autograd, fake functions and FLOP
+formulas, whose kernels torch.compile does not trace (see _register). On CPU tensors they all run
 only in Triton's interpreter (TRITON_INTERPRET=1), which is how CI checks them.
 """
 from typing import Optional
@@ -136,13 +135,6 @@ def _seed_pooling(seeds: Tensor, k: Tensor, v: Optional[Tensor], lengths: Tensor
                   max_len: int, scale: float) -> tuple[Tensor, Tensor]:
     return seed_kernels.seed_pooling_forward(seeds, k, k if v is None else v, lengths, scale,
                                              starts=starts, max_len=max_len)
-
-
-def _seed_pooling_fake(seeds: Tensor, k: Tensor, v: Optional[Tensor], lengths: Tensor, starts: Optional[Tensor],
-                       max_len: int, scale: float) -> tuple[Tensor, Tensor]:
-    """_seed_pooling's outputs' shapes: o [B, H, S, D] in k's dtype, lse [B, H, S] in float32."""
-    B, H, S, D = lengths.shape[0], k.shape[1], seeds.shape[1], k.shape[-1]
-    return k.new_empty(B, H, S, D), k.new_empty(B, H, S, dtype=torch.float32)
 
 
 def _seed_pooling_bwd(grad_out: Tensor, seeds: Tensor, k: Tensor, v: Optional[Tensor], o: Tensor, lse: Tensor,
@@ -272,11 +264,7 @@ def _register() -> None:
 
     window_qkv.register_autograd(window_qkv_grad, setup_context=window_qkv_setup)
 
-    # The seed-pooling forward is an opaque custom op too: it reads whole K/V tiles by TMA through
-    # host descriptors (the kernel file's _tma_view), which torch cannot trace through a
-    # triton_op (torch 2.11-2.13 capture descriptors only when dynamo itself traces the launch).
-    seed = custom_op(f"{NAMESPACE}::seed_pooling_triton", _seed_pooling, mutates_args=())
-    seed.register_fake(_seed_pooling_fake)
+    seed = triton_op(f"{NAMESPACE}::seed_pooling_triton", _seed_pooling, mutates_args=())
     seed_bwd = triton_op(f"{NAMESPACE}::seed_pooling_triton_backward", _seed_pooling_bwd, mutates_args=())
 
     def seed_setup(ctx, inputs, output):

@@ -16,15 +16,17 @@ chip (online softmax, exp2 with log2(e) folded into the scale). In the model K a
 same tensor (K = V = the sequence): then one load feeds both matmuls and HBM traffic halves.
 Tiles at or past an example's length are never loaded.
 
-TMA. On a Hopper GPU the forward reads each chunk's whole key tiles by TMA (host descriptors of
-K/V seen as [rows, columns], _tma_view; their box set per config by _tma_blocks) with no masks or
-address arithmetic in the loop, and only the partial last tile by masked loads: K/V at 74-77% of
-the copy bandwidth against 67% with pointer loads at bench_seed_pooling.py's first shape, 1.07-1.11x
-faster, jagged rows 1.04-1.08x (BENCHMARKS.md, seed pooling, twenty-fourth session). Small K
-(_TMA_MIN_BYTES: the descriptors cost host time at every call) and layouts TMA cannot read so (D
-under its power-of-two block, a batch stride that is not T rows, unaligned rows) keep the pointer
-loads. The backward measured 0.95-0.99x with TMA loads and keeps its pointer loads. The forward is launched directly, not through wrap_triton (which
-refuses configs with a pre-hook); the generated packages make it an opaque custom op.
+TMA. Launched eagerly on a Hopper GPU, the forward reads each chunk's whole key tiles by TMA
+(host descriptors of K/V seen as [rows, columns], _tma_view; their box set per config by
+_tma_blocks) with no masks or address arithmetic in the loop, and only the partial last tile by
+masked loads: K/V at 74-77% of the copy bandwidth against 67% with pointer loads at
+bench_seed_pooling.py's first shape, 1.07-1.11x faster, jagged rows 1.04-1.08x (BENCHMARKS.md,
+seed pooling, twenty-fourth session). Traced (torch.compile, make_fx) it keeps the pointer loads:
+torch traces host descriptors only where dynamo itself traces the launch, and making the op
+opaque instead cost kunlun_60g's compiled step 11.6 ms of host time (191.0 against 179.4 ms, the
+same GPU time). Small K (_TMA_MIN_BYTES: the descriptors cost host time at every call) and layouts
+TMA cannot read so (D under its power-of-two block, a batch stride that is not T rows, unaligned
+rows) keep the pointer loads too. The backward measured 0.95-0.99x with TMA loads and has none.
 
 Split T. With few (b, h) pairs the grid cannot fill 132 SMs, so T is cut into chunks, each program
 writes a partial (max, sum, unnormalized acc) in fp32, and a tiny kernel combines them. Chunks are
@@ -185,6 +187,11 @@ def _tma_blocks(nargs: dict) -> None:
 
 
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
+    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st) for t, w, st in _FWD_TRIPLES]
+
+
+def _fwd_tma_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
+    """The same configs, each sizing the TMA descriptors' box to its tile (_tma_blocks)."""
     return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=_tma_blocks)
             for t, w, st in _FWD_TRIPLES]
 
@@ -492,6 +499,10 @@ def _bwd_kernel(
 
 
 _fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
+# The TMA forward's own autotuner: wrap_triton refuses configs with a pre-hook, so the two are kept
+# apart (each tunes for itself; Triton keeps no on-disk result for a pre-hook's configs).
+_fwd_tma_tuned = _tuned(_fwd_kernel, _fwd_tma_candidates, _KEY, budget=128,
+                        tiles=lambda bs, bd, bt: bs * bt + bs * bd)
 
 
 def _bwd_tiles(bs: int, bd: int, bt: int) -> int:
@@ -648,12 +659,19 @@ def _tma_view(x: torch.Tensor, packed: bool, block_d: int) -> TensorDescriptor |
 _TMA_MIN_BYTES = 64 << 20
 
 
+def _plain_eager(x: torch.Tensor) -> bool:
+    """True when running eagerly on plain tensors: not traced by torch.compile, make_fx or any
+    dispatch-mode tracer (they get the pointer-load kernel through wrap_triton)."""
+    return (type(x) is torch.Tensor and not torch.compiler.is_compiling()
+            and torch._C._len_torch_dispatch_stack() == 0)
+
+
 def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
-    """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: on a Hopper or newer
-    GPU, not interpreted, for K of _TMA_MIN_BYTES or more) and the layout allows, else k and v
-    themselves (unused)."""
+    """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: an eager launch on
+    plain tensors of a Hopper or newer GPU, not interpreted, K of _TMA_MIN_BYTES or more) and the
+    layout allows, else k and v themselves (unused)."""
     if tma is None:
-        tma = (k.device.type == "cuda" and not _INTERPRET
+        tma = (k.device.type == "cuda" and not _INTERPRET and _plain_eager(k)
                and k.numel() * k.element_size() >= _TMA_MIN_BYTES
                and torch.cuda.get_device_capability(k.device)[0] >= 9)
     if not tma:
@@ -680,14 +698,14 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     chunk = chunk or _chunk(T, B * H * n_sblk, _num_sms(k.device))
     n_split = triton.cdiv(max(T, 1), chunk)
     args = (H, T, chunk, *_strides(seeds), *_strides(k, packed), *_strides(v, packed), scale * _LOG2E)
-    # Launched directly, not through wrap_triton: the seed-pooling forward is an opaque custom op
-    # in the generated packages (torch cannot trace a host TMA descriptor through a triton_op), and
-    # wrap_triton refuses the configs' pre-hook that sizes the descriptors' box.
-    fwd = _tuned_kernel(_fwd_tuned, meta)
     starts = starts if packed else lengths        # (read only when PACKED)
     k_desc, v_desc = _tma_views(k, v, packed, meta["BLOCK_D"], tma)
     inputs = (seeds, k, v, k_desc, v_desc, lengths, starts)
     use_tma = isinstance(k_desc, TensorDescriptor)
+    # The TMA kernel is launched directly: torch traces a host descriptor only where dynamo itself
+    # traces the launch (torch 2.11-2.13), and the eager path is the only one that takes it.
+    fwd = (_tuned_kernel(_fwd_tma_tuned, meta) if use_tma
+           else torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta)))
     if n_split == 1:
         fwd[(B * H, 1, n_sblk)](*inputs, o, lse, lse, lse, lse, *args,
                                 SPLIT=False, PACKED=packed, TMA=use_tma, **meta)
