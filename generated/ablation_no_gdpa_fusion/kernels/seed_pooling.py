@@ -688,7 +688,7 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
              tma: bool | None = None):
     """seed_pooling_forward; `chunk` (a multiple of 256) overrides the split-T heuristic; `tma`
     forces whole key tiles by TMA on (where the layout allows; the interpreter reads descriptors
-    too) or off (None: on where the GPU has TMA)."""
+    too; launched directly, so not for traced calls) or off (None: _tma_views decides)."""
     B, T = _check(seeds, k, v, lengths, starts, max_len)
     packed = starts is not None
     H, D = k.shape[1], k.shape[-1]
