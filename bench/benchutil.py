@@ -91,6 +91,19 @@ def gdpa_reference(q, k, v, grad_out, scale: float):
     return o.detach(), qf.grad, kf.grad, vf.grad
 
 
+def kernel_versions(parser: argparse.ArgumentParser, items: list[str], prefix: str) -> tuple[dict, dict]:
+    """({label: path}, {label: module}) of an A/B script's `--kernel LABEL=PATH` items, each kernel
+    file imported by path as its own module; a missing label or file is a parser error (one line,
+    exit status 2)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # opsload
+    from opsload import import_file
+    bad = [item for item in items if not item.partition("=")[0] or not Path(item.partition("=")[2]).is_file()]
+    if bad:
+        parser.error(f"--kernel {bad[0]!r}: expected LABEL=PATH of an existing kernel file")
+    paths = dict(item.partition("=")[::2] for item in items)
+    return paths, {label: import_file(Path(path), f"{prefix}_{label}") for label, path in paths.items()}
+
+
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     """‖x − ref‖ / ‖ref‖ in float32."""
     return ((x.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()

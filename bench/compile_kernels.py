@@ -115,9 +115,8 @@ def compile_kernel(jit_fn, constexprs: dict, num_warps: int, num_stages: int, ar
     from triton.backends.compiler import GPUTarget
     params = list(inspect.signature(jit_fn.fn).parameters)
     descs = [p for p in params if constexprs.get("TMA") and p.endswith("_DESC")]
-    ones, attrs = specialization([p for p in params if p not in descs], constexprs)
-    attrs = {(params.index(name),): v for name, v in
-             ((p, attrs[(i,)]) for i, p in enumerate(q for q in params if q not in descs) if (i,) in attrs)}
+    ones, attrs = specialization(params, constexprs)
+    attrs = {i: v for i, v in attrs.items() if params[i[0]] not in descs}   # (no pointer alignment)
     constexprs = {**constexprs, **ones}
     signature = {p: "constexpr" if p in constexprs else parameter_type(p) for p in params}
     for p in descs:

@@ -24,11 +24,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))   # the scripts beside this one
-sys.path.insert(0, str(ROOT / "tests"))   # opsload: a file imported by path
-from benchutil import direct_launch, gdpa_inputs, kernel_ms, write_text  # noqa: E402
-from opsload import import_file  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
+from benchutil import direct_launch, gdpa_inputs, kernel_ms, kernel_versions, rel_err, write_text  # noqa: E402
 
 DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter, in fp32)
 DTYPE = torch.bfloat16
@@ -40,12 +37,6 @@ GDPA_SHAPES = [("self", 1152, 256, 256), ("self", 1152, 512, 512), ("self", 1152
                ("cross", 1152, 2048, 256)]
 GDPA_HEADS = [(4, 128), (8, 64)]
 WINDOW_SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]
-
-
-def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """||x - ref|| / ||ref|| in fp32."""
-    x, ref = x.float(), ref.float()
-    return ((x - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
 
 def packed_rows(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -110,12 +101,8 @@ def main() -> int:
     args = parser.parse_args()
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("fwd_ab: needs a CUDA GPU")
-    bad = [item for item in args.kernel if not item.partition("=")[0] or not Path(item.partition("=")[2]).is_file()]
-    if bad:
-        parser.error(f"--kernel {bad[0]!r}: expected LABEL=PATH of an existing kernel file")
     json_path = args.json or (os.path.join(out, f"fwd_ab_{args.kind}.json") if out else None)
-    paths = dict(item.partition("=")[::2] for item in args.kernel)
-    versions = {label: import_file(Path(path), f"_fwd_ab_{args.kind}_{label}") for label, path in paths.items()}
+    paths, versions = kernel_versions(parser, args.kernel, f"_fwd_ab_{args.kind}")
     base = next(iter(versions))
     gen = torch.Generator(device=DEVICE).manual_seed(0)
     shapes = GDPA_SHAPES if args.kind == "gdpa" else WINDOW_SHAPES

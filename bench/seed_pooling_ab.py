@@ -24,12 +24,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))   # the scripts beside this one
-sys.path.insert(0, str(ROOT / "tests"))   # opsload: a file imported by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the scripts beside this one
 from bench_seed_pooling import SHAPES, copy_ceiling, pack, rel_err  # noqa: E402
-from benchutil import direct_launch, kernel_ms, write_text  # noqa: E402
-from opsload import import_file  # noqa: E402
+from benchutil import direct_launch, kernel_ms, kernel_versions, write_text  # noqa: E402
 
 DEVICE = "cuda"     # (tests run the script on the CPU through Triton's interpreter)
 TOLERANCE = 1e-2
@@ -78,11 +75,7 @@ def main() -> int:
     args = parser.parse_args()
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("seed_pooling_ab: needs a CUDA GPU")
-    bad = [item for item in args.kernel if not item.partition("=")[0] or not Path(item.partition("=")[2]).is_file()]
-    if bad:
-        parser.error(f"--kernel {bad[0]!r}: expected LABEL=PATH of an existing kernel file")
-    paths = dict(item.partition("=")[::2] for item in args.kernel)
-    versions = {label: import_file(Path(path), f"_seed_pooling_ab_{label}") for label, path in paths.items()}
+    paths, versions = kernel_versions(parser, args.kernel, "_seed_pooling_ab")
     base = next(iter(versions))
     copy_bw = copy_ceiling()
     print(f"copy ceiling {copy_bw / 1e12:.2f} TB/s", flush=True)

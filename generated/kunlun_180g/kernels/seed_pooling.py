@@ -189,13 +189,9 @@ def _tma_blocks(nargs: dict) -> None:
             nargs[name].block_shape = [nargs["BLOCK_T"], nargs["BLOCK_D"]]
 
 
-def _fwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
-    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st) for t, w, st in _FWD_TRIPLES]
-
-
-def _fwd_tma_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
-    """The same configs, each sizing the TMA descriptors' box to its tile (_tma_blocks)."""
-    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=_tma_blocks)
+def _fwd_candidates(num_seeds: int, block_s: int, block_d: int, pre_hook=None) -> list:
+    """The forward's configs; the TMA kernel's each carry _tma_blocks as their pre-hook."""
+    return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=pre_hook)
             for t, w, st in _FWD_TRIPLES]
 
 
@@ -501,11 +497,16 @@ def _bwd_kernel(
             tl.debug_barrier()  # the next seed block reads back the dK/dV tiles stored above
 
 
-_fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=lambda bs, bd, bt: bs * bt + bs * bd)
+def _fwd_tiles(bs: int, bd: int, bt: int) -> int:
+    """fp32 tile elements a forward program holds: scores [S, T] and acc [S, D]."""
+    return bs * bt + bs * bd
+
+
+_fwd_tuned = _tuned(_fwd_kernel, _fwd_candidates, _KEY, budget=128, tiles=_fwd_tiles)
 # The TMA forward's own autotuner: wrap_triton refuses configs with a pre-hook, so the two are kept
 # apart (each tunes for itself; Triton keeps no on-disk result for a pre-hook's configs).
-_fwd_tma_tuned = _tuned(_fwd_kernel, _fwd_tma_candidates, _KEY, budget=128,
-                        tiles=lambda bs, bd, bt: bs * bt + bs * bd)
+_fwd_tma_tuned = _tuned(_fwd_kernel, functools.partial(_fwd_candidates, pre_hook=_tma_blocks), _KEY,
+                        budget=128, tiles=_fwd_tiles)
 
 
 def _bwd_tiles(bs: int, bd: int, bt: int) -> int:
@@ -662,6 +663,12 @@ def _tma_view(x: torch.Tensor, packed: bool, block_d: int) -> TensorDescriptor |
 _TMA_MIN_BYTES = 64 << 20
 
 
+@functools.cache
+def _has_tma(device: torch.device) -> bool:
+    """A Hopper or newer GPU (asked once a device: the query costs microseconds a call)."""
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def _plain_eager(x: torch.Tensor) -> bool:
     """True when running eagerly on plain tensors: not traced by torch.compile, make_fx or any
     dispatch-mode tracer (they get the pointer-load kernel through wrap_triton)."""
@@ -675,8 +682,7 @@ def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
     layout allows, else k and v themselves (unused)."""
     if tma is None:
         tma = (k.device.type == "cuda" and not _INTERPRET and _plain_eager(k)
-               and k.numel() * k.element_size() >= _TMA_MIN_BYTES
-               and torch.cuda.get_device_capability(k.device)[0] >= 9)
+               and k.numel() * k.element_size() >= _TMA_MIN_BYTES and _has_tma(k.device))
     if not tma:
         return k, v
     kd = _tma_view(k, packed, block_d)
