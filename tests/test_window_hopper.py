@@ -109,7 +109,7 @@ LINE = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): regs (\d+) st
 @needs_gluon
 def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
     """Both kernels at D 64 and 128, padded and packed, as window_attention_hopper.VARIANT builds
-    them: each tile body (the loop's, and the peeled last tile's where PEEL) with its two wgmma
+    them: each tile body (the loop's, three where SPLIT, and the peeled last tile's where PEEL) with its two wgmma
     groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so two waits a body and the HGMMA count
     of its four GEMMs; registers within a 4-warp program's budget."""
     rows = compile_only_rows("window_hopper.py", LINE)
@@ -125,7 +125,8 @@ def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
         where = (kind, d, layout)
         k_steps = d // 16                       # Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (or S, dP): K = D
         per_tile = 2 * k_steps + (4 if kind == "dkdv" else 2)   # dV, dK (or dQ): K = 32 walked rows
-        bodies = 2 if _hopper().VARIANT[d]["PEEL"] else 1
+        variant = _hopper().VARIANT[d]          # SPLIT: edge, interior (no mask), edge loops
+        bodies = (3 if kind in variant["SPLIT"] else 1) + (1 if variant["PEEL"] else 0)
         assert hgmma == bodies * per_tile and waits == 2 * bodies, (where, hgmma, waits)
         assert regs <= (128 if (kind, d) == ("dkdv", 64) else 255) and stack <= 64, (where, regs, stack)
         assert shared <= 100 * 1024, where      # two programs an SM at least
@@ -149,6 +150,8 @@ GPU_CASES = [  # (B, H, T, D, window, causal, lengths, transposed)
     (3, 2, 300, 64, 1000, False, [300, 299, 33], True),     # window >= T: full attention
     (2, 5, 517, 128, 64, False, [517, 200], False),
     (2, 2, 129, 64, 0, True, [129, 64], False),              # window 0: each row sees itself
+    (3, 2, 700, 64, 200, False, [700, 333, 97], False),      # interior tiles (SPLIT) in both walks
+    (3, 2, 700, 128, 150, True, [700, 451, 64], True),
 ]
 
 

@@ -15,7 +15,8 @@ the dQ kernel 1.04-1.48x faster than the Triton kernels. Compiled for sm_90, the
 kernel keeps its owned K and V tiles in registers as wgmma A operands (175 registers a thread at
 D 64, 255 at D 128, through shared-memory round trips) and splits each walk into two pipelined
 loops (band edges, interior). Here K and V stay in shared memory (wgmma reads both operands there),
-the walked tiles arrive by TMA into a ring of STAGES buffers, and one loop masks every tile. With
+the walked tiles arrive by TMA into a ring of STAGES buffers, and the band-edge tiles are masked in
+loops of their own while the interior ones run unmasked (SPLIT; before, one loop masked every tile). With
 what production needs (lengths, layouts, NaN-safety, masked stores) this file's dK/dV kernel
 measured 1.03-1.21x the Triton one (1.07-1.10x on packed jagged rows) and its dQ kernel 0.89-1.05x
 at D 64 and 1.04-1.20x at D 128 (0.99-1.00x on packed bidirectional rows), hence HOPPER_DQ on at
@@ -86,8 +87,14 @@ _MAXNREG = {("dkdv", 64): 128}
 # packed jagged rows (the models' layout) 1.03-1.10x against 1.06-1.10x, so it stays off there. At
 # D 128 peeled and early, with TMA_OUT: 1.13-1.21x full and 1.00-1.04x packed, against 1.08-1.14x
 # and 0.98-1.02x without it (s18 call 2).
-VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False},
-           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True}}
+# SPLIT names the kernels whose walks run their interior tiles (every score in the band, every walked
+# row inside the length) in a loop of their own without the band mask (s25 call 1, `--variants`): the
+# dK/dV kernel at D 64 1.00-1.10x on full lengths (the wider the band, the more: 1.10x at W 512
+# bidirectional) and 0.98-1.05x on packed jagged rows; the dQ kernel at D 64 1.08-1.12x (it stays
+# Triton's there, HOPPER_DQ). At D 128 (W 128, the one shape there) dK/dV 0.99-1.02x, dQ 0.97-0.99x
+# (164 registers against 139): dK/dV only.
+VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False, "SPLIT": ("dkdv", "dq")},
+           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True, "SPLIT": ("dkdv",)}}
 # Which head dims run the dQ kernel here (it also forms delta) rather than Triton's, which then
 # writes delta for the dK/dV kernel here. At D 64 it measured 0.92-1.05x the Triton dQ kernel on full
 # lengths and 0.85-1.00x on packed jagged rows: off. At D 128 1.09-1.20x full, 1.04-1.05x packed
@@ -102,7 +109,7 @@ def launch_options(kind: str, head_dim: int) -> dict:
     """The `kind` kernel's launch options at this head dim: warps, register cap and the VARIANT
     constexprs it takes."""
     variant = VARIANT[head_dim]
-    options = {"num_warps": CONFIGS[kind][3], "PEEL": variant["PEEL"],
+    options = {"num_warps": CONFIGS[kind][3], "PEEL": variant["PEEL"], "SPLIT": kind in variant["SPLIT"],
                "maxnreg": _MAXNREG.get((kind, head_dim)) if variant["MAXNREG"] else None}
     if kind == "dkdv":
         options["EARLY"] = variant["EARLY"]
@@ -211,10 +218,12 @@ def _out_base(X, b, h, start, stride_b, stride_h, stride_t, PACKED: gl.constexpr
 @gluon.jit
 def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length, lse_base, delta_base,
                n0, LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr,
-               EARLY: gl.constexpr, num_warps: gl.constexpr):
+               EARLY: gl.constexpr, MASK: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV += walked query tile t (stage t % STAGES) against the owned keys from n0. ZERO_TAIL:
     first zero the tile's Q and dO rows past the length (padded rows may hold NaN). EARLY: load
-    the rows' lse and delta before waiting for the tile (their latency under the wait)."""
+    the rows' lse and delta before waiting for the tile (their latency under the wait). MASK: keep
+    only the scores in the band and the length; off for an interior tile (_interior), where every
+    score is in both."""
     BLOCK_M: gl.constexpr = q_smem.shape[1]
     HEAD_D: gl.constexpr = q_smem.shape[2]
     BLOCK_N: gl.constexpr = k_smem.shape[0]
@@ -245,18 +254,46 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
     if not EARLY:
         lse2 = _lse2(lse_base, rows, in_len)
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
-    offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
-    # the band -RIGHT <= i - j <= LEFT and the length i < length in two compares: i - j <= length - 1 - j
-    # (key rows j past the length are not masked: they reach only their own dK, dV rows, never stored)
-    rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # i - j
-    keep = (rel >= -RIGHT) & (rel <= gl.expand_dims(gl.minimum(length - 1 - offs_n, LEFT), 1))
-    p_t = gl.where(keep, gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0)), 0.0)
+    p_t = gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0))
+    if MASK:
+        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))
+        # the band -RIGHT <= i - j <= LEFT and the length i < length in two compares: i - j <= length - 1 - j
+        # (key rows j past the length are not masked: they reach only their own dK, dV rows, never stored)
+        rel = gl.expand_dims(rows, 0) - gl.expand_dims(offs_n, 1)          # i - j
+        keep = (rel >= -RIGHT) & (rel <= gl.expand_dims(gl.minimum(length - 1 - offs_n, LEFT), 1))
+        p_t = gl.where(keep, p_t, 0.0)
     ds_t = p_t * (dp_t - gl.expand_dims(delta, 0))
     p_op = gl.convert_layout(p_t.to(dtype), a_layout)
     ds_op = gl.convert_layout(ds_t.to(dtype), a_layout)
     dv = warpgroup_mma(p_op, do_smem.index(slot), dv, is_async=True)
     dk = warpgroup_mma(ds_op, q_smem.index(slot), dk, is_async=True)
     dv, dk, p_op, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, p_op, ds_op))
+    return dk, dv
+
+
+@gluon.jit
+def _interior(lo, hi, first, n_loop, STEP: gl.constexpr):
+    """[t_lo, t_hi) within [0, n_loop): the walked tiles (tile t's first row first + t·STEP) whose
+    first row lies in [lo, hi], the interior of a walk; t_lo <= t_hi."""
+    t_lo = gl.cdiv(gl.maximum(lo - first, 0), STEP)
+    t_hi = gl.minimum(gl.maximum(hi - first + STEP, 0) // STEP, n_loop)
+    return gl.minimum(t_lo, t_hi), t_hi
+
+
+@gluon.jit
+def _dkdv_walk(t0, t1, n_tiles, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
+               lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, q_row, g_row, q_col, g_col,
+               STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, EARLY: gl.constexpr, MASK: gl.constexpr,
+               num_warps: gl.constexpr):
+    """_dkdv_tile over walked tiles t0 .. t1 - 1, each stage refilled with tile t + STAGES once free."""
+    BLOCK_M: gl.constexpr = q_smem.shape[1]
+    for t in range(t0, t1):
+        dk, dv = _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
+                            lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES, ZERO_TAIL,
+                            EARLY, MASK, num_warps)
+        if t + STAGES < n_tiles:  # tile t's stage is free
+            _load_pair(q_desc, do_desc, q_smem, do_smem, bars, t + STAGES, q_row, g_row, q_col, g_col,
+                       BLOCK_M, STAGES)
     return dk, dv
 
 
@@ -268,10 +305,11 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
                  stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                  H, T, LEFT, RIGHT, scale, scale_log2,
                  PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, EARLY: gl.constexpr,
-                 TMA_OUT: gl.constexpr, num_warps: gl.constexpr):
+                 TMA_OUT: gl.constexpr, SPLIT: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV of BLOCK_N owned keys over the query tiles of their band. TMA_OUT: an owned tile inside
     the length leaves through K and V's shared-memory tiles by TMA (dk_desc, dv_desc, addressed as
-    the inputs are); others, and every tile without TMA_OUT, by masked stores."""
+    the inputs are); others, and every tile without TMA_OUT, by masked stores. SPLIT: the walk's
+    interior tiles (every score in the band, every row inside the length) run without the mask."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
@@ -311,17 +349,22 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
         n_loop = n_tiles
         if PEEL:
             n_loop = n_tiles - 1
-        for t in range(0, n_loop):
-            dk, dv = _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
-                                lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES, not PEEL,
-                                EARLY, num_warps)
-            if t + STAGES < n_tiles:  # tile t's stage is free
-                _load_pair(q_desc, do_desc, q_smem, do_smem, bars, t + STAGES, q_row, g_row,
-                           h * q_c, h * g_c, BLOCK_M, STAGES)
+        t_lo = n_loop
+        t_hi = n_loop
+        if SPLIT:   # interior: first row >= n0 + BLOCK_N - 1 - RIGHT, last row <= n0 + LEFT and < length
+            t_lo, t_hi = _interior(n0 + BLOCK_N - 1 - RIGHT, gl.minimum(n0 + LEFT + 1, length) - BLOCK_M,
+                                   m_first, n_loop, BLOCK_M)
+        walk = (n_tiles, k_smem, v_smem, q_smem, do_smem, bars)
+        at = (m_first, length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, q_row, g_row,
+              h * q_c, h * g_c)
+        dk, dv = _dkdv_walk(0, t_lo, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, num_warps)
+        if SPLIT:
+            dk, dv = _dkdv_walk(t_lo, t_hi, *walk, dk, dv, *at, STAGES, False, EARLY, False, num_warps)
+            dk, dv = _dkdv_walk(t_hi, n_loop, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, num_warps)
         if PEEL:
             dk, dv = _dkdv_tile(n_tiles - 1, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first,
                                 length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES,
-                                True, EARLY, num_warps)
+                                True, EARLY, True, num_warps)
     _release(kv_bar, bars, STAGES)
     whole = False
     if TMA_OUT:
@@ -341,10 +384,12 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
 
 @gluon.jit
 def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta, length,
-             LEFT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, num_warps: gl.constexpr):
+             LEFT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, MASK: gl.constexpr,
+             num_warps: gl.constexpr):
     """dQ += walked key tile j (stage j % STAGES) against the owned queries offs_m. ZERO_TAIL: first
     zero the tile's K and V rows past the length (padded rows may hold NaN). lo: each row's least i - j,
-    max(-RIGHT, i - length + 1)."""
+    max(-RIGHT, i - length + 1). MASK: keep only the scores in the band and the length; off for an
+    interior tile (_interior)."""
     BLOCK_M: gl.constexpr = q_smem.shape[0]
     HEAD_D: gl.constexpr = q_smem.shape[1]
     BLOCK_N: gl.constexpr = k_smem.shape[1]
@@ -367,15 +412,32 @@ def _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, 
     s = warpgroup_mma(q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True)
     dp = warpgroup_mma(do_smem, v_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True)
     s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-    cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
-    # the band -RIGHT <= i - j <= LEFT and the length j < length in two compares: i - j >= i - length + 1
-    # (query rows i past the length are not masked: they reach only their own dQ rows, never stored)
-    rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
-    keep = (rel >= gl.expand_dims(lo, 1)) & (rel <= LEFT)
-    p = gl.where(keep, gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1)), 0.0)
+    p = gl.exp2(s * scale_log2 - gl.expand_dims(lse2, 1))
+    if MASK:
+        cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        # the band -RIGHT <= i - j <= LEFT and the length j < length in two compares: i - j >= i - length + 1
+        # (query rows i past the length are not masked: they reach only their own dQ rows, never stored)
+        rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)          # i - j
+        keep = (rel >= gl.expand_dims(lo, 1)) & (rel <= LEFT)
+        p = gl.where(keep, p, 0.0)
     ds_op = gl.convert_layout((p * (dp - gl.expand_dims(delta, 1))).to(dtype), a_layout)
     dq = warpgroup_mma(ds_op, k_smem.index(slot), dq, is_async=True)
     dq, ds_op = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds_op))
+    return dq
+
+
+@gluon.jit
+def _dq_walk(j0, j1, n_tiles, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta,
+             length, LEFT, scale_log2, k_desc, v_desc, k_row, v_row, k_col, v_col, STAGES: gl.constexpr,
+             ZERO_TAIL: gl.constexpr, MASK: gl.constexpr, num_warps: gl.constexpr):
+    """_dq_tile over walked tiles j0 .. j1 - 1, each stage refilled with tile j + STAGES once free."""
+    BLOCK_N: gl.constexpr = k_smem.shape[1]
+    for j in range(j0, j1):
+        dq = _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta,
+                      length, LEFT, scale_log2, STAGES, ZERO_TAIL, MASK, num_warps)
+        if j + STAGES < n_tiles:  # tile j's stage is free
+            _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row, k_col, v_col,
+                       BLOCK_N, STAGES)
     return dq
 
 
@@ -385,9 +447,11 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
                stride_ob, stride_oh, stride_ot, stride_od,
                stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                H, T, LEFT, RIGHT, scale, scale_log2,
-               PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, num_warps: gl.constexpr):
+               PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, SPLIT: gl.constexpr,
+               num_warps: gl.constexpr):
     """dQ of BLOCK_M owned query rows; also delta = rowsum(dO ⊙ O) of those rows, written to DELTA
-    (0 past the length) for the dK/dV kernel launched after this one."""
+    (0 past the length) for the dK/dV kernel launched after this one. SPLIT: the walk's interior
+    tiles (every score in the band, every key inside the length) run without the mask."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
@@ -443,15 +507,21 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
         n_loop = n_tiles
         if PEEL:
             n_loop = n_tiles - 1
-        for j in range(0, n_loop):
-            dq = _dq_tile(j, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2, delta,
-                          length, LEFT, scale_log2, STAGES, not PEEL, num_warps)
-            if j + STAGES < n_tiles:  # tile j's stage is free
-                _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row,
-                           h * k_c, h * v_c, BLOCK_N, STAGES)
+        j_lo = n_loop
+        j_hi = n_loop
+        if SPLIT:   # interior: first key >= m0 + BLOCK_M - 1 - LEFT, last key <= m0 + RIGHT and < length
+            j_lo, j_hi = _interior(m0 + BLOCK_M - 1 - LEFT, gl.minimum(m0 + RIGHT + 1, length) - BLOCK_N,
+                                   n_first, n_loop, BLOCK_N)
+        walk = (n_tiles, q_smem, do_smem, k_smem, v_smem, bars)
+        at = (n_first, offs_m, lo, lse2, delta, length, LEFT, scale_log2, k_desc, v_desc, k_row, v_row,
+              h * k_c, h * v_c)
+        dq = _dq_walk(0, j_lo, *walk, dq, *at, STAGES, not PEEL, True, num_warps)
+        if SPLIT:
+            dq = _dq_walk(j_lo, j_hi, *walk, dq, *at, STAGES, False, False, num_warps)
+            dq = _dq_walk(j_hi, n_loop, *walk, dq, *at, STAGES, not PEEL, True, num_warps)
         if PEEL:
             dq = _dq_tile(n_tiles - 1, q_smem, do_smem, k_smem, v_smem, bars, dq, n_first, offs_m, lo, lse2,
-                          delta, length, LEFT, scale_log2, STAGES, True, num_warps)
+                          delta, length, LEFT, scale_log2, STAGES, True, True, num_warps)
     else:
         rows = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, row_layout))
         gl.store(delta_base + rows, gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, row_layout)),
