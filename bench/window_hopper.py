@@ -46,10 +46,12 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16, h
     x = torch.empty(1, 1, 256, head_dim, dtype=dtype)
     tiles = (bm, bn, bn, bm, bn, bn) if kind == "dkdv" else (bm, bn, bn, bm)   # dK/dV: + dk, dv
     descs = [hop._descriptor(x, False, rows)[0] for rows in tiles]
+    if kind == "dkdv":                                                          # + lse, delta
+        descs += [hop._stats_descriptor(torch.empty(1, 1, 256), bm) for _ in range(2)]
     fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
     options = hop.launch_options(kind, head_dim)
     constexprs = {"PACKED": packed, "STAGES": stages,
-                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "num_warps") if name in options}}
+                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "STATS", "num_warps") if name in options}}
     return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps, **options},
                               "*bf16" if dtype == torch.bfloat16 else "*fp16")
 
@@ -116,10 +118,10 @@ def rel_err(x, ref, natural: float = 0.0) -> float:
     return err if math.isfinite(err) else float("inf")
 
 
-VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=()),
-            dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=("dkdv", "dq")),
-            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=()),
-            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=("dkdv", "dq"))]
+VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=("dkdv", "dq"), STATS=False),
+            dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=("dkdv", "dq"), STATS=True),
+            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=("dkdv",), STATS=False),
+            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=("dkdv",), STATS=True)]
 
 
 def variants(json_path) -> int:
@@ -181,7 +183,7 @@ def variants(json_path) -> int:
             print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: triton dK/dV "
                   f"{row['triton_ms']['dkdv']:.3f} dQ {row['triton_ms']['dq']:.3f} ms"
                   + (f"; control {control['dkdv']:.3f} / {control['dq']:.3f}" if control else "") + "; "
-                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))} {x['ms']['dkdv']:.3f} / "
+                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))}L{int(x['STATS'])} {x['ms']['dkdv']:.3f} / "
                               f"{x['ms']['dq']:.3f} ({x['speedup']['dkdv']:.2f}x / {x['speedup']['dq']:.2f}x"
                               f"{'' if x['err_vs_triton'] <= 5e-3 else ' WRONG'})" for x in row["variants"]),
                   flush=True)

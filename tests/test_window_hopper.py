@@ -189,9 +189,20 @@ def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, l
             assert rel_err(x, ref) <= TOL[dtype], (name, rel_err(x, ref))
 
 
+@pytest.fixture
+def one_config(monkeypatch):
+    """Each Triton window kernel's autotuner limited to its first config: padded and packed rows are
+    separate tuning keys, and two picks could differ in tile size and so in rounding (a bitwise
+    comparison of the two layouts then fails by chance; s25 call 4)."""
+    for tuners in (wa._FWD, wa._DQ, wa._DKDV):
+        for tuner in tuners.values():
+            monkeypatch.setattr(tuner, "configs", tuner.configs[:1])
+            monkeypatch.setattr(tuner, "cache", {})
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("T, D, window, causal", [(37, 64, 5, False), (300, 128, 40, True), (130, 64, 1000, False)])
-def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal, hopper_dq):
+def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal, hopper_dq, one_config):
     """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
     views of one [N, 3·H·D] projection and written into one [N, 3·H·D] gradient: every example's
     gradients equal the padded Hopper backward's, and no row outside the examples is written."""

@@ -16,7 +16,8 @@ kernel keeps its owned K and V tiles in registers as wgmma A operands (175 regis
 D 64, 255 at D 128, through shared-memory round trips) and splits each walk into two pipelined
 loops (band edges, interior). Here K and V stay in shared memory (wgmma reads both operands there),
 the walked tiles arrive by TMA into a ring of STAGES buffers, and the band-edge tiles are masked in
-loops of their own while the interior ones run unmasked (SPLIT; before, one loop masked every tile). With
+loops of their own while the interior ones run unmasked (SPLIT; before, one loop masked every tile);
+the dK/dV kernel's rows of lse and delta come by TMA with each walked tile (STATS). With
 what production needs (lengths, layouts, NaN-safety, masked stores) this file's dK/dV kernel
 measured 1.03-1.21x the Triton one (1.07-1.10x on packed jagged rows) and its dQ kernel 0.89-1.05x
 at D 64 and 1.04-1.20x at D 128 (0.99-1.00x on packed bidirectional rows), hence HOPPER_DQ on at
@@ -93,8 +94,14 @@ _MAXNREG = {("dkdv", 64): 128}
 # bidirectional) and 0.98-1.05x on packed jagged rows; the dQ kernel at D 64 1.08-1.12x (it stays
 # Triton's there, HOPPER_DQ). At D 128 (W 128, the one shape there) dK/dV 0.99-1.02x, dQ 0.97-0.99x
 # (164 registers against 139): dK/dV only.
-VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False, "SPLIT": ("dkdv", "dq")},
-           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True, "SPLIT": ("dkdv",)}}
+# STATS: the dK/dV kernel's walked tiles bring their rows' lse and delta by TMA with Q and dO, read
+# from shared memory, instead of 16 global loads a thread a tile waited on after the score GEMMs
+# (s25 call 3): 1.07-1.12x on top of SPLIT on packed jagged rows, 1.08-1.19x on full lengths, at
+# both head dims. Only where T is a multiple of 4 (a TMA box starts at a 16-byte aligned address).
+VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False, "SPLIT": ("dkdv", "dq"),
+                "STATS": True},
+           128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True, "SPLIT": ("dkdv",),
+                 "STATS": True}}
 # Which head dims run the dQ kernel here (it also forms delta) rather than Triton's, which then
 # writes delta for the dK/dV kernel here. At D 64 it measured 0.92-1.05x the Triton dQ kernel on full
 # lengths and 0.85-1.00x on packed jagged rows: off. At D 128 1.09-1.20x full, 1.04-1.05x packed
@@ -114,6 +121,7 @@ def launch_options(kind: str, head_dim: int) -> dict:
     if kind == "dkdv":
         options["EARLY"] = variant["EARLY"]
         options["TMA_OUT"] = variant["TMA_OUT"]
+        options["STATS"] = variant["STATS"]
     return options
 
 
@@ -161,6 +169,25 @@ def _load_pair(a_desc, b_desc, a_smem, b_smem, bars, tile, a_row, b_row, a_col, 
     mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes)
     _tma_load(a_desc, [a_row + tile * ROWS, a_col], bar, a_smem.index(slot))
     _tma_load(b_desc, [b_row + tile * ROWS, b_col], bar, b_smem.index(slot))
+
+
+@gluon.jit
+def _load_query_tile(q_desc, do_desc, lse_desc, delta_desc, q_smem, do_smem, lse_ring, delta_ring, bars, tile,
+                     q_row, g_row, q_col, g_col, stat_row, ROWS: gl.constexpr, STAGES: gl.constexpr,
+                     STATS: gl.constexpr):
+    """The dK/dV kernel's walked tile `tile`: Q and dO by _load_pair, and with STATS the rows' lse and
+    delta (1-D descriptors over [B·H·T]) on the same stage barrier."""
+    if STATS:
+        slot = tile % STAGES
+        bar = bars.index(slot)
+        mbarrier.expect(bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes
+                        + lse_desc.block_type.nbytes + delta_desc.block_type.nbytes)
+        _tma_load(q_desc, [q_row + tile * ROWS, q_col], bar, q_smem.index(slot))
+        _tma_load(do_desc, [g_row + tile * ROWS, g_col], bar, do_smem.index(slot))
+        _tma_load(lse_desc, [stat_row + tile * ROWS], bar, lse_ring.index(slot))
+        _tma_load(delta_desc, [stat_row + tile * ROWS], bar, delta_ring.index(slot))
+    else:
+        _load_pair(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, g_row, q_col, g_col, ROWS, STAGES)
 
 
 @gluon.jit
@@ -216,14 +243,15 @@ def _out_base(X, b, h, start, stride_b, stride_h, stride_t, PACKED: gl.constexpr
 
 
 @gluon.jit
-def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length, lse_base, delta_base,
-               n0, LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr,
-               EARLY: gl.constexpr, MASK: gl.constexpr, num_warps: gl.constexpr):
+def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, lse_ring, delta_ring, bars, dk, dv, m_first, length,
+               lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr,
+               EARLY: gl.constexpr, MASK: gl.constexpr, STATS: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV += walked query tile t (stage t % STAGES) against the owned keys from n0. ZERO_TAIL:
     first zero the tile's Q and dO rows past the length (padded rows may hold NaN). EARLY: load
     the rows' lse and delta before waiting for the tile (their latency under the wait). MASK: keep
     only the scores in the band and the length; off for an interior tile (_interior), where every
-    score is in both."""
+    score is in both. STATS: the rows' lse and delta came with the tile, by TMA, into lse_ring and
+    delta_ring (EARLY does not apply)."""
     BLOCK_M: gl.constexpr = q_smem.shape[1]
     HEAD_D: gl.constexpr = q_smem.shape[2]
     BLOCK_N: gl.constexpr = k_smem.shape[0]
@@ -237,10 +265,13 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
     row0 = m_first + t * BLOCK_M
     rows = row0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
     in_len = rows < length
-    if EARLY:
+    if EARLY and not STATS:
         lse2 = _lse2(lse_base, rows, in_len)
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
     _wait_tile(bars, t, STAGES)
+    if STATS:   # rows past the length: lse -inf or anything (masked), delta finite (0, or another row's)
+        lse2 = lse_ring.index(slot).load(gl.SliceLayout(0, st_layout)) * 1.4426950408889634
+        delta = delta_ring.index(slot).load(gl.SliceLayout(0, st_layout))
     if ZERO_TAIL:
         if row0 + BLOCK_M > length:
             _zero_rows_from(q_smem.index(slot), row0, length, BLOCK_M, HEAD_D, num_warps)
@@ -251,7 +282,7 @@ def _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length
     s_t = warpgroup_mma(k_smem, q_smem.index(slot).permute((1, 0)), st_zero, use_acc=False, is_async=True)
     dp_t = warpgroup_mma(v_smem, do_smem.index(slot).permute((1, 0)), st_zero, use_acc=False, is_async=True)
     s_t, dp_t = warpgroup_mma_wait(num_outstanding=0, deps=(s_t, dp_t))
-    if not EARLY:
+    if not EARLY and not STATS:
         lse2 = _lse2(lse_base, rows, in_len)
         delta = gl.load(delta_base + rows, mask=in_len, other=0.0)
     p_t = gl.exp2(s_t * scale_log2 - gl.expand_dims(lse2, 0))
@@ -281,35 +312,38 @@ def _interior(lo, hi, first, n_loop, STEP: gl.constexpr):
 
 
 @gluon.jit
-def _dkdv_walk(t0, t1, n_tiles, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
-               lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, q_row, g_row, q_col, g_col,
-               STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr, EARLY: gl.constexpr, MASK: gl.constexpr,
-               num_warps: gl.constexpr):
+def _dkdv_walk(t0, t1, n_tiles, k_smem, v_smem, q_smem, do_smem, lse_ring, delta_ring, bars, dk, dv, m_first,
+               length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, lse_desc, delta_desc,
+               q_row, g_row, q_col, g_col, stat_row, STAGES: gl.constexpr, ZERO_TAIL: gl.constexpr,
+               EARLY: gl.constexpr, MASK: gl.constexpr, STATS: gl.constexpr, num_warps: gl.constexpr):
     """_dkdv_tile over walked tiles t0 .. t1 - 1, each stage refilled with tile t + STAGES once free."""
     BLOCK_M: gl.constexpr = q_smem.shape[1]
     for t in range(t0, t1):
-        dk, dv = _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first, length,
-                            lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES, ZERO_TAIL,
-                            EARLY, MASK, num_warps)
+        dk, dv = _dkdv_tile(t, k_smem, v_smem, q_smem, do_smem, lse_ring, delta_ring, bars, dk, dv, m_first,
+                            length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES, ZERO_TAIL,
+                            EARLY, MASK, STATS, num_warps)
         if t + STAGES < n_tiles:  # tile t's stage is free
-            _load_pair(q_desc, do_desc, q_smem, do_smem, bars, t + STAGES, q_row, g_row, q_col, g_col,
-                       BLOCK_M, STAGES)
+            _load_query_tile(q_desc, do_desc, lse_desc, delta_desc, q_smem, do_smem, lse_ring, delta_ring, bars,
+                             t + STAGES, q_row, g_row, q_col, g_col, stat_row, BLOCK_M, STAGES, STATS)
     return dk, dv
 
 
 @gluon.jit
-def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE, DELTA, LENGTHS, STARTS,
+def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, lse_desc, delta_desc, DK, DV, LSE, DELTA,
+                 LENGTHS, STARTS,
                  q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c, g_b, g_h, g_c,
                  dk_b, dk_h, dk_c, dv_b, dv_h, dv_c,
                  stride_dkb, stride_dkh, stride_dkt, stride_dkd,
                  stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                  H, T, LEFT, RIGHT, scale, scale_log2,
                  PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, EARLY: gl.constexpr,
-                 TMA_OUT: gl.constexpr, SPLIT: gl.constexpr, num_warps: gl.constexpr):
+                 TMA_OUT: gl.constexpr, SPLIT: gl.constexpr, STATS: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV of BLOCK_N owned keys over the query tiles of their band. TMA_OUT: an owned tile inside
     the length leaves through K and V's shared-memory tiles by TMA (dk_desc, dv_desc, addressed as
     the inputs are); others, and every tile without TMA_OUT, by masked stores. SPLIT: the walk's
-    interior tiles (every score in the band, every row inside the length) run without the mask."""
+    interior tiles (every score in the band, every row inside the length) run without the mask.
+    STATS: each walked tile's lse and delta rows arrive by TMA with its Q and dO (lse_desc, delta_desc:
+    1-D over the [B·H·T] arrays) instead of by global loads a tile."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
@@ -327,6 +361,8 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES)
+    lse_ring = gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], lse_desc.layout)
+    delta_ring = gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], delta_desc.layout)
     lse_base = LSE + bh.to(gl.int64) * T
     delta_base = DELTA + bh.to(gl.int64) * T
     if n0 < length:
@@ -336,14 +372,15 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
         m_first = first * BLOCK_M
         q_row = start + b * q_b + h * q_h + m_first
         g_row = start + b * g_b + h * g_h + m_first
+        stat_row = bh * T + m_first
 
         mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
         _tma_load(k_desc, [start + b * k_b + h * k_h + n0, h * k_c], kv_bar, k_smem)
         _tma_load(v_desc, [start + b * v_b + h * v_h + n0, h * v_c], kv_bar, v_smem)
         for stage in gl.static_range(STAGES):  # fill every stage
             if stage < n_tiles:
-                _load_pair(q_desc, do_desc, q_smem, do_smem, bars, stage, q_row, g_row, h * q_c, h * g_c,
-                           BLOCK_M, STAGES)
+                _load_query_tile(q_desc, do_desc, lse_desc, delta_desc, q_smem, do_smem, lse_ring, delta_ring,
+                                 bars, stage, q_row, g_row, h * q_c, h * g_c, stat_row, BLOCK_M, STAGES, STATS)
         mbarrier.wait(kv_bar, 0)
         # every tile but the last in the loop; the last (the only one that can reach past the length) after it
         n_loop = n_tiles
@@ -354,17 +391,17 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, DK, DV, LSE,
         if SPLIT:   # interior: first row >= n0 + BLOCK_N - 1 - RIGHT, last row <= n0 + LEFT and < length
             t_lo, t_hi = _interior(n0 + BLOCK_N - 1 - RIGHT, gl.minimum(n0 + LEFT + 1, length) - BLOCK_M,
                                    m_first, n_loop, BLOCK_M)
-        walk = (n_tiles, k_smem, v_smem, q_smem, do_smem, bars)
-        at = (m_first, length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, q_row, g_row,
-              h * q_c, h * g_c)
-        dk, dv = _dkdv_walk(0, t_lo, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, num_warps)
+        walk = (n_tiles, k_smem, v_smem, q_smem, do_smem, lse_ring, delta_ring, bars)
+        at = (m_first, length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, q_desc, do_desc, lse_desc,
+              delta_desc, q_row, g_row, h * q_c, h * g_c, stat_row)
+        dk, dv = _dkdv_walk(0, t_lo, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, STATS, num_warps)
         if SPLIT:
-            dk, dv = _dkdv_walk(t_lo, t_hi, *walk, dk, dv, *at, STAGES, False, EARLY, False, num_warps)
-            dk, dv = _dkdv_walk(t_hi, n_loop, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, num_warps)
+            dk, dv = _dkdv_walk(t_lo, t_hi, *walk, dk, dv, *at, STAGES, False, EARLY, False, STATS, num_warps)
+            dk, dv = _dkdv_walk(t_hi, n_loop, *walk, dk, dv, *at, STAGES, not PEEL, EARLY, True, STATS, num_warps)
         if PEEL:
-            dk, dv = _dkdv_tile(n_tiles - 1, k_smem, v_smem, q_smem, do_smem, bars, dk, dv, m_first,
-                                length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES,
-                                True, EARLY, True, num_warps)
+            dk, dv = _dkdv_tile(n_tiles - 1, k_smem, v_smem, q_smem, do_smem, lse_ring, delta_ring, bars, dk, dv,
+                                m_first, length, lse_base, delta_base, n0, LEFT, RIGHT, scale_log2, STAGES,
+                                True, EARLY, True, STATS, num_warps)
     _release(kv_bar, bars, STAGES)
     whole = False
     if TMA_OUT:
@@ -631,6 +668,16 @@ def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
     return TensorDescriptor(x, [rows, cols], [st, 1], [block_rows, D], layout), (b_rows, h_rows, h_cols)
 
 
+def _stats_descriptor(x: torch.Tensor, block_rows: int):
+    """A 1-D TMA descriptor over the contiguous fp32 [B, H, T] array x (lse or delta), block_rows a box."""
+    return TensorDescriptor(x, [x.numel()], [1], [block_rows], _stats_layout(block_rows))
+
+
+@functools.lru_cache(maxsize=None)
+def _stats_layout(block_rows: int):
+    return gl.NVMMASharedLayout.get_default_for([block_rows], gl.float32)
+
+
 def _out_strides(x: torch.Tensor, packed: bool) -> tuple[int, int, int, int]:
     if packed:                     # [N, H, D]: rows found through `starts`
         return 0, x.stride(1), x.stride(0), x.stride(2)
@@ -651,6 +698,11 @@ def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, 
         options["TMA_OUT"] = outs is not None
         out_descs, out_rows = zip(*(_descriptor(x, packed, bn) for x in outs)) if outs else (descs[1:3], rows[1:3])
         descs, rows = (*descs, *out_descs), (*rows, *out_rows)
+        # TMA reads a box only from a 16-byte aligned address: row bh·T + 32·i of lse and delta is
+        # one where T is a multiple of 4 (and the arrays are aligned); elsewhere the kernel loads
+        # them itself, and the descriptors it is passed (delta's, always ours) go unused
+        options["STATS"] = options["STATS"] and T % 4 == 0 and lse.data_ptr() % 16 == 0
+        descs = (*descs, _stats_descriptor(lse if options["STATS"] else delta, bm), _stats_descriptor(delta, bm))
     launch(kernel, (triton.cdiv(T, bn if kind == "dkdv" else bm), B * H),
            (*descs, *tensors, lse, delta, lengths, starts if packed else lengths,
             *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E),
