@@ -77,9 +77,37 @@ def print_compiled() -> None:
                 r = resource_usage(kernel.asm["cubin"])
                 instructions = sass_instructions(kernel.asm["cubin"])
                 hgmma, waits = wgmma_waits(instructions)
+                loops = " ".join(f"L{loads}/S{selects}" for loads, selects in tile_loops(kernel.asm["cubin"]))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
-                      f"tma_stores {sum('UTMASTG' in i for i in instructions)}", flush=True)
+                      f"tma_stores {sum('UTMASTG' in i for i in instructions)} loops {loops}", flush=True)
+
+
+def tile_loops(cubin: bytes) -> list[tuple[int, int]]:
+    """(global loads, selects) of each innermost loop of the SASS that issues wgmmas, in address
+    order: a walk's loops (edge, interior, edge where SPLIT). Selects (SEL, FSEL) are what the
+    band mask costs a score; global loads (LDG) what a tile reads besides its TMA tiles."""
+    import re
+
+    from compile_kernels import cuobjdump
+    code = []
+    for line in cuobjdump(cubin, "-sass").splitlines():
+        m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+([^;]*);", line)
+        if m:
+            code.append((int(m.group(1), 16), " ".join(m.group(2).split())))
+    spans = []   # a backward branch closes a loop: [target, branch]
+    for address, text in code:
+        m = re.search(r"\bBRA (0x[0-9a-f]+)", text)
+        if m and int(m.group(1), 16) < address:
+            spans.append((int(m.group(1), 16), address))
+    innermost = [a for a in spans if not any(b != a and a[0] <= b[0] and b[1] <= a[1] for b in spans)]
+    loops = []
+    for lo, hi in sorted(innermost):
+        body = [re.sub(r"^@!?U?P\w+ ", "", text).split(" ")[0] for address, text in code if lo <= address <= hi]
+        if any(op.startswith("HGMMA") for op in body):
+            loops.append((sum(op.startswith("LDG") for op in body),
+                          sum(op.split(".")[0] in ("SEL", "FSEL") for op in body)))
+    return loops
 
 
 def load_hopper():

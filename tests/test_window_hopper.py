@@ -10,6 +10,7 @@ backward.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -106,13 +107,24 @@ LINE = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): regs (\d+) st
                   r"hgmma (\d+) waits (\d+) tma_stores (\d+)")
 
 
+@functools.cache
+def _compiled_lines() -> tuple[str, ...]:
+    """`python3 bench/window_hopper.py --compile-only`'s lines, run once for the tests below."""
+    return tuple(line for (line,) in compile_only_rows("window_hopper.py", re.compile(r"(.*)")))
+
+
+def _compiled(pattern: re.Pattern) -> list[tuple]:
+    return [tuple(int(g) if g.isdigit() else g for g in m.groups())
+            for m in map(pattern.match, _compiled_lines()) if m]
+
+
 @needs_gluon
 def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
     """Both kernels at D 64 and 128, padded and packed, as window_attention_hopper.VARIANT builds
     them: each tile body (the loop's, three where SPLIT, and the peeled last tile's where PEEL) with its two wgmma
     groups (Sᵀ and dPᵀ, then dV and dK; S and dP, then dQ), so two waits a body and the HGMMA count
     of its four GEMMs; registers within a 4-warp program's budget."""
-    rows = compile_only_rows("window_hopper.py", LINE)
+    rows = _compiled(LINE)
     assert len(rows) == 12, rows
     built = {(kind, d, layout): (hgmma, stores) for kind, d, layout, _, _, _, hgmma, _, stores in rows}
     for d in (64, 128):                          # the dK/dV kernel with TMA_OUT switched: the same
@@ -130,6 +142,30 @@ def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
         assert hgmma == bodies * per_tile and waits == 2 * bodies, (where, hgmma, waits)
         assert regs <= (128 if (kind, d) == ("dkdv", 64) else 255) and stack <= 64, (where, regs, stack)
         assert shared <= 100 * 1024, where      # two programs an SM at least
+
+
+LOOPS = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): .* loops ((?:L\d+/S\d+ ?)+)$")
+
+
+@needs_gluon
+def test_hopper_walks_run_their_interior_unmasked_and_load_no_row_stats_a_tile():
+    """SPLIT and STATS as compiled: where VARIANT splits a kernel's walk, its tile loops are three,
+    edge (the band mask's selects), interior (none), edge; unsplit, one masked loop. No tile loop
+    issues a global load: the dK/dV kernel's lse and delta come by TMA with each tile (STATS), the dQ
+    kernel loads its own rows' once."""
+    hop = _hopper()
+    rows = _compiled(LOOPS)
+    assert len(rows) == 12, rows
+    for kind, d, layout, loops in rows:
+        loops = [tuple(map(int, re.findall(r"\d+", loop))) for loop in loops.split()]
+        where = (kind, d, layout, loops)
+        split = kind[:4] if kind != "dq" else kind
+        if split in hop.VARIANT[d]["SPLIT"]:
+            assert len(loops) == 3 and loops[1][1] == 0 and loops[0][1] > 0 and loops[2][1] > 0, where
+        else:
+            assert len(loops) == 1 and loops[0][1] > 0, where
+        if kind == "dq" or hop.VARIANT[d]["STATS"]:
+            assert all(loads == 0 for loads, _ in loops), where
 
 
 # ----------------------------------------------------------------------------- on the GPU
