@@ -144,6 +144,17 @@ def test_hopper_kernels_compile_for_sm90_with_their_wgmmas_in_groups():
         assert shared <= 100 * 1024, where      # two programs an SM at least
 
 
+@needs_gluon
+def test_row_stats_by_tma_only_from_aligned_rows():
+    """The dK/dV kernel reads lse and delta by TMA only where every row bh·T + 32·i starts on 16
+    bytes: T a multiple of 4 and the array aligned and contiguous."""
+    hop = _hopper()
+    assert hop.stats_by_tma(torch.empty(2, 3, 40), 40)
+    assert not hop.stats_by_tma(torch.empty(2, 3, 37), 37)
+    assert not hop.stats_by_tma(torch.empty(2 * 3 * 40 + 1)[1:].view(2, 3, 40), 40)    # 4 bytes off
+    assert not hop.stats_by_tma(torch.empty(2, 40, 3).transpose(1, 2), 40)
+
+
 LOOPS = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): .* loops ((?:L\d+/S\d+ ?)+)$")
 
 

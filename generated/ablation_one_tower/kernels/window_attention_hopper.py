@@ -62,7 +62,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 __all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options",
-           "rows_view", "tensors_reason", "unsupported"]
+           "rows_view", "stats_by_tma", "tensors_reason", "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
@@ -668,6 +668,13 @@ def _descriptor(x: torch.Tensor, packed: bool, block_rows: int):
     return TensorDescriptor(x, [rows, cols], [st, 1], [block_rows, D], layout), (b_rows, h_rows, h_cols)
 
 
+def stats_by_tma(lse: torch.Tensor, T: int) -> bool:
+    """Whether the dK/dV kernel can read lse (and delta, allocated alike) [B, H, T] by TMA: a box is
+    read only from a 16-byte aligned address, and row bh·T + 32·i is one only where T is a multiple
+    of 4 and the array itself is aligned (an illegal instruction otherwise, on the H200)."""
+    return T % 4 == 0 and lse.data_ptr() % 16 == 0 and lse.is_contiguous()
+
+
 def _stats_descriptor(x: torch.Tensor, block_rows: int):
     """A 1-D TMA descriptor over the contiguous fp32 [B, H, T] array x (lse or delta), block_rows a box."""
     return TensorDescriptor(x, [x.numel()], [1], [block_rows], _stats_layout(block_rows))
@@ -698,10 +705,9 @@ def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, 
         options["TMA_OUT"] = outs is not None
         out_descs, out_rows = zip(*(_descriptor(x, packed, bn) for x in outs)) if outs else (descs[1:3], rows[1:3])
         descs, rows = (*descs, *out_descs), (*rows, *out_rows)
-        # TMA reads a box only from a 16-byte aligned address: row bh·T + 32·i of lse and delta is
-        # one where T is a multiple of 4 (and the arrays are aligned); elsewhere the kernel loads
-        # them itself, and the descriptors it is passed (delta's, always ours) go unused
-        options["STATS"] = options["STATS"] and T % 4 == 0 and lse.data_ptr() % 16 == 0
+        # elsewhere the kernel loads lse and delta itself; the descriptors it is passed (delta's,
+        # always ours) then go unused
+        options["STATS"] = options["STATS"] and stats_by_tma(lse, T)
         descs = (*descs, _stats_descriptor(lse if options["STATS"] else delta, bm), _stats_descriptor(delta, bm))
     launch(kernel, (triton.cdiv(T, bn if kind == "dkdv" else bm), B * H),
            (*descs, *tensors, lse, delta, lengths, starts if packed else lengths,
