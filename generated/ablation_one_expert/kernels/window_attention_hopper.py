@@ -37,7 +37,13 @@ with a select (NaN-safe), and in the one walked tile that can reach past the len
 rows there (Q and dO for dK/dV, K and V for dQ) are zeroed in shared memory before the GEMMs read
 them, so that 0·NaN never enters an accumulator. Owned rows past the length are not masked: their
 garbage reaches only their own gradient rows, which are never stored. Gradients are written by
-masked stores (or, with TMA_OUT, whole owned tiles inside the length by TMA).
+masked stores (or, with TMA_OUT, whole owned tiles inside the length by TMA). With STATS the walked
+rows' lse and delta come by TMA too: lse past a length is -inf or anything (its scores are masked by
+the select), delta there 0 or another row's (finite), so dSᵀ = 0 · (dPᵀ − delta) stays 0.
+
+Interior tiles (SPLIT). The walked tiles whose every score lies in the band and every walked row
+inside the length form one contiguous range of a walk (_interior); they run in a loop of their own
+with no select and no zeroing, the band's edge tiles before and after it in masked loops.
 
 Addressing. A TMA descriptor is two-dimensional [rows, columns] over a tensor's memory: row r of
 example b, head h is descriptor row (starts[b] if packed else b·B_ROWS) + h·H_ROWS + r, columns
