@@ -178,6 +178,29 @@ def test_garbage_past_lengths_changes_nothing():
             assert (g.masked_select(~valid) == 0).all()
 
 
+def test_dq_kernel_writes_delta_on_every_row(monkeypatch):
+    """delta = rowsum(dO ⊙ O), which the dQ kernel writes for the dK/dV kernel after it, is defined
+    on every row < T of every (b, h), 0 past each length, empty examples and whole tiles of padding
+    included: the Hopper dK/dV kernel reads whole 32-row tiles of it by TMA, and a walk's last tile
+    may reach into the next (b, h)'s rows, where a NaN would enter dK as 0 · NaN."""
+    B, H, T, D = 3, 2, 70, 16
+    q, k, v, do, lengths = make_inputs(B, H, T, D, torch.float32, [70, 0, 5])
+    o, lse = wa.window_attention_forward(q, k, v, lengths, 9, False, 0.3)
+    seen = []
+
+    def row_stats(self, device):
+        seen.append(torch.full((self.B, self.H, self.T), float("nan"), device=device))
+        return seen[-1]
+
+    monkeypatch.setattr(wa._Layout, "row_stats", row_stats)
+    wa.window_attention_backward(do, q, k, v, o, lse, lengths, 9, False, 0.3)
+    delta, = seen
+    past = torch.arange(T, device=q.device)[None, None, :] >= lengths[:, None, None]
+    want = (do.double() * o.double()).sum(-1).masked_fill(past, 0)
+    assert torch.isfinite(delta).all() and (delta.masked_select(past) == 0).all()
+    assert rel_err(delta, want) <= 1e-5
+
+
 def test_far_tiles_are_never_visited():
     """A NaN at position 80 (inside the length) may only reach rows whose tiles touch its band.
 

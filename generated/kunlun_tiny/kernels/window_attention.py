@@ -464,8 +464,11 @@ def _bwd_dq_kernel(Q, K, V, O, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
     offs_d = tl.arange(0, BLOCK_D)
     dq_base = _head(DQ, b, h, row0, stride_dqb, stride_dqh, stride_dqt)
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    if start_m >= length:  # the whole query tile is padding: zero gradient, nothing computed
+    if start_m >= length:  # the whole query tile is padding: zero gradient and delta, nothing computed
         _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, limit, HEAD_D, BLOCK_D)
+        # every row < T gets a delta: the Hopper dK/dV kernel reads whole 32-row tiles of it by TMA,
+        # the last of a walk reaching past its row's length (where its score is 0, times delta)
+        tl.store(DELTA + bh.to(tl.int64) * T + offs_m, tl.zeros([BLOCK_M], tl.float32), mask=offs_m < T)
         return
 
     q = _load_rows(_head(Q, b, h, row0, stride_qb, stride_qh, stride_qt), offs_m, offs_d,
