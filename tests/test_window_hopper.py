@@ -236,6 +236,25 @@ def test_gpu_hopper_backward_matches_the_reference(B, H, T, D, window, causal, l
             assert rel_err(x, ref) <= TOL[dtype], (name, rel_err(x, ref))
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("D", [64, 128])
+def test_gpu_hopper_dkdv_reads_no_stale_delta(D, monkeypatch):
+    """T a multiple of 4 but not of 32 (STATS on), an example whose walks' last tiles reach past T into
+    the next (b, h)'s rows of delta, and that next example empty, with delta's memory NaN before the
+    dQ kernel writes it: every row of delta must be written (0 past a length), or 0 · NaN reaches dK."""
+    B, H, T, window = 2, 1, 300, 40
+    assert _hopper().stats_by_tma(torch.empty(B, H, T), T) and T % 32
+    q, k, v, do, lengths = make_inputs(B, H, T, D, torch.bfloat16, [T, 0])
+    want = reference(q, k, v, do, lengths, window, False, 0.125)
+    monkeypatch.setattr(wa._Layout, "row_stats",
+                        lambda self, device: torch.full((self.B, self.H, self.T), float("nan"), device=device))
+    o, lse = wa.window_attention_forward(q, k, v, lengths, window, False, 0.125)
+    dq, dk, dv = wa.window_attention_backward(do, q, k, v, o, lse, lengths, window, False, 0.125)
+    for name, x, ref in (("dq", dq, want[2]), ("dk", dk, want[3]), ("dv", dv, want[4])):
+        assert torch.isfinite(x).all(), name
+        assert rel_err(x, ref) <= TOL[torch.bfloat16], (name, rel_err(x, ref))
+
+
 @pytest.fixture
 def one_config(monkeypatch):
     """Each Triton window kernel's autotuner limited to its first config: padded and packed rows are
