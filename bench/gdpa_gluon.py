@@ -245,12 +245,18 @@ def compile_sm90(block_m: int = 128, block_n: int = 64, stages: int = 3, num_war
                           target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
 
 
-def sass_instructions(cubin: bytes) -> list[str]:
-    """The cubin's SASS instructions in order, opcode and operands (Triton's bundled cuobjdump)."""
+def sass_lines(cubin: bytes) -> list[tuple[int, str]]:
+    """The cubin's SASS instructions in order, each (address, opcode and operands) (Triton's bundled
+    cuobjdump)."""
     import re
     text = cuobjdump(cubin, "-sass")
-    found = (re.match(r"\s*/\*[0-9a-f]+\*/\s+([^;]*);", line) for line in text.splitlines())
-    return [" ".join(m.group(1).split()) for m in found if m]
+    found = (re.match(r"\s*/\*([0-9a-f]+)\*/\s+([^;]*);", line) for line in text.splitlines())
+    return [(int(m.group(1), 16), " ".join(m.group(2).split())) for m in found if m]
+
+
+def sass_instructions(cubin: bytes) -> list[str]:
+    """The cubin's SASS instructions in order, opcode and operands."""
+    return [text for _, text in sass_lines(cubin)]
 
 
 def activation_under_wgmma(instructions: list[str], mufu: str = "MUFU.TANH") -> int:

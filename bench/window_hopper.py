@@ -60,7 +60,7 @@ def print_compiled() -> None:
     """Each kernel as VARIANT builds it (kinds dkdv, dq), and the dK/dV kernel with TMA_OUT switched
     (kind dkdv_tma_out: its stores counted), at D 64 and 128, padded and packed."""
     from compile_kernels import resource_usage
-    from gdpa_gluon import sass_instructions
+    from gdpa_gluon import sass_lines
     from gdpa_gluon_bwd import wgmma_waits
     hop = load_hopper()
     for kind in ("dkdv", "dq", "dkdv_tma_out"):
@@ -75,26 +75,22 @@ def print_compiled() -> None:
                 finally:
                     variant["TMA_OUT"] = default
                 r = resource_usage(kernel.asm["cubin"])
-                instructions = sass_instructions(kernel.asm["cubin"])
+                code = sass_lines(kernel.asm["cubin"])
+                instructions = [text for _, text in code]
                 hgmma, waits = wgmma_waits(instructions)
-                loops = " ".join(f"L{loads}/S{selects}" for loads, selects in tile_loops(kernel.asm["cubin"]))
+                loops = " ".join(f"L{loads}/S{selects}" for loads, selects in tile_loops(code))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
                       f"tma_stores {sum('UTMASTG' in i for i in instructions)} loops {loops}", flush=True)
 
 
-def tile_loops(cubin: bytes) -> list[tuple[int, int]]:
-    """(global loads, selects) of each innermost loop of the SASS that issues wgmmas, in address
-    order: a walk's loops (edge, interior, edge where SPLIT). Selects (SEL, FSEL) are what the
-    band mask costs a score; global loads (LDG) what a tile reads besides its TMA tiles."""
+def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int]]:
+    """(global loads, selects) of each innermost loop of the SASS `code` (gdpa_gluon.sass_lines) that
+    issues wgmmas, in address order: a walk's loops (edge, interior, edge where SPLIT). Selects (SEL,
+    FSEL) are what the band mask costs a score; global loads (LDG) what a tile reads besides its TMA
+    tiles."""
     import re
 
-    from compile_kernels import cuobjdump
-    code = []
-    for line in cuobjdump(cubin, "-sass").splitlines():
-        m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+([^;]*);", line)
-        if m:
-            code.append((int(m.group(1), 16), " ".join(m.group(2).split())))
     spans = []   # a backward branch closes a loop: [target, branch]
     for address, text in code:
         m = re.search(r"\bBRA (0x[0-9a-f]+)", text)

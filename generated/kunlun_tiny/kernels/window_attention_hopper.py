@@ -686,7 +686,7 @@ def _stats_descriptor(x: torch.Tensor, block_rows: int):
     return TensorDescriptor(x, [x.numel()], [1], [block_rows], _stats_layout(block_rows))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stats_layout(block_rows: int):
     return gl.NVMMASharedLayout.get_default_for([block_rows], gl.float32)
 

@@ -464,11 +464,12 @@ def _bwd_dq_kernel(Q, K, V, O, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
     offs_d = tl.arange(0, BLOCK_D)
     dq_base = _head(DQ, b, h, row0, stride_dqb, stride_dqh, stride_dqt)
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    delta_ptrs = DELTA + bh.to(tl.int64) * T + offs_m
     if start_m >= length:  # the whole query tile is padding: zero gradient and delta, nothing computed
         _store_rows(dq_base, offs_m, offs_d, stride_dqt, stride_dqd, dq, limit, HEAD_D, BLOCK_D)
         # every row < T gets a delta: the Hopper dK/dV kernel reads whole 32-row tiles of it by TMA,
         # the last of a walk reaching past its row's length (where its score is 0, times delta)
-        tl.store(DELTA + bh.to(tl.int64) * T + offs_m, tl.zeros([BLOCK_M], tl.float32), mask=offs_m < T)
+        tl.store(delta_ptrs, tl.zeros([BLOCK_M], tl.float32), mask=offs_m < T)
         return
 
     q = _load_rows(_head(Q, b, h, row0, stride_qb, stride_qh, stride_qt), offs_m, offs_d,
@@ -478,7 +479,7 @@ def _bwd_dq_kernel(Q, K, V, O, DO, LSE, DELTA, DQ, LENGTHS, STARTS,
     o = _load_rows(_head(O, b, h, row0, stride_ob, stride_oh, stride_ot), offs_m, offs_d,
                    stride_ot, stride_od, length, HEAD_D, BLOCK_D, True)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)   # 0 on rows past the length
-    tl.store(DELTA + bh.to(tl.int64) * T + offs_m, delta, mask=offs_m < T)
+    tl.store(delta_ptrs, delta, mask=offs_m < T)
     lse = _load_lse2(LSE + bh.to(tl.int64) * T, offs_m, length, True)
     k_base = _head(K, b, h, row0, stride_kb, stride_kh, stride_kt)
     v_base = _head(V, b, h, row0, stride_vb, stride_vh, stride_vt)
