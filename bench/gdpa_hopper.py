@@ -1,6 +1,6 @@
 """The Hopper (Gluon) GDPA backward against the Triton one: checked, then timed.
 
-    python3 bench/gdpa_hopper.py [--json PATH] [--quick]   # on an H100/H200
+    python3 bench/gdpa_hopper.py [--json PATH] [--quick | --configs | --txbars]   # on an H100/H200
     python3 bench/gdpa_hopper.py --compile-only            # anywhere: compile for sm_90, print resources
 
 templates/kernels/gdpa_hopper.py holds the dQ and dK/dV kernels gdpa.gdpa_backward runs on sm_90
@@ -59,26 +59,29 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, act: int = 0, hop=None)
     descs = [hop._descriptor(x, False, rows)[0] for rows in (bm, bn, bn, bm)]
     fn = hop._dq_kernel if kind == "dq" else hop._dkdv_kernel
     constexprs = {"ACT": act, "HAS_KV_LEN": False, "HEAD_TABLE": False, "PACKED": packed, "STAGES": stages,
-                  "num_warps": warps}
+                  "TXBARS": hop.TXBARS[kind], "num_warps": warps}
     return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps})
 
 
 def print_compiled() -> None:
     """Each kernel at D 64 and 128, padded and packed, gelu_tanh: its resources and wgmma groups."""
     from compile_kernels import resource_usage
-    from gdpa_gluon import sass_instructions
+    from gdpa_gluon import sass_lines
     from gdpa_gluon_bwd import wgmma_waits
+    from window_hopper import tile_loops
     hop = load("gdpa_hopper")
     for kind in ("dq", "dkdv"):
         for head_dim in (64, 128):
             for packed in (False, True):
                 kernel = compile_sm90(kind, head_dim, packed, hop=hop)
                 r = resource_usage(kernel.asm["cubin"])
-                instructions = sass_instructions(kernel.asm["cubin"])
+                code = sass_lines(kernel.asm["cubin"])
+                instructions = [text for _, text in code]
                 hgmma, waits = wgmma_waits(instructions)
+                loops = " ".join(f"L{loads}/S{selects}/B{bars}" for loads, selects, bars in tile_loops(code))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
-                      f"tanh {sum('MUFU.TANH' in i for i in instructions)}", flush=True)
+                      f"tanh {sum('MUFU.TANH' in i for i in instructions)} loops {loops}", flush=True)
 
 
 def reference(q, k, v, do, lengths, acts: str, scale: float):
@@ -92,33 +95,42 @@ def reference(q, k, v, do, lengths, acts: str, scale: float):
     return qf.grad, kf.grad, vf.grad
 
 
+def _packed_case(gdpa, shape, gen):
+    """(backward, ms) at `shape` on the models' packed layout (lengths uniform in [0, T]; k, v heads
+    views of one projection, dK, dV written into one): backward(hopper) runs gdpa_backward with the
+    Hopper kernels or Triton's and returns its gradients; ms(hopper) each kernel's profiler time."""
+    from benchutil import direct_launch, kernel_ms_by_name
+    B, H, T, S, D, acts = shape
+    lengths = torch.randint(0, T + 1, (B,), device="cuda", generator=gen)
+    N = int(lengths.sum())
+    q, do = ((torch.randn(N, H, D, device="cuda", generator=gen) * sd).bfloat16() for sd in (D ** -0.25, 1.0))
+    kv = (torch.randn(B, S, 2 * H * D, device="cuda", generator=gen) * D ** -0.25).bfloat16()
+    k, v = kv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0)
+    starts = torch.cumsum(lengths, 0) - lengths
+    dkv = torch.empty_like(kv)
+    grads = (torch.empty_like(q), *dkv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0))
+
+    def backward(hopper: bool):
+        gdpa._HOPPER_BWD = hopper
+        with direct_launch():
+            return [g.clone() for g in gdpa.gdpa_backward(do, q, k, v, lengths, None, acts, 1.0 / S, q_starts=starts,
+                                                           max_len=T, grads=grads)]
+
+    def ms(hopper: bool) -> dict:
+        by = kernel_ms_by_name(lambda: backward(hopper), 10)
+        return {kind: sum(t for name, t in by.items() if kind in name.lower() and "copy" not in name.lower())
+                for kind in ("dkdv", "dq")}
+    return backward, ms
+
+
 def sweep(gdpa, json_path) -> int:
     """SWEEP's configs of each Hopper kernel against the autotuned Triton kernel, packed jagged rows."""
-    from benchutil import direct_launch, kernel_ms_by_name, write_json
+    from benchutil import write_json
     hop = gdpa._hopper_module()
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
     for B, H, T, S, D, acts in SWEEP_SHAPES:
-        lengths = torch.randint(0, T + 1, (B,), device="cuda", generator=gen)
-        N = int(lengths.sum())
-        q, do = ((torch.randn(N, H, D, device="cuda", generator=gen) * sd).bfloat16() for sd in (D ** -0.25, 1.0))
-        kv = (torch.randn(B, S, 2 * H * D, device="cuda", generator=gen) * D ** -0.25).bfloat16()
-        k, v = kv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0)
-        starts = torch.cumsum(lengths, 0) - lengths
-        dkv = torch.empty_like(kv)
-        grads = (torch.empty_like(q), *dkv.view(B, S, 2, H, D).permute(2, 0, 3, 1, 4).unbind(0))
-
-        def backward(hopper: bool):
-            gdpa._HOPPER_BWD = hopper
-            with direct_launch():
-                return [g.clone() for g in gdpa.gdpa_backward(do, q, k, v, lengths, None, acts, 1.0 / S, q_starts=starts,
-                                                               max_len=T, grads=grads)]
-
-        def ms(hopper: bool) -> dict:
-            by = kernel_ms_by_name(lambda: backward(hopper), 10)
-            return {kind: sum(t for name, t in by.items() if kind in name.lower() and "copy" not in name.lower())
-                    for kind in ("dkdv", "dq")}
-
+        backward, ms = _packed_case(gdpa, (B, H, T, S, D, acts), gen)
         base = backward(False)
         row = {"B": B, "H": H, "T": T, "S": S, "D": D, "triton_ms": ms(False), "configs": []}
         for kind in ("dq", "dkdv"):
@@ -147,6 +159,39 @@ def sweep(gdpa, json_path) -> int:
     return 1 if wrong else 0
 
 
+def txbars(gdpa, json_path) -> int:
+    """Both Hopper kernels at their configs with TXBARS off and on (each walked tensor on its own
+    transaction barrier), at SWEEP_SHAPES (the models' packed rows): kernel ms and gradients against
+    the Triton backward's, in one process."""
+    from benchutil import write_json
+    hop = gdpa._hopper_module()
+    rows, start, wrong = [], time.time(), 0
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    default = dict(hop.TXBARS)
+    for shape in SWEEP_SHAPES:
+        backward, ms = _packed_case(gdpa, shape, gen)
+        base = backward(False)
+        row = {"shape": shape, "layout": "packed", "triton_ms": ms(False), "txbars": {}}
+        for on in (False, True):
+            hop.TXBARS.update(dq=on, dkdv=on)
+            got = backward(True)
+            err = max(rel_err(g, b) for g, b in zip(got, base))
+            wrong += not err <= 5e-3
+            row["txbars"][str(on)] = {"ms": ms(True), "err_vs_triton": err}
+        hop.TXBARS.update(default)
+        gdpa._HOPPER_BWD = True
+        rows.append(row)
+        write_json(json_path, rows)
+        off, on = row["txbars"]["False"], row["txbars"]["True"]
+        print(f"{'x'.join(map(str, shape[:5]))} packed: triton dK/dV {row['triton_ms']['dkdv']:.3f} dQ "
+              f"{row['triton_ms']['dq']:.3f}; TXBARS off {off['ms']['dkdv']:.3f} / {off['ms']['dq']:.3f}, on "
+              f"{on['ms']['dkdv']:.3f} / {on['ms']['dq']:.3f} ms: on ÷ off {off['ms']['dkdv'] / on['ms']['dkdv']:.3f}x / "
+              f"{off['ms']['dq'] / on['ms']['dq']:.3f}x (err {off['err_vs_triton']:.1e}, {on['err_vs_triton']:.1e})",
+              flush=True)
+    write_json(json_path, rows, start)
+    return 1 if wrong else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     out = os.environ.get("OUT")
@@ -154,6 +199,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small odd shapes: correctness")
     parser.add_argument("--configs", action="store_true",
                         help="time each SWEEP tile config of both kernels on packed rows at SWEEP_SHAPES")
+    parser.add_argument("--txbars", action="store_true",
+                        help="time both kernels with TXBARS off and on, packed rows at SWEEP_SHAPES")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile both kernels for sm_90 (no GPU needed) and print their resources")
     args = parser.parse_args()
@@ -167,6 +214,8 @@ def main() -> int:
     gdpa = load("gdpa")
     if args.configs:
         return sweep(gdpa, args.json)
+    if args.txbars:
+        return txbars(gdpa, args.json)
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
     for B, H, T, S, D, acts in QUICK_SHAPES if args.quick else SHAPES:

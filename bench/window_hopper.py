@@ -51,7 +51,7 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16, h
     fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
     options = hop.launch_options(kind, head_dim)
     constexprs = {"PACKED": packed, "STAGES": stages,
-                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "STATS", "num_warps") if name in options}}
+                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "STATS", "TXBARS", "num_warps") if name in options}}
     return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps, **options},
                               "*bf16" if dtype == torch.bfloat16 else "*fp16")
 
@@ -78,17 +78,18 @@ def print_compiled() -> None:
                 code = sass_lines(kernel.asm["cubin"])
                 instructions = [text for _, text in code]
                 hgmma, waits = wgmma_waits(instructions)
-                loops = " ".join(f"L{loads}/S{selects}" for loads, selects in tile_loops(code))
+                loops = " ".join(f"L{loads}/S{selects}/B{bars}" for loads, selects, bars in tile_loops(code))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
                       f"tma_stores {sum('UTMASTG' in i for i in instructions)} loops {loops}", flush=True)
 
 
-def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int]]:
-    """(global loads, selects) of each innermost loop of the SASS `code` (gdpa_gluon.sass_lines) that
-    issues wgmmas, in address order: a walk's loops (edge, interior, edge where SPLIT). Selects (SEL,
-    FSEL) are what the band mask costs a score; global loads (LDG) what a tile reads besides its TMA
-    tiles."""
+def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int, int]]:
+    """(global loads, selects, CTA barriers) of each innermost loop of the SASS `code`
+    (gdpa_gluon.sass_lines) that issues wgmmas, in address order: a walk's loops (edge, interior,
+    edge where SPLIT). Selects (SEL, FSEL) are what the band mask costs a score; global loads (LDG)
+    what a tile reads besides its TMA tiles; barriers (BAR.SYNC) what Triton's barrier pass puts
+    around the ring's refills (TXBARS)."""
     import re
 
     spans = []   # a backward branch closes a loop: [target, branch]
@@ -102,7 +103,8 @@ def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int]]:
         body = [re.sub(r"^@!?U?P\w+ ", "", text).split(" ")[0] for address, text in code if lo <= address <= hi]
         if any(op.startswith("HGMMA") for op in body):
             loops.append((sum(op.startswith("LDG") for op in body),
-                          sum(op.split(".")[0] in ("SEL", "FSEL") for op in body)))
+                          sum(op.split(".")[0] in ("SEL", "FSEL") for op in body),
+                          sum(op.startswith("BAR.SYNC") for op in body)))
     return loops
 
 
@@ -142,10 +144,9 @@ def rel_err(x, ref, natural: float = 0.0) -> float:
     return err if math.isfinite(err) else float("inf")
 
 
-VARIANTS = [dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=("dkdv", "dq"), STATS=False),
-            dict(PEEL=False, EARLY=False, MAXNREG=True, TMA_OUT=False, SPLIT=("dkdv", "dq"), STATS=True),
-            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=("dkdv",), STATS=False),
-            dict(PEEL=True, EARLY=True, MAXNREG=False, TMA_OUT=True, SPLIT=("dkdv",), STATS=True)]
+# --variants: each build is the head dim's production VARIANT with one of these overrides (the
+# twenty-sixth session's question: one transaction barrier a walked tensor, TXBARS, off and on)
+VARIANTS = [dict(TXBARS=False), dict(TXBARS=True)]
 
 
 def variants(json_path) -> int:
@@ -184,7 +185,8 @@ def variants(json_path) -> int:
             base = backward(False)
             defaults, dq_defaults = dict(hop.VARIANT[D]), hop.HOPPER_DQ
             hop.HOPPER_DQ = {d: True for d in dq_defaults}
-            for variant in VARIANTS:
+            for override in VARIANTS:
+                variant = {**defaults, **override}
                 hop.VARIANT[D].update(variant)
                 got = backward(True)
                 err = max(rel_err(g, b) for g, b in zip(got, base))
@@ -207,7 +209,7 @@ def variants(json_path) -> int:
             print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: triton dK/dV "
                   f"{row['triton_ms']['dkdv']:.3f} dQ {row['triton_ms']['dq']:.3f} ms"
                   + (f"; control {control['dkdv']:.3f} / {control['dq']:.3f}" if control else "") + "; "
-                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))}L{int(x['STATS'])} {x['ms']['dkdv']:.3f} / "
+                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))}L{int(x['STATS'])}B{int(x['TXBARS'])} {x['ms']['dkdv']:.3f} / "
                               f"{x['ms']['dq']:.3f} ({x['speedup']['dkdv']:.2f}x / {x['speedup']['dq']:.2f}x"
                               f"{'' if x['err_vs_triton'] <= 5e-3 else ' WRONG'})" for x in row["variants"]),
                   flush=True)

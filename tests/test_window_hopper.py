@@ -155,7 +155,7 @@ def test_row_stats_by_tma_only_from_aligned_rows():
     assert not hop.stats_by_tma(torch.empty(2, 40, 3).transpose(1, 2), 40)
 
 
-LOOPS = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): .* loops ((?:L\d+/S\d+ ?)+)$")
+LOOPS = re.compile(r"(dkdv|dq|dkdv_tma_out) D(\d+) (padded|packed): .* loops ((?:L\d+/S\d+/B\d+ ?)+)$")
 
 
 @needs_gluon
@@ -176,7 +176,7 @@ def test_hopper_walks_run_their_interior_unmasked_and_load_no_row_stats_a_tile()
         else:
             assert len(loops) == 1 and loops[0][1] > 0, where
         if kind == "dq" or hop.VARIANT[d]["STATS"]:
-            assert all(loads == 0 for loads, _ in loops), where
+            assert all(loads == 0 for loads, _, _ in loops), where
 
 
 # ----------------------------------------------------------------------------- on the GPU
