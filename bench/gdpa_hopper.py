@@ -1,6 +1,6 @@
 """The Hopper (Gluon) GDPA backward against the Triton one: checked, then timed.
 
-    python3 bench/gdpa_hopper.py [--json PATH] [--quick | --configs | --txbars]   # on an H100/H200
+    python3 bench/gdpa_hopper.py [--json PATH] [--quick | --configs]   # on an H100/H200
     python3 bench/gdpa_hopper.py --compile-only            # anywhere: compile for sm_90, print resources
 
 templates/kernels/gdpa_hopper.py holds the dQ and dK/dV kernels gdpa.gdpa_backward runs on sm_90
@@ -59,7 +59,7 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, act: int = 0, hop=None)
     descs = [hop._descriptor(x, False, rows)[0] for rows in (bm, bn, bn, bm)]
     fn = hop._dq_kernel if kind == "dq" else hop._dkdv_kernel
     constexprs = {"ACT": act, "HAS_KV_LEN": False, "HEAD_TABLE": False, "PACKED": packed, "STAGES": stages,
-                  "TXBARS": hop.TXBARS[kind], "num_warps": warps}
+                  "num_warps": warps}
     return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps})
 
 
@@ -159,39 +159,6 @@ def sweep(gdpa, json_path) -> int:
     return 1 if wrong else 0
 
 
-def txbars(gdpa, json_path) -> int:
-    """Both Hopper kernels at their configs with TXBARS off and on (each walked tensor on its own
-    transaction barrier), at SWEEP_SHAPES (the models' packed rows): kernel ms and gradients against
-    the Triton backward's, in one process."""
-    from benchutil import write_json
-    hop = gdpa._hopper_module()
-    rows, start, wrong = [], time.time(), 0
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    default = dict(hop.TXBARS)
-    for shape in SWEEP_SHAPES:
-        backward, ms = _packed_case(gdpa, shape, gen)
-        base = backward(False)
-        row = {"shape": shape, "layout": "packed", "triton_ms": ms(False), "txbars": {}}
-        for on in (False, True):
-            hop.TXBARS.update(dq=on, dkdv=on)
-            got = backward(True)
-            err = max(rel_err(g, b) for g, b in zip(got, base))
-            wrong += not err <= 5e-3
-            row["txbars"][str(on)] = {"ms": ms(True), "err_vs_triton": err}
-        hop.TXBARS.update(default)
-        gdpa._HOPPER_BWD = True
-        rows.append(row)
-        write_json(json_path, rows)
-        off, on = row["txbars"]["False"], row["txbars"]["True"]
-        print(f"{'x'.join(map(str, shape[:5]))} packed: triton dK/dV {row['triton_ms']['dkdv']:.3f} dQ "
-              f"{row['triton_ms']['dq']:.3f}; TXBARS off {off['ms']['dkdv']:.3f} / {off['ms']['dq']:.3f}, on "
-              f"{on['ms']['dkdv']:.3f} / {on['ms']['dq']:.3f} ms: on ÷ off {off['ms']['dkdv'] / on['ms']['dkdv']:.3f}x / "
-              f"{off['ms']['dq'] / on['ms']['dq']:.3f}x (err {off['err_vs_triton']:.1e}, {on['err_vs_triton']:.1e})",
-              flush=True)
-    write_json(json_path, rows, start)
-    return 1 if wrong else 0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     out = os.environ.get("OUT")
@@ -199,8 +166,6 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small odd shapes: correctness")
     parser.add_argument("--configs", action="store_true",
                         help="time each SWEEP tile config of both kernels on packed rows at SWEEP_SHAPES")
-    parser.add_argument("--txbars", action="store_true",
-                        help="time both kernels with TXBARS off and on, packed rows at SWEEP_SHAPES")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile both kernels for sm_90 (no GPU needed) and print their resources")
     args = parser.parse_args()
@@ -214,8 +179,6 @@ def main() -> int:
     gdpa = load("gdpa")
     if args.configs:
         return sweep(gdpa, args.json)
-    if args.txbars:
-        return txbars(gdpa, args.json)
     rows, start, wrong = [], time.time(), 0
     gen = torch.Generator(device="cuda").manual_seed(0)
     for B, H, T, S, D, acts in QUICK_SHAPES if args.quick else SHAPES:

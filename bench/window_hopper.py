@@ -51,7 +51,7 @@ def compile_sm90(kind: str, head_dim: int, packed: bool, dtype=torch.bfloat16, h
     fn = hop._dkdv_kernel if kind == "dkdv" else hop._dq_kernel
     options = hop.launch_options(kind, head_dim)
     constexprs = {"PACKED": packed, "STAGES": stages,
-                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "STATS", "TXBARS", "num_warps") if name in options}}
+                  **{name: options.pop(name) for name in ("PEEL", "EARLY", "TMA_OUT", "SPLIT", "STATS", "num_warps") if name in options}}
     return compile_gluon_sm90(fn, descs, constexprs, {"num_warps": warps, **options},
                               "*bf16" if dtype == torch.bfloat16 else "*fp16")
 
@@ -89,7 +89,7 @@ def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int, int]]:
     (gdpa_gluon.sass_lines) that issues wgmmas, in address order: a walk's loops (edge, interior,
     edge where SPLIT). Selects (SEL, FSEL) are what the band mask costs a score; global loads (LDG)
     what a tile reads besides its TMA tiles; barriers (BAR.SYNC) what Triton's barrier pass puts
-    around the ring's refills (TXBARS)."""
+    around the ring's refills (one per TMA issue on a stage barrier: BENCHMARKS.md, s26)."""
     import re
 
     spans = []   # a backward branch closes a loop: [target, branch]
@@ -145,8 +145,8 @@ def rel_err(x, ref, natural: float = 0.0) -> float:
 
 
 # --variants: each build is the head dim's production VARIANT with one of these overrides (the
-# twenty-sixth session's question: one transaction barrier a walked tensor, TXBARS, off and on)
-VARIANTS = [dict(TXBARS=False), dict(TXBARS=True)]
+# twenty-sixth session timed TXBARS off and on here: bench/results/2026-12-01-h200-s26/call2)
+VARIANTS = [dict(STATS=False), dict()]
 
 
 def variants(json_path) -> int:
@@ -209,7 +209,7 @@ def variants(json_path) -> int:
             print(f"B{B} H{H} T{T} D{D} W{window} {'causal' if causal else 'bidir'} {layout}: triton dK/dV "
                   f"{row['triton_ms']['dkdv']:.3f} dQ {row['triton_ms']['dq']:.3f} ms"
                   + (f"; control {control['dkdv']:.3f} / {control['dq']:.3f}" if control else "") + "; "
-                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))}L{int(x['STATS'])}B{int(x['TXBARS'])} {x['ms']['dkdv']:.3f} / "
+                  + ", ".join(f"P{int(x['PEEL'])}E{int(x['EARLY'])}R{int(x['MAXNREG'])}S{int(x['TMA_OUT'])}X{int(bool(x['SPLIT']))}L{int(x['STATS'])} {x['ms']['dkdv']:.3f} / "
                               f"{x['ms']['dq']:.3f} ({x['speedup']['dkdv']:.2f}x / {x['speedup']['dq']:.2f}x"
                               f"{'' if x['err_vs_triton'] <= 5e-3 else ' WRONG'})" for x in row["variants"]),
                   flush=True)

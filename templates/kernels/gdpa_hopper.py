@@ -89,9 +89,6 @@ CONFIGS = {("dq", 64): (64, 64, 3, 4), ("dq", 128): (128, 32, 3, 8),
 # D 64: dQ 1.03-1.25x full, 0.96-1.21x jagged, 0.98-1.07x packed; dK/dV 1.01-1.14x, 1.04-1.09x and
 # 0.99-1.04x. At D 128: dQ 0.67-0.76x, dK/dV 0.95-1.01x, so off.
 ENABLED = {("dq", 64): True, ("dq", 128): False, ("dkdv", 64): True, ("dkdv", 128): False}
-# Per kernel: each walked tensor on its own transaction barrier (window_attention_hopper._load_pair),
-# one CTA-wide barrier a refill instead of two (SASS, Triton 3.6). Not yet measured: off.
-TXBARS = {"dq": False, "dkdv": False}
 
 
 @gluon.jit
@@ -194,7 +191,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, DQ, Q_LEN, KV_LEN, HEADS, Q_STAR
                stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                n_heads, T, S, scale,
                ACT: gl.constexpr, HAS_KV_LEN: gl.constexpr, HEAD_TABLE: gl.constexpr, PACKED: gl.constexpr,
-               STAGES: gl.constexpr, TXBARS: gl.constexpr, num_warps: gl.constexpr):
+               STAGES: gl.constexpr, num_warps: gl.constexpr):
     """dQ of BLOCK_M owned query rows of one (b, h) over every key tile below kv_len."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
@@ -211,7 +208,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, DQ, Q_LEN, KV_LEN, HEADS, Q_STAR
     else:
         dq_base = DQ + b.to(gl.int64) * stride_dqb + h.to(gl.int64) * stride_dqh
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
-    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES, TXBARS)
+    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES)
     if (m0 < q_len) & (kv_len > 0):
         n_tiles = gl.cdiv(kv_len, BLOCK_N)
         k_row = b * k_b + h * k_h
@@ -276,7 +273,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Q_LEN, KV_LEN, HEADS, 
                  stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                  n_heads, T, S, scale,
                  ACT: gl.constexpr, HAS_KV_LEN: gl.constexpr, HEAD_TABLE: gl.constexpr, PACKED: gl.constexpr,
-                 STAGES: gl.constexpr, TXBARS: gl.constexpr, num_warps: gl.constexpr):
+                 STAGES: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV of BLOCK_N owned keys of one (b, h) over every query tile below q_len."""
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
@@ -292,7 +289,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Q_LEN, KV_LEN, HEADS, 
     dv_base = DV + b.to(gl.int64) * stride_dvb + h.to(gl.int64) * stride_dvh
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
-    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES, TXBARS)
+    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES)
     if (n0 < kv_len) & (q_len > 0):
         n_tiles = gl.cdiv(q_len, BLOCK_M)
         q_row = start + b * q_b + h * q_h
@@ -352,4 +349,4 @@ def backward_hopper(kind: str, grad_out, q, k, v, pointers, act: int, head_table
     _launch(kernel, (owned, B * n_heads),
             (*descs, *outs, *pointers, *(r for view in rows for r in view), *strides, n_heads, T, S, scale),
             dict(ACT=act, HAS_KV_LEN=has_kv_len, HEAD_TABLE=head_table, PACKED=packed, STAGES=stages,
-                 TXBARS=TXBARS[kind], num_warps=warps))
+                 num_warps=warps))

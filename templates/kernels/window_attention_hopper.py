@@ -101,13 +101,10 @@ _MAXNREG = {("dkdv", 64): 128}
 # from shared memory, instead of 16 global loads a thread a tile waited on after the score GEMMs
 # (s25 call 3): 1.07-1.12x on top of SPLIT on packed jagged rows, 1.08-1.19x on full lengths, at
 # both head dims. Only where T is a multiple of 4 (a TMA box starts at a 16-byte aligned address).
-# TXBARS: each tensor of a walked tile on its own transaction barrier, so that a refill's TMA issues
-# need one CTA-wide barrier (BAR.SYNC) before them instead of one before each (_load_pair): the dK/dV
-# interior loop 6 -> 3 a tile with STATS, dQ's 4 -> 3 (SASS, Triton 3.6). Not yet measured: off.
 VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False, "SPLIT": ("dkdv", "dq"),
-                "STATS": True, "TXBARS": False},
+                "STATS": True},
            128: {"PEEL": True, "EARLY": True, "MAXNREG": False, "TMA_OUT": True, "SPLIT": ("dkdv",),
-                 "STATS": True, "TXBARS": False}}
+                 "STATS": True}}
 # Which head dims run the dQ kernel here (it also forms delta) rather than Triton's, which then
 # writes delta for the dK/dV kernel here. At D 64 it measured 0.92-1.05x the Triton dQ kernel on full
 # lengths and 0.85-1.00x on packed jagged rows: off. At D 128 1.09-1.20x full, 1.04-1.05x packed
@@ -123,7 +120,7 @@ def launch_options(kind: str, head_dim: int) -> dict:
     constexprs it takes."""
     variant = VARIANT[head_dim]
     options = {"num_warps": CONFIGS[kind][3], "PEEL": variant["PEEL"], "SPLIT": kind in variant["SPLIT"],
-               "TXBARS": variant["TXBARS"], "maxnreg": _MAXNREG.get((kind, head_dim)) if variant["MAXNREG"] else None}
+               "maxnreg": _MAXNREG.get((kind, head_dim)) if variant["MAXNREG"] else None}
     if kind == "dkdv":
         options["EARLY"] = variant["EARLY"]
         options["TMA_OUT"] = variant["TMA_OUT"]
@@ -135,69 +132,46 @@ _DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
 @gluon.jit
-def _stage_barriers(STAGES: gl.constexpr):
-    """STAGES transaction barriers (one a stage of a ring), initialized."""
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
-    return bars
-
-
-@gluon.jit
-def _buffers(own_desc, ring_desc, STAGES: gl.constexpr, TXBARS: gl.constexpr):
+def _buffers(own_desc, ring_desc, STAGES: gl.constexpr):
     """A program's shared memory: its two owned tiles (K and V, or Q and dO) shaped as own_desc's
-    block, a ring of STAGES pairs of walked tiles shaped as ring_desc's, and their barriers: one
-    for the owned pair, and `bars`, a tuple of _stage_barriers arrays: one array for the ring's pair
-    or, with TXBARS, one an array of the pair (see _load_pair). Returns (own_a, own_b, ring_a,
-    ring_b, own_bar, bars)."""
+    block, a ring of STAGES pairs of walked tiles shaped as ring_desc's, and their barriers (one
+    for the owned pair, one a stage), initialized. Returns (own_a, own_b, ring_a, ring_b, own_bar,
+    bars)."""
     dtype: gl.constexpr = own_desc.dtype
     own_a = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
     own_b = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
     ring_a = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
     ring_b = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
     own_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(own_bar, count=1)
-    bars = (_stage_barriers(STAGES),)
-    if TXBARS:
-        bars = bars + (_stage_barriers(STAGES),)
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
     return own_a, own_b, ring_a, ring_b, own_bar, bars
 
 
 @gluon.jit
 def _release(own_bar, bars, STAGES: gl.constexpr):
-    """The barriers of _buffers (and any arrays added to `bars`) invalidated (the walk is over)."""
+    """The barriers of _buffers invalidated (the walk is over)."""
     mbarrier.invalidate(own_bar)
-    for i in gl.static_range(len(bars)):
-        for stage in gl.static_range(STAGES):
-            mbarrier.invalidate(bars[i].index(stage))
+    for stage in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(stage))
 
 
 @gluon.jit
 def _wait_tile(bars, tile, STAGES: gl.constexpr):
-    """Wait until walked tile `tile` has landed: on each of its stage's barriers."""
-    for i in gl.static_range(len(bars)):
-        mbarrier.wait(bars[i].index(tile % STAGES), (tile // STAGES) & 1)
+    mbarrier.wait(bars.index(tile % STAGES), (tile // STAGES) & 1)
 
 
 @gluon.jit
 def _load_pair(a_desc, b_desc, a_smem, b_smem, bars, tile, a_row, b_row, a_col, b_col,
                ROWS: gl.constexpr, STAGES: gl.constexpr):
-    """TMA walked tile `tile` of two tensors (Q and dO, or K and V) into stage tile % STAGES: both
-    on one barrier where `bars` holds one array, else each on its own (TXBARS). Triton's barrier
-    pass (membar) reads each TMA issue as a write to its mbarrier, so consecutive issues on one
-    barrier get a CTA-wide barrier between them; on separate barriers, all expects then all issues
-    need one."""
+    """TMA walked tile `tile` of two tensors (Q and dO, or K and V) into stage tile % STAGES."""
     slot = tile % STAGES
-    if len(bars) == 1:
-        bar = bars[0].index(slot)
-        mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes)
-        _tma_load(a_desc, [a_row + tile * ROWS, a_col], bar, a_smem.index(slot))
-        _tma_load(b_desc, [b_row + tile * ROWS, b_col], bar, b_smem.index(slot))
-    else:
-        mbarrier.expect(bars[0].index(slot), a_desc.block_type.nbytes)
-        mbarrier.expect(bars[1].index(slot), b_desc.block_type.nbytes)
-        _tma_load(a_desc, [a_row + tile * ROWS, a_col], bars[0].index(slot), a_smem.index(slot))
-        _tma_load(b_desc, [b_row + tile * ROWS, b_col], bars[1].index(slot), b_smem.index(slot))
+    bar = bars.index(slot)
+    mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+    _tma_load(a_desc, [a_row + tile * ROWS, a_col], bar, a_smem.index(slot))
+    _tma_load(b_desc, [b_row + tile * ROWS, b_col], bar, b_smem.index(slot))
 
 
 @gluon.jit
@@ -208,23 +182,13 @@ def _load_query_tile(q_desc, do_desc, lse_desc, delta_desc, q_smem, do_smem, lse
     delta (1-D descriptors over [B·H·T]) on the same stage barrier."""
     if STATS:
         slot = tile % STAGES
-        if len(bars) == 1:
-            bar = bars[0].index(slot)
-            mbarrier.expect(bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes
-                            + lse_desc.block_type.nbytes + delta_desc.block_type.nbytes)
-            _tma_load(q_desc, [q_row + tile * ROWS, q_col], bar, q_smem.index(slot))
-            _tma_load(do_desc, [g_row + tile * ROWS, g_col], bar, do_smem.index(slot))
-            _tma_load(lse_desc, [stat_row + tile * ROWS], bar, lse_ring.index(slot))
-            _tma_load(delta_desc, [stat_row + tile * ROWS], bar, delta_ring.index(slot))
-        else:   # TXBARS: four barriers a stage, all expects before the issues (_load_pair)
-            mbarrier.expect(bars[0].index(slot), q_desc.block_type.nbytes)
-            mbarrier.expect(bars[1].index(slot), do_desc.block_type.nbytes)
-            mbarrier.expect(bars[2].index(slot), lse_desc.block_type.nbytes)
-            mbarrier.expect(bars[3].index(slot), delta_desc.block_type.nbytes)
-            _tma_load(q_desc, [q_row + tile * ROWS, q_col], bars[0].index(slot), q_smem.index(slot))
-            _tma_load(do_desc, [g_row + tile * ROWS, g_col], bars[1].index(slot), do_smem.index(slot))
-            _tma_load(lse_desc, [stat_row + tile * ROWS], bars[2].index(slot), lse_ring.index(slot))
-            _tma_load(delta_desc, [stat_row + tile * ROWS], bars[3].index(slot), delta_ring.index(slot))
+        bar = bars.index(slot)
+        mbarrier.expect(bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes
+                        + lse_desc.block_type.nbytes + delta_desc.block_type.nbytes)
+        _tma_load(q_desc, [q_row + tile * ROWS, q_col], bar, q_smem.index(slot))
+        _tma_load(do_desc, [g_row + tile * ROWS, g_col], bar, do_smem.index(slot))
+        _tma_load(lse_desc, [stat_row + tile * ROWS], bar, lse_ring.index(slot))
+        _tma_load(delta_desc, [stat_row + tile * ROWS], bar, delta_ring.index(slot))
     else:
         _load_pair(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, g_row, q_col, g_col, ROWS, STAGES)
 
@@ -376,8 +340,7 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, lse_desc, de
                  stride_dvb, stride_dvh, stride_dvt, stride_dvd,
                  H, T, LEFT, RIGHT, scale, scale_log2,
                  PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, EARLY: gl.constexpr,
-                 TMA_OUT: gl.constexpr, SPLIT: gl.constexpr, STATS: gl.constexpr, TXBARS: gl.constexpr,
-                 num_warps: gl.constexpr):
+                 TMA_OUT: gl.constexpr, SPLIT: gl.constexpr, STATS: gl.constexpr, num_warps: gl.constexpr):
     """dK, dV of BLOCK_N owned keys over the query tiles of their band. TMA_OUT: an owned tile inside
     the length leaves through K and V's shared-memory tiles by TMA (dk_desc, dv_desc, addressed as
     the inputs are); others, and every tile without TMA_OUT, by masked stores. SPLIT: the walk's
@@ -400,11 +363,9 @@ def _dkdv_kernel(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, lse_desc, de
     dv_base = _out_base(DV, b, h, start, stride_dvb, stride_dvh, stride_dvt, PACKED)
     dk = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_D], gl.float32, acc_layout)
-    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES, TXBARS)
+    k_smem, v_smem, q_smem, do_smem, kv_bar, bars = _buffers(k_desc, q_desc, STAGES)
     lse_ring = gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], lse_desc.layout)
     delta_ring = gl.allocate_shared_memory(gl.float32, [STAGES, BLOCK_M], delta_desc.layout)
-    if STATS and TXBARS:   # lse's and delta's own barriers (_load_query_tile)
-        bars = bars + (_stage_barriers(STAGES), _stage_barriers(STAGES))
     lse_base = LSE + bh.to(gl.int64) * T
     delta_base = DELTA + bh.to(gl.int64) * T
     if n0 < length:
@@ -527,7 +488,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
                stride_dqb, stride_dqh, stride_dqt, stride_dqd,
                H, T, LEFT, RIGHT, scale, scale_log2,
                PACKED: gl.constexpr, STAGES: gl.constexpr, PEEL: gl.constexpr, SPLIT: gl.constexpr,
-               TXBARS: gl.constexpr, num_warps: gl.constexpr):
+               num_warps: gl.constexpr):
     """dQ of BLOCK_M owned query rows; also delta = rowsum(dO ⊙ O) of those rows, written to DELTA
     (0 past the length) for the dK/dV kernel launched after this one. SPLIT: the walk's interior
     tiles (every score in the band, every key inside the length) run without the mask."""
@@ -550,7 +511,7 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
     dq = gl.zeros([BLOCK_M, HEAD_D], gl.float32, acc_layout)
     lse_base = LSE + bh.to(gl.int64) * T
     delta_base = DELTA + bh.to(gl.int64) * T
-    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES, TXBARS)
+    q_smem, do_smem, k_smem, v_smem, q_bar, bars = _buffers(q_desc, k_desc, STAGES)
     if m0 < length:
         # the key tiles a query of [m0, m0 + BLOCK_M) sees: keys m0 - LEFT .. m0 + BLOCK_M - 1 + RIGHT
         first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
