@@ -4,7 +4,7 @@
 
 For each shape of bench_seed_pooling.py (bf16, K = V, the models' layout) and each version: level 1
 forward and forward + backward (dK + dV summed), full lengths (padded) and jagged (lengths uniform
-in [0, T], packed rows), by GPU kernel time (benchutil.kernel_ms, the profiler's: no host time),
+in [0, T], packed rows), and level 2's forward (S2 seeds over level 1's S1 outputs), by GPU kernel time (benchutil.kernel_ms, the profiler's: no host time),
 the versions interleaved round by round and each figure the median of its rounds. Every version
 autotunes for itself (a kernel file's autotune cache is keyed by its source). Outputs are checked
 against the first version's (bf16: each version rounds differently, so the bound is 1e-2 of the
@@ -37,9 +37,10 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale):
+def cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale, level2):
     """{name: fn} of the timed calls for one version: padded kv at full lengths, packed rows
-    (with their starts and max_len in `packed`) at the jagged ones."""
+    (with their starts and max_len in `packed`) at the jagged ones; and level 2's forward, `level2` =
+    (its seeds, level 1's output [B, H, S1, D] as K = V, its lengths: S1 each)."""
 
     def fwd(x, lengths, **kw):
         return lambda: sp.seed_pooling_forward(seeds, x, x, lengths, scale, **kw)
@@ -50,16 +51,19 @@ def cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale):
             return sp.seed_pooling_backward_shared_kv(grad, seeds, x, o, lse, lengths, scale, **kw)
         return run
 
+    seeds2, o1, full2 = level2
     return {"fwd full": fwd(kv, full), "fwd jagged": fwd(rows, jagged, **packed),
-            "fwd+bwd full": fwd_bwd(kv, full), "fwd+bwd jagged": fwd_bwd(rows, jagged, **packed)}
+            "fwd+bwd full": fwd_bwd(kv, full), "fwd+bwd jagged": fwd_bwd(rows, jagged, **packed),
+            "fwd level 2": lambda: sp.seed_pooling_forward(seeds2, o1, o1, full2, scale)}
 
 
-def chosen(sp, seeds, kv, scale) -> dict:
+def chosen(sp, seeds, kv, scale, seeds2, o1) -> dict:
     """{kernel: [configs]} the version's forward (pointer-load and TMA) and backward autotuners
-    chose so far."""
-    meta = sp._meta(seeds, kv, kv, scale)[0]
+    chose so far, and level 2's forward's."""
     picks = {}
-    for name, tuned in (("fwd", ("_fwd_tuned", "_fwd_tma_tuned")), ("bwd", ("_bwd_tuned",))):
+    for name, tuned, (s, x) in (("fwd", ("_fwd_tuned", "_fwd_tma_tuned"), (seeds, kv)), ("bwd", ("_bwd_tuned",), (seeds, kv)),
+                                ("fwd level 2", ("_fwd_tuned", "_fwd_tma_tuned"), (seeds2, o1))):
+        meta = sp._meta(s, x, x, scale)[0]
         tuners = [sp._tuned_kernel(getattr(sp, attr), meta) for attr in tuned if hasattr(sp, attr)]
         picks[name] = sorted({str(config) for tuner in tuners for config in getattr(tuner, "cache", {}).values()})
     return picks
@@ -85,7 +89,7 @@ def main() -> int:
     with direct_launch():
         for index in (int(i) for i in args.shapes.split(",")):
             shape = SHAPES[index]
-            B, H, T, D, S = (shape[k] for k in ("B", "H", "T", "D", "S1"))
+            B, H, T, D, S, S2 = (shape[k] for k in ("B", "H", "T", "D", "S1", "S2"))
             gen = torch.Generator(device=DEVICE).manual_seed(0)
             bf16 = dict(device=DEVICE, dtype=torch.bfloat16)
             seq = torch.randn(B, T, H * D, generator=gen, **bf16)
@@ -97,11 +101,15 @@ def main() -> int:
             rows, starts = pack(seq, jagged, H)
             packed = dict(starts=starts, max_len=T)
             scale = D ** -0.5
+            seeds2 = torch.randn(H, S2, D, generator=gen, **bf16)
+            o1 = next(iter(versions.values())).seed_pooling_forward(seeds, kv, kv, full, scale)[0]
+            level2 = (seeds2, o1, torch.full((B,), S, dtype=torch.int64, device=DEVICE))
             print(f"\nshape {shape}", flush=True)
             calls, errors, first = {}, {}, None
             for label, sp in versions.items():
-                calls[label] = cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale)
-                got = [calls[label]["fwd full"]()[0], *calls[label]["fwd+bwd jagged"]()]  # o, dseeds, dkv
+                calls[label] = cases(sp, seeds, kv, full, rows, jagged, packed, grad, scale, level2)
+                got = [calls[label]["fwd full"]()[0], *calls[label]["fwd+bwd jagged"](),  # o, dseeds, dkv
+                       calls[label]["fwd level 2"]()[0]]
                 sync()
                 first = first or got
                 errors[label] = max(rel_err(a, b) for a, b in zip(got, first))
@@ -117,7 +125,7 @@ def main() -> int:
                 ms = {name: statistics.median(v) for name, v in samples[label].items()}
                 ok = errors[label] <= TOLERANCE
                 results[label] = {"ok": ok, "max_rel_diff": errors[label], "ms": ms,
-                               "configs": chosen(versions[label], seeds, kv, scale),
+                               "configs": chosen(versions[label], seeds, kv, scale, seeds2, o1),
                                "fwd_frac_of_copy": seq.nbytes / (ms["fwd full"] * 1e-3) / copy_bw,
                                "jagged_over_full": {
                                    "fwd": ms["fwd jagged"] / ms["fwd full"],

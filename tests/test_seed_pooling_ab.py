@@ -43,7 +43,8 @@ def test_versions_timed_and_checked(on_cpu, tmp_path, monkeypatch):
     assert set(rows) == {"base", "same"}
     for row in rows.values():
         assert row["ok"] and row["max_rel_diff"] <= 1e-6
-        assert set(row["ms"]) == {"fwd full", "fwd jagged", "fwd+bwd full", "fwd+bwd jagged"}
+        assert set(row["ms"]) == {"fwd full", "fwd jagged", "fwd+bwd full", "fwd+bwd jagged", "fwd level 2"}
+        assert set(row["configs"]) == {"fwd", "bwd", "fwd level 2"}
         assert row["jagged_over_full"] == {"fwd": 1.0, "fwd+bwd": 1.0}
 
 

@@ -269,6 +269,26 @@ def test_small_seed_blocks_only_where_one_block_is_large():
     assert all(w == 8 and t <= 32 for t, w, _, bs in sp._bwd_configs(64, 64, 128) if bs == 32)
 
 
+@pytest.mark.parametrize("seeds, head_dim, small", [(8, 64, True), (16, 64, True), (32, 128, True),
+                                                    (33, 64, False), (64, 64, False), (128, 64, False)])
+def test_forward_offers_one_and_two_warp_configs_only_over_small_seed_blocks(seeds, head_dim, small):
+    """A seed block of 32 rows or fewer (a second level's 8 or 16 seeds) is also offered the 1- and
+    2-warp triples; larger ones keep the list, and every forward's untuned default (first) stays."""
+    bs, bd, _ = sp._seed_blocks(seeds, head_dim)
+    offered = [(c.kwargs["BLOCK_T"], c.num_warps, c.num_stages) for c in sp._fwd_candidates(seeds, bs, bd)]
+    assert offered[0] == sp._FWD_TRIPLES[0]
+    assert (set(sp._SMALL_FWD_TRIPLES) <= set(offered)) == small
+    assert any(w <= 2 for _, w, _ in offered) == small
+    # the register budget keeps them where the tiles are small (a 16-row block at D 64), and drops
+    # the one-warp ones where they are not (32 rows at D 128: 6144 fp32 elements for 32 threads)
+    fits = {(c.kwargs["BLOCK_T"], c.num_warps): sp._fits(c, 128, sp._fwd_tiles, bs, bd, True, False)
+            for c in sp._fwd_candidates(seeds, bs, bd) if c.num_warps <= 2}
+    if small and bs <= 16 and bd == 64:
+        assert all(fits.values()), fits
+    if (seeds, head_dim) == (32, 128):
+        assert fits == {(64, 2): True, (64, 1): False, (32, 1): False}
+
+
 @pytest.mark.parametrize("head_dim, seeds", [(64, 64), (64, 128), (128, 64)])
 def test_backward_offers_the_three_stage_configs(head_dim, seeds):
     """The 3-stage triples the H200 measured 1.2-1.7x faster than the 2-stage ones (BENCHMARKS.md,

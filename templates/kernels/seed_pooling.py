@@ -139,6 +139,11 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 # 235 at 4 warps, sm_90); the forward at bench_seed_pooling.py's second shape 1.04x with it
 # (BENCHMARKS.md, seed pooling, twenty-fourth session); at 64 seeds the 4-warp configs stay faster.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2), (64, 8, 3)]
+# Where a head's seeds fit a block of 32 rows or fewer (a second level of 8 or 16 seeds over the
+# first's outputs, PMA's few seeds), a program's tiles are small: 1 and 2 warps keep more programs
+# on an SM (each mostly waits on one short read), offered to the autotuner beside the list above.
+_SMALL_SEED_BLOCK = 32
+_SMALL_FWD_TRIPLES = [(64, 2, 3), (64, 1, 3), (32, 1, 3)]
 # The backward holds dQ, the seeds and a score tile per program. Its dK/dV GEMMs run transposed
 # under 64 rows (_bwd_tile). Measured on the H200 (bench/seed_pooling_configs.py, BENCHMARKS.md,
 # seed pooling, twentieth session), three stages beat two for every tile and warp count, by
@@ -187,9 +192,11 @@ def _tma_blocks(nargs: dict) -> None:
 
 
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int, pre_hook=None) -> list:
-    """The forward's configs; the TMA kernel's each carry _tma_blocks as their pre-hook."""
+    """The forward's configs (the small-block triples too where the seed block is small); the TMA
+    kernel's each carry _tma_blocks as their pre-hook."""
+    triples = _FWD_TRIPLES + (_SMALL_FWD_TRIPLES if block_s <= _SMALL_SEED_BLOCK else [])
     return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=pre_hook)
-            for t, w, st in _FWD_TRIPLES]
+            for t, w, st in triples]
 
 
 def _bwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
