@@ -101,7 +101,29 @@ def kernel_versions(parser: argparse.ArgumentParser, items: list[str], prefix: s
     if bad:
         parser.error(f"--kernel {bad[0]!r}: expected LABEL=PATH of an existing kernel file")
     paths = dict(item.partition("=")[::2] for item in items)
-    return paths, {label: import_file(Path(path), f"{prefix}_{label}") for label, path in paths.items()}
+    return paths, {label: import_file(_with_siblings(Path(path)), f"{prefix}_{label}")
+                   for label, path in paths.items()}
+
+
+def _with_siblings(path: Path) -> Path:
+    """`path` where the kernel files it loads beside itself (bound_launch.py, ...) are found: as it is
+    when they lie beside it, else a copy in a fresh directory with the tree's templates/kernels files
+    it lacks beside it (an older version saved elsewhere, an edited copy in a temporary directory)."""
+    import shutil
+    import tempfile
+    kernels = Path(__file__).resolve().parent.parent / "templates" / "kernels"
+    missing = [p for p in kernels.glob("*.py") if not (path.parent / p.name).exists()]
+    if not missing:
+        return path
+    home = Path(tempfile.mkdtemp(prefix="kunlunc_kernel_version_"))
+    for sibling in missing:
+        shutil.copy(sibling, home / sibling.name)
+    for sibling in path.parent.glob("*.py"):     # its own siblings, where it has them
+        if sibling != path and (kernels / sibling.name).exists():
+            shutil.copy(sibling, home / sibling.name)
+    copy = home / path.name
+    shutil.copy(path, copy)
+    return copy
 
 
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:

@@ -433,3 +433,41 @@ def test_packed_kv_errors():
         sp.seed_pooling_forward(seeds, kv, kv, lengths, 1.0, starts=starts[:1], max_len=5)
     assert sp.unsupported(seeds, kv, kv, packed=True) is None
     assert "[N, H, D]" in sp.unsupported(seeds, kv[None], kv[None], packed=True)
+
+
+def test_eager_launches_go_through_bound_launch(monkeypatch):
+    """Where a call is eager on CUDA tensors (_direct), the forward's, combine's and backward's
+    launches go to bound_launch (launch_tuned for the autotuned kernels, with the launch's
+    constexprs); traced and interpreted calls keep wrap_triton (here: the interpreter's)."""
+    calls = []
+
+    class Stub:
+        @staticmethod
+        def launch_tuned(kernel, grid, args, constexprs):
+            calls.append(("tuned", kernel, grid, constexprs))
+
+        @staticmethod
+        def launch(kernel, grid, args, constexprs):
+            calls.append(("plain", kernel, grid, constexprs))
+
+    monkeypatch.setattr(sp, "_direct", lambda x: True)
+    monkeypatch.setattr(sp, "_BOUND_LAUNCH", {"module": Stub})
+    seeds, k, v, lengths, gen = make_inputs(3, 2, 40, 16, 5, torch.float32, True)
+    o, lse = sp._forward(seeds, k, v, lengths, 0.25, chunk=256)
+    sp._forward(seeds, k, v, lengths, 0.25, chunk=16)                      # split: forward, then combine
+    sp._backward(torch.randn_like(o), seeds, k, v, o, lse, lengths, 0.25, sum_kv=True)
+    kinds = [(kind, grid) for kind, _, grid, _ in calls]
+    assert kinds == [("tuned", (6, 1, 1)), ("tuned", (6, 3, 1)), ("plain", (6, 1)), ("tuned", kinds[3][1])]
+    assert calls[0][3]["SPLIT"] is False and calls[1][3]["SPLIT"] is True and calls[3][3]["SUM_KV"] is True
+    assert calls[2][1] is sp._combine_kernel
+
+
+def test_eager_launches_without_bound_launch_beside_run_tritons_own(monkeypatch):
+    """A kernel file without bound_launch.py beside it (copied alone) launches eager calls through
+    Triton itself, with the same results."""
+    seeds, k, v, lengths, gen = make_inputs(4, 2, 37, 16, 7, torch.float32, True)
+    expected = sp._forward(seeds, k, v, lengths, 0.25, chunk=16)
+    monkeypatch.setattr(sp, "_direct", lambda x: True)
+    monkeypatch.setattr(sp, "_BOUND_LAUNCH", {"module": None})
+    got = sp._forward(seeds, k, v, lengths, 0.25, chunk=16)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))

@@ -49,9 +49,11 @@ reaches ~1e-6; fp16/bf16 round P and dS to the input dtype for the tensor cores,
 """
 import functools
 import hashlib
+import importlib.util
 import inspect
 import math
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -95,6 +97,38 @@ _CHUNK_MULTIPLE = 256  # every BLOCK_T below divides it, so T chunks tile exactl
 _SEED_TILE = 256 * 64  # largest BLOCK_S·BLOCK_D kept in registers (fp32 accumulators)
 _MAX_HEAD_DIM = 256
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _beside(filename: str):
+    """The kernel module in `filename` beside this file (kernel files are loaded by path, standalone).
+    Inside a package (a generated model's kernels) it is the sibling module's own name, so that
+    every kernel file's import of it shares one module."""
+    package, dot, _ = __name__.rpartition(".")
+    name = f"{package}.{Path(filename).stem}" if dot else f"{__name__}_{Path(filename).stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return sys.modules[name]
+
+
+_BOUND_LAUNCH: dict = {}
+
+
+def _bound_launch():
+    """bound_launch.py beside this file (eager launches bound once: _launch), loaded on first use;
+    None where it is not there (this file copied or imported alone): Triton's own launch then."""
+    if "module" not in _BOUND_LAUNCH:
+        try:
+            _BOUND_LAUNCH["module"] = _beside("bound_launch.py")
+        except (ImportError, OSError):
+            _BOUND_LAUNCH["module"] = None
+    return _BOUND_LAUNCH["module"]
 
 
 # ----------------------------------------------------------------------------- autotuning
@@ -680,6 +714,26 @@ def _plain_eager(x: torch.Tensor) -> bool:
             and torch._C._len_torch_dispatch_stack() == 0)
 
 
+def _direct(x: torch.Tensor) -> bool:
+    """A launch can skip Triton's per-launch work (bound_launch): an eager call on plain CUDA
+    tensors. Traced calls go through wrap_triton, interpreted ones through Triton."""
+    return x.device.type == "cuda" and not _INTERPRET and _plain_eager(x)
+
+
+def _launch(kernel, grid: tuple, args: tuple, constexprs: dict, how: str, tuned: bool = False) -> None:
+    """kernel[grid](*args, **constexprs), `how`: "bound" (_direct calls) through bound_launch
+    (launch_tuned for an autotuned kernel) where it is beside this file; "plain", Triton's own
+    launch (the TMA forward in the interpreter; "bound" without bound_launch); "traced", through
+    wrap_triton, which traces it under torch.compile."""
+    bound = _bound_launch() if how == "bound" else None
+    if bound is not None:
+        (bound.launch_tuned if tuned else bound.launch)(kernel, grid, args, constexprs)
+    elif how != "traced":
+        kernel[grid](*args, **constexprs)
+    else:
+        torch.library.wrap_triton(kernel)[grid](*args, **constexprs)
+
+
 def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
     """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: an eager launch on
     plain tensors of a Hopper or newer GPU, not interpreted, K of _TMA_MIN_BYTES or more) and the
@@ -717,20 +771,20 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     use_tma = isinstance(k_desc, TensorDescriptor)
     # The TMA kernel is launched directly: torch traces a host descriptor only where dynamo itself
     # traces the launch (torch 2.11-2.13), and the eager path is the only one that takes it.
-    fwd = (_tuned_kernel(_fwd_tma_tuned, meta) if use_tma
-           else torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta)))
+    tuner = _tuned_kernel(_fwd_tma_tuned if use_tma else _fwd_tuned, meta)
+    how = "bound" if _direct(k) else "plain" if use_tma else "traced"
     if n_split == 1:
-        fwd[(B * H, 1, n_sblk)](*inputs, o, lse, lse, lse, lse, *args,
-                                SPLIT=False, PACKED=packed, TMA=use_tma, **meta)
+        _launch(tuner, (B * H, 1, n_sblk), (*inputs, o, lse, lse, lse, lse, *args),
+                dict(SPLIT=False, PACKED=packed, TMA=use_tma, **meta), how, tuned=True)
         return o, lse
     m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
-    fwd[(B * H, n_split, n_sblk)](*inputs, o, lse, m_part, l_part, acc_part,
-                                  *args, SPLIT=True, PACKED=packed, TMA=use_tma, **meta)
-    torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
-        m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
-        BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"])  # no launch options: see _tuned
+    _launch(tuner, (B * H, n_split, n_sblk), (*inputs, o, lse, m_part, l_part, acc_part, *args),
+            dict(SPLIT=True, PACKED=packed, TMA=use_tma, **meta), how, tuned=True)
+    _launch(_combine_kernel, (B * H, n_sblk), (m_part, l_part, acc_part, o, lse, n_split),
+            dict(NUM_SEEDS=S, HEAD_D=D, BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"]),  # no launch
+            "traced" if how == "plain" else how)                                               # options: see _tuned
     return o, lse
 
 
@@ -790,10 +844,10 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
     n_split = triton.cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
-    torch.library.wrap_triton(kernel)[(n_groups * n_split, H)](
-        seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
-        B, H, T, chunk, n_split, per_prog,
-        *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
-        *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E,
-        SUM_KV=sum_kv, PACKED=packed, **meta)
+    _launch(kernel, (n_groups * n_split, H),
+            (seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
+             B, H, T, chunk, n_split, per_prog,
+             *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
+             *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E),
+            dict(SUM_KV=sum_kv, PACKED=packed, **meta), "bound" if _direct(k) else "traced", tuned=True)
     return dq_part.sum(0).to(seeds.dtype), dk, dv

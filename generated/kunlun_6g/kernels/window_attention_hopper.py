@@ -57,7 +57,9 @@ Gluon has no interpreter: on CPU the kernels are compiled for sm_90 and their SA
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
 import functools
-import inspect
+import importlib.util
+import sys
+from pathlib import Path
 
 import torch
 import triton
@@ -66,6 +68,24 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+def _beside(filename: str):
+    """The kernel module in `filename` beside this file (kernel files are loaded by path, standalone).
+    Inside a package (a generated model's kernels) it is the sibling module's own name, so that
+    every kernel file's import of it shares one module."""
+    package, dot, _ = __name__.rpartition(".")
+    name = f"{package}.{Path(filename).stem}" if dot else f"{__name__}_{Path(filename).stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return sys.modules[name]
+
 
 __all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options",
            "rows_view", "stats_by_tma", "tensors_reason", "unsupported"]
@@ -746,82 +766,6 @@ def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, 
 # Triton's JIT binds and specializes ~40 arguments (TMA descriptors, scalars) on every launch
 # (bench/launch_overhead.py --pieces, an H200 machine's host: a dK/dV launch 62.5 µs, of which the
 # binder 24.8 µs and the compiled kernel's own launcher 21.9 µs; 89, 37 and 31 µs on another).
-# launch() goes through that path once per specialization and then calls the compiled kernel's
-# launcher itself (41.4 µs there).
-
-_BOUND: dict = {}   # (kernel, device, argument specializations, constexprs) -> (compiled kernel, tail) or None
-
-
-def _spec(x):
-    """What Triton's launch specializes a kernel argument on (its JIT binder's rule in Triton 3.6 to
-    3.9; tests/test_gluon_launch.py checks it against triton's own): an int's being 1, its
-    divisibility by 16 and its width; a tensor's dtype and 16-byte alignment; a TMA descriptor's
-    dtype, block and layout; floats are fp32; bools, None and anything else by value. (Ints, most of
-    the arguments, as one small int: the key is built on every launch.)"""
-    kind = type(x)
-    if kind is int:
-        return (x == 1) | ((x & 15) == 0) << 1 | (-2**31 <= x < 2**31) << 2 | (x < 2**63) << 3
-    if kind is float:
-        return float
-    if kind is TensorDescriptor:
-        return (x.base.dtype, *x.block_shape, x.layout)
-    if isinstance(x, torch.Tensor):
-        return (x.dtype, x.data_ptr() & 15 == 0)
-    return (kind, x)
-
-
-def _device() -> int:
-    return torch.cuda.current_device()
-
-
-def _stream(device: int) -> int:
-    return torch._C._cuda_getCurrentRawStream(device)   # what Triton's own launch asks for
-
-
-def _bind(kernel, compiled, constexprs: dict, n_args: int):
-    """(compiled, the values of the parameters after the first n_args in signature order), or None
-    where this Triton's compiled kernel lacks what a direct launch needs."""
-    if hasattr(compiled, "result"):
-        compiled = compiled.result()
-    if not all(hasattr(compiled, a) for a in ("run", "function", "packed_metadata", "launch_metadata")):
-        return None
-    params = getattr(kernel, "params", None)
-    if params is None or len(params) < n_args:
-        return None
-    tail = []
-    for param in params[n_args:]:
-        if param.name in constexprs:
-            tail.append(constexprs[param.name])
-        elif param.default is not inspect.Parameter.empty:
-            tail.append(param.default)
-        else:
-            return None
-    return compiled, tuple(tail)
-
-
-def launch(kernel, grid: tuple, args: tuple, constexprs: dict) -> None:
-    """kernel[grid](*args, **constexprs), with Triton's compiled kernel bound once per argument
-    specialization (_spec) and device: later launches call its launcher directly, as Triton's own
-    launch path does after binding (same stream, hooks and scratch allocation)."""
-    device = _device()
-    key = (kernel, device, tuple(map(_spec, args)), tuple(constexprs.items()))
-    try:
-        bound = _BOUND[key]
-    except KeyError:
-        compiled = kernel[grid](*args, **constexprs)
-        _BOUND[key] = _bind(kernel, compiled, constexprs, len(args))
-        return
-    except TypeError:            # an unhashable constexpr or layout: Triton's path every time
-        kernel[grid](*args, **constexprs)
-        return
-    if bound is None:
-        kernel[grid](*args, **constexprs)
-        return
-    compiled, tail = bound
-    gx, gy, gz = (*grid, 1, 1)[:3]
-    stream = _stream(device)
-    values = (*args, *tail)
-    hooks = triton.knobs.runtime
-    compiled.run(gx, gy, gz, stream, compiled.function, compiled.packed_metadata,
-                 compiled.launch_metadata(grid, stream, *values), hooks.launch_enter_hook,
-                 hooks.launch_exit_hook, *values)
+# bound_launch.launch goes through that path once per specialization and then calls the compiled
+# kernel's launcher itself (41.4 µs there).
+launch = _beside("bound_launch.py").launch

@@ -52,9 +52,11 @@ reaches ~1e-6; fp16/bf16 round P and dS to the input dtype for the tensor cores,
 """
 import functools
 import hashlib
+import importlib.util
 import inspect
 import math
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -100,6 +102,38 @@ _MAX_HEAD_DIM = 256
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+def _beside(filename: str):
+    """The kernel module in `filename` beside this file (kernel files are loaded by path, standalone).
+    Inside a package (a generated model's kernels) it is the sibling module's own name, so that
+    every kernel file's import of it shares one module."""
+    package, dot, _ = __name__.rpartition(".")
+    name = f"{package}.{Path(filename).stem}" if dot else f"{__name__}_{Path(filename).stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return sys.modules[name]
+
+
+_BOUND_LAUNCH: dict = {}
+
+
+def _bound_launch():
+    """bound_launch.py beside this file (eager launches bound once: _launch), loaded on first use;
+    None where it is not there (this file copied or imported alone): Triton's own launch then."""
+    if "module" not in _BOUND_LAUNCH:
+        try:
+            _BOUND_LAUNCH["module"] = _beside("bound_launch.py")
+        except (ImportError, OSError):
+            _BOUND_LAUNCH["module"] = None
+    return _BOUND_LAUNCH["module"]
+
+
 # ----------------------------------------------------------------------------- autotuning
 
 def _fits(config, budget: int, tiles, bs: int, bd: int, kv_shared: bool, ieee: bool) -> bool:
@@ -142,6 +176,11 @@ def _tuned(kernel, candidates, key, budget: int, tiles):
 # 235 at 4 warps, sm_90); the forward at bench_seed_pooling.py's second shape 1.04x with it
 # (BENCHMARKS.md, seed pooling, twenty-fourth session); at 64 seeds the 4-warp configs stay faster.
 _FWD_TRIPLES = [(64, 4, 3), (128, 4, 3), (128, 8, 3), (256, 8, 2), (64, 8, 3)]
+# Where a head's seeds fit a block of 32 rows or fewer (a second level of 8 or 16 seeds over the
+# first's outputs, PMA's few seeds), a program's tiles are small: 1 and 2 warps keep more programs
+# on an SM (each mostly waits on one short read), offered to the autotuner beside the list above.
+_SMALL_SEED_BLOCK = 32
+_SMALL_FWD_TRIPLES = [(64, 2, 3), (64, 1, 3), (32, 1, 3)]
 # The backward holds dQ, the seeds and a score tile per program. Its dK/dV GEMMs run transposed
 # under 64 rows (_bwd_tile). Measured on the H200 (bench/seed_pooling_configs.py, BENCHMARKS.md,
 # seed pooling, twentieth session), three stages beat two for every tile and warp count, by
@@ -190,9 +229,11 @@ def _tma_blocks(nargs: dict) -> None:
 
 
 def _fwd_candidates(num_seeds: int, block_s: int, block_d: int, pre_hook=None) -> list:
-    """The forward's configs; the TMA kernel's each carry _tma_blocks as their pre-hook."""
+    """The forward's configs (the small-block triples too where the seed block is small); the TMA
+    kernel's each carry _tma_blocks as their pre-hook."""
+    triples = _FWD_TRIPLES + (_SMALL_FWD_TRIPLES if block_s <= _SMALL_SEED_BLOCK else [])
     return [triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=st, pre_hook=pre_hook)
-            for t, w, st in _FWD_TRIPLES]
+            for t, w, st in triples]
 
 
 def _bwd_candidates(num_seeds: int, block_s: int, block_d: int) -> list:
@@ -676,6 +717,26 @@ def _plain_eager(x: torch.Tensor) -> bool:
             and torch._C._len_torch_dispatch_stack() == 0)
 
 
+def _direct(x: torch.Tensor) -> bool:
+    """A launch can skip Triton's per-launch work (bound_launch): an eager call on plain CUDA
+    tensors. Traced calls go through wrap_triton, interpreted ones through Triton."""
+    return x.device.type == "cuda" and not _INTERPRET and _plain_eager(x)
+
+
+def _launch(kernel, grid: tuple, args: tuple, constexprs: dict, how: str, tuned: bool = False) -> None:
+    """kernel[grid](*args, **constexprs), `how`: "bound" (_direct calls) through bound_launch
+    (launch_tuned for an autotuned kernel) where it is beside this file; "plain", Triton's own
+    launch (the TMA forward in the interpreter; "bound" without bound_launch); "traced", through
+    wrap_triton, which traces it under torch.compile."""
+    bound = _bound_launch() if how == "bound" else None
+    if bound is not None:
+        (bound.launch_tuned if tuned else bound.launch)(kernel, grid, args, constexprs)
+    elif how != "traced":
+        kernel[grid](*args, **constexprs)
+    else:
+        torch.library.wrap_triton(kernel)[grid](*args, **constexprs)
+
+
 def _tma_views(k, v, packed: bool, block_d: int, tma: bool | None):
     """(K_DESC, V_DESC) for the forward: TMA descriptors where `tma` (None: an eager launch on
     plain tensors of a Hopper or newer GPU, not interpreted, K of _TMA_MIN_BYTES or more) and the
@@ -713,20 +774,20 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     use_tma = isinstance(k_desc, TensorDescriptor)
     # The TMA kernel is launched directly: torch traces a host descriptor only where dynamo itself
     # traces the launch (torch 2.11-2.13), and the eager path is the only one that takes it.
-    fwd = (_tuned_kernel(_fwd_tma_tuned, meta) if use_tma
-           else torch.library.wrap_triton(_tuned_kernel(_fwd_tuned, meta)))
+    tuner = _tuned_kernel(_fwd_tma_tuned if use_tma else _fwd_tuned, meta)
+    how = "bound" if _direct(k) else "plain" if use_tma else "traced"
     if n_split == 1:
-        fwd[(B * H, 1, n_sblk)](*inputs, o, lse, lse, lse, lse, *args,
-                                SPLIT=False, PACKED=packed, TMA=use_tma, **meta)
+        _launch(tuner, (B * H, 1, n_sblk), (*inputs, o, lse, lse, lse, lse, *args),
+                dict(SPLIT=False, PACKED=packed, TMA=use_tma, **meta), how, tuned=True)
         return o, lse
     m_part = torch.empty(n_split, B, H, S, dtype=torch.float32, device=k.device)
     l_part = torch.empty_like(m_part)
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
-    fwd[(B * H, n_split, n_sblk)](*inputs, o, lse, m_part, l_part, acc_part,
-                                  *args, SPLIT=True, PACKED=packed, TMA=use_tma, **meta)
-    torch.library.wrap_triton(_combine_kernel)[(B * H, n_sblk)](
-        m_part, l_part, acc_part, o, lse, n_split, NUM_SEEDS=S, HEAD_D=D,
-        BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"])  # no launch options: see _tuned
+    _launch(tuner, (B * H, n_split, n_sblk), (*inputs, o, lse, m_part, l_part, acc_part, *args),
+            dict(SPLIT=True, PACKED=packed, TMA=use_tma, **meta), how, tuned=True)
+    _launch(_combine_kernel, (B * H, n_sblk), (m_part, l_part, acc_part, o, lse, n_split),
+            dict(NUM_SEEDS=S, HEAD_D=D, BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"]),  # no launch
+            "traced" if how == "plain" else how)                                               # options: see _tuned
     return o, lse
 
 
@@ -786,10 +847,10 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
     n_split = triton.cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
-    torch.library.wrap_triton(kernel)[(n_groups * n_split, H)](
-        seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
-        B, H, T, chunk, n_split, per_prog,
-        *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
-        *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E,
-        SUM_KV=sum_kv, PACKED=packed, **meta)
+    _launch(kernel, (n_groups * n_split, H),
+            (seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
+             B, H, T, chunk, n_split, per_prog,
+             *_strides(seeds), *_strides(k, packed), *_strides(v, packed), *_strides(grad_out), *_strides(o),
+             *_strides(dk, packed), *_strides(dv, packed), scale, scale * _LOG2E),
+            dict(SUM_KV=sum_kv, PACKED=packed, **meta), "bound" if _direct(k) else "traced", tuned=True)
     return dq_part.sum(0).to(seeds.dtype), dk, dv

@@ -1,0 +1,207 @@
+"""templates/kernels/bound_launch.py: Triton's compiled kernel bound once per argument specialization
+and launched directly afterwards, skipping the JIT's per-launch binding (launch: the Hopper Gluon
+backwards) and the autotuner's too (launch_tuned: the seed-pooling kernels' eager launches). Safe
+only if two launches with equal keys would get the same compiled kernel from Triton: the first tests
+check our key against Triton's own specialization of every kind of argument the kernels take; the
+others drive both functions with stand-in kernels (no GPU here) through binding, direct launches
+and re-binding."""
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from compile_kernels import kernel_module  # noqa: E402
+from test_gdpa_gluon import _has_gluon_hopper  # noqa: E402
+
+
+def _triton_spec(x):
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.nvidia.compiler import CUDABackend
+    return native_specialize_impl(CUDABackend, x, False, True, True)
+
+
+def _check_key(bl, values):
+    """Equal keys imply equal specializations by Triton, over every pair of `values`."""
+    pairs = 0
+    for a, b in itertools.product(values, repeat=2):
+        if bl._spec(a) == bl._spec(b):
+            pairs += 1
+            assert _triton_spec(a) == _triton_spec(b), (a, b)
+    return pairs
+
+
+def test_key_is_at_least_as_fine_as_tritons_specialization():
+    bl = kernel_module("bound_launch")
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    base = torch.empty(4096, dtype=torch.bfloat16)
+    ints = [0, 1, 2, 3, 15, 16, 17, 32, 48, 1000, 1024, -1, -16, 2**31 - 16, 2**31 - 1, 2**31, 2**32, 2**63 - 1,
+            2**63, True, False]
+    tensors = [base, base[1:], base[8:], base[16:], base.to(torch.float16), base[3:].to(torch.float16),
+               torch.empty(64, dtype=torch.float32), torch.empty(64, dtype=torch.int64)[1:],
+               torch.empty(64, dtype=torch.int32)]
+    descs = [TensorDescriptor(x, [rows, 64], [64, 1], [block, 64])        # the seed-pooling forward's
+             for x, rows, block in itertools.product((base.view(64, 64), base.to(torch.float16).view(64, 64)),
+                                                     (64, 48), (16, 32, 64))]
+    values = ints + tensors + descs + [0.5, 1.0, 3.0, None]
+    assert _check_key(bl, values) > len(values)   # some distinct values do share a key (16 and 32, ...)
+    # and it tells apart what Triton tells apart in these kernels' arguments
+    assert bl._spec(16) != bl._spec(17) and bl._spec(1) != bl._spec(2) and bl._spec(True) != bl._spec(1)
+    assert bl._spec(base) != bl._spec(base[1:]) and bl._spec(base) != bl._spec(base.to(torch.float16))
+    assert bl._spec(descs[0]) != bl._spec(descs[1])                      # 16- and 32-row boxes
+
+
+@pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
+def test_key_of_gluon_descriptors_is_at_least_as_fine_as_tritons():
+    from test_gdpa_hopper import _hopper
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    hop = _hopper()._common
+    bl = kernel_module("bound_launch")
+    base = torch.empty(4096, dtype=torch.bfloat16)
+    descs = [TensorDescriptor(x, [rows, 64], [64, 1], [block, 64], hop._shared_layout(block, 64, x.dtype))
+             for x, rows, block in itertools.product((base.view(64, 64), base.to(torch.float16).view(64, 64)),
+                                                     (64, 48), (32, 64))]
+    assert _check_key(bl, descs + [base, 16, None]) >= len(descs)
+
+
+class _Compiled:
+    def __init__(self, log):
+        self.log, self.function, self.packed_metadata = log, "fn", "meta"
+
+    def launch_metadata(self, grid, stream, *values):
+        return None
+
+    def run(self, gx, gy, gz, stream, function, metadata, launch_metadata, enter, exit_, *values):
+        self.log.append(("direct", (gx, gy, gz), stream, values))
+
+
+class _Param:
+    def __init__(self, name, default):
+        self.name, self.default = name, default
+
+
+class _Kernel:
+    """A stand-in for a Gluon JIT function: kernel[grid](*args, **constexprs) records and returns a
+    compiled kernel, as Triton's returns its CompiledKernel."""
+    def __init__(self, names, defaults=None):
+        import inspect
+        defaults = defaults or {}
+        self.params = [_Param(n, defaults.get(n, inspect.Parameter.empty)) for n in names]
+        self.log = []
+
+    def __getitem__(self, grid):
+        def jit_launch(*args, **constexprs):
+            self.log.append(("jit", grid, args, constexprs))
+            return _Compiled(self.log)
+        return jit_launch
+
+
+@pytest.fixture
+def hop(monkeypatch):
+    module = kernel_module("bound_launch")
+    monkeypatch.setattr(module, "_device", lambda: 0)
+    monkeypatch.setattr(module, "_stream", lambda device: 1234)
+    monkeypatch.setattr(module, "_BOUND", {})
+    return module
+
+
+def test_launch_binds_once_then_launches_directly(hop):
+    kernel = _Kernel(["X", "n", "scale", "BLOCK", "num_warps"])
+    x = torch.empty(64)
+    hop.launch(kernel, (3, 2), (x, 32, 0.5), dict(BLOCK=16, num_warps=4, maxnreg=128))
+    hop.launch(kernel, (5, 2), (x, 48, 0.25), dict(BLOCK=16, num_warps=4, maxnreg=128))
+    assert [e[0] for e in kernel.log] == ["jit", "direct"]
+    # the direct launch: the grid padded to three, the stream, every parameter in signature order
+    # (constexprs included, launch options such as maxnreg not: they are not parameters)
+    assert kernel.log[1][1:] == ((5, 2, 1), 1234, (x, 48, 0.25, 16, 4))
+
+
+def test_launch_rebinds_where_triton_would_specialize_again(hop):
+    kernel = _Kernel(["X", "n", "BLOCK"])
+    x = torch.empty(64)
+    calls = [((x, 32), {"BLOCK": 16}),       # bind
+             ((x, 48), {"BLOCK": 16}),       # same key: direct
+             ((x, 33), {"BLOCK": 16}),       # 33 is not a multiple of 16: bind
+             ((x, 1), {"BLOCK": 16}),        # 1 becomes a constexpr in Triton: bind
+             ((x[1:], 32), {"BLOCK": 16}),   # a pointer off 16 bytes: bind
+             ((x, 32), {"BLOCK": 32}),       # another constexpr: bind
+             ((x.half(), 32), {"BLOCK": 16}),  # another dtype: bind
+             ((x, 64), {"BLOCK": 32})]       # back to a bound key: direct
+    for args, constexprs in calls:
+        hop.launch(kernel, (1,), args, constexprs)
+    assert [e[0] for e in kernel.log] == ["jit", "direct", "jit", "jit", "jit", "jit", "jit", "direct"]
+
+
+def test_launch_falls_back_where_it_cannot_bind(hop):
+    kernel = _Kernel(["X", "n", "BLOCK"])
+    kernel.params = None                     # a Triton whose JIT function has no params list
+    for _ in range(2):
+        hop.launch(kernel, (1,), (torch.empty(4), 16), {"BLOCK": 16})
+    assert [e[0] for e in kernel.log] == ["jit", "jit"]
+    missing = _Kernel(["X", "n", "BLOCK", "OTHER"])   # a parameter given neither value nor default
+    for _ in range(2):
+        hop.launch(missing, (1,), (torch.empty(4), 16), {"BLOCK": 16})
+    assert [e[0] for e in missing.log] == ["jit", "jit"]
+    defaulted = _Kernel(["X", "n", "BLOCK", "OTHER"], {"OTHER": 7})
+    for _ in range(2):
+        hop.launch(defaulted, (1,), (torch.empty(4), 16), {"BLOCK": 16})
+    assert [e[0] for e in defaulted.log] == ["jit", "direct"] and defaulted.log[1][3][-1] == 7
+
+
+class _Config:
+    def __init__(self, kwargs, pre_hook=None):
+        self.kwargs, self.pre_hook = kwargs, pre_hook
+
+    def all_kwargs(self):
+        return {**self.kwargs, "num_warps": 4}
+
+
+class _Tuner:
+    """A stand-in for triton.autotune's Autotuner over a _Kernel: tuner[grid](*args, **constexprs)
+    picks `pick(key values)` (as the autotuner picks by its key), records it and launches fn."""
+    def __init__(self, names, keys, pick, pre_hook=None):
+        self.fn, self.arg_names, self.keys = _Kernel(names), names, keys
+        self.pick, self.pre_hook, self.best_config = pick, pre_hook, None
+
+    def __getitem__(self, grid):
+        def tuned_launch(*args, **constexprs):
+            named = dict(zip(self.arg_names, args))
+            config = _Config(self.pick(tuple(named[k] for k in self.keys if k in named)), self.pre_hook)
+            self.best_config = config
+            if config.pre_hook:
+                config.pre_hook({**named, **constexprs, **config.all_kwargs()})
+            return self.fn[grid](*args, **constexprs, **config.kwargs)
+        return tuned_launch
+
+
+def test_launch_tuned_binds_the_chosen_config_then_skips_the_autotuner(hop):
+    hooked = []
+    tuner = _Tuner(["X", "chunk", "BLOCK_T", "SPLIT"], ["chunk"],
+                   pick=lambda key: {"BLOCK_T": 64 if key[0] >= 512 else 32},
+                   pre_hook=lambda nargs: hooked.append((nargs["X"].shape[0], nargs["BLOCK_T"])))
+    x = torch.empty(64)
+    hop.launch_tuned(tuner, (3,), (x, 512), {"SPLIT": False})           # tuned, compiled, bound
+    hop.launch_tuned(tuner, (4,), (x, 512), {"SPLIT": False})           # direct: the bound config's BLOCK_T
+    assert [e[0] for e in tuner.fn.log] == ["jit", "direct"]
+    assert tuner.fn.log[1][1:] == ((4, 1, 1), 1234, (x, 512, 64, False))
+    assert hooked == [(64, 64), (64, 64)]                                # the pre-hook before each launch
+    # 256 specializes as 512 does (both multiples of 16) but is another autotune key: tuned again
+    hop.launch_tuned(tuner, (4,), (x, 256), {"SPLIT": False})
+    hop.launch_tuned(tuner, (4,), (x, 256), {"SPLIT": False})
+    assert [e[0] for e in tuner.fn.log] == ["jit", "direct", "jit", "direct"]
+    assert tuner.fn.log[3][3] == (x, 256, 32, False)
+    hop.launch_tuned(tuner, (4,), (x, 512), {"SPLIT": True})            # another constexpr: tuned again
+    assert [e[0] for e in tuner.fn.log][-1] == "jit"
+
+
+def test_launch_tuned_falls_back_where_it_cannot_bind(hop):
+    tuner = _Tuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 32})
+    tuner.fn.params = None
+    for _ in range(3):
+        hop.launch_tuned(tuner, (1,), (torch.empty(4), 256), {})
+    assert [e[0] for e in tuner.fn.log] == ["jit", "jit", "jit"]
