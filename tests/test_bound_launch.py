@@ -205,3 +205,18 @@ def test_launch_tuned_falls_back_where_it_cannot_bind(hop):
     for _ in range(3):
         hop.launch_tuned(tuner, (1,), (torch.empty(4), 256), {})
     assert [e[0] for e in tuner.fn.log] == ["jit", "jit", "jit"]
+
+
+def test_host_python_script_times_the_bound_path():
+    """bench/host_python.py runs the seed-pooling op's host code on the CPU up to a do-nothing
+    launcher: both calls bound (a launch not bound would raise: the stand-in has no compiled
+    kernel), a figure a line."""
+    import os
+    import re
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "host_python.py"), "--calls", "20"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT / "bench")
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = re.findall(r"^(forward|backward): ([\d.]+) us of Python a call before the launcher$", p.stdout, re.M)
+    assert [name for name, _ in lines] == ["forward", "backward"] and all(float(us) > 0 for _, us in lines)

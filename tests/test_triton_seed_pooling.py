@@ -471,3 +471,13 @@ def test_eager_launches_without_bound_launch_beside_run_tritons_own(monkeypatch)
     monkeypatch.setattr(sp, "_BOUND_LAUNCH", {"module": None})
     got = sp._forward(seeds, k, v, lengths, 0.25, chunk=16)
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def test_host_arithmetic_matches_tritons():
+    """The host code's plain-int cdiv and next_power_of_2 (Triton's are constexpr functions, slow
+    to call from Python) give Triton's values."""
+    import triton
+    for n in [*range(0, 1100), 2**20, 2**20 + 1, 2**31 - 1]:
+        assert sp._next_power_of_2(n) == triton.next_power_of_2(n), n
+        for d in (1, 3, 16, 256, 264):
+            assert sp._cdiv(n, d) == triton.cdiv(n, d), (n, d)

@@ -626,20 +626,30 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
+# Host arithmetic on plain ints: triton.cdiv and triton.next_power_of_2 are constexpr functions whose
+# every host call goes through Triton's wrapper (a few microseconds each; bench/host_python.py).
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 def _seed_blocks(S: int, D: int) -> tuple[int, int, int]:
     """(BLOCK_S, BLOCK_D, number of seed blocks). tl.dot needs every dim >= 16."""
-    block_d = max(16, triton.next_power_of_2(D))
-    block_s = min(max(16, triton.next_power_of_2(S)), max(16, _SEED_TILE // block_d))
-    return block_s, block_d, triton.cdiv(S, block_s)
+    block_d = max(16, _next_power_of_2(D))
+    block_s = min(max(16, _next_power_of_2(S)), max(16, _SEED_TILE // block_d))
+    return block_s, block_d, _cdiv(S, block_s)
 
 
 def _chunk(T: int, programs: int, n_sm: int) -> int:
     """T chunk per program: all of T, unless `programs` cannot fill the GPU twice over."""
-    whole = max(_CHUNK_MULTIPLE, triton.cdiv(T, _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE)
+    whole = max(_CHUNK_MULTIPLE, _cdiv(T, _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE)
     if programs >= 2 * n_sm:
         return whole
-    want = triton.cdiv(2 * n_sm, programs)  # splits per program to reach ~2 waves
-    chunk = triton.cdiv(triton.cdiv(T, want), _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE
+    want = _cdiv(2 * n_sm, programs)  # splits per program to reach ~2 waves
+    chunk = _cdiv(_cdiv(T, want), _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE
     return max(_CHUNK_MULTIPLE, chunk)
 
 
@@ -766,7 +776,7 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
         return o, lse
     meta, n_sblk = _meta(seeds, k, v, scale)
     chunk = chunk or _chunk(T, B * H * n_sblk, _num_sms(k.device))
-    n_split = triton.cdiv(max(T, 1), chunk)
+    n_split = _cdiv(max(T, 1), chunk)
     args = (H, T, chunk, *_strides(seeds), *_strides(k, packed), *_strides(v, packed), scale * _LOG2E)
     starts = starts if packed else lengths        # (read only when PACKED)
     k_desc, v_desc = _tma_views(k, v, packed, meta["BLOCK_D"], tma)
@@ -821,7 +831,7 @@ def _examples_per_program(B: int, H: int, S: int, D: int, n_sm: int) -> int:
     twenty-third session; the Nsight Compute counters showed the backward issuing in 32% of its
     cycles at 12% occupancy)."""
     by_programs = (B * H) // (32 * n_sm)
-    by_bytes = triton.cdiv(B * H * S * D * 4, _DQ_PARTS_BYTES)
+    by_bytes = _cdiv(B * H * S * D * 4, _DQ_PARTS_BYTES)
     return max(1, min(8, by_programs), by_bytes)
 
 
@@ -843,9 +853,9 @@ def _backward(grad_out, seeds, k, v, o, lse, lengths, scale, sum_kv=False,
     n_sm = _num_sms(k.device)
     if per_prog is None:
         per_prog = _examples_per_program(B, H, S, D, n_sm)
-    n_groups = triton.cdiv(B, per_prog)
+    n_groups = _cdiv(B, per_prog)
     chunk = chunk or _chunk(T, n_groups * H, n_sm)
-    n_split = triton.cdiv(T, chunk)
+    n_split = _cdiv(T, chunk)
     dq_part = torch.empty(n_groups * n_split, H, S, D, dtype=torch.float32, device=k.device)
     _launch(kernel, (n_groups * n_split, H),
             (seeds, k, v, lengths, starts if packed else lengths, grad_out, o, lse, dq_part, dk, dv,
