@@ -220,3 +220,31 @@ def test_host_python_script_times_the_bound_path():
     assert p.returncode == 0, p.stderr[-2000:]
     lines = re.findall(r"^(forward|backward): ([\d.]+) us of Python a call before the launcher$", p.stdout, re.M)
     assert [name for name, _ in lines] == ["forward", "backward"] and all(float(us) > 0 for _, us in lines)
+
+
+@pytest.mark.skipif(not _has_gluon_hopper(), reason="Triton's Gluon for Hopper is not installed")
+def test_a_generated_package_loads_one_bound_launch_module():
+    """In a generated package the seed-pooling kernels and the Hopper window backward launch through
+    one bound_launch module (the package's own kernels.bound_launch: one cache of bound kernels),
+    whichever asks first."""
+    import os
+    import subprocess
+    snippet = """
+import importlib, sys
+sys.path.insert(0, sys.argv[1])
+sp = importlib.import_module("kunlun_tiny.kernels.seed_pooling")
+wa = importlib.import_module("kunlun_tiny.kernels.window_attention")
+if sys.argv[2] == "seed_pooling":
+    first = sp._bound_launch()
+    hop = wa._hopper_module()
+else:
+    hop = wa._hopper_module()
+    first = sp._bound_launch()
+print(first is sys.modules["kunlun_tiny.kernels.bound_launch"], hop.launch is first.launch)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    for order in ("seed_pooling", "window_attention"):
+        p = subprocess.run([sys.executable, "-c", snippet, str(ROOT / "generated"), order], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert p.stdout.split() == ["True", "True"], (order, p.stdout)
