@@ -188,11 +188,12 @@ def _wait_tile(bars, tile, STAGES: gl.constexpr):
 
 @gluon.jit
 def _load_pair(a_desc, b_desc, a_smem, b_smem, bars, tile, a_row, b_row, a_col, b_col,
-               ROWS: gl.constexpr, STAGES: gl.constexpr):
-    """TMA walked tile `tile` of two tensors (Q and dO, or K and V) into stage tile % STAGES."""
+               ROWS: gl.constexpr, STAGES: gl.constexpr, MORE_BYTES: gl.constexpr = 0):
+    """TMA walked tile `tile` of two tensors (Q and dO, or K and V) into stage tile % STAGES; its
+    barrier also expects MORE_BYTES that the caller loads onto it next (_load_query_tile)."""
     slot = tile % STAGES
     bar = bars.index(slot)
-    mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+    mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes + MORE_BYTES)
     _tma_load(a_desc, [a_row + tile * ROWS, a_col], bar, a_smem.index(slot))
     _tma_load(b_desc, [b_row + tile * ROWS, b_col], bar, b_smem.index(slot))
 
@@ -204,14 +205,11 @@ def _load_query_tile(q_desc, do_desc, lse_desc, delta_desc, q_smem, do_smem, lse
     """The dK/dV kernel's walked tile `tile`: Q and dO by _load_pair, and with STATS the rows' lse and
     delta (1-D descriptors over [B·H·T]) on the same stage barrier."""
     if STATS:
+        more: gl.constexpr = lse_desc.block_type.nbytes + delta_desc.block_type.nbytes
+        _load_pair(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, g_row, q_col, g_col, ROWS, STAGES, more)
         slot = tile % STAGES
-        bar = bars.index(slot)
-        mbarrier.expect(bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes
-                        + lse_desc.block_type.nbytes + delta_desc.block_type.nbytes)
-        _tma_load(q_desc, [q_row + tile * ROWS, q_col], bar, q_smem.index(slot))
-        _tma_load(do_desc, [g_row + tile * ROWS, g_col], bar, do_smem.index(slot))
-        _tma_load(lse_desc, [stat_row + tile * ROWS], bar, lse_ring.index(slot))
-        _tma_load(delta_desc, [stat_row + tile * ROWS], bar, delta_ring.index(slot))
+        _tma_load(lse_desc, [stat_row + tile * ROWS], bars.index(slot), lse_ring.index(slot))
+        _tma_load(delta_desc, [stat_row + tile * ROWS], bars.index(slot), delta_ring.index(slot))
     else:
         _load_pair(q_desc, do_desc, q_smem, do_smem, bars, tile, q_row, g_row, q_col, g_col, ROWS, STAGES)
 
