@@ -68,7 +68,7 @@ def print_compiled() -> None:
     from compile_kernels import resource_usage
     from gdpa_gluon import sass_lines
     from gdpa_gluon_bwd import wgmma_waits
-    from window_hopper import tile_loops
+    from window_hopper import tile_loops_text
     hop = load("gdpa_hopper")
     for kind in ("dq", "dkdv"):
         for head_dim in (64, 128):
@@ -78,10 +78,9 @@ def print_compiled() -> None:
                 code = sass_lines(kernel.asm["cubin"])
                 instructions = [text for _, text in code]
                 hgmma, waits = wgmma_waits(instructions)
-                loops = " ".join(f"L{loads}/S{selects}/B{bars}" for loads, selects, bars in tile_loops(code))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
-                      f"tanh {sum('MUFU.TANH' in i for i in instructions)} loops {loops}", flush=True)
+                      f"tanh {sum('MUFU.TANH' in i for i in instructions)} loops {tile_loops_text(code)}", flush=True)
 
 
 def reference(q, k, v, do, lengths, acts: str, scale: float):

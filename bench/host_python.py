@@ -49,13 +49,12 @@ def stand_in(sp):
     sp._INTERPRET = True       # CPU tensors pass the op's checks (its tuner: the interpreter's one config)
 
     def bind_tuned(tuner, grid, args, constexprs):
-        key = (tuner, 0, tuple(map(bl._spec, args)), bl._key_values(tuner, args), tuple(constexprs.items()))
         config = tuner.configs[0]
-        bl._BOUND[key] = (config, bl._bind(tuner.fn, _Compiled(), {**constexprs, **config.kwargs}, len(args)))
+        bl._BOUND[bl._tuned_key(tuner, 0, args, constexprs)] = (
+            config, bl._bind(tuner.fn, _Compiled(), {**constexprs, **config.kwargs}, len(args)))
 
     def bind(kernel, grid, args, constexprs):
-        bl._BOUND[(kernel, 0, tuple(map(bl._spec, args)), tuple(constexprs.items()))] = (
-            bl._bind(kernel, _Compiled(), constexprs, len(args)))
+        bl._BOUND[bl._key(kernel, 0, args, constexprs)] = bl._bind(kernel, _Compiled(), constexprs, len(args))
     return bl, bind_tuned, bind
 
 

@@ -78,10 +78,10 @@ def print_compiled() -> None:
                 code = sass_lines(kernel.asm["cubin"])
                 instructions = [text for _, text in code]
                 hgmma, waits = wgmma_waits(instructions)
-                loops = " ".join(f"L{loads}/S{selects}/B{bars}" for loads, selects, bars in tile_loops(code))
                 print(f"{kind} D{head_dim} {'packed' if packed else 'padded'}: regs {r['reg']} stack {r['stack']} "
                       f"shared {kernel.metadata.shared} hgmma {hgmma} waits {len(waits)} "
-                      f"tma_stores {sum('UTMASTG' in i for i in instructions)} loops {loops}", flush=True)
+                      f"tma_stores {sum('UTMASTG' in i for i in instructions)} loops {tile_loops_text(code)}",
+                      flush=True)
 
 
 def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int, int]]:
@@ -106,6 +106,11 @@ def tile_loops(code: list[tuple[int, str]]) -> list[tuple[int, int, int]]:
                           sum(op.split(".")[0] in ("SEL", "FSEL") for op in body),
                           sum(op.startswith("BAR.SYNC") for op in body)))
     return loops
+
+
+def tile_loops_text(code: list[tuple[int, str]]) -> str:
+    """tile_loops(code) as --compile-only prints it: L<loads>/S<selects>/B<barriers> a loop."""
+    return " ".join(f"L{loads}/S{selects}/B{bars}" for loads, selects, bars in tile_loops(code))
 
 
 def load_hopper():

@@ -95,12 +95,22 @@ def _run(bound, device: int, grid: tuple, args: tuple) -> None:
                  hooks.launch_exit_hook, *values)
 
 
+def _key(kernel, device: int, args: tuple, constexprs: dict) -> tuple:
+    """launch's key in _BOUND: the kernel, device, every argument's specialization, the constexprs."""
+    return kernel, device, tuple(map(_spec, args)), tuple(constexprs.items())
+
+
+def _tuned_key(tuner, device: int, args: tuple, constexprs: dict) -> tuple:
+    """launch_tuned's key in _BOUND: _key's, and the values of the autotuner's key."""
+    return tuner, device, tuple(map(_spec, args)), _key_values(tuner, args), tuple(constexprs.items())
+
+
 def launch(kernel, grid: tuple, args: tuple, constexprs: dict) -> None:
     """kernel[grid](*args, **constexprs), with Triton's compiled kernel bound once per argument
     specialization (_spec) and device: later launches call its launcher directly, as Triton's own
     launch path does after binding (same stream, hooks and scratch allocation)."""
     device = _device()
-    key = (kernel, device, tuple(map(_spec, args)), tuple(constexprs.items()))
+    key = _key(kernel, device, args, constexprs)
     try:
         bound = _BOUND[key]
     except KeyError:
@@ -133,7 +143,7 @@ def launch_tuned(tuner, grid: tuple, args: tuple, constexprs: dict) -> None:
     config's pre-hook runs before each of them, as the autotuner runs it before each launch."""
     device = _device()
     try:
-        key = (tuner, device, tuple(map(_spec, args)), _key_values(tuner, args), tuple(constexprs.items()))
+        key = _tuned_key(tuner, device, args, constexprs)
         bound = _BOUND[key]
     except KeyError:
         compiled = tuner[grid](*args, **constexprs)

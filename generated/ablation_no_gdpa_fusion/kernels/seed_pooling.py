@@ -795,9 +795,10 @@ def _forward(seeds, k, v, lengths, scale, chunk: int | None = None, starts=None,
     acc_part = torch.empty(n_split, B, H, S, D, dtype=torch.float32, device=k.device)
     _launch(tuner, (B * H, n_split, n_sblk), (*inputs, o, lse, m_part, l_part, acc_part, *args),
             dict(SPLIT=True, PACKED=packed, TMA=use_tma, **meta), how, tuned=True)
+    # no launch options for the combine kernel: see _tuned
     _launch(_combine_kernel, (B * H, n_sblk), (m_part, l_part, acc_part, o, lse, n_split),
-            dict(NUM_SEEDS=S, HEAD_D=D, BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"]),  # no launch
-            "traced" if how == "plain" else how)                                               # options: see _tuned
+            dict(NUM_SEEDS=S, HEAD_D=D, BLOCK_S=meta["BLOCK_S"], BLOCK_D=meta["BLOCK_D"]),
+            how if how == "bound" else "traced")
     return o, lse
 
 
