@@ -36,7 +36,7 @@ from triton.testing import do_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import check_status, kernel_ms, write_text  # noqa: E402
+from benchutil import check_status, kernel_ms_by_name, write_text  # noqa: E402
 
 SHAPES = [  # (B, H, T, D, window)
     (64, 4, 2048, 64, 256),
@@ -159,8 +159,10 @@ def bench_shape(B, H, T, D, window, causal, flex_attention, create_block_mask, d
 
     def record(name, fn, flops):
         ms = do_bench(fn, return_mode="median")
-        # the kernels' own time too: do_bench's includes host time
-        results[name] = {"ms": ms, "tflops": tflops(flops, ms), "flops": flops, "kernel_ms": kernel_ms(fn)}
+        # the kernels' own time too (do_bench's includes host time), in all and by kernel
+        by_name = kernel_ms_by_name(fn)
+        results[name] = {"ms": ms, "tflops": tflops(flops, ms), "flops": flops,
+                         "kernel_ms": sum(by_name.values()), "kernels_ms": by_name}
 
     def ours(lengths, q=q, k=k, v=v, backward=False):
         def run():
@@ -274,6 +276,9 @@ def main(argv=None):
                       f"{r['x_flex']:>8.2f}{r['x_flash_causal']:>9.2f}{kernel}")
                 rows.append({"B": B, "H": H, "T": T, "D": D, "window": window, "causal": causal,
                              "variant": name, **r})
+            for name in ("ours fwd+bwd", "flex fwd+bwd"):
+                print(f"  {name} by kernel (ms a call): " + ", ".join(
+                    f"{k[:40]} {v:.3f}" for k, v in sorted(results[name]["kernels_ms"].items(), key=lambda kv: -kv[1])))
             print("  jagged ÷ full, do_bench / kernel time: " + ", ".join(
                 f"{k} {v[0]:.2f} / {v[1]:.2f}" for k, v in jagged_ratios(results).items()))
             print()
@@ -288,7 +293,7 @@ def main(argv=None):
             "torch": torch.__version__, "triton": triton.__version__,
             "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "timing": "triton.testing.do_bench median (ms); TFLOP/s on useful FLOPs; kernel_ms: "
-                      "torch.profiler's GPU kernel time per call; x_flex_kernels: Flex's "
+                      "torch.profiler's GPU kernel time per call (kernels_ms: by kernel); x_flex_kernels: Flex's "
                       "kernel time over ours (full lengths)",
             "correctness_rel_err": errors, "rows": rows, "autotuned": configs,
         }

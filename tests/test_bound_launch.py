@@ -248,3 +248,122 @@ print(first is sys.modules["kunlun_tiny.kernels.bound_launch"], hop.launch is fi
                            text=True, env=env, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
         assert p.stdout.split() == ["True", "True"], (order, p.stdout)
+
+
+# ----------------------------------------------------------------------------- host TMA descriptors
+
+_LAUNCHER_36 = '''
+_BASE_ARGS_FORMAT_LEN = 13
+expanded = []
+
+def make_tensordesc_arg(arg, metadata):
+    expanded.append(arg)
+    return [("map", arg.base.data_ptr(), tuple(arg.block_shape), metadata), *arg.shape, *arg.strides]
+
+def wrap(launcher, positions, metas):
+    tensordesc_indices = set(positions)
+    tensordesc_meta = metas
+
+    def inner(*args):
+        final_args = list(args[:_BASE_ARGS_FORMAT_LEN])
+        tensordesc_idx = 0
+        for i, arg in enumerate(args[_BASE_ARGS_FORMAT_LEN:]):
+            if i in tensordesc_indices:
+                final_args.extend(make_tensordesc_arg(arg, tensordesc_meta[tensordesc_idx]))
+                tensordesc_idx += 1
+            else:
+                final_args.append(arg)
+        return launcher(*final_args)
+    return inner
+'''
+
+
+class _Launcher36:
+    """A stand-in shaped as Triton 3.6's CudaLauncher for a kernel with host TMA descriptors: its
+    `launch` expands every descriptor at every call (make_tensordesc_arg), then calls the C launcher
+    (here: records its arguments)."""
+    def __init__(self, positions, metas, scratch=0):
+        self.ns = {}
+        exec(_LAUNCHER_36, self.ns)
+        self.calls = []
+        self.launch = self.ns["wrap"](lambda *a: self.calls.append(a), positions, metas)
+        self.global_scratch_size, self.profile_scratch_size = scratch, 0
+        self.launch_cooperative_grid, self.launch_pdl = False, True
+
+    def __call__(self, gx, gy, gz, stream, function, *args):
+        self.launch(gx, gy, gz, stream, function, self.launch_cooperative_grid, self.launch_pdl, None, None, *args)
+
+
+def _descs():
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    k = torch.empty(256, 64, dtype=torch.float16)
+    v = torch.empty(256, 64, dtype=torch.float16)
+    return k, v, TensorDescriptor(k, [256, 64], [64, 1], [32, 64]), TensorDescriptor(v, [256, 64], [64, 1], [32, 64])
+
+
+def test_descriptors_expanded_once_each_and_launched_as_triton_launches(hop):
+    """Where the launcher is Triton 3.6's shape, a bound launch expands each descriptor once (per
+    base address, shape, strides and box) and hands the C launcher what Triton's path would."""
+    k, v, kd, vd = _descs()
+    run = _Launcher36(positions=[1, 3], metas=["meta K", "meta V"])
+    compiled = _Compiled([])
+    compiled.run = run
+    descriptors = hop._Descriptors.of(compiled)
+    assert descriptors is not None and descriptors.slots == ((1, "meta K"), (3, "meta V"))
+    values = (k, kd, 7, vd, 0.5, 64)
+    # Triton's path, then ours, for the same launch: the same arguments reach the C launcher
+    run(2, 3, 1, 99, "fn", "packed", None, None, None, *values)
+    descriptors(2, 3, 1, 99, "fn", "packed", None, None, None, values)
+    assert run.calls[0] == run.calls[1]
+    assert run.calls[1][:13] == (2, 3, 1, 99, "fn", False, True, None, None, "packed", None, None, None)
+    assert run.calls[1][13:] == (k, ("map", k.data_ptr(), (32, 64), "meta K"), 256, 64, 64, 1, 7,
+                                 ("map", v.data_ptr(), (32, 64), "meta V"), 256, 64, 64, 1, 0.5, 64)
+    expansions = len(run.ns["expanded"])                    # 2 by Triton's path, 2 by ours
+    _, _, kd2, vd2 = _descs()                                # new descriptors, new tensors: new maps
+    for _ in range(3):
+        descriptors(1, 1, 1, 99, "fn", "packed", None, None, None, (k, kd, 7, vd, 0.5, 64))
+    assert len(run.ns["expanded"]) == expansions == 4
+    kd.block_shape = [64, 64]                                # another box: another map
+    descriptors(1, 1, 1, 99, "fn", "packed", None, None, None, (k, kd, 7, vd2, 0.5, 64))
+    assert len(run.ns["expanded"]) == 6 and run.calls[-1][14] == ("map", k.data_ptr(), (64, 64), "meta K")
+    for i in range(hop._Descriptors._MAX + 5):               # bounded: the cache starts again when full
+        kd.block_shape = [16, 64]
+        kd.strides = [64 + 8 * i, 1]
+        descriptors(1, 1, 1, 99, "fn", "packed", None, None, None, (k, kd, 7, vd, 0.5, 64))
+    assert len(descriptors.maps) <= hop._Descriptors._MAX
+
+
+def test_descriptors_left_to_triton_where_its_launcher_differs(hop):
+    compiled = _Compiled([])
+    assert hop._Descriptors.of(compiled) is None                         # no descriptor expansion at all
+    compiled.run = _Launcher36(positions=[1], metas=["m"], scratch=128)  # scratch memory: Triton's path
+    assert hop._Descriptors.of(compiled) is None
+    compiled.run = _Launcher36(positions=[1], metas=["m"])
+    compiled.run.ns["_BASE_ARGS_FORMAT_LEN"] = 14                        # another launcher layout
+    assert hop._Descriptors.of(compiled) is None
+
+
+def test_descriptors_agree_with_the_installed_tritons_launcher(hop):
+    """The installed Triton's own descriptor wrapper: either recognised, and then our expansion gives
+    the C launcher what Triton's gives it (descriptors without compile metadata: no CUDA needed), or
+    not recognised (another Triton), and its launcher keeps the work."""
+    from triton.backends.nvidia import driver
+    k, v, kd, vd = _descs()
+    calls = []
+    signature = {0: "*fp16", 1: "tensordesc<fp16[32, 64]>", 2: "i32"}
+    try:
+        inner = driver.wrap_handle_tensordesc(lambda *a: calls.append(a), signature, None)
+    except Exception as exc:                                             # noqa: BLE001
+        pytest.skip(f"this Triton's wrap_handle_tensordesc differs: {exc}")
+    run = _Launcher36(positions=[1], metas=[None])
+    run.launch = inner
+    compiled = _Compiled([])
+    compiled.run = run
+    descriptors = hop._Descriptors.of(compiled)
+    import triton
+    if descriptors is None:
+        assert triton.__version__ != "3.6.0"
+        return
+    run(1, 1, 1, 5, "fn", "packed", None, None, None, k, kd, 3)
+    descriptors(1, 1, 1, 5, "fn", "packed", None, None, None, (k, kd, 3))
+    assert len(calls) == 2 and calls[0] == calls[1]

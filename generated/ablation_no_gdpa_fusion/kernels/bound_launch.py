@@ -20,6 +20,13 @@ afterwards call the compiled kernel's launcher themselves, with what Triton's la
 (grid, stream, launch hooks, every parameter in signature order). For eager calls on CUDA tensors
 only: traced calls (torch.compile, wrap_triton) and the interpreter keep Triton's path.
 
+A kernel that takes host TMA descriptors (triton.tools.tensor_descriptor.TensorDescriptor: the
+seed-pooling forward's K and V) pays more: Triton 3.6's launcher turns each into a CUtensorMap at
+every launch (cuTensorMapEncodeTiled) inside a Python loop over every argument. `_Descriptors` does
+that expansion itself, once per descriptor (its base address, shape, strides and box: the map is a
+function of these alone), and calls the launcher underneath; where the installed Triton's launcher
+is not of that shape it is left to do the work.
+
 This file depends on torch and triton only; it is copied as-is into generated packages.
 """
 import inspect
@@ -62,9 +69,72 @@ def _stream(device: int) -> int:
     return torch._C._cuda_getCurrentRawStream(device)   # what Triton's own launch asks for
 
 
+class _Descriptors:
+    """A compiled kernel's launcher with its host TMA descriptors expanded here, each descriptor's
+    expansion (Triton's own function: the CUtensorMap, then the shape and strides the kernel takes
+    beside it) made once and kept. Triton 3.6's CudaLauncher calls `launch`, a closure that expands
+    every descriptor argument at every call (triton/backends/nvidia/driver.py,
+    wrap_handle_tensordesc); `of` finds the C launcher, the descriptors' positions and metadata in
+    it, or returns None where the closure is not of that shape (another Triton: it keeps its path)."""
+
+    _BASE = 13          # the launcher's arguments before the kernel's (Triton 3.6's _BASE_ARGS_FORMAT)
+    _MAX = 64           # descriptors kept a kernel; past it the cache starts again
+
+    def __init__(self, run, launcher, positions, metas, expand):
+        self.run, self.launcher, self.expand = run, launcher, expand
+        self.slots = tuple(zip(positions, metas))
+        self.maps: dict = {}
+
+    @classmethod
+    def of(cls, compiled):
+        run = getattr(compiled, "run", None)
+        inner = getattr(run, "launch", None)
+        code = getattr(inner, "__code__", None)
+        if code is None or code.co_name != "inner" or not inner.__closure__:
+            return None
+        cells = dict(zip(code.co_freevars, (c.cell_contents for c in inner.__closure__)))
+        launcher, positions = cells.get("launcher"), cells.get("tensordesc_indices")
+        metas, expand = cells.get("tensordesc_meta"), inner.__globals__.get("make_tensordesc_arg")
+        if (launcher is None or not positions or metas is None or expand is None
+                or inner.__globals__.get("_BASE_ARGS_FORMAT_LEN") != cls._BASE
+                or len(metas) != len(positions)
+                or inspect.signature(expand).parameters.keys() != {"arg", "metadata"}
+                or getattr(run, "global_scratch_size", 1) or getattr(run, "profile_scratch_size", 1)
+                or not all(hasattr(run, a) for a in ("launch_cooperative_grid", "launch_pdl"))):
+            return None
+        return cls(run, launcher, sorted(positions), metas, expand)
+
+    def _expanded(self, desc, meta) -> list:
+        key = (desc.base.data_ptr(), *desc.shape, *desc.strides, *desc.block_shape, getattr(desc, "padding", None))
+        try:
+            return self.maps[key]
+        except KeyError:
+            if len(self.maps) >= self._MAX:
+                self.maps.clear()
+            expanded = self.maps[key] = self.expand(desc, meta)
+            return expanded
+
+    def arguments(self, values: tuple) -> list:
+        """The kernel's arguments as the C launcher takes them: each descriptor expanded in place."""
+        out, last = [], 0
+        for position, meta in self.slots:
+            out += values[last:position]
+            out += self._expanded(values[position], meta)
+            last = position + 1
+        out += values[last:]
+        return out
+
+    def __call__(self, gx, gy, gz, stream, function, packed, launch_metadata, enter, exit_, values):
+        """What CudaLauncher.__call__ does for a kernel without scratch memory, and its launch after."""
+        run = self.run
+        self.launcher(gx, gy, gz, stream, function, run.launch_cooperative_grid, run.launch_pdl, None, None,
+                      packed, launch_metadata, enter, exit_, *self.arguments(values))
+
+
 def _bind(kernel, compiled, constexprs: dict, n_args: int):
-    """(compiled, the values of the parameters after the first n_args in signature order), or None
-    where this Triton's compiled kernel lacks what a direct launch needs."""
+    """(compiled, the values of the parameters after the first n_args in signature order, its
+    _Descriptors or None), or None where this Triton's compiled kernel lacks what a direct launch
+    needs."""
     if hasattr(compiled, "result"):
         compiled = compiled.result()
     if not all(hasattr(compiled, a) for a in ("run", "function", "packed_metadata", "launch_metadata")):
@@ -80,19 +150,23 @@ def _bind(kernel, compiled, constexprs: dict, n_args: int):
             tail.append(param.default)
         else:
             return None
-    return compiled, tuple(tail)
+    return compiled, tuple(tail), _Descriptors.of(compiled)
 
 
 def _run(bound, device: int, grid: tuple, args: tuple) -> None:
     """One launch of a bound kernel: its launcher called as Triton's launch path calls it."""
-    compiled, tail = bound
+    compiled, tail, descriptors = bound
     gx, gy, gz = (*grid, 1, 1)[:3]
     stream = _stream(device)
     values = (*args, *tail)
     hooks = triton.knobs.runtime
-    compiled.run(gx, gy, gz, stream, compiled.function, compiled.packed_metadata,
-                 compiled.launch_metadata(grid, stream, *values), hooks.launch_enter_hook,
-                 hooks.launch_exit_hook, *values)
+    metadata = compiled.launch_metadata(grid, stream, *values)
+    if descriptors is None:
+        compiled.run(gx, gy, gz, stream, compiled.function, compiled.packed_metadata, metadata,
+                     hooks.launch_enter_hook, hooks.launch_exit_hook, *values)
+    else:
+        descriptors(gx, gy, gz, stream, compiled.function, compiled.packed_metadata, metadata,
+                    hooks.launch_enter_hook, hooks.launch_exit_hook, values)
 
 
 def _key(kernel, device: int, args: tuple, constexprs: dict) -> tuple:
