@@ -199,6 +199,26 @@ def test_launch_tuned_binds_the_chosen_config_then_skips_the_autotuner(hop):
     assert [e[0] for e in tuner.fn.log][-1] == "jit"
 
 
+def test_launch_tuned_calls_a_grid_function_with_the_bound_config(hop):
+    """The window and GDPA kernels' grids depend on the tuned block (lambda meta: rows / BLOCK_M):
+    a direct launch calls the grid with the arguments by name, the constexprs and the bound
+    config's values, as the autotuner does."""
+    tuner = _Tuner(["X", "T", "BLOCK_M", "PACKED"], ["T"], pick=lambda key: {"BLOCK_M": 64 if key[0] > 100 else 16})
+    x = torch.empty(64)
+    seen = []
+
+    def grid(meta):
+        seen.append((meta["T"], meta["BLOCK_M"], meta["PACKED"], meta["num_warps"]))
+        return (meta["T"] // meta["BLOCK_M"] * 3,)
+    hop.launch_tuned(tuner, grid, (x, 256), {"PACKED": False})    # bound (Triton's path calls grid itself)
+    hop.launch_tuned(tuner, grid, (x, 512), {"PACKED": False})    # another key value: tuned and bound
+    hop.launch_tuned(tuner, grid, (x, 256), {"PACKED": False})    # direct
+    hop.launch_tuned(tuner, grid, (x, 32), {"PACKED": False})     # tuned: a 16-row block
+    hop.launch_tuned(tuner, grid, (x, 48), {"PACKED": False})     # another key again
+    assert [e[0] for e in tuner.fn.log] == ["jit", "jit", "direct", "jit", "jit"]
+    assert tuner.fn.log[2][1] == (12, 1, 1) and seen == [(256, 64, False, 4)]
+
+
 def test_launch_tuned_falls_back_where_it_cannot_bind(hop):
     tuner = _Tuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 32})
     tuner.fn.params = None

@@ -214,7 +214,9 @@ def launch_tuned(tuner, grid: tuple, args: tuple, constexprs: dict) -> None:
     """tuner[grid](*args, **constexprs) for a triton.autotune'd kernel, bound as `launch` binds once
     the autotuner has chosen a config for this key (its key's values are part of the bound key, as
     every argument's specialization is): later launches skip both the autotuner and the JIT. The
-    config's pre-hook runs before each of them, as the autotuner runs it before each launch."""
+    config's pre-hook runs before each of them, as the autotuner runs it before each launch, and a
+    callable grid is called as the autotuner calls it (with the arguments by name, the constexprs
+    and the config's values)."""
     device = _device()
     try:
         key = _tuned_key(tuner, device, args, constexprs)
@@ -232,6 +234,10 @@ def launch_tuned(tuner, grid: tuple, args: tuple, constexprs: dict) -> None:
         tuner[grid](*args, **constexprs)
         return
     config, direct = bound
-    if config.pre_hook is not None:
-        config.pre_hook({**dict(zip(tuner.arg_names, args)), **constexprs, **config.all_kwargs()})
+    if config.pre_hook is not None or callable(grid):
+        named = {**dict(zip(tuner.arg_names, args)), **constexprs, **config.all_kwargs()}
+        if config.pre_hook is not None:
+            config.pre_hook(named)
+        if callable(grid):
+            grid = grid(named)
     _run(direct, device, grid, args)

@@ -555,15 +555,32 @@ def _plain_eager(x: torch.Tensor) -> bool:
             and torch._C._len_torch_dispatch_stack() == 0)
 
 
-def _launcher(kernel_name: str, block_d: int, x: torch.Tensor):
-    """The tuned kernel for x's dtype, through torch.library.wrap_triton unless x is a plain tensor
-    in eager mode. Outside a triton_op a wrapped kernel dispatches each launch through a
-    higher-order op (about a millisecond of host time) and buys nothing there."""
+def _launch(kernel_name: str, block_d: int, x: torch.Tensor, grid, args: tuple, constexprs: dict) -> None:
+    """The tuned kernel for x's dtype launched on grid, through torch.library.wrap_triton unless x
+    is a plain tensor in eager mode. Outside a triton_op a wrapped kernel dispatches each launch
+    through a higher-order op (about a millisecond of host time) and buys nothing there; eager
+    launches on CUDA go through bound_launch.launch_tuned where it is there (the autotuner and
+    the JIT once a key, not every call)."""
     row_bytes = block_d * x.dtype.itemsize
     width = "" if row_bytes <= 256 else "_wide" if row_bytes <= 512 else "_widest"
     tuned = _tuned(kernel_name, width, AUTOTUNE)
     # torch 2.13 passes interpreted kernels through wrap_triton; older releases reject them.
-    return tuned if _INTERPRET or _plain_eager(x) else torch.library.wrap_triton(tuned)
+    if _INTERPRET or _plain_eager(x):
+        launch_tuned = _launch_tuned() if x.is_cuda and not _INTERPRET else None
+        if launch_tuned is not None:
+            launch_tuned(tuned, grid, args, constexprs)
+        else:
+            tuned[grid](*args, **constexprs)
+    else:
+        torch.library.wrap_triton(tuned)[grid](*args, **constexprs)
+
+
+def _launch_tuned():
+    """bound_launch.launch_tuned, reached through the Hopper module beside this file (gdpa_hopper.py
+    loads window_attention_hopper.py, which loads bound_launch.py as the package's kernel files
+    share it); None without it (no Gluon)."""
+    hopper = _hopper_module()
+    return getattr(getattr(hopper, "_common", None), "launch_tuned", None)
 
 
 # ----------------------------------------------------------------------------- the Hopper backward
@@ -723,10 +740,9 @@ def gdpa_forward(
         return out.zero_()
     for n_heads, pointers, c in _launches(q, k, q_lengths, kv_lengths, q_starts, T, activations,
                                           window, causal):
-        _launcher("fwd", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
-            q, k, v, out, *pointers, *q_strides, *k.stride(), *v.stride(), *o_strides,
-            n_heads, T, S, float(scale), **c,
-        )
+        _launch("fwd", c["BLOCK_D"], q, _grid(T, B * n_heads, "BLOCK_M"),
+                (q, k, v, out, *pointers, *q_strides, *k.stride(), *v.stride(), *o_strides,
+                 n_heads, T, S, float(scale)), c)
     return out
 
 
@@ -766,17 +782,15 @@ def gdpa_backward(
         if on_hopper["dkdv"]:
             hopper.backward_hopper("dkdv", *group, (dk, dv))
         else:
-            _launcher("dkdv", c["BLOCK_D"], q)[_grid(S, B * n_heads, "BLOCK_N")](
-                q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
-                n_heads, T, S, float(scale), **c,
-            )
+            _launch("dkdv", c["BLOCK_D"], q, _grid(S, B * n_heads, "BLOCK_N"),
+                    (q, k, v, grad_out, dk, dv, *pointers, *strides, *dk.stride(), *dv.stride(),
+                     n_heads, T, S, float(scale)), c)
         if on_hopper["dq"]:
             hopper.backward_hopper("dq", *group, (dq,))
         else:
-            _launcher("dq", c["BLOCK_D"], q)[_grid(T, B * n_heads, "BLOCK_M")](
-                q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
-                n_heads, T, S, float(scale), **c,
-            )
+            _launch("dq", c["BLOCK_D"], q, _grid(T, B * n_heads, "BLOCK_M"),
+                    (q, k, v, grad_out, dq, *pointers, *strides, *dq_strides,
+                     n_heads, T, S, float(scale)), c)
     return dq, dk, dv
 
 

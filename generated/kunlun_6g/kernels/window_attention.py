@@ -555,13 +555,27 @@ def _launch(kernel, grid, *args, **kwargs):
     """Launches kernel[grid](*args, **kwargs) through torch.library.wrap_triton, so that
     torch.compile / make_fx / export trace it as a kernel call. Eagerly on plain tensors the
     wrapper's dispatch costs about a millisecond of Python per launch and buys nothing, so
-    there the kernel is launched directly (as torch.library.triton_op does)."""
+    there the kernel is launched directly (as torch.library.triton_op does): on CUDA through
+    bound_launch.launch_tuned where it is there (the autotuner and the JIT once a key, not every
+    call), else through Triton's own launch."""
     if not _plain_eager(args):
         try:
             kernel = torch.library.wrap_triton(kernel)
         except RuntimeError:  # older torch refuses interpreted kernels: plain launch
             pass
+    elif args[0].is_cuda and not _interpreting():
+        launch_tuned = _launch_tuned()
+        if launch_tuned is not None:
+            launch_tuned(kernel, grid, args, kwargs)
+            return
     kernel[grid](*args, **kwargs)
+
+
+def _launch_tuned():
+    """bound_launch.launch_tuned, reached through the Hopper module beside this file (which loads
+    bound_launch.py as the package's kernel files share it); None without it (no Gluon)."""
+    hopper = _hopper_module()
+    return getattr(hopper, "launch_tuned", None)
 
 
 # ----------------------------------------------------------------------------- the Hopper backward

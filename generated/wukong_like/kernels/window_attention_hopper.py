@@ -87,7 +87,7 @@ def _beside(filename: str):
     return sys.modules[name]
 
 
-__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options",
+__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options", "launch_tuned",
            "rows_view", "stats_by_tma", "tensors_reason", "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
@@ -765,5 +765,8 @@ def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, 
 # (bench/launch_overhead.py --pieces, an H200 machine's host: a dK/dV launch 62.5 µs, of which the
 # binder 24.8 µs and the compiled kernel's own launcher 21.9 µs; 89, 37 and 31 µs on another).
 # bound_launch.launch goes through that path once per specialization and then calls the compiled
-# kernel's launcher itself (41.4 µs there).
+# kernel's launcher itself (41.4 µs there). launch_tuned does the same for an autotuned Triton
+# kernel: window_attention.py and gdpa.py launch theirs through it (they reach bound_launch.py
+# through this file, which loads it as every kernel file of a package shares it).
 launch = _beside("bound_launch.py").launch
+launch_tuned = _beside("bound_launch.py").launch_tuned
