@@ -387,3 +387,70 @@ def test_descriptors_agree_with_the_installed_tritons_launcher(hop):
     run(1, 1, 1, 5, "fn", "packed", None, None, None, k, kd, 3)
     descriptors(1, 1, 1, 5, "fn", "packed", None, None, None, (k, kd, 3))
     assert len(calls) == 2 and calls[0] == calls[1]
+
+
+# ----------------------------------------------------------------------------- who launches through it
+
+class _Recorder:
+    """Stands in for a kernel (kernel[grid](...)), torch.library.wrap_triton and launch_tuned at once,
+    recording which path a launch took."""
+    def __init__(self):
+        self.log = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **constexprs: self.log.append(("triton", grid, args, constexprs))
+
+    def launch_tuned(self, kernel, grid, args, constexprs):
+        self.log.append(("bound", grid, args, constexprs))
+
+    def wrap_triton(self, kernel):
+        self.log.append(("wrapped",))
+        return kernel
+
+
+class _CudaLike:
+    """An argument that says it is on CUDA (no GPU here); not a torch.Tensor, so the eager check
+    looks past it."""
+    is_cuda = True
+    dtype = torch.float16
+
+
+def test_window_kernels_launch_eagerly_through_launch_tuned(monkeypatch):
+    wa = kernel_module("window_attention")
+    rec = _Recorder()
+    monkeypatch.setattr(wa, "_interpreting", lambda: False)
+    monkeypatch.setattr(wa, "_launch_tuned", lambda: rec.launch_tuned)
+    monkeypatch.setattr(torch.library, "wrap_triton", rec.wrap_triton)
+    grid = lambda meta: (1,)                                     # noqa: E731
+    wa._launch(rec, grid, _CudaLike(), 7, BLOCK_D=64)            # eager on CUDA: bound
+    assert rec.log[-1] == ("bound", grid, (rec.log[-1][2][0], 7), {"BLOCK_D": 64})
+    wa._launch(rec, grid, torch.empty(2), 7, BLOCK_D=64)         # a CPU tensor: Triton's launch
+    assert rec.log[-1][0] == "triton"
+    monkeypatch.setattr(wa, "_launch_tuned", lambda: None)       # no Gluon, so no bound_launch: Triton's
+    wa._launch(rec, grid, _CudaLike(), 7, BLOCK_D=64)
+    assert rec.log[-1][0] == "triton"
+    monkeypatch.setattr(wa, "_launch_tuned", lambda: rec.launch_tuned)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    wa._launch(rec, grid, _CudaLike(), 7, BLOCK_D=64)            # traced: wrap_triton, then its launch
+    assert [e[0] for e in rec.log[-2:]] == ["wrapped", "triton"]
+
+
+def test_gdpa_kernels_launch_eagerly_through_launch_tuned(monkeypatch):
+    gd = kernel_module("gdpa")
+    rec = _Recorder()
+    monkeypatch.setattr(gd, "_INTERPRET", False)
+    monkeypatch.setattr(gd, "_plain_eager", lambda x: True)
+    monkeypatch.setattr(gd, "_launch_tuned", lambda: rec.launch_tuned)
+    monkeypatch.setattr(torch.library, "wrap_triton", rec.wrap_triton)
+    grid = gd._grid(128, 8, "BLOCK_M")
+    gd._launch("fwd", 64, _CudaLike(), grid, (1, 2), {"ACT": "gelu"})
+    kind, got_grid, args, constexprs = rec.log[-1]
+    assert kind == "bound" and got_grid is grid and args == (1, 2) and constexprs == {"ACT": "gelu"}
+    assert got_grid({"BLOCK_M": 64}) == (16,)
+    monkeypatch.setattr(gd, "_launch_tuned", lambda: None)
+    monkeypatch.setattr(gd, "_tuned", lambda name, width, autotune: rec)
+    gd._launch("fwd", 64, _CudaLike(), grid, (1, 2), {"ACT": "gelu"})
+    assert rec.log[-1][0] == "triton"
+    monkeypatch.setattr(gd, "_plain_eager", lambda x: False)    # traced: wrap_triton
+    gd._launch("fwd", 64, _CudaLike(), grid, (1, 2), {"ACT": "gelu"})
+    assert [e[0] for e in rec.log[-2:]] == ["wrapped", "triton"]
