@@ -78,7 +78,10 @@ class _Descriptors:
     it, or returns None where the closure is not of that shape (another Triton: it keeps its path)."""
 
     _BASE = 13          # the launcher's arguments before the kernel's (Triton 3.6's _BASE_ARGS_FORMAT)
-    _MAX = 64           # descriptors kept a kernel; past it the cache starts again
+    # Descriptors kept a kernel; past it the cache starts again. An eager training step passes each
+    # kernel the descriptors of every layer's tensors (the caching allocator tends to hand the same
+    # addresses back the next step), so the bound is generous: an entry is under 1 KB.
+    _MAX = 1024
 
     def __init__(self, run, launcher, positions, metas, expand):
         self.run, self.launcher, self.expand = run, launcher, expand
