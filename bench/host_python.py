@@ -51,7 +51,7 @@ def stand_in(sp):
     def bind_tuned(tuner, grid, args, constexprs):
         config = tuner.configs[0]
         bl._BOUND[bl._tuned_key(tuner, 0, args, constexprs)] = (
-            config, bl._bind(tuner.fn, _Compiled(), {**constexprs, **config.kwargs}, len(args)))
+            config, bl._bind(tuner.fn, _Compiled(), {**constexprs, **config.kwargs}, len(args)), tuner.configs)
 
     def bind(kernel, grid, args, constexprs):
         bl._BOUND[bl._key(kernel, 0, args, constexprs)] = bl._bind(kernel, _Compiled(), constexprs, len(args))

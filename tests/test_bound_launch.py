@@ -219,6 +219,41 @@ def test_launch_tuned_calls_a_grid_function_with_the_bound_config(hop):
     assert tuner.fn.log[2][1] == (12, 1, 1) and seen == [(256, 64, False, 4)]
 
 
+def test_launch_tuned_binds_again_when_a_config_is_pinned(hop):
+    """benchutil.pinned swaps the tuner's config list for one config (and restores it): a launch
+    bound under the old list must not run the old config, and after the restore the autotuner's own
+    choice runs again (bench/seed_pooling_configs.py and autotune_picks.py time pinned configs
+    through these launches)."""
+    import benchutil
+    tuner = _Tuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 64})
+    original = [_Config({"BLOCK_T": 64})]
+    tuner.configs, tuner.cache = original, {}
+    pinned = _Config({"BLOCK_T": 16})
+    real_getitem = type(tuner).__getitem__
+
+    def getitem(self, grid):               # a pinned tuner runs its one config, as Triton's does
+        if self.configs is not original:
+            def run(*args, **constexprs):
+                self.best_config = self.configs[0]
+                return self.fn[grid](*args, **constexprs, **self.configs[0].kwargs)
+            return run
+        return real_getitem(self, grid)
+    type(tuner).__getitem__ = getitem
+    try:
+        x = torch.empty(64)
+        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # bound: BLOCK_T 64
+        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # direct, 64
+        benchutil.pinned(tuner, pinned, lambda: [hop.launch_tuned(tuner, (1,), (x, 256), {}) for _ in range(2)])
+        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # restored: bound again, 64
+        hop.launch_tuned(tuner, (1,), (x, 256), {})
+    finally:
+        type(tuner).__getitem__ = real_getitem
+    log = tuner.fn.log
+    assert [e[0] for e in log] == ["jit", "direct", "jit", "direct", "jit", "direct"]
+    blocks = [e[3]["BLOCK_T"] if e[0] == "jit" else e[3][-1] for e in log]
+    assert blocks[:2] == [64, 64] and blocks[2:4] == [16, 16] and blocks[4:] == [64, 64]
+
+
 def test_launch_tuned_falls_back_where_it_cannot_bind(hop):
     tuner = _Tuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 32})
     tuner.fn.params = None

@@ -39,6 +39,7 @@ __all__ = ["launch", "launch_tuned"]
 # (kernel, device, argument specializations, [autotune key values,] constexprs) -> bound launch or None
 _BOUND: dict = {}
 _KEY_POSITIONS: dict = {}   # autotuner -> positions of its key's arguments among the positional ones
+_UNBOUND = object()         # no binding yet (None in _BOUND: one that cannot be made)
 
 
 def _spec(x):
@@ -221,22 +222,24 @@ def launch_tuned(tuner, grid: tuple, args: tuple, constexprs: dict) -> None:
     callable grid is called as the autotuner calls it (with the arguments by name, the constexprs
     and the config's values)."""
     device = _device()
+    key = _tuned_key(tuner, device, args, constexprs)
     try:
-        key = _tuned_key(tuner, device, args, constexprs)
-        bound = _BOUND[key]
-    except KeyError:
-        compiled = tuner[grid](*args, **constexprs)
-        config = tuner.best_config
-        direct = _bind(tuner.fn, compiled, {**constexprs, **config.kwargs}, len(args))
-        _BOUND[key] = (config, direct) if direct is not None else None
-        return
+        bound = _BOUND.get(key, _UNBOUND)
     except TypeError:            # unhashable: the autotuner's path every time
         tuner[grid](*args, **constexprs)
         return
-    if bound is None:
+    if bound is None:            # this Triton's compiled kernel cannot be launched directly
         tuner[grid](*args, **constexprs)
         return
-    config, direct = bound
+    # A binding holds the tuner's config list of its time: a list put in its place since (as
+    # benchutil.pinned pins one config) binds again, so a launch runs what the autotuner gives now.
+    if bound is _UNBOUND or bound[2] is not getattr(tuner, "configs", None):
+        compiled = tuner[grid](*args, **constexprs)
+        config = tuner.best_config
+        direct = _bind(tuner.fn, compiled, {**constexprs, **config.kwargs}, len(args))
+        _BOUND[key] = (config, direct, getattr(tuner, "configs", None)) if direct is not None else None
+        return
+    config, direct, _ = bound
     if config.pre_hook is not None or callable(grid):
         named = {**dict(zip(tuner.arg_names, args)), **constexprs, **config.all_kwargs()}
         if config.pre_hook is not None:
