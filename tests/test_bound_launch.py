@@ -489,3 +489,36 @@ def test_gdpa_kernels_launch_eagerly_through_launch_tuned(monkeypatch):
     monkeypatch.setattr(gd, "_plain_eager", lambda x: False)    # traced: wrap_triton
     gd._launch("fwd", 64, _CudaLike(), grid, (1, 2), {"ACT": "gelu"})
     assert [e[0] for e in rec.log[-2:]] == ["wrapped", "triton"]
+
+
+def test_a_bound_launch_of_a_descriptor_kernel_expands_them_itself(hop):
+    """launch binds a kernel whose launcher is Triton 3.6's shape with _Descriptors: its later
+    launches reach the C launcher with each descriptor expanded (once) and the kernel's other
+    parameters in order, without Triton's per-call expansion."""
+    k, v, kd, vd = _descs()
+    run = _Launcher36(positions=[1], metas=["meta K"])
+
+    class _Compiled36(_Compiled):
+        def __init__(self, log):
+            super().__init__(log)
+            self.run = run
+
+    kernel = _Kernel(["X", "K_DESC", "n", "BLOCK"])
+    real_getitem = type(kernel).__getitem__
+
+    def getitem(self, grid):
+        def jit_launch(*args, **constexprs):
+            self.log.append(("jit", grid, args, constexprs))
+            return _Compiled36(self.log)
+        return jit_launch
+    type(kernel).__getitem__ = getitem
+    try:
+        for _ in range(3):
+            hop.launch(kernel, (4, 2), (k, kd, 32), {"BLOCK": 16})
+    finally:
+        type(kernel).__getitem__ = real_getitem
+    assert [e[0] for e in kernel.log] == ["jit"] and len(run.calls) == 2
+    assert run.calls[0] == run.calls[1]
+    assert run.calls[0][:5] == (4, 2, 1, 1234, "fn")
+    assert run.calls[0][13:] == (k, ("map", k.data_ptr(), (32, 64), "meta K"), 256, 64, 64, 1, 32, 16)
+    assert len(run.ns["expanded"]) == 1
