@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     def forward():
         wa.window_attention_forward(q, k, v, full, window, args.causal, scale)
 
-    tuner = wa._FWD[max(16, 1 << (D - 1).bit_length()) > 128]
+    tuner = wa._FWD[wa._head_meta(q, False)["BLOCK_D"] > 128]   # the forward's autotuner at this head dim
     forward()                                  # the autotuner's own pick at this key
     torch.cuda.synchronize()
     picked = next(iter(tuner.cache.values()), None)

@@ -225,29 +225,26 @@ def test_launch_tuned_binds_again_when_a_config_is_pinned(hop):
     choice runs again (bench/seed_pooling_configs.py and autotune_picks.py time pinned configs
     through these launches)."""
     import benchutil
-    tuner = _Tuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 64})
-    original = [_Config({"BLOCK_T": 64})]
-    tuner.configs, tuner.cache = original, {}
-    pinned = _Config({"BLOCK_T": 16})
-    real_getitem = type(tuner).__getitem__
 
-    def getitem(self, grid):               # a pinned tuner runs its one config, as Triton's does
-        if self.configs is not original:
+    class _ListTuner(_Tuner):
+        """Picks from its config list as Triton's does: a list of one (pinned) runs that one."""
+        def __getitem__(self, grid):
+            if len(self.configs) != 1:
+                return super().__getitem__(grid)
+
             def run(*args, **constexprs):
                 self.best_config = self.configs[0]
                 return self.fn[grid](*args, **constexprs, **self.configs[0].kwargs)
             return run
-        return real_getitem(self, grid)
-    type(tuner).__getitem__ = getitem
-    try:
-        x = torch.empty(64)
-        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # bound: BLOCK_T 64
-        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # direct, 64
-        benchutil.pinned(tuner, pinned, lambda: [hop.launch_tuned(tuner, (1,), (x, 256), {}) for _ in range(2)])
-        hop.launch_tuned(tuner, (1,), (x, 256), {})                          # restored: bound again, 64
-        hop.launch_tuned(tuner, (1,), (x, 256), {})
-    finally:
-        type(tuner).__getitem__ = real_getitem
+    tuner = _ListTuner(["X", "chunk", "BLOCK_T"], ["chunk"], pick=lambda key: {"BLOCK_T": 64})
+    tuner.configs, tuner.cache = [_Config({"BLOCK_T": 64}), _Config({"BLOCK_T": 32})], {}
+    x = torch.empty(64)
+    hop.launch_tuned(tuner, (1,), (x, 256), {})                          # bound: BLOCK_T 64
+    hop.launch_tuned(tuner, (1,), (x, 256), {})                          # direct, 64
+    benchutil.pinned(tuner, _Config({"BLOCK_T": 16}),
+                     lambda: [hop.launch_tuned(tuner, (1,), (x, 256), {}) for _ in range(2)])
+    hop.launch_tuned(tuner, (1,), (x, 256), {})                          # restored: bound again, 64
+    hop.launch_tuned(tuner, (1,), (x, 256), {})
     log = tuner.fn.log
     assert [e[0] for e in log] == ["jit", "direct", "jit", "direct", "jit", "direct"]
     blocks = [e[3]["BLOCK_T"] if e[0] == "jit" else e[3][-1] for e in log]
@@ -498,25 +495,18 @@ def test_a_bound_launch_of_a_descriptor_kernel_expands_them_itself(hop):
     k, v, kd, vd = _descs()
     run = _Launcher36(positions=[1], metas=["meta K"])
 
-    class _Compiled36(_Compiled):
-        def __init__(self, log):
-            super().__init__(log)
-            self.run = run
-
-    kernel = _Kernel(["X", "K_DESC", "n", "BLOCK"])
-    real_getitem = type(kernel).__getitem__
-
-    def getitem(self, grid):
-        def jit_launch(*args, **constexprs):
-            self.log.append(("jit", grid, args, constexprs))
-            return _Compiled36(self.log)
-        return jit_launch
-    type(kernel).__getitem__ = getitem
-    try:
-        for _ in range(3):
-            hop.launch(kernel, (4, 2), (k, kd, 32), {"BLOCK": 16})
-    finally:
-        type(kernel).__getitem__ = real_getitem
+    class _Kernel36(_Kernel):
+        """Its compiled kernel's launcher is the 3.6-shaped stand-in."""
+        def __getitem__(self, grid):
+            def jit_launch(*args, **constexprs):
+                self.log.append(("jit", grid, args, constexprs))
+                compiled = _Compiled(self.log)
+                compiled.run = run
+                return compiled
+            return jit_launch
+    kernel = _Kernel36(["X", "K_DESC", "n", "BLOCK"])
+    for _ in range(3):
+        hop.launch(kernel, (4, 2), (k, kd, 32), {"BLOCK": 16})
     assert [e[0] for e in kernel.log] == ["jit"] and len(run.calls) == 2
     assert run.calls[0] == run.calls[1]
     assert run.calls[0][:5] == (4, 2, 1, 1234, "fn")

@@ -85,7 +85,8 @@ class _Descriptors:
     _MAX = 1024
 
     def __init__(self, run, launcher, positions, metas, expand):
-        self.run, self.launcher, self.expand = run, launcher, expand
+        self.launcher, self.expand = launcher, expand
+        self.options = (run.launch_cooperative_grid, run.launch_pdl)   # fixed when Triton made the launcher
         self.slots = tuple(zip(positions, metas))
         self.maps: dict = {}
 
@@ -130,8 +131,7 @@ class _Descriptors:
 
     def __call__(self, gx, gy, gz, stream, function, packed, launch_metadata, enter, exit_, values):
         """What CudaLauncher.__call__ does for a kernel without scratch memory, and its launch after."""
-        run = self.run
-        self.launcher(gx, gy, gz, stream, function, run.launch_cooperative_grid, run.launch_pdl, None, None,
+        self.launcher(gx, gy, gz, stream, function, *self.options, None, None,
                       packed, launch_metadata, enter, exit_, *self.arguments(values))
 
 

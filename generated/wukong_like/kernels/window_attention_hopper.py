@@ -768,5 +768,5 @@ def dkdv_hopper(grad_out, q, k, v, lse, delta, lengths, starts, B: int, H: int, 
 # kernel's launcher itself (41.4 µs there). launch_tuned does the same for an autotuned Triton
 # kernel: window_attention.py and gdpa.py launch theirs through it (they reach bound_launch.py
 # through this file, which loads it as every kernel file of a package shares it).
-launch = _beside("bound_launch.py").launch
-launch_tuned = _beside("bound_launch.py").launch_tuned
+_bound_launch = _beside("bound_launch.py")
+launch, launch_tuned = _bound_launch.launch, _bound_launch.launch_tuned
