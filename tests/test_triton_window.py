@@ -130,6 +130,30 @@ def test_matches_reference(B, H, T, D, window, causal, lengths, transposed, dtyp
     check_against_reference(B, H, T, D, window, causal, lengths, dtype, transposed)
 
 
+@pytest.mark.parametrize("step", [0.05, 0.7, 3.0], ids=["drift", "grow-each-tile", "steep"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+def test_forward_rescale_when_maxima_grow(step, causal):
+    """Scores that grow along the keys, so a row's running maximum keeps rising: by about 0.6
+    (log2 units) a 16-key tile ("drift"), by about 8 ("grow-each-tile"), by about 35 ("steep": a
+    forward that rescaled its running sums wrongly or too rarely would be off or overflow). The
+    output and lse against float64 at fp32's bound. (The gradients are left out: with scores this
+    far apart the softmax is nearly one-hot and its fp32 gradients lose digits to cancellation in
+    any kernel; the backward reads only o and lse of the forward.) A lazy rescale (m moved only past
+    a growth of 8) passed this and was slower on the H200 (BENCHMARKS.md, twenty-eighth session)."""
+    B, H, T, D, window = 1, 2, 130, 16, 60
+    q, k, v, do, lengths = make_inputs(B, H, T, D, torch.float32, [130])
+    pos = torch.arange(T, dtype=torch.float32, device=DEVICE)
+    # q·k / sqrt(D) = step · j / log2(e) + noise: the log2-scaled score rises by `step` a key
+    q = torch.ones_like(q) + 0.1 * q
+    k = (pos[:, None] * step * math.sqrt(D) / (D * math.log2(math.e))) * torch.ones_like(k) + 0.1 * k
+    scale = 1 / math.sqrt(D)
+    got = wa.window_attention_forward(q, k, v, lengths, window, causal, scale)
+    want = reference(q, k, v, do, lengths, window, causal, scale)[:2]
+    for name, x, ref in zip(("o", "lse"), got, want):
+        assert torch.isfinite(x).all(), name
+        assert rel_err(x, ref) <= TOL[torch.float32], (name, rel_err(x, ref))
+
+
 def test_head_dim_128_fp32():
     check_against_reference(1, 1, 130, 128, 33, False, [130], torch.float32, transposed=True)
 
