@@ -8,17 +8,22 @@ FlexAttention at four of bench_window.py's six rows, against the target's 1.5x (
 Nsight Compute (twenty-third session) has it issuing in 63% of its cycles with no pipe past 41%:
 bound by its serial chain, Q·Kᵀ -> wait -> softmax -> P·V, per key tile. The Gluon backward of the
 same tiles gained 1.15-1.42x over Triton's; the forward never had a Gluon version. This one runs
-FlashAttention-3's intra-warpgroup overlap (as bench/gdpa_gluon.py does for GDPA's activation):
+FlashAttention-3's intra-warpgroup overlap, in FlashAttention-3's order:
 
-    S_0 = Q·K_0ᵀ; wait
-    issue S_1;  softmax(S_0) -> P_0, m, l;  issue O = P_0·V_0;  wait S_1
-    for j = 1 .. n-2:                        (in flight on entry: O += P_{j-1}·V_{j-1})
-        issue S_{j+1} = Q·K_{j+1}ᵀ
-        softmax(S_j) -> P_j, alpha_j         (MUFU and FP32 work under both wgmmas)
-        wait P_{j-1}·V_{j-1}; refill its stage; O *= alpha_j
-        issue O += P_j·V_j
-        wait S_{j+1}
-    softmax(S_{n-1}); wait; O *= alpha; O += P_{n-1}·V_{n-1}
+    S_0 = Q·K_0ᵀ; wait; softmax(S_0) -> P_0
+    for j = 1 .. n-1:                        (nothing in flight on entry)
+        issue S_j = Q·K_jᵀ
+        O *= alpha_{j-1}                     (under S_j)
+        issue O += P_{j-1}·V_{j-1}
+        wait S_j; softmax(S_j) -> P_j, alpha_j   (MUFU and FP32 work under P_{j-1}·V_{j-1})
+        wait P_{j-1}·V_{j-1}; refill its stage
+    O *= alpha_{n-1}; O += P_{n-1}·V_{n-1}
+
+(The first version kept P_j·V_j in flight across the loop's back edge, as bench/gdpa_gluon.py does;
+with the rescale of O reading that accumulator after its wait, ptxas serialized every wgmma of the
+kernel, C7514 "non wgmma instructions reading accumulator registers", and it ran 0.87-0.96x
+Triton: BENCHMARKS.md, sliding-window attention, twenty-eighth session. --compile-only prints how
+many exp2 a loop issues under a wgmma; tests/test_window_gluon_fwd.py checks it.)
 
 OVERLAP=False is the control: the same tiles, TMA ring and masks, each wgmma waited for at once
 (the Triton kernel's schedule). Per tile the band mask is applied only where the tile needs it (a
@@ -134,7 +139,7 @@ def window_fwd_kernel(q_desc, k_desc, v_desc, O, LSE, LENGTHS, STARTS,
     HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
     dtype: gl.constexpr = q_desc.dtype
-    gl.static_assert(STAGES >= 3, "tiles j-1 (P·V), j and j+1 (Q·Kᵀ) are resident at once")
+    gl.static_assert(STAGES >= 2, "tiles j-1 (P·V) and j (Q·Kᵀ) are resident at once")
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(
@@ -176,38 +181,33 @@ def window_fwd_kernel(q_desc, k_desc, v_desc, O, LSE, LENGTHS, STARTS,
         at = (n_first, m0, offs_m, lo, length, LEFT, RIGHT, scale_log2)
         s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
         mbarrier.wait(q_bar, 0)
-        if (n_tiles >= 2) & OVERLAP:
+        if OVERLAP:
+            # FlashAttention-3's order (ptxas keeps the wgmmas asynchronous only if no accumulator
+            # in flight is read across the loop's back edge): tile j's Q·Kᵀ under the rescale of
+            # acc, then tile j-1's P·V under tile j's softmax; nothing in flight between iterations.
             _wait_tile(bars, 0, STAGES)
             s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
             s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
-            _wait_tile(bars, 1, STAGES)
-            s_next = warpgroup_mma(q_smem, k_smem.index(1).permute((1, 0)), s_zero, use_acc=False, is_async=True)
             p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, 0, *at, BLOCK_M, BLOCK_N, s_layout)
             p_prev = gl.convert_layout(p.to(dtype), p_layout)
-            acc = warpgroup_mma(p_prev, v_smem.index(0), acc, use_acc=False, is_async=True)
-            s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))
-            for j in range(1, n_tiles - 1):
-                _wait_tile(bars, j + 1, STAGES)
-                s_next = warpgroup_mma(q_smem, k_smem.index((j + 1) % STAGES).permute((1, 0)), s_zero,
-                                       use_acc=False, is_async=True)
+            for j in range(1, n_tiles):
+                _wait_tile(bars, j, STAGES)
+                s = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), s_zero, use_acc=False,
+                                  is_async=True)
+                acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+                acc = warpgroup_mma(p_prev, v_smem.index((j - 1) % STAGES), acc, is_async=True)
+                s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))                        # Q·K_jᵀ
                 p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, j, *at, BLOCK_M, BLOCK_N, s_layout)
-                p_op = gl.convert_layout(p.to(dtype), p_layout)
-                acc, p_prev = warpgroup_mma_wait(num_outstanding=1, deps=(acc, p_prev))     # P_{j-1}·V_{j-1}
-                if j - 1 + STAGES < n_tiles:  # tile j-1's stage is read by nothing in flight now
+                acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))    # P_{j-1}·V_{j-1}
+                if j - 1 + STAGES < n_tiles:  # tile j-1's stage is free
                     _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, k_row, v_row,
                                h * k_c, h * v_c, BLOCK_N, STAGES)
-                acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
-                acc = warpgroup_mma(p_op, v_smem.index(j % STAGES), acc, is_async=True)
-                s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))                   # Q·K_{j+1}ᵀ
-                p_prev = p_op
+                p_prev = gl.convert_layout(p.to(dtype), p_layout)
             j_last = n_tiles - 1
-            p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, j_last, *at, BLOCK_M, BLOCK_N, s_layout)
-            p_op = gl.convert_layout(p.to(dtype), p_layout)
-            acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
             _zero_v_tail(v_smem, j_last, n_first, length, BLOCK_N, HEAD_D, STAGES, num_warps)
             acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
-            acc = warpgroup_mma(p_op, v_smem.index(j_last % STAGES), acc, is_async=True)
-            acc, p_op = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_op))
+            acc = warpgroup_mma(p_prev, v_smem.index(j_last % STAGES), acc, is_async=True)
+            acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
         else:
             acc, m_i, l_i = _serial(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, *at, k_desc,
                                     v_desc, k_row, v_row, h * k_c, h * v_c, BLOCK_M, BLOCK_N, HEAD_D, STAGES,
@@ -254,7 +254,8 @@ def window_forward_gluon(q, k, v, lengths, window: int, causal: bool, scale: flo
 # ----------------------------------------------------------------------------- compile without a GPU
 
 # (BLOCK_M, BLOCK_N, STAGES, num_warps); 64 x 128 left out: it spills at D 128 (255 registers)
-CONFIGS = [(64, 64, 3, 4), (64, 32, 3, 4), (128, 64, 3, 8), (128, 32, 3, 8), (64, 64, 4, 4), (64, 32, 4, 4)]
+CONFIGS = [(64, 64, 3, 4), (64, 32, 3, 4), (128, 64, 3, 8), (128, 32, 3, 8), (64, 64, 4, 4), (64, 32, 4, 4),
+           (64, 64, 2, 4)]
 
 
 def compile_sm90(config, head_dim: int, packed: bool, overlap: bool):
@@ -286,6 +287,7 @@ def main() -> int:
     configs = [CONFIGS[int(i)] for i in args.configs.split(",")] if args.configs else CONFIGS
     if args.compile_only:
         from compile_kernels import resource_usage
+        from gdpa_gluon import activation_under_wgmma, sass_instructions
         for config, head_dim, overlap in itertools.product(configs, (64, 128), (True, False)):
             for packed in (False, True):
                 try:
@@ -295,8 +297,10 @@ def main() -> int:
                           f"{type(exc).__name__}: {str(exc)[-1500:]}")
                     return 1
                 r = resource_usage(kernel.asm["cubin"])
+                under = activation_under_wgmma(sass_instructions(kernel.asm["cubin"]), "MUFU.EX2")
                 print(f"{'overlap' if overlap else 'control':8} D{head_dim} {'packed' if packed else 'padded'} "
-                      f"{config}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared}", flush=True)
+                      f"{config}: regs {r['reg']} stack {r['stack']} shared {kernel.metadata.shared} "
+                      f"ex2_under_wgmma {under}", flush=True)
         return 0
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
         print("needs a Hopper GPU (sm_90)", file=sys.stderr)
