@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     start = time.time()
     import bench_window as bw
     wa = bw.wa
+    wa._HOPPER_FWD = False                     # the Triton forward's configs, also where the Gluon one runs
     B, H, T, D, window = bw.SHAPES[args.shape]
     q, k, v, _, _ = bw.jagged_batch(B, H, T, D, "cuda")
     full = torch.full((B,), T, device="cuda", dtype=torch.int64)

@@ -1,4 +1,5 @@
-"""The Hopper (Gluon) window-attention backward, templates/kernels/window_attention_hopper.py.
+"""The Hopper (Gluon) window-attention kernels, templates/kernels/window_attention_hopper.py: the
+backward, and the forward (its compile and schedule checks are tests/test_window_gluon_fwd.py's).
 
 On CPU (no interpreter for Gluon): the 2-D TMA views it reads every layout through address every
 element where the tensor holds it; what it refuses, and why; that window_attention_backward runs
@@ -6,7 +7,8 @@ the Triton kernels off sm_90; and the kernels compiled for sm_90 (Triton's own p
 wgmma groups unserialized and spill at most a few bytes. On an H100/H200 (`gpu`): its gradients
 against the float64 reference at odd shapes, jagged with NaN past every length, padded, transposed
 views, packed rows and heads views of one fused projection, bf16 and fp16, and against the Triton
-backward.
+backward; the forward's o and lse against the reference (NaN past the lengths, NaN-filled output)
+and its packed rows against its padded ones, bit for bit.
 """
 from __future__ import annotations
 
@@ -306,3 +308,78 @@ def test_gpu_hopper_backward_agrees_with_triton(monkeypatch, hopper_dq):
     triton_grads = wa.window_attention_backward(do, q, k, v, o, lse, lengths, 128, True, 0.125)
     for name, x, y in zip(("dq", "dk", "dv"), hopper, triton_grads):
         assert rel_err(x, y.double()) <= 5e-3, name
+
+
+# ----------------------------------------------------------------------------- the forward
+
+def test_the_triton_forward_runs_off_sm90(monkeypatch):
+    """window_attention_forward's choice: on CPU the Triton kernel; KUNLUNC_HOPPER_FWD=0 (the module
+    flag) turns the Gluon forward off everywhere; HOPPER_FWD names a choice for every head dim the
+    Hopper kernels are built for."""
+    q = torch.randn(1, 1, 8, 64)
+    assert wa.hopper_forward_reason({"q": q}, False, 1, 1) == "not on a CUDA device"
+    monkeypatch.setattr(wa, "_HOPPER_FWD", False)
+    assert wa.hopper_forward_reason({"q": q}, False, 1, 1) == "KUNLUNC_HOPPER_FWD=0"
+    hop = _hopper()
+    assert set(hop.HOPPER_FWD) == set(hop.HEAD_DIMS)
+    bm, _, stages, warps = hop.CONFIGS["fwd"]
+    assert bm == 16 * warps and stages >= 2
+
+
+@pytest.fixture
+def hopper_fwd(monkeypatch):
+    """The Gluon forward at every head dim it is built for (production: HOPPER_FWD), counting its calls."""
+    hop = _hopper()
+    monkeypatch.setattr(hop, "HOPPER_FWD", {d: True for d in hop.HOPPER_FWD})
+    calls = []
+    real = hop.fwd_hopper
+    monkeypatch.setattr(hop, "fwd_hopper", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("B, H, T, D, window, causal, lengths, transposed", GPU_CASES)
+def test_gpu_hopper_forward_matches_the_reference(B, H, T, D, window, causal, lengths, transposed, dtype,
+                                                  hopper_fwd):
+    """Padded, NaN in every row past a length of q, k, v and in o's memory: o and lse on the valid rows
+    within the tolerance of the float64 reference, o exactly 0 and lse -inf past the lengths."""
+    q, k, v, do, lengths_t = make_inputs(B, H, T, D, dtype, lengths, transposed)
+    scale = 1 / math.sqrt(D)
+    want = reference(q, k, v, do, lengths_t, window, causal, scale)
+    valid = (torch.arange(T, device="cuda")[None, :] < lengths_t[:, None])[:, None, :, None]
+    dirty = [x.masked_fill(~valid, float("nan")) for x in (q, k, v)]
+    out = torch.full_like(dirty[0], float("nan"))
+    o, lse = wa.window_attention_forward(*dirty, lengths_t, window, causal, scale, out=out)
+    assert hopper_fwd == [1], "the Gluon forward did not run"
+    rows = valid[..., 0].expand(B, H, T)
+    assert torch.isfinite(o).all() and (o.masked_select(~valid.expand_as(o)) == 0).all()
+    assert (lse[~rows] == float("-inf")).all()
+    if rows.any():
+        assert rel_err(o, want[0]) <= TOL[dtype], rel_err(o, want[0])
+        assert rel_err(lse[rows], want[1][rows]) <= TOL[dtype], rel_err(lse[rows], want[1][rows])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("T, D, window, causal", [(37, 64, 5, False), (300, 128, 40, True), (700, 64, 200, False)])
+def test_gpu_hopper_forward_packed_rows(T, D, window, causal, hopper_fwd):
+    """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
+    views of one [N, 3·H·D] projection, o written into a heads view of a [N, H·D] buffer: every
+    example's o equals the padded Gluon forward's bit for bit, and the sentinel row is not written."""
+    from packing import pack_rows, reversed_starts, unpack_rows
+    B, H, scale = 4, 3, 0.2
+    q, k, v, _, lengths_t = make_inputs(B, H, T, D, torch.bfloat16, [T, 0, 1, T // 2])
+    padded, padded_lse = wa.window_attention_forward(q, k, v, lengths_t, window, causal, scale)
+    starts, _ = reversed_starts(lengths_t)
+    N = int(lengths_t.sum()) + 1
+    fused = torch.full((N, 3 * H * D), float("nan"), device="cuda", dtype=torch.bfloat16)
+    heads = fused.view(N, 3, H, D).unbind(1)
+    for x, dst in zip((q, k, v), heads):
+        dst.copy_(pack_rows(x, lengths_t, starts, N))
+    out = torch.full((N, H * D), 7.0, device="cuda", dtype=torch.bfloat16)
+    o, lse = wa.window_attention_forward(*heads, lengths_t, window, causal, scale, starts=starts, max_len=T,
+                                         out=out.view(N, H, D))
+    assert len(hopper_fwd) == 2
+    assert torch.equal(unpack_rows(o, lengths_t, starts, T), padded.double())
+    assert torch.equal(lse, padded_lse)
+    assert (out[-1] == 7.0).all(), "the row after the examples was written"

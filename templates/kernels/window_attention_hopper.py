@@ -1,6 +1,7 @@
-"""Sliding-window softmax attention's backward on Hopper (sm_90), in Gluon: a dK/dV kernel that
+"""Sliding-window softmax attention on Hopper (sm_90), in Gluon: a dK/dV kernel that
 `window_attention.window_attention_backward` runs on an H100/H200 in place of its Triton one, after
-the Triton dQ kernel (which writes delta for it), and a dQ kernel of its own, run where HOPPER_DQ says.
+the Triton dQ kernel (which writes delta for it), a dQ kernel of its own, run where HOPPER_DQ says,
+and a forward that `window_attention.window_attention_forward` runs where HOPPER_FWD says.
 
 Same semantics, layouts and results as the Triton backward (window_attention.py's docstring): the
 band -LEFT <= j - i <= RIGHT, jagged lengths, padded [B, H, T, D] or packed [N, H, D] rows, zero
@@ -26,14 +27,17 @@ its band, on transposed tiles (no operand transposed in registers):
     dV += Pᵀ·dO,  dK += dSᵀ·Q
 dQ: a program owns BLOCK_M queries and walks the key tiles of their band: S = Q·Kᵀ, dP = dO·Vᵀ,
 dQ += dS·K; it also writes delta = rowsum(dO ⊙ O) for the dK/dV kernel after it.
+Forward: a program owns BLOCK_M queries and walks the key tiles of their band with the online
+softmax (S = Q·Kᵀ, m and l per row, O += P·V), the band mask only on the tiles that need it (the
+band's edges and the tile that crosses the length); lse = m + log l per row.
 
 Rows past a length. TMA reads whole tiles: rows past an example's length are the padding or rows
 outside every example (either may hold anything, NaN included) or the next example's rows, and
 rows past the tensor read as zeros. Every score outside the band or the length is masked to zero
 with a select (NaN-safe), and in the one walked tile that can reach past the length (the last) the
-rows there (Q and dO for dK/dV, K and V for dQ) are zeroed in shared memory before the GEMMs read
-them, so that 0·NaN never enters an accumulator. Owned rows past the length are not masked: their
-garbage reaches only their own gradient rows, which are never stored. Gradients are written by
+rows there (Q and dO for dK/dV, K and V for dQ, V for the forward) are zeroed in shared memory
+before the GEMMs read them, so that 0·NaN never enters an accumulator. Owned rows past the length
+are not masked: their garbage reaches only their own rows of a gradient or of o, never stored. Gradients are written by
 masked stores (or, with TMA_OUT, whole owned tiles inside the length by TMA). With STATS the walked
 rows' lse and delta come by TMA too: lse past a length is -inf or anything (its scores are masked by
 the select), delta there 0 or another row's (finite), so dSᵀ = 0 · (dPᵀ − delta) stays 0.
@@ -84,7 +88,8 @@ def _beside(filename: str):
     return sys.modules[name]
 
 
-__all__ = ["CONFIGS", "HOPPER_DQ", "VARIANT", "dkdv_hopper", "dq_hopper", "launch", "launch_options", "launch_tuned",
+__all__ = ["CONFIGS", "FWD_OVERLAP", "HOPPER_DQ", "HOPPER_FWD", "VARIANT", "dkdv_hopper", "dq_hopper", "fwd_hopper",
+           "launch", "launch_options", "launch_tuned",
            "rows_view", "stats_by_tma", "tensors_reason", "unsupported"]
 
 _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
@@ -96,7 +101,7 @@ _LOG2E = 1.4426950408889634
 # (bench/results/2026-11-30-h200-s17/call1: dK/dV at 4 of 6 shapes, within 1% at the other two;
 # dQ at 5 of 6). dK/dV walks 32-row
 # query tiles (at 64 rows ptxas serializes the wgmmas); dQ owns 64 rows and walks 32-row key tiles.
-CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4)}
+CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4), "fwd": (64, 64, 2, 4)}
 # Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
 # 137-143 uncapped on sm_90 (three programs an SM), 128 capped (four; 0-48 bytes of stack).
 _MAXNREG = {("dkdv", 64): 128}
@@ -133,6 +138,16 @@ VARIANT = {64: {"PEEL": False, "EARLY": False, "MAXNREG": True, "TMA_OUT": False
 # eager D 128 causal forward+backward host-bound (s18 call 6: 1.145 ms wall for 0.788 of kernels);
 # with it bound, 0.772 ms wall, 1.51x Flex against 1.43x with Triton's dQ (s19 call 6).
 HOPPER_DQ = {64: False, 128: True}
+# The forward (_fwd_kernel, CONFIGS["fwd"]): 64 query rows against 64-key tiles in a ring of two, four warps,
+# each wgmma waited for at once. bench/window_gluon_fwd.py timed it against the Triton forward at
+# bench_window.py's shapes (bench/results/2026-12-01-h200-s28/call7, GPU kernel time, seven configs): at D 64
+# 1.10-1.12x on full lengths and 1.10-1.12x on packed jagged rows (two stages leave 40 KB of shared memory a
+# program, five programs an SM; three stages 0.96-1.03x); at D 128 1.07-1.11x full but 0.93-1.01x packed
+# (the models' layout), so on at D 64 only. FWD_OVERLAP, FlashAttention-3's intra-warpgroup overlap
+# (_fwd_overlap: tile j's softmax under tile j-1's P·V), measured 1.05-1.10x Triton at D 64, behind the
+# serial schedule at every row: off.
+HOPPER_FWD = {64: True, 128: False}
+FWD_OVERLAP = False
 
 
 def launch_options(kind: str, head_dim: int) -> dict:
@@ -589,6 +604,183 @@ def _dq_kernel(q_desc, k_desc, v_desc, do_desc, O, DQ, LSE, DELTA, LENGTHS, STAR
                 dtype, num_warps)
 
 
+# ----------------------------------------------------------------------------- forward
+
+@gluon.jit
+def _softmax_tile(s, m_i, l_i, j, n_first, m0, offs_m, lo, length, LEFT, RIGHT, scale_log2,
+                  BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+    """Online softmax of key tile j's scores s [BLOCK_M, BLOCK_N] (raw Q·Kᵀ): (p, m, l, alpha), m in
+    log2 units. The band and length mask only where the tile needs it: some key of it outside some
+    owned row's band, or past the length."""
+    col0 = n_first + j * BLOCK_N
+    masked = (col0 < m0 + BLOCK_M - 1 - LEFT) | (col0 + BLOCK_N - 1 > m0 + RIGHT) | (col0 + BLOCK_N > length)
+    if masked:
+        cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+        # -RIGHT <= i - j <= LEFT and j < length as two compares: i - j >= max(-RIGHT, i - length + 1)
+        rel = gl.expand_dims(offs_m, 1) - gl.expand_dims(cols, 0)
+        keep = (rel >= gl.expand_dims(lo, 1)) & (rel <= LEFT)
+        x = gl.where(keep, s * scale_log2, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(x, 1))
+        m_sub = gl.where(m_new == float("-inf"), 0.0, m_new)     # no allowed key yet: subtract 0
+        p = gl.exp2(x - gl.expand_dims(m_sub, 1))
+    else:
+        m_new = gl.maximum(m_i, gl.max(s, 1) * scale_log2)       # every owned row has a key here
+        m_sub = m_new
+        p = gl.exp2(s * scale_log2 - gl.expand_dims(m_sub, 1))
+    alpha = gl.exp2(m_i - m_sub)
+    l_i = l_i * alpha + gl.sum(p, 1)
+    return p, m_new, l_i, alpha
+
+
+@gluon.jit
+def _zero_v_tail(v_smem, j, n_first, length, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr,
+                 STAGES: gl.constexpr, num_warps: gl.constexpr):
+    """V rows of tile j past the length zeroed in shared memory (padded rows may hold NaN, and a
+    masked p of 0 times NaN is NaN); K's need not be: their scores are masked by a select."""
+    col0 = n_first + j * BLOCK_N
+    if col0 + BLOCK_N > length:
+        _zero_rows_from(v_smem.index(j % STAGES), col0, length, BLOCK_N, HEAD_D, num_warps)
+        fence_async_shared()
+        _barrier()
+
+
+@gluon.jit
+def _fwd_serial(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, n_first, m0, offs_m, lo, length, LEFT,
+            RIGHT, scale_log2, k_desc, v_desc, k_row, v_row, k_col, v_col, BLOCK_M: gl.constexpr,
+            BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
+            o_layout: gl.constexpr, p_layout: gl.constexpr, num_warps: gl.constexpr):
+    """The control's schedule (and a walk of one tile): each wgmma waited for at once."""
+    dtype: gl.constexpr = q_smem.dtype
+    for j in range(0, n_tiles):
+        _wait_tile(bars, j, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), s_zero, use_acc=False,
+                          is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+        p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, j, n_first, m0, offs_m, lo, length, LEFT, RIGHT,
+                                           scale_log2, BLOCK_M, BLOCK_N, s_layout)
+        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        _zero_v_tail(v_smem, j, n_first, length, BLOCK_N, HEAD_D, STAGES, num_warps)
+        acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+        acc = warpgroup_mma(p_op, v_smem.index(j % STAGES), acc, is_async=True)
+        acc, p_op = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_op))
+        if j + STAGES < n_tiles:  # tile j's stage is free
+            _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j + STAGES, k_row, v_row, k_col, v_col,
+                       BLOCK_N, STAGES)
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _fwd_overlap(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, n_first, m0, offs_m, lo, length,
+                 LEFT, RIGHT, scale_log2, k_desc, v_desc, k_row, v_row, k_col, v_col, BLOCK_M: gl.constexpr,
+                 BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr,
+                 o_layout: gl.constexpr, p_layout: gl.constexpr, num_warps: gl.constexpr):
+    """The walk with FlashAttention-3's intra-warpgroup overlap (FWD_OVERLAP: off, measured slower
+    than _fwd_serial at more programs an SM)."""
+    dtype: gl.constexpr = q_smem.dtype
+    at = (n_first, m0, offs_m, lo, length, LEFT, RIGHT, scale_log2)
+    # FlashAttention-3's order (ptxas keeps the wgmmas asynchronous only if no accumulator
+    # in flight is read across the loop's back edge): tile j's Q·Kᵀ under the rescale of
+    # acc, then tile j-1's P·V under tile j's softmax; nothing in flight between iterations.
+    _wait_tile(bars, 0, STAGES)
+    s = warpgroup_mma(q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
+    s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+    p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, 0, *at, BLOCK_M, BLOCK_N, s_layout)
+    p_prev = gl.convert_layout(p.to(dtype), p_layout)
+    for j in range(1, n_tiles):
+        _wait_tile(bars, j, STAGES)
+        s = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), s_zero, use_acc=False,
+                          is_async=True)
+        acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+        acc = warpgroup_mma(p_prev, v_smem.index((j - 1) % STAGES), acc, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))                        # Q·K_jᵀ
+        p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, j, *at, BLOCK_M, BLOCK_N, s_layout)
+        acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))    # P_{j-1}·V_{j-1}
+        if j - 1 + STAGES < n_tiles:  # tile j-1's stage is free
+            _load_pair(k_desc, v_desc, k_smem, v_smem, bars, j - 1 + STAGES, k_row, v_row,
+                       k_col, v_col, BLOCK_N, STAGES)
+        p_prev = gl.convert_layout(p.to(dtype), p_layout)
+    j_last = n_tiles - 1
+    _zero_v_tail(v_smem, j_last, n_first, length, BLOCK_N, HEAD_D, STAGES, num_warps)
+    acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+    acc = warpgroup_mma(p_prev, v_smem.index(j_last % STAGES), acc, is_async=True)
+    acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _fwd_kernel(q_desc, k_desc, v_desc, O, LSE, LENGTHS, STARTS,
+                q_b, q_h, q_c, k_b, k_h, k_c, v_b, v_h, v_c,
+                stride_ob, stride_oh, stride_ot, stride_od,
+                H, T, LEFT, RIGHT, scale_log2,
+                PACKED: gl.constexpr, STAGES: gl.constexpr, OVERLAP: gl.constexpr,
+                num_warps: gl.constexpr):
+    """o and lse of BLOCK_M owned query rows: the online softmax over the key tiles of their band,
+    window_attention._fwd_kernel's work. K and V tiles arrive by TMA into a ring of STAGES; o is
+    written by masked stores (any strides), lse [B, H, T] (-inf past the length)."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_D: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    gl.static_assert(STAGES >= 2, "tiles j-1 (P·V) and j (Q·Kᵀ) are resident at once")
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_D, 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    row_layout: gl.constexpr = gl.SliceLayout(1, s_layout)
+
+    m0 = gl.program_id(0) * BLOCK_M
+    bh = gl.program_id(1)
+    b = bh // H
+    h = bh % H
+    length, start, limit = _example(LENGTHS, STARTS, b, T, PACKED)
+    o_base = _out_base(O, b, h, start, stride_ob, stride_oh, stride_ot, PACKED)
+    offs_m = m0 + gl.arange(0, BLOCK_M, layout=row_layout)
+    acc = gl.zeros([BLOCK_M, HEAD_D], gl.float32, o_layout)
+    m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_layout)
+    l_i = gl.zeros([BLOCK_M], gl.float32, row_layout)
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
+    if m0 < length:
+        first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
+        n_tiles = gl.cdiv(gl.minimum(m0 + BLOCK_M + RIGHT, length), BLOCK_N) - first
+        n_first = first * BLOCK_N
+        k_row = start + b * k_b + h * k_h + n_first
+        v_row = start + b * v_b + h * v_h + n_first
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        _tma_load(q_desc, [start + b * q_b + h * q_h + m0, h * q_c], q_bar, q_smem)
+        for stage in gl.static_range(STAGES):  # fill every stage
+            if stage < n_tiles:
+                _load_pair(k_desc, v_desc, k_smem, v_smem, bars, stage, k_row, v_row, h * k_c, h * v_c,
+                           BLOCK_N, STAGES)
+        lo = gl.maximum(offs_m - length + 1, -RIGHT)
+        at = (n_first, m0, offs_m, lo, length, LEFT, RIGHT, scale_log2)
+        s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+        mbarrier.wait(q_bar, 0)
+        if OVERLAP:
+            acc, m_i, l_i = _fwd_overlap(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, *at, k_desc,
+                                         v_desc, k_row, v_row, h * k_c, h * v_c, BLOCK_M, BLOCK_N, HEAD_D, STAGES,
+                                         s_layout, o_layout, p_layout, num_warps)
+        else:
+            acc, m_i, l_i = _fwd_serial(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, *at, k_desc,
+                                        v_desc, k_row, v_row, h * k_c, h * v_c, BLOCK_M, BLOCK_N, HEAD_D, STAGES,
+                                        s_layout, o_layout, p_layout, num_warps)
+    _release(q_bar, bars, STAGES)
+    # rows past the length (their queries were whatever the memory held) and rows with no key: 0, -inf
+    keep = (offs_m < length) & (l_i > 0)
+    inv_l = gl.where(keep, 1.0 / gl.where(keep, l_i, 1.0), 0.0)
+    lse = gl.where(keep, (m_i + gl.log2(gl.where(keep, l_i, 1.0))) * 0.6931471805599453, float("-inf"))
+    gl.store(LSE + bh.to(gl.int64) * T + offs_m, lse, mask=offs_m < T)
+    out = acc * gl.expand_dims(gl.convert_layout(inv_l, gl.SliceLayout(1, o_layout)), 1)
+    _store_rows(o_base, stride_ot, stride_od, out, m0, length, limit, BLOCK_M, HEAD_D, dtype, num_warps)
+
+
 # ----------------------------------------------------------------------------- host side
 
 def rows_view(x: torch.Tensor, packed: bool):
@@ -649,7 +841,7 @@ def tensors_reason(tensors: dict, packed: dict, batch_heads: int) -> str | None:
         return f"head dim 64 or 128 only, got {q.shape[-1]}"
     if batch_heads > 65535:
         return f"B·H = {batch_heads} programs a column of the grid; at most 65535"
-    for name in TMA_READ:
+    for name in (name for name in TMA_READ if name in tensors):    # (the forward reads no grad_out)
         reason = _tma_reason(tensors[name], packed[name])
         if reason is not None:
             return f"{name}{reason}"
@@ -734,6 +926,21 @@ def _launch(kind: str, kernel, grad_out, q, k, v, tensors, lse, delta, lengths, 
            (*descs, *tensors, lse, delta, lengths, starts if packed else lengths,
             *(r for view in rows for r in view), *strides, H, T, left, right, float(scale), float(scale) * _LOG2E),
            dict(PACKED=packed, STAGES=stages, **options))
+
+
+def fwd_hopper(q, k, v, lengths, starts, B: int, H: int, T: int, left: int, right: int, scale: float, o, lse,
+               config: tuple | None = None, overlap: bool | None = None) -> None:
+    """Writes o (any strides) and lse (fp32 contiguous [B, H, T]) of window attention:
+    window_attention._fwd_kernel's work, on Hopper. The caller checked `unsupported` (q, k, v read by
+    TMA). config (BLOCK_M, BLOCK_N, STAGES, num_warps; BLOCK_M = 16 x num_warps) and overlap default
+    to CONFIGS["fwd"] and FWD_OVERLAP (bench/window_gluon_fwd.py times others)."""
+    packed = starts is not None
+    bm, bn, stages, warps = config or CONFIGS["fwd"]
+    descs, rows = zip(*(_descriptor(x, packed, n) for x, n in ((q, bm), (k, bn), (v, bn))))
+    launch(_fwd_kernel, (triton.cdiv(T, bm), B * H),
+           (*descs, o, lse, lengths, starts if packed else lengths, *(r for view in rows for r in view),
+            *_out_strides(o, packed), H, T, left, right, float(scale) * _LOG2E),
+           dict(PACKED=packed, STAGES=stages, OVERLAP=FWD_OVERLAP if overlap is None else overlap, num_warps=warps))
 
 
 def dq_hopper(grad_out, q, k, v, o, lse, lengths, starts, B: int, H: int, T: int, left: int,

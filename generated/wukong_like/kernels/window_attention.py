@@ -57,7 +57,9 @@ configs (BLOCK_M, BLOCK_N, warps, stages); under TRITON_INTERPRET=1 one small co
 On sm_90 (H100/H200), bf16/fp16 at D 64 or 128, the backward's dK/dV runs the Gluon kernel of
 window_attention_hopper.py instead (K and V read by wgmma from shared memory; 1.03-1.21x this
 file's kernel on the H200), after this file's dQ kernel, which writes delta for it; eagerly or
-inside a custom op, not under torch.compile's tracing. KUNLUNC_HOPPER_BWD=0 turns it off.
+inside a custom op, not under torch.compile's tracing. KUNLUNC_HOPPER_BWD=0 turns it off. At D 64
+the forward runs that file's Gluon forward too (1.10-1.12x this file's, full and packed jagged
+rows; HOPPER_FWD there), on the same conditions; KUNLUNC_HOPPER_FWD=0 turns it off.
 
 Kernels are launched through `torch.library.wrap_triton` so that torch.compile can trace them.
 This file depends on torch and triton only; it is copied as-is into generated packages.
@@ -578,15 +580,17 @@ def _launch_tuned():
     return getattr(hopper, "launch_tuned", None)
 
 
-# ----------------------------------------------------------------------------- the Hopper backward
+# ----------------------------------------------------------------------------- the Hopper kernels
 
 # KUNLUNC_HOPPER_BWD=0: the Triton backward everywhere (A/B timing, or a Triton without Gluon).
 _HOPPER_BWD = os.environ.get("KUNLUNC_HOPPER_BWD", "1") != "0"
+# KUNLUNC_HOPPER_FWD=0: the Triton forward everywhere.
+_HOPPER_FWD = os.environ.get("KUNLUNC_HOPPER_FWD", "1") != "0"
 _HOPPER = {}
 
 
 def _hopper_module():
-    """window_attention_hopper.py beside this file (the backward in Gluon for sm_90), imported on
+    """window_attention_hopper.py beside this file (the forward and backward in Gluon for sm_90), imported on
     first use; None where this Triton has no Gluon for Hopper."""
     if "module" not in _HOPPER:
         import importlib.util
@@ -623,6 +627,25 @@ def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str |
     module = _hopper_module()
     if module is None:
         return "this Triton has no Gluon for Hopper"
+    return module.unsupported(tensors, packed, B, H)
+
+
+def hopper_forward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
+    """None when window_attention_forward runs the Gluon forward of window_attention_hopper.py: as
+    hopper_backward_reason (q, k, v read by TMA), at the head dims its HOPPER_FWD names; otherwise why
+    the Triton kernel runs."""
+    q = tensors["q"]
+    if not _HOPPER_FWD:
+        return "KUNLUNC_HOPPER_FWD=0"
+    if q.device.type != "cuda" or _interpreting():
+        return "not on a CUDA device"
+    if not _plain_eager(tensors.values()):
+        return "traced (torch.compile, make_fx): the Triton kernel is traceable"
+    module = _hopper_module()
+    if module is None:
+        return "this Triton has no Gluon for Hopper"
+    if not module.HOPPER_FWD.get(q.shape[-1], False):
+        return f"head dim {q.shape[-1]}: the Triton forward is as fast there (HOPPER_FWD)"
     return module.unsupported(tensors, packed, B, H)
 
 
@@ -738,6 +761,10 @@ def window_attention_forward(
     if o.numel() == 0 or lse.numel() == 0:
         return o, lse.fill_(float("-inf"))
     left, right = _band(window, causal, lay.T)
+    if hopper_forward_reason({"q": q, "k": k, "v": v, "o": o}, lay.packed, lay.B, lay.H) is None:
+        _hopper_module().fwd_hopper(q, k, v, lay.lengths, starts if lay.packed else None, lay.B, lay.H, lay.T,
+                                    left, right, scale, o, lse)
+        return o, lse
     meta = _head_meta(q, lay.packed)
     _launch(_FWD[meta["BLOCK_D"] > 128], _grid(lay.B, lay.H, lay.T, "BLOCK_M"),
             q, k, v, o, lse, lay.lengths, lay.starts, *lay.strides(q), *lay.strides(k), *lay.strides(v),
