@@ -611,16 +611,12 @@ def _hopper_module():
     return _HOPPER["module"]
 
 
-def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
-    """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
-    (and its dQ kernel at the head dims HOPPER_DQ names): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
-    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels
-    run. Under torch.compile's tracing the Triton kernels run (wrap_triton traces them; a Gluon
-    launch it cannot)."""
-    q = tensors["q"]
-    if not _HOPPER_BWD:
-        return "KUNLUNC_HOPPER_BWD=0"
-    if q.device.type != "cuda" or _interpreting():
+def _hopper_reason(tensors: dict, packed: bool, B: int, H: int, switch: bool, name: str) -> str | None:
+    """Why the Gluon kernels of window_attention_hopper.py cannot run here (None: they can): the
+    switch `name` off, off sm_90, traced, no Gluon, or what that module's `unsupported` says."""
+    if not switch:
+        return f"{name}=0"
+    if tensors["q"].device.type != "cuda" or _interpreting():
         return "not on a CUDA device"
     if not _plain_eager(tensors.values()):
         return "traced (torch.compile, make_fx): the Triton kernels are traceable"
@@ -630,23 +626,24 @@ def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str |
     return module.unsupported(tensors, packed, B, H)
 
 
+def hopper_backward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
+    """None when window_attention_backward runs the Gluon dK/dV kernel of window_attention_hopper.py
+    (and its dQ kernel at the head dims HOPPER_DQ names): sm_90, bf16/fp16, D 64 or 128, TMA-addressable q, k,
+    v, grad_out, eager on plain tensors or inside a custom op; otherwise why the Triton kernels
+    run. Under torch.compile's tracing the Triton kernels run (wrap_triton traces them; a Gluon
+    launch it cannot)."""
+    return _hopper_reason(tensors, packed, B, H, _HOPPER_BWD, "KUNLUNC_HOPPER_BWD")
+
+
 def hopper_forward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | None:
     """None when window_attention_forward runs the Gluon forward of window_attention_hopper.py: as
     hopper_backward_reason (q, k, v read by TMA), at the head dims its HOPPER_FWD names; otherwise why
     the Triton kernel runs."""
-    q = tensors["q"]
-    if not _HOPPER_FWD:
-        return "KUNLUNC_HOPPER_FWD=0"
-    if q.device.type != "cuda" or _interpreting():
-        return "not on a CUDA device"
-    if not _plain_eager(tensors.values()):
-        return "traced (torch.compile, make_fx): the Triton kernel is traceable"
-    module = _hopper_module()
-    if module is None:
-        return "this Triton has no Gluon for Hopper"
-    if not module.HOPPER_FWD.get(q.shape[-1], False):
-        return f"head dim {q.shape[-1]}: the Triton forward is as fast there (HOPPER_FWD)"
-    return module.unsupported(tensors, packed, B, H)
+    reason = _hopper_reason(tensors, packed, B, H, _HOPPER_FWD, "KUNLUNC_HOPPER_FWD")
+    D = tensors["q"].shape[-1]
+    if reason is None and not _hopper_module().HOPPER_FWD.get(D, False):
+        return f"head dim {D}: the Triton forward is as fast there (HOPPER_FWD)"
+    return reason
 
 
 # ----------------------------------------------------------------------------- public API
