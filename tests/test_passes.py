@@ -124,20 +124,22 @@ def test_kernel_reasons_say_where_the_backward_runs_in_gluon():
     assert not any(gluon for *_, gluon in reasons("b200") | reasons("cpu"))
 
 
-def test_hopper_backward_table_matches_the_kernel_files():
-    """select.HOPPER_BACKWARD mirrors templates/kernels/*_hopper.py: the head dims gdpa_hopper.ENABLED
+def test_hopper_table_matches_the_kernel_files():
+    """select.HOPPER_GLUON mirrors templates/kernels/*_hopper.py: the head dims gdpa_hopper.ENABLED
     turns on, and those window_attention_hopper builds (VARIANT), with dQ named where it runs there
-    (ENABLED, HOPPER_DQ)."""
+    (ENABLED, HOPPER_DQ) and the forward where window_attention_hopper.HOPPER_FWD runs it."""
     from test_gdpa_gluon import _has_gluon_hopper
     if not _has_gluon_hopper():
         pytest.skip("Triton's Gluon for Hopper is not installed")
     from opsload import import_file
-    from kunlun_compiler.passes.select import HOPPER_BACKWARD
+    from kunlun_compiler.passes.select import HOPPER_GLUON
     kernels = SPECS.parent / "templates" / "kernels"
     gdpa_hopper = import_file(kernels / "gdpa_hopper.py", "kunlunc_test_select_gdpa_hopper")
     window_hopper = import_file(kernels / "window_attention_hopper.py", "kunlunc_test_select_window_hopper")
-    gdpa, window = HOPPER_BACKWARD["gdpa"], HOPPER_BACKWARD["window_attention"]
+    gdpa, window = HOPPER_GLUON["gdpa"], HOPPER_GLUON["window_attention"]
     assert set(gdpa) == {d for (_, d), on in gdpa_hopper.ENABLED.items() if on}
     assert all(("dQ" in gdpa[d]) == gdpa_hopper.ENABLED[("dq", d)] for d in gdpa)
     assert set(window) == set(window_hopper.VARIANT)
     assert all(("dQ" in window[d]) == window_hopper.HOPPER_DQ[d] for d in window)
+    assert all(("forward" in window[d]) == window_hopper.HOPPER_FWD[d] for d in window)
+    assert not any("forward" in what for what in gdpa.values())

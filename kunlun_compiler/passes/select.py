@@ -5,7 +5,8 @@ to 256, padded inside to a power of two); otherwise, or on the CPU target, the p
 reference (a registered custom op with the same FLOP formula). The choice and its reason are
 recorded on the op for `kunlunc inspect`; at run time the generated model still falls back to
 the reference on CPU tensors (backend="auto"). On an sm_90 target (H100, H200) the reason also says
-where the generated kernels run part of the backward in Gluon instead of Triton (HOPPER_BACKWARD).
+where the generated kernels run in Gluon instead of Triton (HOPPER_GLUON: a backward, and window
+attention's forward at head dim 64).
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ KERNELS = ("triton", "torch")
 # What the generated kernels run in Gluon on sm_90, in bf16/fp16, in place of their Triton
 # kernels: op kind -> {head dim: what}. The kernel files hold the tables this mirrors
 # (templates/kernels/gdpa_hopper.py's ENABLED, window_attention_hopper.py's head dims and
-# HOPPER_DQ); tests/test_passes.py checks that the two agree. GDPA runs it without a window only
-# (the PFFN), window attention with the softmax only.
-_BOTH, _DKDV = "backward (dQ, dK/dV) in Gluon on sm_90", "backward dK/dV in Gluon on sm_90"
-HOPPER_BACKWARD = {"gdpa": {64: _BOTH}, "window_attention": {64: _DKDV, 128: _BOTH}}
+# HOPPER_DQ and HOPPER_FWD); tests/test_passes.py checks that the two agree. GDPA runs it without a
+# window only (the PFFN), window attention with the softmax only.
+_BOTH = "backward (dQ, dK/dV) in Gluon on sm_90"
+HOPPER_GLUON = {"gdpa": {64: _BOTH},
+                "window_attention": {64: "forward and backward dK/dV in Gluon on sm_90", 128: _BOTH}}
 
 
 def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
@@ -40,8 +42,8 @@ def choose(graph: Graph, op: Op, target: str) -> tuple[str, str]:
 
 
 def _hopper_note(graph: Graph, op: Op, target: str, head_dim: int) -> str:
-    """'; <what runs in Gluon>' where HOPPER_BACKWARD covers the op on this target, else ''."""
-    what = HOPPER_BACKWARD.get(op.kind, {}).get(head_dim)
+    """'; <what runs in Gluon>' where HOPPER_GLUON covers the op on this target, else ''."""
+    what = HOPPER_GLUON.get(op.kind, {}).get(head_dim)
     plan = graph.meta["plan"]
     if target not in SM90_TARGETS or plan.dtype not in ("bf16", "fp16") or what is None:
         return ""
