@@ -104,6 +104,7 @@ _LOG2E = 1.4426950408889634
 # (bench/results/2026-11-30-h200-s17/call1: dK/dV at 4 of 6 shapes, within 1% at the other two;
 # dQ at 5 of 6). dK/dV walks 32-row
 # query tiles (at 64 rows ptxas serializes the wgmmas); dQ owns 64 rows and walks 32-row key tiles.
+# The forward owns 64 rows and walks 64-key tiles in a ring of two (HOPPER_FWD below says why).
 CONFIGS = {"dkdv": (32, 64, 3, 4), "dq": (64, 32, 3, 4), "fwd": (64, 64, 2, 4)}
 # Registers a thread, capped where the cap buys a program more an SM: the dK/dV kernel at D 64 takes
 # 137-143 uncapped on sm_90 (three programs an SM), 128 capped (four; 0-48 bytes of stack).
