@@ -611,9 +611,11 @@ def _hopper_module():
     return _HOPPER["module"]
 
 
-def _hopper_reason(tensors: dict, packed: bool, B: int, H: int, switch: bool, name: str) -> str | None:
+def _hopper_reason(tensors: dict, packed: bool, B: int, H: int, switch: bool, name: str,
+                   head_dims: str | None = None) -> str | None:
     """Why the Gluon kernels of window_attention_hopper.py cannot run here (None: they can): the
-    switch `name` off, off sm_90, traced, no Gluon, or what that module's `unsupported` says."""
+    switch `name` off, off sm_90, traced, no Gluon, the head dim off in that module's table
+    `head_dims` (where one is named), or what that module's `unsupported` says."""
     if not switch:
         return f"{name}=0"
     if tensors["q"].device.type != "cuda" or _interpreting():
@@ -623,6 +625,9 @@ def _hopper_reason(tensors: dict, packed: bool, B: int, H: int, switch: bool, na
     module = _hopper_module()
     if module is None:
         return "this Triton has no Gluon for Hopper"
+    D = tensors["q"].shape[-1]
+    if head_dims is not None and not getattr(module, head_dims).get(D, False):
+        return f"head dim {D}: the Triton kernel is as fast there ({head_dims})"
     return module.unsupported(tensors, packed, B, H)
 
 
@@ -639,11 +644,7 @@ def hopper_forward_reason(tensors: dict, packed: bool, B: int, H: int) -> str | 
     """None when window_attention_forward runs the Gluon forward of window_attention_hopper.py: as
     hopper_backward_reason (q, k, v read by TMA), at the head dims its HOPPER_FWD names; otherwise why
     the Triton kernel runs."""
-    reason = _hopper_reason(tensors, packed, B, H, _HOPPER_FWD, "KUNLUNC_HOPPER_FWD")
-    D = tensors["q"].shape[-1]
-    if reason is None and not _hopper_module().HOPPER_FWD.get(D, False):
-        return f"head dim {D}: the Triton forward is as fast there (HOPPER_FWD)"
-    return reason
+    return _hopper_reason(tensors, packed, B, H, _HOPPER_FWD, "KUNLUNC_HOPPER_FWD", "HOPPER_FWD")
 
 
 # ----------------------------------------------------------------------------- public API

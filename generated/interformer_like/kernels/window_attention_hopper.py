@@ -171,21 +171,30 @@ _DTYPES = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
 @gluon.jit
+def _ring(ring_desc, STAGES: gl.constexpr):
+    """A ring of STAGES pairs of walked tiles (K and V, or Q and dO) shaped as ring_desc's block, and
+    its barriers (one a stage), initialized. Returns (ring_a, ring_b, bars)."""
+    dtype: gl.constexpr = ring_desc.dtype
+    ring_a = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
+    ring_b = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for stage in gl.static_range(STAGES):
+        mbarrier.init(bars.index(stage), count=1)
+    return ring_a, ring_b, bars
+
+
+@gluon.jit
 def _buffers(own_desc, ring_desc, STAGES: gl.constexpr):
     """A program's shared memory: its two owned tiles (K and V, or Q and dO) shaped as own_desc's
-    block, a ring of STAGES pairs of walked tiles shaped as ring_desc's, and their barriers (one
-    for the owned pair, one a stage), initialized. Returns (own_a, own_b, ring_a, ring_b, own_bar,
-    bars)."""
+    block, a ring of STAGES pairs of walked tiles shaped as ring_desc's (_ring), and their barriers
+    (one for the owned pair, one a stage), initialized. Returns (own_a, own_b, ring_a, ring_b,
+    own_bar, bars)."""
     dtype: gl.constexpr = own_desc.dtype
     own_a = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
     own_b = gl.allocate_shared_memory(dtype, own_desc.block_type.shape, own_desc.layout)
-    ring_a = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
-    ring_b = gl.allocate_shared_memory(dtype, [STAGES] + ring_desc.block_type.shape, ring_desc.layout)
     own_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(own_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    ring_a, ring_b, bars = _ring(ring_desc, STAGES)
     return own_a, own_b, ring_a, ring_b, own_bar, bars
 
 
@@ -637,6 +646,12 @@ def _softmax_tile(s, m_i, l_i, j, n_first, m0, offs_m, lo, length, LEFT, RIGHT, 
 
 
 @gluon.jit
+def _scale_rows(x, row_scale, layout: gl.constexpr):
+    """x [ROWS, COLS] in `layout` times row_scale [ROWS] (a slice of the score tiles' layout) a row."""
+    return x * gl.expand_dims(gl.convert_layout(row_scale, gl.SliceLayout(1, layout)), 1)
+
+
+@gluon.jit
 def _zero_v_tail(v_smem, j, n_first, length, BLOCK_N: gl.constexpr, HEAD_D: gl.constexpr,
                  STAGES: gl.constexpr, num_warps: gl.constexpr):
     """V rows of tile j past the length zeroed in shared memory (padded rows may hold NaN, and a
@@ -664,7 +679,7 @@ def _fwd_serial(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, n_
                                            scale_log2, BLOCK_M, BLOCK_N, s_layout)
         p_op = gl.convert_layout(p.to(dtype), p_layout)
         _zero_v_tail(v_smem, j, n_first, length, BLOCK_N, HEAD_D, STAGES, num_warps)
-        acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+        acc = _scale_rows(acc, alpha, o_layout)
         acc = warpgroup_mma(p_op, v_smem.index(j % STAGES), acc, is_async=True)
         acc, p_op = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_op))
         if j + STAGES < n_tiles:  # tile j's stage is free
@@ -694,7 +709,7 @@ def _fwd_overlap(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, n
         _wait_tile(bars, j, STAGES)
         s = warpgroup_mma(q_smem, k_smem.index(j % STAGES).permute((1, 0)), s_zero, use_acc=False,
                           is_async=True)
-        acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+        acc = _scale_rows(acc, alpha, o_layout)
         acc = warpgroup_mma(p_prev, v_smem.index((j - 1) % STAGES), acc, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))                        # Q·K_jᵀ
         p, m_i, l_i, alpha = _softmax_tile(s, m_i, l_i, j, *at, BLOCK_M, BLOCK_N, s_layout)
@@ -705,7 +720,7 @@ def _fwd_overlap(acc, m_i, l_i, n_tiles, q_smem, k_smem, v_smem, bars, s_zero, n
         p_prev = gl.convert_layout(p.to(dtype), p_layout)
     j_last = n_tiles - 1
     _zero_v_tail(v_smem, j_last, n_first, length, BLOCK_N, HEAD_D, STAGES, num_warps)
-    acc = acc * gl.expand_dims(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)), 1)
+    acc = _scale_rows(acc, alpha, o_layout)
     acc = warpgroup_mma(p_prev, v_smem.index(j_last % STAGES), acc, is_async=True)
     acc, p_prev = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p_prev))
     return acc, m_i, l_i
@@ -743,14 +758,10 @@ def _fwd_kernel(q_desc, k_desc, v_desc, O, LSE, LENGTHS, STARTS,
     acc = gl.zeros([BLOCK_M, HEAD_D], gl.float32, o_layout)
     m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_layout)
     l_i = gl.zeros([BLOCK_M], gl.float32, row_layout)
-    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)
-    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_D], v_desc.layout)
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_D], q_desc.layout)    # one owned tile
     q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(q_bar, count=1)
-    for stage in gl.static_range(STAGES):
-        mbarrier.init(bars.index(stage), count=1)
+    k_smem, v_smem, bars = _ring(k_desc, STAGES)     # (k_desc and v_desc: one block shape and layout)
     if m0 < length:
         first = gl.maximum(m0 - LEFT, 0) // BLOCK_N
         n_tiles = gl.cdiv(gl.minimum(m0 + BLOCK_M + RIGHT, length), BLOCK_N) - first
@@ -781,7 +792,7 @@ def _fwd_kernel(q_desc, k_desc, v_desc, O, LSE, LENGTHS, STARTS,
     inv_l = gl.where(keep, 1.0 / gl.where(keep, l_i, 1.0), 0.0)
     lse = gl.where(keep, (m_i + gl.log2(gl.where(keep, l_i, 1.0))) * 0.6931471805599453, float("-inf"))
     gl.store(LSE + bh.to(gl.int64) * T + offs_m, lse, mask=offs_m < T)
-    out = acc * gl.expand_dims(gl.convert_layout(inv_l, gl.SliceLayout(1, o_layout)), 1)
+    out = _scale_rows(acc, inv_l, o_layout)
     _store_rows(o_base, stride_ot, stride_od, out, m0, length, limit, BLOCK_M, HEAD_D, dtype, num_warps)
 
 
