@@ -64,14 +64,17 @@ def gdpa_cases(shapes: list, gen) -> list:
     return out
 
 
-def window_cases(shapes: list, gen) -> list:
-    """The same for window attention, causal and bidirectional at each shape."""
+def window_cases(shapes: list, gen, edges: bool = False) -> list:
+    """The same for window attention, causal and bidirectional at each shape. edges: the first
+    example's length 0 and the last's T, the rest drawn."""
     out = []
     for B, H, T, D, window in shapes:
         seqs = [torch.randn(B, T, H * D, generator=gen, device=DEVICE).to(DTYPE) for _ in range(3)]
         q, k, v = (x.view(B, T, H, D).transpose(1, 2) for x in seqs)    # the models' heads views
         full = torch.full((B,), T, dtype=torch.int64, device=DEVICE)
         lengths = torch.randint(0, T + 1, (B,), generator=gen, device=DEVICE)
+        if edges:
+            lengths[0], lengths[-1] = 0, T
         starts = torch.cumsum(lengths, 0) - lengths
         rows = [packed_rows(x, lengths) for x in (q, k, v)]
         for causal in (True, False):

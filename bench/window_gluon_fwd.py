@@ -48,30 +48,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from compile_kernels import kernel_module  # noqa: E402
 
-hop = kernel_module("window_attention_hopper")
+wa = kernel_module("window_attention")
+hop = wa._hopper_module()          # window_attention_hopper.py, the module wa's forward launches
 
 
 def window_forward_gluon(q, k, v, lengths, window: int, causal: bool, scale: float, starts=None,
                          max_len: int | None = None, config=(64, 64, 2, 4), overlap: bool = False,
                          out=None, lse=None):
-    """(o, lse) as window_attention.window_attention_forward, through the Hopper module's forward
-    (fwd_hopper) at this config (BLOCK_M, BLOCK_N, STAGES, num_warps; BLOCK_M = 16 x num_warps)
-    and schedule. out, lse: preallocated outputs (the check fills them with NaN first)."""
-    packed = starts is not None
-    if packed:
-        N, H, D = q.shape
-        B, T = lengths.shape[0], max_len
-    else:
-        B, H, T, D = q.shape
-    reason = hop.unsupported({"q": q, "k": k, "v": v}, packed, B, H)
+    """(o, lse) as window_attention.window_attention_forward (its layout checks and band), through
+    the Hopper module's forward (fwd_hopper) at this config (BLOCK_M, BLOCK_N, STAGES, num_warps;
+    BLOCK_M = 16 x num_warps) and schedule. out, lse: preallocated outputs (the check fills them with
+    NaN first)."""
+    lay = wa._Layout(q, k, v, lengths, starts, max_len)
+    reason = hop.unsupported({"q": q, "k": k, "v": v}, lay.packed, lay.B, lay.H)
     if reason:
         raise ValueError(f"window_forward_gluon: {reason}")
     assert config[0] == 16 * config[3], "BLOCK_M is 16 rows a warp (one m16 wgmma atom each)"
-    left = min(window, T)
-    right = 0 if causal else min(window, T)
+    left, right = wa._band(window, causal, lay.T)
     o = torch.empty_like(q) if out is None else out
-    lse = torch.empty(B, H, T, device=q.device, dtype=torch.float32) if lse is None else lse
-    hop.fwd_hopper(q, k, v, lengths, starts, B, H, T, left, right, scale, o, lse, config=config, overlap=overlap)
+    lse = lay.row_stats(q.device) if lse is None else lse
+    hop.fwd_hopper(q, k, v, lengths, starts, lay.B, lay.H, lay.T, left, right, scale, o, lse,
+                   config=config, overlap=overlap)
     return o, lse
 
 
@@ -94,7 +91,6 @@ def compile_sm90(config, head_dim: int, packed: bool, overlap: bool):
 
 # ----------------------------------------------------------------------------- GPU check and timing
 
-SHAPES = [(64, 4, 2048, 64, 256), (32, 8, 4096, 64, 512), (128, 4, 1024, 128, 128)]   # bench_window.py's
 QUICK_SHAPES = [(3, 2, 300, 64, 37), (2, 3, 37, 128, 5), (4, 2, 1, 64, 3), (2, 2, 517, 128, 1000),
                 (3, 2, 200, 64, 64)]
 TOLERANCE = 1e-2
@@ -130,61 +126,45 @@ def main() -> int:
         print("needs a Hopper GPU (sm_90)", file=sys.stderr)
         return 1
     from benchutil import kernel_ms, write_json
-    wa = kernel_module("window_attention")
+    from fwd_ab import WINDOW_SHAPES, window_cases     # bench_window.py's shapes, the models' layouts
     wa._HOPPER_FWD = False          # the reference and baseline: the Triton forward at every head dim
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows_out, start_time, bad = [], time.time(), 0
-    for B, H, T, D, window in QUICK_SHAPES if args.quick else SHAPES:
-        seqs = [torch.randn(B, T, H * D, generator=gen, device="cuda").bfloat16() for _ in range(3)]
-        q, k, v = (x.view(B, T, H, D).transpose(1, 2) for x in seqs)    # the models' heads views
-        full = torch.full((B,), T, dtype=torch.int64, device="cuda")
-        lengths = torch.randint(0, T + 1, (B,), generator=gen, device="cuda")
-        if args.quick:
-            lengths[0] = 0
-            lengths[-1] = T
-        starts = torch.cumsum(lengths, 0) - lengths
-        valid = torch.arange(T, device="cuda")[None, :] < lengths[:, None]
-        packed_rows = [x.transpose(1, 2)[valid].contiguous() for x in (q, k, v)]
-        scale = D ** -0.5
-        for causal in (True, False):
-            band = "causal" if causal else "bidir"
-            cases = {"full": ((q, k, v, full, window, causal, scale), {}),
-                     "jagged": ((*packed_rows, lengths, window, causal, scale), dict(starts=starts, max_len=T))}
-            row = {"shape": [B, H, T, D, window], "band": band}
-            for case, (a, kw) in cases.items():
-                ref_o, ref_lse = wa.window_attention_forward(*a, **kw)
-                triton_ms = None if args.quick else kernel_ms(lambda: wa.window_attention_forward(*a, **kw))
-                row[case] = {"triton_ms": triton_ms, "gluon": {}}
-                for config, overlap in itertools.product(configs, (True, False)):
-                    name = f"{config[0]}x{config[1]}x{config[2]}x{config[3]}{'' if overlap else ' control'}"
-                    try:
-                        o, lse = window_forward_gluon(*a, **kw, config=config, overlap=overlap,
-                                                      out=torch.full_like(ref_o, float("nan")),
-                                                      lse=torch.full_like(ref_lse, float("nan")))
-                        torch.cuda.synchronize()
-                        err = ((o.float() - ref_o.float()).norm() / ref_o.float().norm().clamp_min(1e-30)).item()
-                        fin = ref_lse > float("-inf")
-                        lse_ok = bool(torch.equal(lse[~fin], ref_lse[~fin])) and \
-                            bool(torch.allclose(lse[fin], ref_lse[fin], atol=1e-2, rtol=1e-3))
-                        ok = err <= TOLERANCE and lse_ok and bool(torch.isfinite(o).all())
-                        bad += not ok
-                        entry = {"rel_diff_vs_triton": err, "lse_ok": lse_ok, "correct": ok}
-                        if not args.quick and ok:
-                            ms = kernel_ms(lambda: window_forward_gluon(*a, **kw, config=config, overlap=overlap))
-                            entry.update(ms=ms, x_triton=triton_ms / ms)
-                    except Exception as exc:  # an experiment: record what failed and go on
-                        entry = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
-                        bad += 1
-                    row[case]["gluon"][name] = entry
-                label = f"B{B} H{H} T{T} D{D} W{window} {band} {case}"
-                tri = f"triton {triton_ms * 1e3:.1f} us" if triton_ms else "triton (not timed)"
-                print(f"{label}: {tri}; " + "; ".join(
-                    f"{n} " + (e["error"] if "error" in e else
-                               (f"{e['ms'] * 1e3:.1f} us {e['x_triton']:.3f}x" if "ms" in e else "")
-                               + f" (diff {e['rel_diff_vs_triton']:.1e}{'' if e['correct'] else ' WRONG'})")
-                    for n, e in row[case]["gluon"].items()), flush=True)
-            rows_out.append(row)
-            write_json(args.json, rows_out)
+    for label, cases in window_cases(QUICK_SHAPES if args.quick else WINDOW_SHAPES, gen, edges=args.quick):
+        row = {"label": label}
+        for case, (a, kw) in cases.items():
+            ref_o, ref_lse = wa.window_attention_forward(*a, **kw)
+            triton_ms = None if args.quick else kernel_ms(lambda: wa.window_attention_forward(*a, **kw))
+            row[case] = {"triton_ms": triton_ms, "gluon": {}}
+            for config, overlap in itertools.product(configs, (True, False)):
+                name = f"{config[0]}x{config[1]}x{config[2]}x{config[3]}{'' if overlap else ' control'}"
+                try:
+                    o, lse = window_forward_gluon(*a, **kw, config=config, overlap=overlap,
+                                                  out=torch.full_like(ref_o, float("nan")),
+                                                  lse=torch.full_like(ref_lse, float("nan")))
+                    torch.cuda.synchronize()
+                    err = ((o.float() - ref_o.float()).norm() / ref_o.float().norm().clamp_min(1e-30)).item()
+                    fin = ref_lse > float("-inf")
+                    lse_ok = bool(torch.equal(lse[~fin], ref_lse[~fin])) and \
+                        bool(torch.allclose(lse[fin], ref_lse[fin], atol=1e-2, rtol=1e-3))
+                    ok = err <= TOLERANCE and lse_ok and bool(torch.isfinite(o).all())
+                    bad += not ok
+                    entry = {"rel_diff_vs_triton": err, "lse_ok": lse_ok, "correct": ok}
+                    if not args.quick and ok:
+                        ms = kernel_ms(lambda: window_forward_gluon(*a, **kw, config=config, overlap=overlap))
+                        entry.update(ms=ms, x_triton=triton_ms / ms)
+                except Exception as exc:  # an experiment: record what failed and go on
+                    entry = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+                    bad += 1
+                row[case]["gluon"][name] = entry
+            tri = f"triton {triton_ms * 1e3:.1f} us" if triton_ms else "triton (not timed)"
+            print(f"{label} {case}: {tri}; " + "; ".join(
+                f"{n} " + (e["error"] if "error" in e else
+                           (f"{e['ms'] * 1e3:.1f} us {e['x_triton']:.3f}x" if "ms" in e else "")
+                           + f" (diff {e['rel_diff_vs_triton']:.1e}{'' if e['correct'] else ' WRONG'})")
+                for n, e in row[case]["gluon"].items()), flush=True)
+        rows_out.append(row)
+        write_json(args.json, rows_out)
     write_json(args.json, rows_out, start_time)
     return 1 if bad else 0
 
