@@ -268,23 +268,32 @@ def one_config(monkeypatch):
             monkeypatch.setattr(tuner, "cache", {})
 
 
+def _packed_projection(q, k, v, lengths):
+    """(starts, N, fused, heads): padded q, k, v packed last-to-first into one bf16 [N, 3·H·D]
+    projection with a NaN sentinel row after the examples (N counts it), and its q, k, v heads views."""
+    from packing import pack_rows, reversed_starts
+    B, H, T, D = q.shape
+    starts, _ = reversed_starts(lengths)
+    N = int(lengths.sum()) + 1                                          # + the sentinel row
+    fused = torch.full((N, 3 * H * D), float("nan"), device="cuda", dtype=torch.bfloat16)
+    heads = fused.view(N, 3, H, D).unbind(1)
+    for x, dst in zip((q, k, v), heads):
+        dst.copy_(pack_rows(x, lengths, starts, N))
+    return starts, N, fused, heads
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("T, D, window, causal", [(37, 64, 5, False), (300, 128, 40, True), (130, 64, 1000, False)])
 def test_gpu_hopper_backward_packed_and_fused_projection(T, D, window, causal, hopper_dq, one_config):
     """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
     views of one [N, 3·H·D] projection and written into one [N, 3·H·D] gradient: every example's
     gradients equal the padded Hopper backward's, and no row outside the examples is written."""
-    from packing import pack_rows, reversed_starts
+    from packing import pack_rows
     B, H, scale = 4, 3, 0.2
     lengths = [T, 0, 1, T // 2]
     q, k, v, do, lengths_t = make_inputs(B, H, T, D, torch.bfloat16, lengths)
     _, _, padded = _hopper_grads(q, k, v, do, lengths_t, window, causal, scale)
-    starts, _ = reversed_starts(lengths_t)
-    N = int(lengths_t.sum()) + 1                                        # + the sentinel row
-    fused = torch.full((N, 3 * H * D), float("nan"), device="cuda", dtype=torch.bfloat16)
-    heads = fused.view(N, 3, H, D).unbind(1)
-    for x, dst in zip((q, k, v), heads):
-        dst.copy_(pack_rows(x, lengths_t, starts, N))
+    starts, N, fused, heads = _packed_projection(q, k, v, lengths_t)
     grad_rows = pack_rows(do, lengths_t, starts, N)
     dfused = torch.full_like(fused, 7.0)
     grads = dfused.view(N, 3, H, D).unbind(1)
@@ -366,16 +375,11 @@ def test_gpu_hopper_forward_packed_rows(T, D, window, causal, hopper_fwd):
     """Packed rows laid out last-to-first with a NaN sentinel row after them, read through heads
     views of one [N, 3·H·D] projection, o written into a heads view of a [N, H·D] buffer: every
     example's o equals the padded Gluon forward's bit for bit, and the sentinel row is not written."""
-    from packing import pack_rows, reversed_starts, unpack_rows
+    from packing import unpack_rows
     B, H, scale = 4, 3, 0.2
     q, k, v, _, lengths_t = make_inputs(B, H, T, D, torch.bfloat16, [T, 0, 1, T // 2])
     padded, padded_lse = wa.window_attention_forward(q, k, v, lengths_t, window, causal, scale)
-    starts, _ = reversed_starts(lengths_t)
-    N = int(lengths_t.sum()) + 1
-    fused = torch.full((N, 3 * H * D), float("nan"), device="cuda", dtype=torch.bfloat16)
-    heads = fused.view(N, 3, H, D).unbind(1)
-    for x, dst in zip((q, k, v), heads):
-        dst.copy_(pack_rows(x, lengths_t, starts, N))
+    starts, N, _, heads = _packed_projection(q, k, v, lengths_t)
     out = torch.full((N, H * D), 7.0, device="cuda", dtype=torch.bfloat16)
     o, lse = wa.window_attention_forward(*heads, lengths_t, window, causal, scale, starts=starts, max_len=T,
                                          out=out.view(N, H, D))
